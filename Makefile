@@ -1,0 +1,57 @@
+# swift-green: the two commands of the README, and a few more.
+#
+#   make demo    set up, build in release mode, run the main example
+#   make test    set up, run the whole test suite
+#
+# Both install missing Debian packages when run as root, and otherwise
+# print the exact command to run.
+
+SWIFT ?= swift
+DEB_PACKAGES := libev-dev
+UCONTEXT_BUILD := .build-ucontext
+
+.PHONY: all deps demo test test-ucontext check-aarch64 bench ci clean
+
+all: test
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "swift not found: put the toolchain on PATH (e.g. /opt/swift/usr/bin)"; exit 1; }
+
+demo: deps
+	$(SWIFT) build -c release --product sleepers
+	./.build/release/sleepers
+
+test: deps
+	$(SWIFT) test
+
+# The whole suite again with every context on makecontext/swapcontext.
+test-ucontext: deps
+	GREEN_CONTEXT=ucontext $(SWIFT) test --scratch-path $(UCONTEXT_BUILD)
+
+# The aarch64 switch must at least assemble.
+check-aarch64:
+	@cc=$$(command -v clang); test -n "$$cc" || { echo "clang not found"; exit 1; }; \
+	out=$$(mktemp -d); \
+	clang -target aarch64-linux-gnu -c Sources/CGreenContext/switch_aarch64.S -o $$out/switch_aarch64.o && \
+	clang -target x86_64-linux-gnu -c Sources/CGreenContext/switch_x86_64.S -o $$out/switch_x86_64.o && \
+	echo "aarch64 and x86_64 context switches assemble"; rc=$$?; rm -rf $$out; exit $$rc
+
+bench: deps
+	$(SWIFT) run -c release green-bench
+
+ci: test test-ucontext check-aarch64
+
+clean:
+	rm -rf .build $(UCONTEXT_BUILD)

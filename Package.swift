@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// GREEN_CONTEXT=ucontext at build time makes every context use the portable
+// makecontext/swapcontext path instead of the assembly switch, so CI can run
+// the whole suite on both.
+let forceUcontext = Context.environment["GREEN_CONTEXT"] == "ucontext"
+let contextDefines: [CSetting] = forceUcontext ? [.define("GREEN_FORCE_UCONTEXT")] : []
+
+let package = Package(
+    name: "swift-green",
+    products: [
+        .library(name: "Green", targets: ["Green"]),
+        .executable(name: "green-bench", targets: ["GreenBench"]),
+        .executable(name: "sleepers", targets: ["Sleepers"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CGreenContext",
+            cSettings: contextDefines
+        ),
+        .systemLibrary(
+            name: "CLibev",
+            providers: [.apt(["libev-dev"])]
+        ),
+        .target(
+            name: "Green",
+            dependencies: ["CGreenContext", "CLibev"]
+        ),
+        .executableTarget(
+            name: "GreenBench",
+            dependencies: [
+                "Green", "CGreenContext",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "Sleepers",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/sleepers"
+        ),
+        .executableTarget(
+            name: "GreenProbe",
+            dependencies: ["Green"],
+            path: "Tests/GreenProbe"
+        ),
+        .testTarget(
+            name: "GreenTests",
+            dependencies: ["Green", "CGreenContext", "GreenProbe"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,173 @@
+// swift-green: setting up contexts, and the ucontext fallback.
+#define _GNU_SOURCE
+#include "green_context.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+__thread green_context *green_current_context;
+__thread void *green_current_hub;
+
+#if defined(GREEN_FORCE_UCONTEXT) || !(defined(__x86_64__) || defined(__aarch64__))
+#define GREEN_HAVE_ASM_DEFAULT 0
+#else
+#define GREEN_HAVE_ASM_DEFAULT 1
+#endif
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define GREEN_HAVE_ASM 1
+#else
+#define GREEN_HAVE_ASM 0
+#endif
+
+int green_context_default_kind(void) {
+    return GREEN_HAVE_ASM_DEFAULT ? GREEN_CONTEXT_ASM : GREEN_CONTEXT_UCONTEXT;
+}
+
+int green_context_asm_available(void) { return GREEN_HAVE_ASM; }
+
+static int effective_kind(int kind) {
+    if (!GREEN_HAVE_ASM_DEFAULT) return GREEN_CONTEXT_UCONTEXT;
+    return kind;
+}
+
+void green_context_init_current(green_context *ctx, int kind) {
+    memset(ctx, 0, sizeof *ctx);
+    ctx->kind = (uint8_t)effective_kind(kind);
+    if (ctx->kind == GREEN_CONTEXT_UCONTEXT) {
+        // Filled by the first swapcontext away from this stack.
+        ctx->ucontext = calloc(1, sizeof(ucontext_t));
+    }
+}
+
+// makecontext passes int arguments only, so the context pointer travels
+// as two 32-bit halves.
+static void ucontext_start(unsigned int hi, unsigned int lo) {
+    green_context *ctx = (green_context *)(((uintptr_t)hi << 32) | (uintptr_t)lo);
+    ctx->entry(ctx->entry_arg);
+    abort(); // entry functions never return
+}
+
+#if defined(__x86_64__)
+extern void green_start_x86_64(void);
+#elif defined(__aarch64__)
+extern void green_start_aarch64(void);
+#endif
+
+int green_context_init(green_context *ctx, int kind, green_stack *stack,
+                       green_entry_fn entry, void *arg) {
+    ctx->sp = NULL;
+    ctx->access_set[0] = ctx->access_set[1] = NULL;
+    ctx->stack = stack;
+    ctx->entry = entry;
+    ctx->entry_arg = arg;
+    ctx->kind = (uint8_t)effective_kind(kind);
+    ctx->check_canary = stack->guard_kind == GREEN_GUARD_CANARY;
+    uintptr_t top = ((uintptr_t)stack->base + stack->size) & ~(uintptr_t)15;
+
+    if (ctx->kind == GREEN_CONTEXT_UCONTEXT) {
+        ucontext_t *uc = ctx->ucontext;
+        if (!uc) {
+            uc = calloc(1, sizeof *uc);
+            if (!uc) return -1;
+            ctx->ucontext = uc;
+        }
+        if (getcontext(uc) != 0) return -1;
+        uc->uc_stack.ss_sp = stack->base;
+        uc->uc_stack.ss_size = top - (uintptr_t)stack->base;
+        uc->uc_link = NULL;
+        uintptr_t p = (uintptr_t)ctx;
+        makecontext(uc, (void (*)(void))ucontext_start, 2,
+                    (unsigned int)(p >> 32), (unsigned int)(p & 0xffffffffu));
+        return 0;
+    }
+#if defined(__x86_64__)
+    // See switch_x86_64.S for the frame. The return slot sits at an
+    // address = 8 (mod 16) so that green_start_x86_64 runs with rsp = 0
+    // (mod 16) and its `call` gives the entry function a normal frame.
+    uint64_t *ret_slot = (uint64_t *)(top - 24);
+    ret_slot[0] = (uint64_t)(uintptr_t)green_start_x86_64;
+    ret_slot[1] = 0;
+    ret_slot[2] = 0;
+    uint64_t *frame = ret_slot - 7;
+    uint32_t mxcsr = 0x1F80;     // all exceptions masked, round to nearest
+    uint16_t x87cw = 0x037F;     // same, extended precision
+    memset(frame, 0, 8);
+    memcpy((char *)frame, &mxcsr, 4);
+    memcpy((char *)frame + 4, &x87cw, 2);
+    frame[1] = 0;                         // r15
+    frame[2] = 0;                         // r14
+    frame[3] = (uint64_t)(uintptr_t)entry; // r13
+    frame[4] = (uint64_t)(uintptr_t)arg;   // r12
+    frame[5] = 0;                         // rbx
+    frame[6] = 0;                         // rbp
+    ctx->sp = frame;
+    return 0;
+#elif defined(__aarch64__)
+    uint64_t *frame = (uint64_t *)(top - 176);
+    memset(frame, 0, 176);
+    frame[0] = (uint64_t)(uintptr_t)arg;    // x19
+    frame[1] = (uint64_t)(uintptr_t)entry;  // x20
+    frame[11] = (uint64_t)(uintptr_t)green_start_aarch64; // x30
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    frame[20] = fpcr;
+    ctx->sp = frame;
+    return 0;
+#else
+    errno = ENOTSUP;
+    return -1;
+#endif
+}
+
+void green_context_destroy(green_context *ctx) {
+    free(ctx->ucontext);
+    ctx->ucontext = NULL;
+}
+
+void green_context_switch_ucontext(green_context *from, green_context *to) {
+    if (swapcontext((ucontext_t *)from->ucontext, (ucontext_t *)to->ucontext) != 0) {
+        static const char msg[] = "swift-green: swapcontext failed\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        abort();
+    }
+}
+
+// ------------------------------------------------------------ baseline
+
+#if GREEN_HAVE_ASM
+static void *pingpong_main_sp;
+static void *pingpong_peer_sp;
+static long pingpong_count;
+
+static void pingpong_peer(void *arg) {
+    (void)arg;
+    for (;;) green_switch_asm(&pingpong_peer_sp, pingpong_main_sp);
+}
+#endif
+
+int green_bench_c_pingpong(long count, size_t stack_size) {
+#if GREEN_HAVE_ASM
+    green_stack_pool *pool = green_stack_pool_create(stack_size, -1);
+    if (!pool) return -1;
+    green_stack *stack = green_stack_acquire(pool);
+    if (!stack) { green_stack_pool_destroy(pool); return -1; }
+    green_context ctx;
+    memset(&ctx, 0, sizeof ctx);
+    green_context_init(&ctx, GREEN_CONTEXT_ASM, stack, pingpong_peer, NULL);
+    pingpong_peer_sp = ctx.sp;
+    pingpong_count = count;
+    for (long i = 0; i < pingpong_count; i++) {
+        green_switch_asm(&pingpong_main_sp, pingpong_peer_sp);
+    }
+    green_stack_release(pool, stack);
+    green_stack_pool_destroy(pool);
+    return 0;
+#else
+    (void)count; (void)stack_size;
+    return -1;
+#endif
+}

@@ -1,0 +1,209 @@
+// swift-green: execution contexts and their stacks.
+//
+// DESIGN
+//
+// A context is a suspended thread of execution: a saved stack pointer (the
+// callee-saved registers and the floating-point control state live on the
+// stack it points into) plus what the runtime needs to find out about it from
+// a signal handler (its stack and its name).
+//
+// Switching (`green_context_switch`) is a plain function call into a few
+// instructions of assembly (switch_x86_64.S, switch_aarch64.S): push the
+// callee-saved registers and the FP control word(s), store the stack pointer,
+// load the other one, pop, return. No system call, no signal mask: a
+// greenlet does not own a signal mask, its OS thread does. Everything the
+// ABI lets a callee clobber is already saved by the compiler at the call
+// site, which is why this is enough.
+//
+// `ucontext` (makecontext/swapcontext) is the portable fallback. It builds
+// everywhere, costs a `rt_sigprocmask` system call per switch, and can be
+// forced with -DGREEN_FORCE_UCONTEXT (env GREEN_CONTEXT=ucontext when
+// building the package), so both paths are tested and measured.
+//
+// Swift's dynamic exclusivity checking keeps a per-thread list of open
+// accesses. A greenlet that suspends inside an `inout` access would leave
+// that access visible to every other greenlet on the thread, which then
+// trips "Simultaneous accesses" on innocent code. Swift Concurrency solves
+// the same problem for tasks with swift_task_{enter,exit}ThreadLocalContext;
+// each context here has the same two-word access-set slot and the switch
+// moves the outgoing context's accesses out of the thread's list and the
+// incoming one's in. A greenlet therefore sees only its own open accesses,
+// exactly like a task.
+#ifndef SWIFT_GREEN_CONTEXT_H
+#define SWIFT_GREEN_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------- stacks
+
+/// How a stack's lower end is protected.
+typedef enum green_guard_kind {
+    /// MADV_GUARD_INSTALL (Linux 6.13+): guard pages that live in the page
+    /// tables and do not split the memory mapping, so they cost no entry of
+    /// vm.max_map_count. Preferred whenever the kernel has it.
+    GREEN_GUARD_MADVISE = 0,
+    /// mprotect(PROT_NONE): a classic guard page. Each one splits the slab's
+    /// mapping in two, so they are handed out up to a process-wide budget.
+    GREEN_GUARD_MPROTECT = 1,
+    /// No guard page: a canary pattern at the bottom of the stack, checked
+    /// each time the context switches out and when the stack is released.
+    GREEN_GUARD_CANARY = 2,
+} green_guard_kind;
+
+typedef struct green_stack {
+    /// Lowest usable address (just above the guard zone).
+    char *base;
+    /// Usable bytes, from `base` up.
+    size_t size;
+    struct green_stack *next_free;
+    /// Bytes below `base` that fault when touched (0 for canary stacks).
+    uint32_t guard_size;
+    uint8_t guard_kind;      // green_guard_kind
+    uint8_t guard_installed; // guard set up on first use, kept across reuse
+    uint8_t in_use;
+} green_stack;
+
+typedef struct green_stack_pool green_stack_pool;
+
+/// Creates a pool of stacks of `stack_size` usable bytes (rounded up to
+/// pages). `guard_kind` < 0 picks the best the kernel offers. Thread-
+/// confined: one pool per hub.
+green_stack_pool *green_stack_pool_create(size_t stack_size, int guard_kind);
+/// Unmaps every slab. Only call when no stack of the pool is in use.
+void green_stack_pool_destroy(green_stack_pool *pool);
+/// A stack ready to run on, from the free list or a new slab; NULL with
+/// errno set when memory (or the mapping budget) is exhausted.
+green_stack *green_stack_acquire(green_stack_pool *pool);
+/// Returns a stack to the free list. Stacks beyond the pool's idle limit
+/// give their pages back to the kernel (MADV_DONTNEED) but keep their
+/// address range, guard and slot.
+void green_stack_release(green_stack_pool *pool, green_stack *stack);
+size_t green_stack_pool_stack_size(const green_stack_pool *pool);
+size_t green_stack_pool_in_use(const green_stack_pool *pool);
+size_t green_stack_pool_free_count(const green_stack_pool *pool);
+size_t green_stack_pool_total(const green_stack_pool *pool);
+size_t green_stack_pool_slab_count(const green_stack_pool *pool);
+/// How many stacks of each guard kind the pool has set up.
+size_t green_stack_pool_guarded(const green_stack_pool *pool, int guard_kind);
+void green_stack_pool_set_idle_limit(green_stack_pool *pool, size_t limit);
+/// The guard kind `green_stack_pool_create(.., -1)` picks on this kernel,
+/// after environment overrides (GREEN_STACK_GUARD=madvise|mprotect|canary).
+int green_stack_default_guard_kind(void);
+/// Process-wide number of mprotect guard pages that may still be set up.
+long green_stack_mprotect_budget_left(void);
+void green_stack_set_mprotect_budget(long budget);
+
+// -------------------------------------------------------------- contexts
+
+typedef enum green_context_kind {
+    GREEN_CONTEXT_ASM = 0,
+    GREEN_CONTEXT_UCONTEXT = 1,
+} green_context_kind;
+
+typedef void (*green_entry_fn)(void *arg);
+
+typedef struct green_context {
+    /// Saved stack pointer while suspended (assembly contexts).
+    void *sp;
+    /// Swift exclusivity access set of this context while it is suspended.
+    void *access_set[2];
+    /// Only for ucontext contexts: a heap-allocated ucontext_t.
+    void *ucontext;
+    /// The stack this context runs on; NULL for a thread's original stack.
+    green_stack *stack;
+    green_entry_fn entry;
+    void *entry_arg;
+    /// Identifies the context in overflow reports.
+    uint64_t id;
+    char name[48];
+    uint8_t kind;          // green_context_kind
+    uint8_t check_canary;  // stack has no guard page: check at switch-out
+} green_context;
+
+/// The kind of context the runtime uses by default: assembly where it
+/// exists for this CPU, unless GREEN_FORCE_UCONTEXT was defined.
+int green_context_default_kind(void);
+/// Whether the assembly switch exists for this CPU.
+int green_context_asm_available(void);
+
+/// Makes `ctx` a context for the calling thread's current stack (a
+/// thread's "main greenlet", or the stack a hub was created on).
+void green_context_init_current(green_context *ctx, int kind);
+/// Prepares `ctx` to start `entry(arg)` on `stack` when first switched to.
+/// `entry` must never return: it ends by switching away for good.
+/// Returns 0, or -1 with errno set.
+int green_context_init(green_context *ctx, int kind, green_stack *stack,
+                       green_entry_fn entry, void *arg);
+/// Frees what `green_context_init` allocated (the ucontext, if any).
+void green_context_destroy(green_context *ctx);
+
+/// Reports a smashed canary or a guard-page hit for `ctx` on stderr and
+/// aborts. Async-signal-safe.
+void green_context_report_overflow(const green_context *ctx, const void *fault, const char *how)
+    __attribute__((noreturn));
+/// Whether the canary at the bottom of `stack` is intact.
+int green_stack_canary_intact(const green_stack *stack);
+
+/// The context running on this thread, as far as switches tell; read by the
+/// overflow handler.
+extern __thread green_context *green_current_context;
+static inline void green_current_context_set(green_context *ctx) { green_current_context = ctx; }
+
+/// The calling thread's hub (an opaque, retained Swift object), or NULL.
+extern __thread void *green_current_hub;
+static inline void *green_hub_get(void) { return green_current_hub; }
+static inline void green_hub_set(void *hub) { green_current_hub = hub; }
+
+/// Installs the process-wide SIGSEGV/SIGBUS handler that recognises stack
+/// overflows (once), and an alternate signal stack for the calling thread
+/// (once per thread). Returns 0, or -1 with errno set.
+int green_overflow_handler_install_for_thread(void);
+
+// ----------------------------------------------------------- the switch
+
+// Implemented in assembly. Saves the callee-saved state on the current
+// stack, stores the stack pointer in *save_sp, switches to load_sp and
+// returns into whatever was saved there.
+void green_switch_asm(void **save_sp, void *load_sp);
+void green_context_switch_ucontext(green_context *from, green_context *to);
+
+// Provided by the Swift runtime (libswiftCore); see the design note above.
+void swift_task_enterThreadLocalContext(char *state);
+void swift_task_exitThreadLocalContext(char *state);
+
+/// Suspends `from` (the running context) and resumes `to`. Returns when
+/// something switches back to `from`.
+static inline __attribute__((always_inline))
+void green_context_switch(green_context *from, green_context *to) {
+    if (__builtin_expect(from->check_canary, 0) && !green_stack_canary_intact(from->stack)) {
+        green_context_report_overflow(from, NULL, "its canary was overwritten (stack has no guard page)");
+    }
+    swift_task_exitThreadLocalContext((char *)from->access_set);
+    swift_task_enterThreadLocalContext((char *)to->access_set);
+    green_current_context = to;
+#if defined(GREEN_FORCE_UCONTEXT) || !(defined(__x86_64__) || defined(__aarch64__))
+    green_context_switch_ucontext(from, to);
+#else
+    if (__builtin_expect(from->kind == GREEN_CONTEXT_ASM, 1)) {
+        green_switch_asm(&from->sp, to->sp);
+    } else {
+        green_context_switch_ucontext(from, to);
+    }
+#endif
+}
+
+/// The bare switch without the runtime's bookkeeping, for the baseline
+/// figure `c_switch_ns`: a C ping-pong between two contexts, `count` round
+/// trips. Returns 0, or -1 if the assembly switch is not built.
+int green_bench_c_pingpong(long count, size_t stack_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,218 @@
+import CGreenContext
+import CLibev
+
+/// A greenlet of any result type: what `joinAll`, `killAll`, `wait(any:)`
+/// and `Greenlet.current` deal in.
+///
+/// A greenlet belongs to the hub of the OS thread that spawned it and never
+/// moves; every method must be called on that thread. Greenlets are not
+/// `Sendable`.
+public class AnyGreenlet {
+    enum State: UInt8 {
+        /// Spawned, not started yet (queued, or waiting for `spawn(after:)`).
+        case pending
+        /// In the hub's run queue.
+        case ready
+        case running
+        /// Suspended in a blocking call, waiting to be made ready.
+        case parked
+        case finished
+    }
+
+    enum WakeReason: UInt8 {
+        case normal
+        /// Woken by `kill` or a timeout: the blocking call must throw.
+        case interrupt
+    }
+
+    /// An error waiting to be thrown at the greenlet's next blocking point.
+    struct Interrupt {
+        let error: any Error
+        /// Deliverable while the greenlet's shield depth is at most this.
+        let shieldLevel: Int
+        /// The `Timeout` that raised it, so cancelling it can withdraw it.
+        let source: ObjectIdentifier?
+        /// Order of the timeouts' start: an earlier (outer) one wins.
+        let sequence: UInt64
+    }
+
+    unowned(unsafe) let hub: Hub
+    /// Process-unique, increasing.
+    public let id: UInt64
+    /// A name for reports; `Greenlet-<id>` unless set.
+    public var name: String {
+        get { customName ?? "Greenlet-\(id)" }
+        set { customName = newValue; copyNameToContext() }
+    }
+    /// The greenlet that spawned this one (nil for a thread's main greenlet).
+    public private(set) weak var parent: AnyGreenlet?
+    /// Requested stack size in bytes; 0 means the hub's default.
+    let stackSize: Int
+
+    @exclusivity(unchecked) var state: State = .pending
+    @exclusivity(unchecked) var wakeReason: WakeReason = .normal
+    @exclusivity(unchecked) var context: UnsafeMutablePointer<green_context>?
+    @exclusivity(unchecked) var queued = false
+    @exclusivity(unchecked) var pendingKill: Interrupt?
+    @exclusivity(unchecked) var pendingCancel: Interrupt?
+    @exclusivity(unchecked) var shieldDepth = 0
+    /// What the greenlet is blocked on, for deadlock reports and dumps.
+    @exclusivity(unchecked) var waitingOn: StaticString = ""
+    @exclusivity(unchecked) var firstWaiter: AnyGreenlet?
+    @exclusivity(unchecked) var moreWaiters: [AnyGreenlet] = []
+    @exclusivity(unchecked) var callbacks: [(AnyGreenlet) -> Void] = []
+    @exclusivity(unchecked) var startTimer: UnsafeMutablePointer<ev_timer>?
+    var customName: String?
+    var locals: [ObjectIdentifier: Any] = [:]
+    /// Set once somebody has looked at the outcome (`get`, `error`, a
+    /// scope or `joinAll` that rethrows): an error nobody looked at is
+    /// reported when the greenlet object goes away.
+    var outcomeObserved = false
+
+    init(hub: Hub, id: UInt64, parent: AnyGreenlet?, stackSize: Int) {
+        self.hub = hub
+        self.id = id
+        self.parent = parent
+        self.stackSize = stackSize
+    }
+
+    // MARK: - Public surface
+
+    /// Whether the greenlet has finished (returned, thrown or been killed).
+    public var isReady: Bool { state == .finished }
+    /// Whether the greenlet finished by returning a value.
+    public var isSuccessful: Bool { state == .finished && failure == nil }
+    /// Whether the greenlet has started running and not finished.
+    public var isStarted: Bool { state != .pending && state != .finished }
+    /// The error the greenlet finished with (`GreenletExit` if killed).
+    public var error: (any Error)? {
+        outcomeObserved = true
+        return failure
+    }
+
+    /// Waits until the greenlet finishes, at most `timeout` seconds.
+    /// Returns whether it finished. Blocks the calling greenlet only.
+    /// Throws if the caller is killed or times out meanwhile; joining
+    /// oneself throws `GreenError.joinSelf`.
+    @discardableResult
+    public func join(timeout: Double? = nil) throws -> Bool {
+        if state == .finished { return true }
+        let me: AnyGreenlet = hub.current
+        if me === self { throw GreenError.joinSelf(name) }
+        if let timeout {
+            return try hub.withDeadline(timeout) { try waitUntilFinished(me) }
+        }
+        try waitUntilFinished(me)
+        return true
+    }
+
+    /// Throws `error` into the greenlet at its current or next blocking
+    /// point (`GreenletExit` by default, which ends it quietly). A greenlet
+    /// that has not started never runs. With `block`, waits up to `timeout`
+    /// seconds for it to finish. Killing a finished greenlet does nothing.
+    /// Killing the calling greenlet throws `error` at once.
+    public func kill(_ error: any Error = GreenletExit(), block: Bool = true, timeout: Double? = nil) throws {
+        switch state {
+        case .finished:
+            return
+        case .pending:
+            hub.finishUnstarted(self, failure: error)
+            return
+        case .running:
+            if hub.current === self { throw error }
+        case .ready, .parked:
+            break
+        }
+        hub.interrupt(self, kill: error)
+        if block { try join(timeout: timeout) }
+    }
+
+    /// Calls `callback` on the hub's thread when the greenlet finishes (at
+    /// once if it has). Callbacks run in order, in the finishing greenlet,
+    /// before its joiners wake; they should not block.
+    public func linkAny(_ callback: @escaping (AnyGreenlet) -> Void) {
+        if state == .finished { callback(self); return }
+        callbacks.append(callback)
+    }
+
+    // MARK: - Runtime internals
+
+    /// The error outcome without marking it observed; subclasses store it.
+    var failure: (any Error)? { nil }
+
+    /// Runs the body and stores the outcome. Subclasses override.
+    func runBody() {}
+
+    /// Records the outcome of a greenlet that never ran. Subclasses override.
+    func recordUnstarted(_ error: any Error) {}
+
+    func waitUntilFinished(_ me: AnyGreenlet) throws {
+        addWaiter(me)
+        defer { removeWaiter(me) }
+        while state != .finished {
+            try hub.park(me, on: "join")
+        }
+    }
+
+    func addWaiter(_ g: AnyGreenlet) {
+        if firstWaiter == nil { firstWaiter = g } else { moreWaiters.append(g) }
+    }
+
+    func removeWaiter(_ g: AnyGreenlet) {
+        if firstWaiter === g {
+            firstWaiter = nil
+        } else if let i = moreWaiters.firstIndex(where: { $0 === g }) {
+            moreWaiters.remove(at: i)
+        }
+    }
+
+    /// Runs the callbacks and wakes the joiners. Called in the finishing
+    /// greenlet (or by whoever killed an unstarted one).
+    func notifyFinished() {
+        if !callbacks.isEmpty {
+            let cbs = callbacks
+            callbacks = []
+            for cb in cbs { cb(self) }
+        }
+        if let w = firstWaiter { hub.ready(w) }
+        if !moreWaiters.isEmpty {
+            for w in moreWaiters { hub.ready(w) }
+        }
+    }
+
+    func copyNameToContext() {
+        guard let ctx = context else { return }
+        copyName(into: ctx)
+    }
+
+    func copyName(into ctx: UnsafeMutablePointer<green_context>) {
+        ctx.pointee.id = id
+        withUnsafeMutableBytes(of: &ctx.pointee.name) { raw in
+            raw.initializeMemory(as: UInt8.self, repeating: 0)
+            guard let customName else { return }
+            let utf8 = Array(customName.utf8.prefix(raw.count - 1))
+            raw.copyBytes(from: utf8)
+        }
+    }
+
+    /// An error that nobody observed is reported once, here.
+    func reportIfUnobserved() {
+        guard !outcomeObserved, let failure, !(failure is GreenletExit) else { return }
+        outcomeObserved = true
+        UnhandledErrorReporter.report(greenletName: name, error: failure)
+    }
+}
+
+extension AnyGreenlet: CustomStringConvertible {
+    public var description: String {
+        let s: String
+        switch state {
+        case .pending: s = "pending"
+        case .ready: s = "ready"
+        case .running: s = "running"
+        case .parked: s = "parked in \(waitingOn)"
+        case .finished: s = failure == nil ? "finished" : "failed"
+        }
+        return "<\(name) \(s)>"
+    }
+}

@@ -1,0 +1,79 @@
+import Glibc
+import Synchronization
+
+/// Thrown into a greenlet by `kill()` with no explicit error. A greenlet
+/// that ends with it counts as killed, not failed: it is never reported.
+public struct GreenletExit: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "GreenletExit" }
+}
+
+/// Errors of the runtime itself.
+public enum GreenError: Error, CustomStringConvertible {
+    /// Every greenlet on the hub is blocked and nothing (timer, fd, other
+    /// thread, signal) can wake any of them: the blocked call would never
+    /// return. Thrown into the thread's main greenlet. gevent calls this
+    /// `LoopExit`.
+    case wouldBlockForever(waitingOn: String, parked: Int)
+    /// A greenlet tried to join itself.
+    case joinSelf(String)
+    /// No stack could be set up for a new greenlet (memory or mapping
+    /// limit); the greenlet fails with this error and never runs.
+    case stackAllocationFailed(greenlet: String, stackSize: Int, errno: Int32)
+    /// The hub's event loop could not be created.
+    case loopCreationFailed
+
+    public var description: String {
+        switch self {
+        case .wouldBlockForever(let what, let parked):
+            return "this greenlet is blocked in \(what) and nothing can ever wake it: "
+                + "no ready greenlet, no active timer, fd watcher or cross-thread wake-up "
+                + "(\(parked) other greenlet(s) parked on this hub)"
+        case .joinSelf(let name):
+            return "greenlet \(name) tried to join itself"
+        case .stackAllocationFailed(let name, let size, let err):
+            return "could not allocate a \(size)-byte stack for greenlet \(name) (errno \(err))"
+        case .loopCreationFailed:
+            return "could not create the hub's libev loop"
+        }
+    }
+}
+
+/// Where errors that no one observed end up. By default they are printed
+/// on stderr, one line each, naming the greenlet; a program (or a test)
+/// may install its own handler. Callable from any thread.
+public enum UnhandledErrorReporter {
+    public typealias Handler = @Sendable (_ greenletName: String, _ error: any Error) -> Void
+
+    private static let handler = Mutex<Handler?>(nil)
+
+    /// Replaces the handler; `nil` restores the default (stderr).
+    public static func setHandler(_ h: Handler?) {
+        handler.withLock { $0 = h }
+    }
+
+    static func report(greenletName: String, error: any Error) {
+        if let h = handler.withLock({ $0 }) {
+            h(greenletName, error)
+            return
+        }
+        var line = "swift-green: greenlet \(greenletName) failed and nobody asked for its result: \(error)\n"
+        line.withUTF8 { buf in
+            _ = writeAll(fd: 2, buf)
+        }
+    }
+}
+
+@discardableResult
+func writeAll(fd: Int32, _ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    var offset = 0
+    while offset < buf.count {
+        let n = Glibc.write(fd, buf.baseAddress! + offset, buf.count - offset)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return false
+        }
+        offset += n
+    }
+    return true
+}

@@ -1,0 +1,123 @@
+/// A cooperative coroutine with its own stack, run by the hub of the OS
+/// thread that spawned it.
+///
+/// ```swift
+/// let g = Greenlet.spawn { try fetch(url) }
+/// let page = try g.get()     // waits; rethrows fetch's error
+/// ```
+///
+/// The body runs when the spawning greenlet next blocks (or yields with
+/// `Green.sleep(0)`). Every blocking call inside it cooperates: it suspends
+/// this greenlet and lets the hub run others. A greenlet finishes by
+/// returning (its value), by throwing (its error, kept for `get()`; reported
+/// once on stderr if nobody ever asks), or by being killed (`GreenletExit`,
+/// quiet). Not `Sendable`: use it on its own thread only.
+public final class Greenlet<Value>: AnyGreenlet {
+    enum Outcome {
+        case value(Value)
+        case failure(any Error)
+    }
+
+    @exclusivity(unchecked) var body: (() throws -> Value)?
+    @exclusivity(unchecked) var outcome: Outcome?
+
+    init(hub: Hub, id: UInt64, parent: AnyGreenlet?, stackSize: Int, body: @escaping () throws -> Value) {
+        self.body = body
+        super.init(hub: hub, id: id, parent: parent, stackSize: stackSize)
+    }
+
+    deinit {
+        reportIfUnobserved()
+    }
+
+    /// Spawns a greenlet that runs `body` on the calling thread's hub,
+    /// starting soon after the caller blocks or yields. `stackSize` (bytes)
+    /// overrides the hub's default; `name` is used in reports.
+    @discardableResult
+    public static func spawn(name: String? = nil, stackSize: Int = 0,
+                             _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+        let hub = Hub.current
+        let g = hub.makeGreenlet(stackSize: stackSize, body: body)
+        if let name { g.customName = name }
+        hub.schedule(new: g)
+        return g
+    }
+
+    /// Spawns a greenlet that starts after `seconds`. Killing it before then
+    /// means it never runs.
+    @discardableResult
+    public static func spawn(after seconds: Double, name: String? = nil, stackSize: Int = 0,
+                             _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+        let hub = Hub.current
+        let g = hub.makeGreenlet(stackSize: stackSize, body: body)
+        if let name { g.customName = name }
+        hub.schedule(new: g, after: seconds)
+        return g
+    }
+
+    /// The value, if the greenlet returned one.
+    public var value: Value? {
+        if case .value(let v) = outcome { return v }
+        return nil
+    }
+
+    /// Waits for the greenlet to finish, then returns its value or rethrows
+    /// its error (`GreenletExit` if it was killed). With `timeout`, throws
+    /// `TimeoutError` if it has not finished in time.
+    public func get(timeout: Double? = nil) throws -> Value {
+        if state != .finished {
+            let finished = try join(timeout: timeout)
+            if !finished { throw TimeoutError(seconds: timeout ?? 0, source: nil) }
+        }
+        outcomeObserved = true
+        switch outcome! {
+        case .value(let v): return v
+        case .failure(let e): throw e
+        }
+    }
+
+    /// Calls `callback` with this greenlet when it finishes.
+    public func link(_ callback: @escaping (Greenlet<Value>) -> Void) {
+        linkAny { callback($0 as! Greenlet<Value>) }
+    }
+
+    override var failure: (any Error)? {
+        if case .failure(let e) = outcome { return e }
+        return nil
+    }
+
+    override func runBody() {
+        guard let body else { return }
+        self.body = nil
+        do {
+            outcome = .value(try body())
+        } catch {
+            outcome = .failure(error)
+        }
+    }
+
+    override func recordUnstarted(_ error: any Error) {
+        body = nil
+        outcome = .failure(error)
+    }
+}
+
+/// Spawns a greenlet on the calling thread's hub; see `Greenlet.spawn`.
+@discardableResult
+public func spawn<Value>(name: String? = nil, stackSize: Int = 0,
+                         _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+    Greenlet<Value>.spawn(name: name, stackSize: stackSize, body)
+}
+
+/// Spawns a greenlet that starts after `seconds`; see `Greenlet.spawn(after:)`.
+@discardableResult
+public func spawn<Value>(after seconds: Double, name: String? = nil, stackSize: Int = 0,
+                         _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+    Greenlet<Value>.spawn(after: seconds, name: name, stackSize: stackSize, body)
+}
+
+extension AnyGreenlet {
+    /// The greenlet running on the calling thread (its main greenlet when
+    /// no spawned greenlet is running).
+    public static var current: AnyGreenlet { Hub.current.current }
+}

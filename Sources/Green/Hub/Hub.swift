@@ -1,0 +1,543 @@
+// The hub: one scheduler per OS thread.
+//
+// MODEL
+//
+// Every OS thread that uses a green API gets a hub on first use. The hub
+// owns a libev loop, a FIFO run queue of ready greenlets, a pool of stacks
+// and the thread's greenlets. Greenlets never move between threads.
+//
+// Three kinds of context take turns on a thread, one at a time:
+//
+//   * the thread's *main greenlet*: the stack the thread started on. Code
+//     at top level is in it, so `try Green.sleep(1)` works without any
+//     `run {}` wrapper;
+//   * the *hub greenlet*, on its own stack, which runs the libev loop;
+//   * spawned greenlets, each on a pooled stack.
+//
+// A greenlet gives up the CPU only inside a blocking call. It registers
+// what should wake it (a timer, an fd watcher, a waiter list of an event or
+// of another greenlet), marks itself parked and switches away. Whoever
+// wakes it puts it on the run queue; nothing else ever resumes a parked
+// greenlet. libev callbacks run on the hub's stack and only ever move
+// greenlets to the run queue: no switch happens inside the loop.
+//
+// Switching away does not always go through the hub. The hub polls libev
+// (without blocking when the run queue is not empty), then grants a budget
+// of `Hub.runBudget` switches; a greenlet that blocks or yields while budget
+// remains switches straight to the head of the run queue. So a yield costs
+// one switch, not two, and the loop's `epoll_wait` is paid once per budget,
+// while I/O and timers are still polled at least once every `runBudget`
+// greenlet runs. When the queue is empty the hub blocks in the loop.
+//
+// Cancellation is an error delivered at a blocking point. `kill` and
+// timeouts store an *interrupt* on the target; a parked target is woken
+// with reason `.interrupt` and its blocking call throws. A target that is
+// already ready, or running, throws at its next blocking point. A target
+// woken normally (its event happened) returns normally even if an
+// interrupt arrived meanwhile, so a wake-up that hands over a resource is
+// never lost; the interrupt is thrown at the next blocking point.
+//
+// If the run queue is empty and libev has nothing active (no timer, no
+// fd watcher, no cross-thread wake-up), nothing can ever wake any parked
+// greenlet. The hub then throws `GreenError.wouldBlockForever` into the
+// thread's main greenlet instead of hanging, as gevent's LoopExit does.
+//
+// A finished greenlet cannot free the stack it is running on. It records
+// itself in `finishedPending` and switches away; the next context to run,
+// right after its switch returns, recycles the stack and context.
+//
+// Invariants relied on by the `unsafe` parts: only the hub's own thread
+// touches the hub and its greenlets; a greenlet's context and stack exist
+// from its first switch-in until it finished and was recycled; the hub
+// holds one retain on every spawned greenlet until then.
+import CGreenContext
+import CLibev
+import Glibc
+import Synchronization
+
+/// The per-thread scheduler. Created on first use of a green API on a
+/// thread; confined to that thread.
+public final class Hub {
+    /// Switches a greenlet may make straight to the next ready greenlet
+    /// before control goes back to the hub to poll I/O and timers.
+    static let runBudget = 64
+
+    /// Default usable stack size for new greenlets: 256 KiB, or
+    /// GREEN_STACK_SIZE (bytes) from the environment. Pages cost memory
+    /// only once touched.
+    public static var defaultStackSize: Int {
+        get {
+            let v = configuredStackSize.load(ordering: .relaxed)
+            if v > 0 { return v }
+            if let env = getenv("GREEN_STACK_SIZE"), let n = Int(String(cString: env)), n > 0 { return n }
+            return 256 * 1024
+        }
+        set { configuredStackSize.store(newValue, ordering: .relaxed) }
+    }
+    private static let configuredStackSize = Atomic<Int>(0)
+    static let nextGreenletID = Atomic<UInt64>(1)
+
+    let loop: OpaquePointer
+    let contextKind: Int32
+    public let thread: pthread_t
+    // Set at the end of init (they need `self`); never nil afterwards.
+    private(set) var mainGreenlet: AnyGreenlet!
+    private(set) var hubGreenlet: AnyGreenlet!
+    private var stackPools: [Int: OpaquePointer] = [:]
+    private let defaultPool: OpaquePointer
+    private let defaultPoolSize: Int
+
+    @exclusivity(unchecked) var current: AnyGreenlet!
+    @exclusivity(unchecked) var runQueue = RunQueue()
+    @exclusivity(unchecked) var budget = 0
+    @exclusivity(unchecked) var finishedPending: Unmanaged<AnyGreenlet>?
+    @exclusivity(unchecked) var freeContexts: [UnsafeMutablePointer<green_context>] = []
+    /// Spawned greenlets that have not finished.
+    @exclusivity(unchecked) public private(set) var liveGreenlets = 0
+    /// Greenlets currently parked (for deadlock reports).
+    @exclusivity(unchecked) var parkedCount = 0
+    @exclusivity(unchecked) var timeoutSequence: UInt64 = 0
+
+    /// The calling thread's hub, created on first use.
+    public static var current: Hub {
+        if let p = green_hub_get() {
+            return Unmanaged<Hub>.fromOpaque(p).takeUnretainedValue()
+        }
+        return createForThisThread()
+    }
+
+    private static let destroyKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { p in
+            guard let p else { return }
+            green_hub_set(nil)
+            Unmanaged<Hub>.fromOpaque(p).release()
+        }
+        return key
+    }()
+
+    private static func createForThisThread() -> Hub {
+        let hub = Hub()
+        let opaque = Unmanaged.passRetained(hub).toOpaque()
+        green_hub_set(opaque)
+        pthread_setspecific(destroyKey, opaque)
+        return hub
+    }
+
+    private init() {
+        guard let loop = ev_loop_new(UInt32(EVFLAG_AUTO)) else {
+            fatalError("swift-green: \(GreenError.loopCreationFailed)")
+        }
+        self.loop = loop
+        thread = pthread_self()
+        contextKind = green_context_default_kind()
+        defaultPoolSize = Hub.defaultStackSize
+        guard let pool = green_stack_pool_create(defaultPoolSize, -1) else {
+            fatalError("swift-green: could not create the stack pool")
+        }
+        defaultPool = pool
+        stackPools[defaultPoolSize] = pool
+        _ = green_overflow_handler_install_for_thread()
+
+        let main = AnyGreenlet(hub: self, id: Hub.nextGreenletID.wrappingAdd(1, ordering: .relaxed).oldValue,
+                               parent: nil, stackSize: 0)
+        mainGreenlet = main
+        current = main
+        main.customName = "main"
+        main.state = .running
+        let mainCtx = UnsafeMutablePointer<green_context>.allocate(capacity: 1)
+        green_context_init_current(mainCtx, contextKind)
+        main.context = mainCtx
+        main.copyName(into: mainCtx)
+        green_current_context_set(mainCtx)
+
+        let hubGreenlet = AnyGreenlet(hub: self, id: 0, parent: nil, stackSize: 0)
+        self.hubGreenlet = hubGreenlet
+        hubGreenlet.customName = "hub"
+        guard let hubStack = green_stack_acquire(pool) else {
+            fatalError("swift-green: could not allocate the hub's stack (errno \(errno))")
+        }
+        let hubCtx = UnsafeMutablePointer<green_context>.allocate(capacity: 1)
+        hubCtx.initialize(to: green_context())
+        green_context_init(hubCtx, contextKind, hubStack, { arg in
+            Unmanaged<Hub>.fromOpaque(arg!).takeUnretainedValue().runLoop()
+        }, Unmanaged.passUnretained(self).toOpaque())
+        hubGreenlet.context = hubCtx
+        hubGreenlet.copyName(into: hubCtx)
+        hubGreenlet.state = .ready
+    }
+
+    deinit {
+        // Thread exit. Greenlets still parked here are abandoned, as in
+        // gevent: nothing can run them any more. Their stacks go with the
+        // pools; references held on those stacks are leaked.
+        if let dead = finishedPending { finishedPending = nil; recycle(dead) }
+        for ctx in freeContexts {
+            green_context_destroy(ctx)
+            ctx.deallocate()
+        }
+        if let ctx = hubGreenlet.context { green_context_destroy(ctx); ctx.deallocate() }
+        if let ctx = mainGreenlet.context { green_context_destroy(ctx); ctx.deallocate() }
+        hubGreenlet.context = nil
+        mainGreenlet.context = nil
+        for (_, pool) in stackPools { green_stack_pool_destroy(pool) }
+        ev_loop_destroy(loop)
+    }
+
+    // MARK: - Time
+
+    /// The loop's notion of now (seconds, monotonic), as of the last poll.
+    public var now: Double { ev_now(loop) }
+
+    /// Refreshes `now` from the clock.
+    public func updateNow() { ev_now_update(loop) }
+
+    // MARK: - Spawning
+
+    func makeGreenlet<Value>(stackSize: Int, body: @escaping () throws -> Value) -> Greenlet<Value> {
+        let id = Hub.nextGreenletID.wrappingAdd(1, ordering: .relaxed).oldValue
+        return Greenlet(hub: self, id: id, parent: current, stackSize: stackSize, body: body)
+    }
+
+    /// Takes the hub's reference on `g` and queues its start.
+    func schedule(new g: AnyGreenlet) {
+        _ = Unmanaged.passUnretained(g).retain()
+        liveGreenlets += 1
+        g.state = .pending
+        g.queued = true
+        runQueue.append(g)
+    }
+
+    /// Takes the hub's reference on `g` and starts it after `seconds`.
+    func schedule(new g: AnyGreenlet, after seconds: Double) {
+        _ = Unmanaged.passUnretained(g).retain()
+        liveGreenlets += 1
+        g.state = .pending
+        let timer = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
+        timer.initialize(to: ev_timer())
+        green_ev_timer_init(timer, { _, w, _ in
+            let g = Unmanaged<AnyGreenlet>.fromOpaque(w!.pointee.data).takeUnretainedValue()
+            g.hub.startTimerFired(g)
+        }, max(0, seconds), 0)
+        timer.pointee.data = Unmanaged.passUnretained(g).toOpaque()
+        g.startTimer = timer
+        ev_now_update(loop)
+        ev_timer_start(loop, timer)
+    }
+
+    private func startTimerFired(_ g: AnyGreenlet) {
+        freeStartTimer(g)
+        g.queued = true
+        runQueue.append(g)
+    }
+
+    private func freeStartTimer(_ g: AnyGreenlet) {
+        guard let t = g.startTimer else { return }
+        ev_timer_stop(loop, t)
+        t.deallocate()
+        g.startTimer = nil
+    }
+
+    /// Finishes a greenlet that never ran (killed, or its stack could not
+    /// be allocated): it keeps `failure` as its outcome and never runs.
+    func finishUnstarted(_ g: AnyGreenlet, failure: any Error) {
+        guard g.state == .pending else { return }
+        freeStartTimer(g)
+        g.recordUnstarted(failure)
+        g.state = .finished
+        liveGreenlets -= 1
+        g.locals = [:]
+        g.notifyFinished()
+        // A queued entry keeps the hub's reference until it is popped.
+        if !g.queued { Unmanaged.passUnretained(g).release() }
+    }
+
+    // MARK: - Waking
+
+    /// Makes a parked greenlet ready: its blocking call will return
+    /// normally. Does nothing to a greenlet that is not parked.
+    @inline(__always)
+    func ready(_ g: AnyGreenlet) {
+        guard g.state == .parked else { return }
+        g.state = .ready
+        g.wakeReason = .normal
+        g.queued = true
+        parkedCount -= 1
+        runQueue.append(g)
+    }
+
+    /// Makes a parked greenlet ready with an interrupt to throw.
+    private func wakeInterrupted(_ g: AnyGreenlet) {
+        guard g.state == .parked else { return }
+        g.state = .ready
+        g.wakeReason = .interrupt
+        g.queued = true
+        parkedCount -= 1
+        runQueue.append(g)
+    }
+
+    /// Stores a kill for `g` and wakes it if parked.
+    func interrupt(_ g: AnyGreenlet, kill error: any Error, force: Bool = false) {
+        g.pendingKill = AnyGreenlet.Interrupt(error: error, shieldLevel: force ? Int.max : 0,
+                                              source: nil, sequence: 0)
+        if isDeliverable(g.pendingKill!, to: g) { wakeInterrupted(g) }
+    }
+
+    /// Stores a cancellation from a timeout or a scope and wakes `g` if
+    /// parked. Of two pending cancellations the earlier-started wins.
+    func interrupt(_ g: AnyGreenlet, cancel: AnyGreenlet.Interrupt) {
+        if let existing = g.pendingCancel, existing.sequence < cancel.sequence { return }
+        g.pendingCancel = cancel
+        if isDeliverable(cancel, to: g) { wakeInterrupted(g) }
+    }
+
+    /// Withdraws a pending cancellation raised by `source`.
+    func withdrawCancel(_ g: AnyGreenlet, source: ObjectIdentifier) {
+        if g.pendingCancel?.source == source { g.pendingCancel = nil }
+    }
+
+    func nextSequence() -> UInt64 {
+        timeoutSequence += 1
+        return timeoutSequence
+    }
+
+    @inline(__always)
+    private func isDeliverable(_ i: AnyGreenlet.Interrupt, to g: AnyGreenlet) -> Bool {
+        i.shieldLevel >= g.shieldDepth
+    }
+
+    /// The interrupt `g` must throw now, if any, removed from `g`.
+    @inline(__always)
+    func takeDeliverable(_ g: AnyGreenlet) -> (any Error)? {
+        if g.pendingCancel == nil && g.pendingKill == nil { return nil }
+        return takeDeliverableSlow(g)
+    }
+
+    private func takeDeliverableSlow(_ g: AnyGreenlet) -> (any Error)? {
+        if let c = g.pendingCancel, isDeliverable(c, to: g) {
+            g.pendingCancel = nil
+            return c.error
+        }
+        if let k = g.pendingKill, isDeliverable(k, to: g) {
+            g.pendingKill = nil
+            return k.error
+        }
+        return nil
+    }
+
+    // MARK: - Blocking
+
+    /// Throws a pending interrupt of the calling greenlet, if any: the
+    /// check every blocking call makes before it blocks.
+    @inline(__always)
+    func checkpoint(_ g: AnyGreenlet) throws {
+        if let e = takeDeliverable(g) { throw e }
+    }
+
+    /// Parks the calling greenlet `g` until `ready(g)` or an interrupt.
+    /// Returns normally when woken by `ready`; throws the interrupt when
+    /// woken by one. The caller registered `g` with whatever will wake it
+    /// and unregisters it (in a `defer`) whatever happens.
+    func park(_ g: AnyGreenlet, on what: StaticString) throws {
+        if let e = takeDeliverable(g) { throw e }
+        g.waitingOn = what
+        while true {
+            g.state = .parked
+            parkedCount += 1
+            switchAway(from: g)
+            if g.wakeReason == .normal { return }
+            if let e = takeDeliverable(g) { throw e }
+            // Woken by an interrupt it may not receive (shielded): keep
+            // waiting for the real wake-up.
+        }
+    }
+
+    /// Lets every other ready greenlet run once, then returns: `sleep(0)`.
+    func yield() throws {
+        let g: AnyGreenlet = current
+        if let e = takeDeliverable(g) { throw e }
+        g.state = .ready
+        g.wakeReason = .normal
+        g.queued = true
+        runQueue.append(g)
+        switchAway(from: g)
+        if let e = takeDeliverable(g) { throw e }
+    }
+
+    /// Parks the calling greenlet until the loop time reaches `deadline`.
+    func sleep(until deadline: Double) throws {
+        let g: AnyGreenlet = current
+        try checkpoint(g)
+        ev_now_update(loop)
+        try withUnsafeTemporaryAllocation(of: ev_timer.self, capacity: 1) { buf in
+            let timer = buf.baseAddress!
+            timer.initialize(to: ev_timer())
+            green_ev_timer_init(timer, { _, w, _ in
+                let g = Unmanaged<AnyGreenlet>.fromOpaque(w!.pointee.data).takeUnretainedValue()
+                g.hub.ready(g)
+            }, deadline - ev_now(loop), 0)
+            timer.pointee.data = Unmanaged.passUnretained(g).toOpaque()
+            ev_timer_start(loop, timer)
+            defer { ev_timer_stop(loop, timer) }
+            repeat {
+                try park(g, on: "sleep")
+            } while green_ev_is_active(timer) != 0
+        }
+    }
+
+    // MARK: - Switching
+
+    /// Leaves `from` (the running greenlet, whose new state the caller
+    /// set) and runs the next ready greenlet, or the hub. Returns when
+    /// something switches back to `from`.
+    @inline(__always)
+    func switchAway(from: AnyGreenlet) {
+        let next = nextToRun()
+        if next === from {
+            from.state = .running
+            return
+        }
+        next.state = .running
+        current = next
+        green_context_switch(from.context!, next.context!)
+        afterSwitch()
+    }
+
+    /// The next greenlet to run, with its context prepared: the head of
+    /// the run queue while budget remains, else the hub.
+    @inline(__always)
+    private func nextToRun() -> AnyGreenlet {
+        while budget > 0, let n = runQueue.popFirst() {
+            n.queued = false
+            if n.state == .finished {
+                // Killed before it started; drop the hub's reference.
+                Unmanaged.passUnretained(n).release()
+                continue
+            }
+            if n.context == nil && !prepare(n) { continue }
+            budget -= 1
+            return n
+        }
+        return hubGreenlet
+    }
+
+    /// Recycles the greenlet that finished just before this context was
+    /// switched to. Every context calls it right after a switch returns.
+    @inline(__always)
+    func afterSwitch() {
+        if let dead = finishedPending {
+            finishedPending = nil
+            recycle(dead)
+        }
+    }
+
+    private func recycle(_ dead: Unmanaged<AnyGreenlet>) {
+        let g = dead.takeUnretainedValue()
+        if let ctx = g.context {
+            green_stack_release(pool(for: g.stackSize), ctx.pointee.stack)
+            g.context = nil
+            freeContexts.append(ctx)
+        }
+        dead.release()
+    }
+
+    private func pool(for stackSize: Int) -> OpaquePointer {
+        if stackSize == 0 || stackSize == defaultPoolSize { return defaultPool }
+        if let p = stackPools[stackSize] { return p }
+        let p = green_stack_pool_create(stackSize, -1)!
+        stackPools[stackSize] = p
+        return p
+    }
+
+    /// Gives a greenlet that is about to run for the first time its stack
+    /// and context. On failure the greenlet finishes with the error.
+    private func prepare(_ g: AnyGreenlet) -> Bool {
+        let pool = pool(for: g.stackSize)
+        guard let stack = green_stack_acquire(pool) else {
+            let err = errno
+            g.state = .pending
+            finishUnstarted(g, failure: GreenError.stackAllocationFailed(
+                greenlet: g.name, stackSize: Int(green_stack_pool_stack_size(pool)), errno: err))
+            return false
+        }
+        let ctx: UnsafeMutablePointer<green_context>
+        if let c = freeContexts.popLast() {
+            ctx = c
+        } else {
+            ctx = .allocate(capacity: 1)
+            ctx.initialize(to: green_context())
+        }
+        green_context_init(ctx, contextKind, stack, { arg in
+            let (from, to) = Hub.runGreenlet(arg!)
+            green_context_switch(from, to)
+            // A finished greenlet is never switched back to.
+            abort()
+        }, Unmanaged.passUnretained(g).toOpaque())
+        if g.customName == nil {
+            ctx.pointee.id = g.id
+            ctx.pointee.name.0 = 0
+        } else {
+            g.copyName(into: ctx)
+        }
+        g.context = ctx
+        return true
+    }
+
+    /// The life of a spawned greenlet, on its own stack. Returns the
+    /// contexts of the final switch; the caller makes it with no Swift
+    /// reference alive on this stack (it is never unwound).
+    private static func runGreenlet(_ arg: UnsafeMutableRawPointer)
+        -> (UnsafeMutablePointer<green_context>, UnsafeMutablePointer<green_context>) {
+        let g = Unmanaged<AnyGreenlet>.fromOpaque(arg).takeUnretainedValue()
+        let hub = g.hub
+        hub.afterSwitch()
+        if let kill = g.pendingKill, g.shieldDepth == 0 {
+            // Killed after it was queued to start: it never runs.
+            g.pendingKill = nil
+            g.recordUnstarted(kill.error)
+        } else {
+            g.runBody()
+        }
+        g.state = .finished
+        g.pendingKill = nil
+        g.pendingCancel = nil
+        g.locals = [:]
+        hub.liveGreenlets -= 1
+        g.notifyFinished()
+        let next = hub.nextToRun()
+        hub.finishedPending = Unmanaged.passUnretained(g)
+        next.state = .running
+        hub.current = next
+        return (g.context!, next.context!)
+    }
+
+    /// The hub greenlet's body: poll the loop, run what became ready.
+    private func runLoop() -> Never {
+        afterSwitch()
+        while true {
+            if runQueue.isEmpty {
+                let active = ev_run(loop, Int32(EVRUN_ONCE))
+                if runQueue.isEmpty && active == 0 { wakeMainBlockedForever() }
+            } else {
+                ev_run(loop, Int32(EVRUN_NOWAIT))
+            }
+            budget = Hub.runBudget
+            let next = nextToRun()
+            if next === hubGreenlet { continue }
+            next.state = .running
+            current = next
+            green_context_switch(hubGreenlet.context!, next.context!)
+            afterSwitch()
+        }
+    }
+
+    /// Nothing can wake any parked greenlet: throw into the main greenlet
+    /// rather than hang.
+    private func wakeMainBlockedForever() {
+        let main: AnyGreenlet = mainGreenlet
+        guard main.state == .parked else { return }
+        let err = GreenError.wouldBlockForever(waitingOn: "\(main.waitingOn)", parked: parkedCount - 1)
+        interrupt(main, kill: err, force: true)
+    }
+}
+
