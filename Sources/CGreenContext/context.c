@@ -35,6 +35,7 @@ static int effective_kind(int kind) {
 }
 
 void green_context_init_current(green_context *ctx, int kind) {
+    green_access_resolve_for_thread();
     memset(ctx, 0, sizeof *ctx);
     ctx->kind = (uint8_t)effective_kind(kind);
     if (ctx->kind == GREEN_CONTEXT_UCONTEXT) {

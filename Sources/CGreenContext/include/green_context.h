@@ -176,6 +176,33 @@ void green_context_switch_ucontext(green_context *from, green_context *to);
 void swift_task_enterThreadLocalContext(char *state);
 void swift_task_exitThreadLocalContext(char *state);
 
+/// The Swift runtime's per-thread head of open accesses, when it could be
+/// located and verified for this thread (see access_set.c); NULL means the
+/// switch goes through the runtime's enter/exit functions instead.
+extern __thread void **green_access_head_slot;
+/// Locates the slot for the calling thread (once). Called by
+/// green_context_init_current, before the thread's first switch.
+void green_access_resolve_for_thread(void);
+/// Whether the calling thread switches access lists with the fast path.
+int green_access_fast_path(void);
+
+/// Moves the exclusivity accesses of `from` off the thread and those of
+/// `to` onto it. Invariant kept by every switch: between switches the
+/// thread's list holds exactly the running context's accesses, so moving
+/// whole lists needs neither splicing nor tails.
+static inline __attribute__((always_inline))
+void green_access_swap(green_context *from, green_context *to) {
+    void **slot = green_access_head_slot;
+    if (__builtin_expect(slot != NULL, 1)) {
+        from->access_set[0] = *slot;
+        *slot = to->access_set[0];
+        to->access_set[0] = NULL;
+    } else {
+        swift_task_exitThreadLocalContext((char *)from->access_set);
+        swift_task_enterThreadLocalContext((char *)to->access_set);
+    }
+}
+
 /// Suspends `from` (the running context) and resumes `to`. Returns when
 /// something switches back to `from`.
 static inline __attribute__((always_inline))
@@ -183,8 +210,7 @@ void green_context_switch(green_context *from, green_context *to) {
     if (__builtin_expect(from->check_canary, 0) && !green_stack_canary_intact(from->stack)) {
         green_context_report_overflow(from, NULL, "its canary was overwritten (stack has no guard page)");
     }
-    swift_task_exitThreadLocalContext((char *)from->access_set);
-    swift_task_enterThreadLocalContext((char *)to->access_set);
+    green_access_swap(from, to);
     green_current_context = to;
 #if defined(GREEN_FORCE_UCONTEXT) || !(defined(__x86_64__) || defined(__aarch64__))
     green_context_switch_ucontext(from, to);

@@ -44,8 +44,9 @@ public class AnyGreenlet {
         get { customName ?? "Greenlet-\(id)" }
         set { customName = newValue; copyNameToContext() }
     }
-    /// The greenlet that spawned this one (nil for a thread's main greenlet).
-    public private(set) weak var parent: AnyGreenlet?
+    /// The id of the greenlet that spawned this one (0 for a thread's
+    /// main greenlet and its hub).
+    public let parentID: UInt64
     /// Requested stack size in bytes; 0 means the hub's default.
     let stackSize: Int
 
@@ -62,17 +63,19 @@ public class AnyGreenlet {
     @exclusivity(unchecked) var moreWaiters: [AnyGreenlet] = []
     @exclusivity(unchecked) var callbacks: [(AnyGreenlet) -> Void] = []
     @exclusivity(unchecked) var startTimer: UnsafeMutablePointer<ev_timer>?
-    var customName: String?
+    /// The error the greenlet finished with, if any.
+    @exclusivity(unchecked) var failureError: (any Error)?
+    @usableFromInline var customName: String?
     var locals: [ObjectIdentifier: Any] = [:]
     /// Set once somebody has looked at the outcome (`get`, `error`, a
     /// scope or `joinAll` that rethrows): an error nobody looked at is
     /// reported when the greenlet object goes away.
     var outcomeObserved = false
 
-    init(hub: Hub, id: UInt64, parent: AnyGreenlet?, stackSize: Int) {
+    init(hub: Hub, id: UInt64, parentID: UInt64, stackSize: Int) {
         self.hub = hub
         self.id = id
-        self.parent = parent
+        self.parentID = parentID
         self.stackSize = stackSize
     }
 
@@ -137,8 +140,8 @@ public class AnyGreenlet {
 
     // MARK: - Runtime internals
 
-    /// The error outcome without marking it observed; subclasses store it.
-    var failure: (any Error)? { nil }
+    /// The error outcome without marking it observed.
+    var failure: (any Error)? { failureError }
 
     /// Runs the body and stores the outcome. Subclasses override.
     func runBody() {}

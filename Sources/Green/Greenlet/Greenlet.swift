@@ -13,27 +13,32 @@
 /// once on stderr if nobody ever asks), or by being killed (`GreenletExit`,
 /// quiet). Not `Sendable`: use it on its own thread only.
 public final class Greenlet<Value>: AnyGreenlet {
-    enum Outcome {
-        case value(Value)
-        case failure(any Error)
-    }
+    // No stored property here has a type built from `Value` other than a
+    // pointer or a function: the runtime's own code is not specialised for
+    // each `Value`, and a derived generic type (`Value?`, an enum of
+    // `Value`) costs a metadata lookup at every use.
+    @exclusivity(unchecked) var body: () throws -> Value
+    /// The returned value, once the body returned.
+    @exclusivity(unchecked) var valuePointer: UnsafeMutablePointer<Value>?
 
-    @exclusivity(unchecked) var body: (() throws -> Value)?
-    @exclusivity(unchecked) var outcome: Outcome?
-
-    init(hub: Hub, id: UInt64, parent: AnyGreenlet?, stackSize: Int, body: @escaping () throws -> Value) {
+    @usableFromInline
+    init(hub: Hub, id: UInt64, parentID: UInt64, stackSize: Int, body: @escaping () throws -> Value) {
         self.body = body
-        super.init(hub: hub, id: id, parent: parent, stackSize: stackSize)
+        super.init(hub: hub, id: id, parentID: parentID, stackSize: stackSize)
     }
 
     deinit {
+        if let p = valuePointer {
+            p.deinitialize(count: 1)
+            if MemoryLayout<Value>.size > 0 { p.deallocate() }
+        }
         reportIfUnobserved()
     }
 
     /// Spawns a greenlet that runs `body` on the calling thread's hub,
     /// starting soon after the caller blocks or yields. `stackSize` (bytes)
     /// overrides the hub's default; `name` is used in reports.
-    @discardableResult
+    @discardableResult @inlinable
     public static func spawn(name: String? = nil, stackSize: Int = 0,
                              _ body: @escaping () throws -> Value) -> Greenlet<Value> {
         let hub = Hub.current
@@ -45,7 +50,7 @@ public final class Greenlet<Value>: AnyGreenlet {
 
     /// Spawns a greenlet that starts after `seconds`. Killing it before then
     /// means it never runs.
-    @discardableResult
+    @discardableResult @inlinable
     public static func spawn(after seconds: Double, name: String? = nil, stackSize: Int = 0,
                              _ body: @escaping () throws -> Value) -> Greenlet<Value> {
         let hub = Hub.current
@@ -56,10 +61,7 @@ public final class Greenlet<Value>: AnyGreenlet {
     }
 
     /// The value, if the greenlet returned one.
-    public var value: Value? {
-        if case .value(let v) = outcome { return v }
-        return nil
-    }
+    public var value: Value? { valuePointer?.pointee }
 
     /// Waits for the greenlet to finish, then returns its value or rethrows
     /// its error (`GreenletExit` if it was killed). With `timeout`, throws
@@ -70,10 +72,8 @@ public final class Greenlet<Value>: AnyGreenlet {
             if !finished { throw TimeoutError(seconds: timeout ?? 0, source: nil) }
         }
         outcomeObserved = true
-        switch outcome! {
-        case .value(let v): return v
-        case .failure(let e): throw e
-        }
+        if let e = failureError { throw e }
+        return valuePointer!.pointee
     }
 
     /// Calls `callback` with this greenlet when it finishes.
@@ -81,36 +81,44 @@ public final class Greenlet<Value>: AnyGreenlet {
         linkAny { callback($0 as! Greenlet<Value>) }
     }
 
-    override var failure: (any Error)? {
-        if case .failure(let e) = outcome { return e }
-        return nil
-    }
-
     override func runBody() {
-        guard let body else { return }
-        self.body = nil
+        let body = self.body
+        self.body = Greenlet.finishedBody
         do {
-            outcome = .value(try body())
+            let v = try body()
+            let p: UnsafeMutablePointer<Value>
+            if MemoryLayout<Value>.size == 0 {
+                // Nothing to store; any aligned address will do.
+                p = UnsafeMutablePointer(bitPattern: MemoryLayout<Value>.alignment)!
+            } else {
+                p = .allocate(capacity: 1)
+            }
+            p.initialize(to: v)
+            valuePointer = p
         } catch {
-            outcome = .failure(error)
+            failureError = error
         }
     }
 
     override func recordUnstarted(_ error: any Error) {
-        body = nil
-        outcome = .failure(error)
+        body = Greenlet.finishedBody
+        failureError = error
+    }
+
+    private static func finishedBody() throws -> Value {
+        fatalError("swift-green: a greenlet's body ran twice")
     }
 }
 
 /// Spawns a greenlet on the calling thread's hub; see `Greenlet.spawn`.
-@discardableResult
+@discardableResult @inlinable
 public func spawn<Value>(name: String? = nil, stackSize: Int = 0,
                          _ body: @escaping () throws -> Value) -> Greenlet<Value> {
     Greenlet<Value>.spawn(name: name, stackSize: stackSize, body)
 }
 
 /// Spawns a greenlet that starts after `seconds`; see `Greenlet.spawn(after:)`.
-@discardableResult
+@discardableResult @inlinable
 public func spawn<Value>(after seconds: Double, name: String? = nil, stackSize: Int = 0,
                          _ body: @escaping () throws -> Value) -> Greenlet<Value> {
     Greenlet<Value>.spawn(after: seconds, name: name, stackSize: stackSize, body)

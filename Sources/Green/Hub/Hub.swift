@@ -83,7 +83,7 @@ public final class Hub {
     // Set at the end of init (they need `self`); never nil afterwards.
     private(set) var mainGreenlet: AnyGreenlet!
     private(set) var hubGreenlet: AnyGreenlet!
-    private var stackPools: [Int: OpaquePointer] = [:]
+    var stackPools: [Int: OpaquePointer] = [:]
     private let defaultPool: OpaquePointer
     private let defaultPoolSize: Int
 
@@ -140,7 +140,7 @@ public final class Hub {
         _ = green_overflow_handler_install_for_thread()
 
         let main = AnyGreenlet(hub: self, id: Hub.nextGreenletID.wrappingAdd(1, ordering: .relaxed).oldValue,
-                               parent: nil, stackSize: 0)
+                               parentID: 0, stackSize: 0)
         mainGreenlet = main
         current = main
         main.customName = "main"
@@ -151,7 +151,7 @@ public final class Hub {
         main.copyName(into: mainCtx)
         green_current_context_set(mainCtx)
 
-        let hubGreenlet = AnyGreenlet(hub: self, id: 0, parent: nil, stackSize: 0)
+        let hubGreenlet = AnyGreenlet(hub: self, id: 0, parentID: 0, stackSize: 0)
         self.hubGreenlet = hubGreenlet
         hubGreenlet.customName = "hub"
         guard let hubStack = green_stack_acquire(pool) else {
@@ -194,12 +194,14 @@ public final class Hub {
 
     // MARK: - Spawning
 
+    @usableFromInline
     func makeGreenlet<Value>(stackSize: Int, body: @escaping () throws -> Value) -> Greenlet<Value> {
         let id = Hub.nextGreenletID.wrappingAdd(1, ordering: .relaxed).oldValue
-        return Greenlet(hub: self, id: id, parent: current, stackSize: stackSize, body: body)
+        return Greenlet(hub: self, id: id, parentID: current.id, stackSize: stackSize, body: body)
     }
 
     /// Takes the hub's reference on `g` and queues its start.
+    @usableFromInline
     func schedule(new g: AnyGreenlet) {
         _ = Unmanaged.passUnretained(g).retain()
         liveGreenlets += 1
@@ -209,6 +211,7 @@ public final class Hub {
     }
 
     /// Takes the hub's reference on `g` and starts it after `seconds`.
+    @usableFromInline
     func schedule(new g: AnyGreenlet, after seconds: Double) {
         _ = Unmanaged.passUnretained(g).retain()
         liveGreenlets += 1
@@ -541,3 +544,35 @@ public final class Hub {
     }
 }
 
+
+extension Hub {
+    /// Counters of a hub's stack pools, summed over stack sizes.
+    public struct StackStats: Equatable, Sendable {
+        /// Stacks ever carved out of slabs (in use or free).
+        public var total: Int
+        public var inUse: Int
+        public var free: Int
+        /// Memory mappings (slabs) holding them.
+        public var slabs: Int
+        /// Stacks protected by each kind of guard.
+        public var madviseGuarded: Int
+        public var mprotectGuarded: Int
+        public var canaryOnly: Int
+    }
+
+    /// The hub's stack pools, summed. Call on the hub's thread.
+    public var stackStats: StackStats {
+        var s = StackStats(total: 0, inUse: 0, free: 0, slabs: 0,
+                           madviseGuarded: 0, mprotectGuarded: 0, canaryOnly: 0)
+        for (_, pool) in stackPools {
+            s.total += green_stack_pool_total(pool)
+            s.inUse += green_stack_pool_in_use(pool)
+            s.free += green_stack_pool_free_count(pool)
+            s.slabs += green_stack_pool_slab_count(pool)
+            s.madviseGuarded += green_stack_pool_guarded(pool, Int32(GREEN_GUARD_MADVISE.rawValue))
+            s.mprotectGuarded += green_stack_pool_guarded(pool, Int32(GREEN_GUARD_MPROTECT.rawValue))
+            s.canaryOnly += green_stack_pool_guarded(pool, Int32(GREEN_GUARD_CANARY.rawValue))
+        }
+        return s
+    }
+}

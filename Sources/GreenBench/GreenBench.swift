@@ -1,0 +1,210 @@
+// green-bench: the runtime's figures, measured in one process.
+//
+// Each figure is the median of several runs made inside this process, so
+// that a noisy neighbour on the machine moves one run, not the figure. The
+// bare C switch (`c_switch_ns`) is measured in the same process as the
+// baseline the runtime's own figures are compared against.
+import ArgumentParser
+import CGreenContext
+import Glibc
+import Green
+
+@main
+struct GreenBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "green-bench",
+        abstract: "Measure swift-green's context switch, yield, spawn and memory figures.")
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    @Flag(help: "A shortened run for smoke tests (figures are rough).")
+    var quick = false
+
+    @Option(help: "Runs per figure; the median is reported.")
+    var runs: Int?
+
+    @Option(help: "How many greenlets to park for max_parked_greenlets.")
+    var maxParked: Int?
+
+    @Option(help: "Measure only the figures whose key contains this text (for profiling).")
+    var only: String?
+
+    mutating func run() throws {
+        let runs = self.runs ?? (quick ? 3 : 7)
+        let scale = quick ? 10 : 1
+        var figures: [(String, Double, String)] = []
+        let only = self.only
+        func wanted(_ key: String) -> Bool { only.map { key.contains($0) } ?? true }
+        func record(_ key: String, _ value: @autoclosure () throws -> Double, _ what: String) rethrows {
+            guard wanted(key) else { return }
+            let value = try value()
+            figures.append((key, value, what))
+
+        }
+
+        let switches = 2_000_000 / scale
+        record("c_switch_ns", median(runs) { cSwitchNs(switches) },
+               "bare C ping-pong through the assembly switch")
+        record("switch_ns", median(runs) { runtimeSwitchNs(switches, kind: GREEN_CONTEXT_ASM) },
+               "green_context_switch (access-set swap included)")
+        record("ucontext_switch_ns", median(runs) { runtimeSwitchNs(switches / 10, kind: GREEN_CONTEXT_UCONTEXT) },
+               "the same through makecontext/swapcontext")
+        try record("yield_ns", try median(runs) { try yieldNs(1_000_000 / scale) },
+               "two greenlets alternating Green.sleep(0), per yield")
+        try record("spawn_join_ns", try median(runs) { try spawnJoinNs(100_000 / scale) },
+               "spawn a greenlet that returns at once, join it")
+        try record("parked_bytes_per_greenlet", try median(quick ? 1 : 3) { try parkedBytes(100_000 / scale).perGreenlet },
+               "RSS growth per greenlet, 100,000 parked on an Event")
+        let target = maxParked ?? (quick ? 100_000 : 1_000_000)
+        if wanted("max_parked") {
+            let big = try parkedBytes(target)
+            record("max_parked_greenlets", Double(big.parked), "greenlets parked at once on one Event")
+            record("max_parked_rss_bytes", Double(big.rss), "process RSS with them parked")
+        }
+
+        if json {
+            let body = figures.map { "\"\($0.0)\": \(format($0.1))" }.joined(separator: ", ")
+            print("{\(body), \"runs\": \(runs), \"quick\": \(quick)}")
+        } else {
+            print("swift-green figures (median of \(runs) runs\(quick ? ", quick" : ""))")
+            for (key, value, what) in figures {
+                let k = pad(key, 28)
+                let v = pad(format(value), 14)
+                print("  \(k)\(v)\(what)")
+            }
+        }
+    }
+}
+
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
+}
+
+func format(_ v: Double) -> String {
+    if v >= 1000 || v == v.rounded() { return String(Int64(v.rounded())) }
+    return String(Double(Int(v * 100)) / 100)
+}
+
+func median(_ runs: Int, _ f: () throws -> Double) rethrows -> Double {
+    var xs: [Double] = []
+    for _ in 0..<max(1, runs) { xs.append(try f()) }
+    xs.sort()
+    return xs.count % 2 == 1 ? xs[xs.count / 2] : (xs[xs.count / 2 - 1] + xs[xs.count / 2]) / 2
+}
+
+func monotonicNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+// MARK: - Switch figures
+
+func cSwitchNs(_ switches: Int) -> Double {
+    let roundTrips = switches / 2
+    let t0 = monotonicNs()
+    guard green_bench_c_pingpong(roundTrips, 64 * 1024) == 0 else { return .nan }
+    return Double(monotonicNs() - t0) / Double(roundTrips * 2)
+}
+
+/// State of the Swift ping-pong, in manually allocated memory: never behind
+/// `&` of a Swift variable while a switch is in flight.
+struct PingPong {
+    var main = green_context()
+    var peer = green_context()
+}
+nonisolated(unsafe) let pingPong: UnsafeMutablePointer<PingPong> = {
+    let p = UnsafeMutablePointer<PingPong>.allocate(capacity: 1)
+    p.initialize(to: PingPong())
+    return p
+}()
+
+func runtimeSwitchNs(_ switches: Int, kind: green_context_kind) -> Double {
+    let pool = green_stack_pool_create(64 * 1024, -1)!
+    defer { green_stack_pool_destroy(pool) }
+    let stack = green_stack_acquire(pool)!
+    defer { green_stack_release(pool, stack) }
+    let mainCtx = withUnsafeMutablePointer(to: &pingPong.pointee.main) { $0 }
+    let peerCtx = withUnsafeMutablePointer(to: &pingPong.pointee.peer) { $0 }
+    green_context_init_current(mainCtx, Int32(kind.rawValue))
+    peerCtx.pointee = green_context()
+    green_context_init(peerCtx, Int32(kind.rawValue), stack, { _ in
+        let p = pingPong
+        while true {
+            green_context_switch(withUnsafeMutablePointer(to: &p.pointee.peer) { $0 },
+                                 withUnsafeMutablePointer(to: &p.pointee.main) { $0 })
+        }
+    }, nil)
+    let roundTrips = switches / 2
+    let t0 = monotonicNs()
+    for _ in 0..<roundTrips {
+        green_context_switch(mainCtx, peerCtx)
+    }
+    let ns = Double(monotonicNs() - t0) / Double(roundTrips * 2)
+    green_context_destroy(peerCtx)
+    green_context_destroy(mainCtx)
+    return ns
+}
+
+// MARK: - Scheduler figures
+
+func yieldNs(_ yields: Int) throws -> Double {
+    let perGreenlet = yields / 2
+    let start = Event()
+    let body = {
+        try start.wait()
+        for _ in 0..<perGreenlet { try Green.sleep(0) }
+    }
+    let a = spawn(body)
+    let b = spawn(body)
+    try Green.sleep(0) // both are parked on the event now
+    let t0 = monotonicNs()
+    start.set()
+    try a.join()
+    try b.join()
+    return Double(monotonicNs() - t0) / Double(perGreenlet * 2)
+}
+
+func spawnJoinNs(_ count: Int) throws -> Double {
+    let t0 = monotonicNs()
+    for _ in 0..<count {
+        let g = spawn { () }
+        try g.join()
+    }
+    return Double(monotonicNs() - t0) / Double(count)
+}
+
+func residentBytes() -> Int {
+    let fd = open("/proc/self/statm", O_RDONLY)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: 256)
+    let n = read(fd, &buf, buf.count)
+    guard n > 0 else { return 0 }
+    let fields = String(decoding: buf[0..<n], as: UTF8.self).split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// Parks `count` greenlets on one Event, measures RSS growth, wakes them
+/// and joins them.
+func parkedBytes(_ count: Int) throws -> (perGreenlet: Double, parked: Int, rss: Int) {
+    let event = Event()
+    var started = 0
+    let before = residentBytes()
+    var greenlets: [Greenlet<Void>] = []
+    greenlets.reserveCapacity(count)
+    for _ in 0..<count {
+        greenlets.append(spawn {
+            started += 1
+            try event.wait()
+        })
+    }
+    // Let every greenlet run up to its wait.
+    while started < count { try Green.sleep(0) }
+    let after = residentBytes()
+    event.set()
+    for g in greenlets { try g.join() }
+    return (Double(after - before) / Double(count), count, after)
+}
