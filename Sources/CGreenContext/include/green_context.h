@@ -118,6 +118,8 @@ typedef struct green_context {
     green_stack *stack;
     green_entry_fn entry;
     void *entry_arg;
+    /// Link in the hub's free list while the context is not in use.
+    struct green_context *next_free;
     /// Identifies the context in overflow reports.
     uint64_t id;
     char name[48];

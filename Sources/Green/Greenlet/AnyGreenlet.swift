@@ -59,18 +59,21 @@ public class AnyGreenlet {
     @exclusivity(unchecked) var shieldDepth = 0
     /// What the greenlet is blocked on, for deadlock reports and dumps.
     @exclusivity(unchecked) var waitingOn: StaticString = ""
-    @exclusivity(unchecked) var firstWaiter: AnyGreenlet?
+    /// The first greenlet waiting for this one to finish, unretained: a
+    /// waiter is parked (so its hub holds it) and always removes itself.
+    @exclusivity(unchecked) var firstWaiter: Unmanaged<AnyGreenlet>?
     @exclusivity(unchecked) var moreWaiters: [AnyGreenlet] = []
     @exclusivity(unchecked) var callbacks: [(AnyGreenlet) -> Void] = []
     @exclusivity(unchecked) var startTimer: UnsafeMutablePointer<ev_timer>?
     /// The error the greenlet finished with, if any.
     @exclusivity(unchecked) var failureError: (any Error)?
-    @usableFromInline var customName: String?
-    var locals: [ObjectIdentifier: Any] = [:]
+    @usableFromInline @exclusivity(unchecked) var customName: String?
+    /// Greenlet-local values; nil until the first is set.
+    @exclusivity(unchecked) var locals: [ObjectIdentifier: Any]?
     /// Set once somebody has looked at the outcome (`get`, `error`, a
     /// scope or `joinAll` that rethrows): an error nobody looked at is
     /// reported when the greenlet object goes away.
-    var outcomeObserved = false
+    @exclusivity(unchecked) var outcomeObserved = false
 
     init(hub: Hub, id: UInt64, parentID: UInt64, stackSize: Int) {
         self.hub = hub
@@ -100,13 +103,14 @@ public class AnyGreenlet {
     @discardableResult
     public func join(timeout: Double? = nil) throws -> Bool {
         if state == .finished { return true }
-        let me: AnyGreenlet = hub.current
-        if me === self { throw GreenError.joinSelf(name) }
-        if let timeout {
-            return try hub.withDeadline(timeout) { try waitUntilFinished(me) }
+        return try hub.withCurrentGreenlet { me in
+            if me === self { throw GreenError.joinSelf(name) }
+            if let timeout {
+                return try hub.withDeadline(timeout) { try waitUntilFinished(me) }
+            }
+            try waitUntilFinished(me)
+            return true
         }
-        try waitUntilFinished(me)
-        return true
     }
 
     /// Throws `error` into the greenlet at its current or next blocking
@@ -158,11 +162,11 @@ public class AnyGreenlet {
     }
 
     func addWaiter(_ g: AnyGreenlet) {
-        if firstWaiter == nil { firstWaiter = g } else { moreWaiters.append(g) }
+        if firstWaiter == nil { firstWaiter = Unmanaged.passUnretained(g) } else { moreWaiters.append(g) }
     }
 
     func removeWaiter(_ g: AnyGreenlet) {
-        if firstWaiter === g {
+        if firstWaiter?.toOpaque() == Unmanaged.passUnretained(g).toOpaque() {
             firstWaiter = nil
         } else if let i = moreWaiters.firstIndex(where: { $0 === g }) {
             moreWaiters.remove(at: i)
@@ -171,13 +175,14 @@ public class AnyGreenlet {
 
     /// Runs the callbacks and wakes the joiners. Called in the finishing
     /// greenlet (or by whoever killed an unstarted one).
+    @inline(__always)
     func notifyFinished() {
         if !callbacks.isEmpty {
             let cbs = callbacks
             callbacks = []
             for cb in cbs { cb(self) }
         }
-        if let w = firstWaiter { hub.ready(w) }
+        if let w = firstWaiter { w._withUnsafeGuaranteedRef { hub.ready($0) } }
         if !moreWaiters.isEmpty {
             for w in moreWaiters { hub.ready(w) }
         }

@@ -41,11 +41,13 @@ public final class Greenlet<Value>: AnyGreenlet {
     @discardableResult @inlinable
     public static func spawn(name: String? = nil, stackSize: Int = 0,
                              _ body: @escaping () throws -> Value) -> Greenlet<Value> {
-        let hub = Hub.current
-        let g = hub.makeGreenlet(stackSize: stackSize, body: body)
-        if let name { g.customName = name }
-        hub.schedule(new: g)
-        return g
+        Hub.withCurrent { hub in
+            let (id, parentID) = hub.newGreenletIdentity()
+            let g = Greenlet(hub: hub, id: id, parentID: parentID, stackSize: stackSize, body: body)
+            if let name { g.customName = name }
+            hub.schedule(new: g)
+            return g
+        }
     }
 
     /// Spawns a greenlet that starts after `seconds`. Killing it before then
@@ -54,7 +56,8 @@ public final class Greenlet<Value>: AnyGreenlet {
     public static func spawn(after seconds: Double, name: String? = nil, stackSize: Int = 0,
                              _ body: @escaping () throws -> Value) -> Greenlet<Value> {
         let hub = Hub.current
-        let g = hub.makeGreenlet(stackSize: stackSize, body: body)
+        let (id, parentID) = hub.newGreenletIdentity()
+        let g = Greenlet(hub: hub, id: id, parentID: parentID, stackSize: stackSize, body: body)
         if let name { g.customName = name }
         hub.schedule(new: g, after: seconds)
         return g
@@ -81,9 +84,9 @@ public final class Greenlet<Value>: AnyGreenlet {
         linkAny { callback($0 as! Greenlet<Value>) }
     }
 
+    // The body (and what it captured) is released with the greenlet
+    // object: replacing it here would build a generic thunk per greenlet.
     override func runBody() {
-        let body = self.body
-        self.body = Greenlet.finishedBody
         do {
             let v = try body()
             let p: UnsafeMutablePointer<Value>
@@ -101,12 +104,7 @@ public final class Greenlet<Value>: AnyGreenlet {
     }
 
     override func recordUnstarted(_ error: any Error) {
-        body = Greenlet.finishedBody
         failureError = error
-    }
-
-    private static func finishedBody() throws -> Value {
-        fatalError("swift-green: a greenlet's body ran twice")
     }
 }
 

@@ -17,16 +17,18 @@ public final class GreenletLocal<T> {
     public var value: T {
         get {
             let g = Hub.current.current!
-            if let v = g.locals[ObjectIdentifier(self)] { return v as! T }
+            if let v = g.locals?[ObjectIdentifier(self)] { return v as! T }
             return makeDefault()
         }
         set {
-            Hub.current.current!.locals[ObjectIdentifier(self)] = newValue
+            let g: AnyGreenlet = Hub.current.current
+            if g.locals == nil { g.locals = [:] }
+            g.locals![ObjectIdentifier(self)] = newValue
         }
     }
 
     /// Forgets the calling greenlet's value; it sees the default again.
     public func reset() {
-        Hub.current.current!.locals[ObjectIdentifier(self)] = nil
+        Hub.current.current!.locals?[ObjectIdentifier(self)] = nil
     }
 }

@@ -83,15 +83,18 @@ public final class Hub {
     // Set at the end of init (they need `self`); never nil afterwards.
     private(set) var mainGreenlet: AnyGreenlet!
     private(set) var hubGreenlet: AnyGreenlet!
-    var stackPools: [Int: OpaquePointer] = [:]
+    @exclusivity(unchecked) unowned(unsafe) var hubGreenletRef: AnyGreenlet!
+    @exclusivity(unchecked) var stackPools: [Int: OpaquePointer] = [:]
     private let defaultPool: OpaquePointer
     private let defaultPoolSize: Int
 
-    @exclusivity(unchecked) var current: AnyGreenlet!
+    // Unretained: the hub holds every live greenlet (and its own two) already.
+    @exclusivity(unchecked) unowned(unsafe) var current: AnyGreenlet!
     @exclusivity(unchecked) var runQueue = RunQueue()
     @exclusivity(unchecked) var budget = 0
     @exclusivity(unchecked) var finishedPending: Unmanaged<AnyGreenlet>?
-    @exclusivity(unchecked) var freeContexts: [UnsafeMutablePointer<green_context>] = []
+    /// Contexts of finished greenlets, linked through `next_free`.
+    @exclusivity(unchecked) var freeContexts: UnsafeMutablePointer<green_context>?
     /// Spawned greenlets that have not finished.
     @exclusivity(unchecked) public private(set) var liveGreenlets = 0
     /// Greenlets currently parked (for deadlock reports).
@@ -106,6 +109,16 @@ public final class Hub {
         return createForThisThread()
     }
 
+    /// Runs `body` with the calling thread's hub without retaining it:
+    /// the thread-local slot owns it for the thread's lifetime.
+    @inline(__always) @usableFromInline
+    static func withCurrent<R>(_ body: (Hub) throws -> R) rethrows -> R {
+        if let p = green_hub_get() {
+            return try Unmanaged<Hub>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
+        }
+        return try body(createForThisThread())
+    }
+
     private static let destroyKey: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key) { p in
@@ -116,7 +129,8 @@ public final class Hub {
         return key
     }()
 
-    private static func createForThisThread() -> Hub {
+    @usableFromInline
+    static func createForThisThread() -> Hub {
         let hub = Hub()
         let opaque = Unmanaged.passRetained(hub).toOpaque()
         green_hub_set(opaque)
@@ -153,6 +167,7 @@ public final class Hub {
 
         let hubGreenlet = AnyGreenlet(hub: self, id: 0, parentID: 0, stackSize: 0)
         self.hubGreenlet = hubGreenlet
+        hubGreenletRef = hubGreenlet
         hubGreenlet.customName = "hub"
         guard let hubStack = green_stack_acquire(pool) else {
             fatalError("swift-green: could not allocate the hub's stack (errno \(errno))")
@@ -172,7 +187,8 @@ public final class Hub {
         // gevent: nothing can run them any more. Their stacks go with the
         // pools; references held on those stacks are leaked.
         if let dead = finishedPending { finishedPending = nil; recycle(dead) }
-        for ctx in freeContexts {
+        while let ctx = freeContexts {
+            freeContexts = ctx.pointee.next_free
             green_context_destroy(ctx)
             ctx.deallocate()
         }
@@ -194,10 +210,18 @@ public final class Hub {
 
     // MARK: - Spawning
 
+    /// A new greenlet's id and its parent's. Not generic on purpose: the
+    /// generic part of spawning is inlined into the caller, where `Value`
+    /// is known, so no generic metadata is looked up per spawn.
     @usableFromInline
-    func makeGreenlet<Value>(stackSize: Int, body: @escaping () throws -> Value) -> Greenlet<Value> {
-        let id = Hub.nextGreenletID.wrappingAdd(1, ordering: .relaxed).oldValue
-        return Greenlet(hub: self, id: id, parentID: current.id, stackSize: stackSize, body: body)
+    func newGreenletIdentity() -> (id: UInt64, parentID: UInt64) {
+        (Hub.nextGreenletID.wrappingAdd(1, ordering: .relaxed).oldValue, withCurrentGreenlet { $0.id })
+    }
+
+    /// Runs `body` with the running greenlet, borrowed (not retained).
+    @inline(__always)
+    func withCurrentGreenlet<R>(_ body: (AnyGreenlet) throws -> R) rethrows -> R {
+        try Unmanaged.passUnretained(current!)._withUnsafeGuaranteedRef(body)
     }
 
     /// Takes the hub's reference on `g` and queues its start.
@@ -249,7 +273,7 @@ public final class Hub {
         g.recordUnstarted(failure)
         g.state = .finished
         liveGreenlets -= 1
-        g.locals = [:]
+        if g.locals != nil { g.locals = nil }
         g.notifyFinished()
         // A queued entry keeps the hub's reference until it is popped.
         if !g.queued { Unmanaged.passUnretained(g).release() }
@@ -393,35 +417,48 @@ public final class Hub {
     /// Leaves `from` (the running greenlet, whose new state the caller
     /// set) and runs the next ready greenlet, or the hub. Returns when
     /// something switches back to `from`.
+    ///
+    /// The scheduling paths pass greenlets around as `Unmanaged` and borrow
+    /// them with `_withUnsafeGuaranteedRef`: the hub's own reference keeps
+    /// them alive, and a retain/release pair per switch would cost more
+    /// than the switch itself.
     @inline(__always)
     func switchAway(from: AnyGreenlet) {
-        let next = nextToRun()
-        if next === from {
+        let fromCtx = from.context!
+        let nextCtx = nextToRun()._withUnsafeGuaranteedRef { next -> UnsafeMutablePointer<green_context>? in
+            if next === from { return nil }
+            next.state = .running
+            current = next
+            return next.context
+        }
+        guard let nextCtx else {
             from.state = .running
             return
         }
-        next.state = .running
-        current = next
-        green_context_switch(from.context!, next.context!)
+        green_context_switch(fromCtx, nextCtx)
         afterSwitch()
     }
 
     /// The next greenlet to run, with its context prepared: the head of
     /// the run queue while budget remains, else the hub.
     @inline(__always)
-    private func nextToRun() -> AnyGreenlet {
-        while budget > 0, let n = runQueue.popFirst() {
-            n.queued = false
-            if n.state == .finished {
-                // Killed before it started; drop the hub's reference.
-                Unmanaged.passUnretained(n).release()
-                continue
+    private func nextToRun() -> Unmanaged<AnyGreenlet> {
+        while budget > 0, let entry = runQueue.popFirstUnmanaged() {
+            let verdict = entry._withUnsafeGuaranteedRef { n -> UInt8 in
+                n.queued = false
+                if n.state == .finished { return 1 }
+                if n.context == nil && !prepare(n) { return 2 }
+                return 0
             }
-            if n.context == nil && !prepare(n) { continue }
-            budget -= 1
-            return n
+            if verdict == 0 {
+                budget -= 1
+                return entry
+            }
+            // Killed before it started: drop the hub's reference. (A
+            // failed prepare already did, through finishUnstarted.)
+            if verdict == 1 { entry.release() }
         }
-        return hubGreenlet
+        return Unmanaged.passUnretained(hubGreenletRef)
     }
 
     /// Recycles the greenlet that finished just before this context was
@@ -439,7 +476,8 @@ public final class Hub {
         if let ctx = g.context {
             green_stack_release(pool(for: g.stackSize), ctx.pointee.stack)
             g.context = nil
-            freeContexts.append(ctx)
+            ctx.pointee.next_free = freeContexts
+            freeContexts = ctx
         }
         dead.release()
     }
@@ -464,7 +502,8 @@ public final class Hub {
             return false
         }
         let ctx: UnsafeMutablePointer<green_context>
-        if let c = freeContexts.popLast() {
+        if let c = freeContexts {
+            freeContexts = c.pointee.next_free
             ctx = c
         } else {
             ctx = .allocate(capacity: 1)
@@ -491,27 +530,32 @@ public final class Hub {
     /// reference alive on this stack (it is never unwound).
     private static func runGreenlet(_ arg: UnsafeMutableRawPointer)
         -> (UnsafeMutablePointer<green_context>, UnsafeMutablePointer<green_context>) {
-        let g = Unmanaged<AnyGreenlet>.fromOpaque(arg).takeUnretainedValue()
-        let hub = g.hub
-        hub.afterSwitch()
-        if let kill = g.pendingKill, g.shieldDepth == 0 {
-            // Killed after it was queued to start: it never runs.
-            g.pendingKill = nil
-            g.recordUnstarted(kill.error)
-        } else {
-            g.runBody()
+        // Borrowed, not retained: the hub's reference keeps it alive, and
+        // nothing retained here may be left when this stack is abandoned.
+        Unmanaged<AnyGreenlet>.fromOpaque(arg)._withUnsafeGuaranteedRef { g in
+            let hub = g.hub
+            hub.afterSwitch()
+            if let kill = g.pendingKill, g.shieldDepth == 0 {
+                // Killed after it was queued to start: it never runs.
+                g.pendingKill = nil
+                g.recordUnstarted(kill.error)
+            } else {
+                g.runBody()
+            }
+            g.state = .finished
+            if g.pendingKill != nil { g.pendingKill = nil }
+            if g.pendingCancel != nil { g.pendingCancel = nil }
+            if g.locals != nil { g.locals = nil }
+            hub.liveGreenlets -= 1
+            g.notifyFinished()
+            hub.finishedPending = Unmanaged.passUnretained(g)
+            let nextCtx = hub.nextToRun()._withUnsafeGuaranteedRef { next in
+                next.state = .running
+                hub.current = next
+                return next.context!
+            }
+            return (g.context!, nextCtx)
         }
-        g.state = .finished
-        g.pendingKill = nil
-        g.pendingCancel = nil
-        g.locals = [:]
-        hub.liveGreenlets -= 1
-        g.notifyFinished()
-        let next = hub.nextToRun()
-        hub.finishedPending = Unmanaged.passUnretained(g)
-        next.state = .running
-        hub.current = next
-        return (g.context!, next.context!)
     }
 
     /// The hub greenlet's body: poll the loop, run what became ready.
@@ -525,11 +569,15 @@ public final class Hub {
                 ev_run(loop, Int32(EVRUN_NOWAIT))
             }
             budget = Hub.runBudget
-            let next = nextToRun()
-            if next === hubGreenlet { continue }
-            next.state = .running
-            current = next
-            green_context_switch(hubGreenlet.context!, next.context!)
+            let hubCtx = hubGreenletRef.context!
+            let nextCtx = nextToRun()._withUnsafeGuaranteedRef { next -> UnsafeMutablePointer<green_context>? in
+                if next === hubGreenletRef { return nil }
+                next.state = .running
+                current = next
+                return next.context
+            }
+            guard let nextCtx else { continue }
+            green_context_switch(hubCtx, nextCtx)
             afterSwitch()
         }
     }

@@ -31,6 +31,14 @@ struct RunQueue: ~Copyable {
         return g
     }
 
+    mutating func popFirstUnmanaged() -> Unmanaged<AnyGreenlet>? {
+        guard count > 0 else { return nil }
+        let g = buffer[head]
+        head = (head + 1) & (capacity - 1)
+        count -= 1
+        return g
+    }
+
     /// Removes every entry, oldest first, handing each to `body`.
     mutating func drain(_ body: (AnyGreenlet) -> Void) {
         while let g = popFirst() { body(g) }

@@ -4,11 +4,12 @@
 /// greenlet is killed or a timeout expires meanwhile. Call it as
 /// `Green.sleep(_:)` to avoid the C library's `sleep`.
 public func sleep(_ seconds: Double) throws {
-    let hub = Hub.current
-    if seconds > 0 {
-        try hub.sleep(until: hub.nowUpdated() + seconds)
-    } else {
-        try hub.yield()
+    try Hub.withCurrent { hub in
+        if seconds > 0 {
+            try hub.sleep(until: hub.nowUpdated() + seconds)
+        } else {
+            try hub.yield()
+        }
     }
 }
 
@@ -21,7 +22,7 @@ public func sleep(until deadline: Double) throws {
 
 /// Lets the other ready greenlets run once: `sleep(0)`.
 public func yield() throws {
-    try Hub.current.yield()
+    try Hub.withCurrent { try $0.yield() }
 }
 
 extension Hub {
