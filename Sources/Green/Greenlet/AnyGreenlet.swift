@@ -38,7 +38,7 @@ public class AnyGreenlet {
 
     unowned(unsafe) let hub: Hub
     /// Process-unique, increasing.
-    public let id: UInt64
+    @exclusivity(unchecked) public internal(set) var id: UInt64
     /// A name for reports; `Greenlet-<id>` unless set.
     public var name: String {
         get { customName ?? "Greenlet-\(id)" }
@@ -62,8 +62,10 @@ public class AnyGreenlet {
     /// The first greenlet waiting for this one to finish, unretained: a
     /// waiter is parked (so its hub holds it) and always removes itself.
     @exclusivity(unchecked) var firstWaiter: Unmanaged<AnyGreenlet>?
-    @exclusivity(unchecked) var moreWaiters: [AnyGreenlet] = []
-    @exclusivity(unchecked) var callbacks: [(AnyGreenlet) -> Void] = []
+    // Optional so that the common greenlet (one joiner, no callbacks)
+    // never touches an array.
+    @exclusivity(unchecked) var moreWaiters: [AnyGreenlet]?
+    @exclusivity(unchecked) var callbacks: [(AnyGreenlet) -> Void]?
     @exclusivity(unchecked) var startTimer: UnsafeMutablePointer<ev_timer>?
     /// The error the greenlet finished with, if any.
     @exclusivity(unchecked) var failureError: (any Error)?
@@ -139,7 +141,7 @@ public class AnyGreenlet {
     /// before its joiners wake; they should not block.
     public func linkAny(_ callback: @escaping (AnyGreenlet) -> Void) {
         if state == .finished { callback(self); return }
-        callbacks.append(callback)
+        callbacks = (callbacks ?? []) + [callback]
     }
 
     // MARK: - Runtime internals
@@ -162,14 +164,19 @@ public class AnyGreenlet {
     }
 
     func addWaiter(_ g: AnyGreenlet) {
-        if firstWaiter == nil { firstWaiter = Unmanaged.passUnretained(g) } else { moreWaiters.append(g) }
+        if firstWaiter == nil {
+            firstWaiter = Unmanaged.passUnretained(g)
+        } else {
+            if moreWaiters == nil { moreWaiters = [] }
+            moreWaiters!.append(g)
+        }
     }
 
     func removeWaiter(_ g: AnyGreenlet) {
         if firstWaiter?.toOpaque() == Unmanaged.passUnretained(g).toOpaque() {
             firstWaiter = nil
-        } else if let i = moreWaiters.firstIndex(where: { $0 === g }) {
-            moreWaiters.remove(at: i)
+        } else if let i = moreWaiters?.firstIndex(where: { $0 === g }) {
+            moreWaiters!.remove(at: i)
         }
     }
 
@@ -177,14 +184,13 @@ public class AnyGreenlet {
     /// greenlet (or by whoever killed an unstarted one).
     @inline(__always)
     func notifyFinished() {
-        if !callbacks.isEmpty {
-            let cbs = callbacks
-            callbacks = []
+        if let cbs = callbacks {
+            callbacks = nil
             for cb in cbs { cb(self) }
         }
         if let w = firstWaiter { w._withUnsafeGuaranteedRef { hub.ready($0) } }
-        if !moreWaiters.isEmpty {
-            for w in moreWaiters { hub.ready(w) }
+        if let more = moreWaiters {
+            for w in more { hub.ready(w) }
         }
     }
 

@@ -76,6 +76,9 @@ public final class Hub {
     }
     private static let configuredStackSize = Atomic<Int>(0)
     static let nextGreenletID = Atomic<UInt64>(1)
+    static let idBlock: UInt64 = 256
+    @exclusivity(unchecked) var nextLocalID: UInt64 = 0
+    @exclusivity(unchecked) var localIDLimit: UInt64 = 0
 
     let loop: OpaquePointer
     let contextKind: Int32
@@ -153,10 +156,10 @@ public final class Hub {
         stackPools[defaultPoolSize] = pool
         _ = green_overflow_handler_install_for_thread()
 
-        let main = AnyGreenlet(hub: self, id: Hub.nextGreenletID.wrappingAdd(1, ordering: .relaxed).oldValue,
-                               parentID: 0, stackSize: 0)
+        let main = AnyGreenlet(hub: self, id: 0, parentID: 0, stackSize: 0)
         mainGreenlet = main
         current = main
+        main.id = newGreenletIdentity().id
         main.customName = "main"
         main.state = .running
         let mainCtx = UnsafeMutablePointer<green_context>.allocate(capacity: 1)
@@ -215,7 +218,15 @@ public final class Hub {
     /// is known, so no generic metadata is looked up per spawn.
     @usableFromInline
     func newGreenletIdentity() -> (id: UInt64, parentID: UInt64) {
-        (Hub.nextGreenletID.wrappingAdd(1, ordering: .relaxed).oldValue, withCurrentGreenlet { $0.id })
+        if nextLocalID == localIDLimit {
+            // Ids are process-unique; a hub takes them from the shared
+            // counter in blocks so that spawning needs no atomic operation.
+            nextLocalID = Hub.nextGreenletID.wrappingAdd(Hub.idBlock, ordering: .relaxed).oldValue
+            localIDLimit = nextLocalID + Hub.idBlock
+        }
+        let id = nextLocalID
+        nextLocalID += 1
+        return (id, withCurrentGreenlet { $0.id })
     }
 
     /// Runs `body` with the running greenlet, borrowed (not retained).
