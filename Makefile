@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps demo test test-ucontext check-aarch64 bench ci clean
+.PHONY: all deps demo test test-ucontext check-aarch64 bench bench-smoke ci clean
 
 all: test
 
@@ -51,7 +51,11 @@ check-aarch64:
 bench: deps
 	$(SWIFT) run -c release green-bench
 
-ci: test test-ucontext check-aarch64
+# A short run of every figure, to keep the benchmark working.
+bench-smoke: deps
+	$(SWIFT) run -c release green-bench --quick --max-parked 20000
+
+ci: test test-ucontext check-aarch64 demo bench-smoke
 
 clean:
 	rm -rf .build $(UCONTEXT_BUILD)

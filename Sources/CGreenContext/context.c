@@ -58,33 +58,9 @@ extern void green_start_x86_64(void);
 extern void green_start_aarch64(void);
 #endif
 
-int green_context_init(green_context *ctx, int kind, green_stack *stack,
-                       green_entry_fn entry, void *arg) {
-    ctx->sp = NULL;
-    ctx->access_set[0] = ctx->access_set[1] = NULL;
-    ctx->stack = stack;
-    ctx->entry = entry;
-    ctx->entry_arg = arg;
-    ctx->kind = (uint8_t)effective_kind(kind);
-    ctx->check_canary = stack->guard_kind == GREEN_GUARD_CANARY;
-    uintptr_t top = ((uintptr_t)stack->base + stack->size) & ~(uintptr_t)15;
-
-    if (ctx->kind == GREEN_CONTEXT_UCONTEXT) {
-        ucontext_t *uc = ctx->ucontext;
-        if (!uc) {
-            uc = calloc(1, sizeof *uc);
-            if (!uc) return -1;
-            ctx->ucontext = uc;
-        }
-        if (getcontext(uc) != 0) return -1;
-        uc->uc_stack.ss_sp = stack->base;
-        uc->uc_stack.ss_size = top - (uintptr_t)stack->base;
-        uc->uc_link = NULL;
-        uintptr_t p = (uintptr_t)ctx;
-        makecontext(uc, (void (*)(void))ucontext_start, 2,
-                    (unsigned int)(p >> 32), (unsigned int)(p & 0xffffffffu));
-        return 0;
-    }
+// Builds the first frame green_switch_asm will pop on a fresh stack.
+static int init_asm_frame(green_context *ctx, green_entry_fn entry, void *arg) {
+    uintptr_t top = ((uintptr_t)ctx->stack->base + ctx->stack->size) & ~(uintptr_t)15;
 #if defined(__x86_64__)
     // See switch_x86_64.S for the frame. The return slot sits at an
     // address = 8 (mod 16) so that green_start_x86_64 runs with rsp = 0
@@ -124,6 +100,36 @@ int green_context_init(green_context *ctx, int kind, green_stack *stack,
 #endif
 }
 
+int green_context_init(green_context *ctx, int kind, green_stack *stack,
+                       green_entry_fn entry, void *arg) {
+    ctx->sp = NULL;
+    ctx->access_set[0] = ctx->access_set[1] = NULL;
+    ctx->stack = stack;
+    ctx->entry = entry;
+    ctx->entry_arg = arg;
+    ctx->kind = (uint8_t)effective_kind(kind);
+    ctx->check_canary = stack->guard_kind == GREEN_GUARD_CANARY;
+    uintptr_t top = ((uintptr_t)stack->base + stack->size) & ~(uintptr_t)15;
+
+    if (ctx->kind == GREEN_CONTEXT_UCONTEXT) {
+        ucontext_t *uc = ctx->ucontext;
+        if (!uc) {
+            uc = calloc(1, sizeof *uc);
+            if (!uc) return -1;
+            ctx->ucontext = uc;
+        }
+        if (getcontext(uc) != 0) return -1;
+        uc->uc_stack.ss_sp = stack->base;
+        uc->uc_stack.ss_size = top - (uintptr_t)stack->base;
+        uc->uc_link = NULL;
+        uintptr_t p = (uintptr_t)ctx;
+        makecontext(uc, (void (*)(void))ucontext_start, 2,
+                    (unsigned int)(p >> 32), (unsigned int)(p & 0xffffffffu));
+        return 0;
+    }
+    return init_asm_frame(ctx, entry, arg);
+}
+
 void green_context_destroy(green_context *ctx) {
     free(ctx->ucontext);
     ctx->ucontext = NULL;
@@ -158,7 +164,9 @@ int green_bench_c_pingpong(long count, size_t stack_size) {
     if (!stack) { green_stack_pool_destroy(pool); return -1; }
     green_context ctx;
     memset(&ctx, 0, sizeof ctx);
-    green_context_init(&ctx, GREEN_CONTEXT_ASM, stack, pingpong_peer, NULL);
+    ctx.stack = stack;
+    ctx.kind = GREEN_CONTEXT_ASM; // whatever the build's default
+    init_asm_frame(&ctx, pingpong_peer, NULL);
     pingpong_peer_sp = ctx.sp;
     pingpong_count = count;
     for (long i = 0; i < pingpong_count; i++) {
