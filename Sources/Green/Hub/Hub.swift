@@ -205,7 +205,10 @@ public final class Hub {
 
     // MARK: - Time
 
-    /// The loop's notion of now (seconds, monotonic), as of the last poll.
+    /// The loop's notion of now, as of the last poll or `updateNow()`:
+    /// seconds since the epoch (libev's `ev_now`). Deadlines for
+    /// `sleep(until:)` are on this clock; libev keeps timers themselves on
+    /// the monotonic clock, so a wall-clock step does not reorder them.
     public var now: Double { ev_now(loop) }
 
     /// Refreshes `now` from the clock.
@@ -377,6 +380,7 @@ public final class Hub {
     /// woken by one. The caller registered `g` with whatever will wake it
     /// and unregisters it (in a `defer`) whatever happens.
     func park(_ g: AnyGreenlet, on what: StaticString) throws {
+        precondition(g !== hubGreenletRef, "swift-green: a blocking call ran on the hub itself (in a loop callback)")
         if let e = takeDeliverable(g) { throw e }
         g.waitingOn = what
         while true {
