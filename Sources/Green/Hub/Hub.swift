@@ -299,19 +299,19 @@ public final class Hub {
     /// normally. Does nothing to a greenlet that is not parked.
     @inline(__always)
     func ready(_ g: AnyGreenlet) {
-        guard g.state == .parked else { return }
-        g.state = .ready
-        g.wakeReason = .normal
-        g.queued = true
-        parkedCount -= 1
-        runQueue.append(g)
+        wake(g, reason: .normal)
     }
 
     /// Makes a parked greenlet ready with an interrupt to throw.
     private func wakeInterrupted(_ g: AnyGreenlet) {
+        wake(g, reason: .interrupt)
+    }
+
+    @inline(__always)
+    private func wake(_ g: AnyGreenlet, reason: AnyGreenlet.WakeReason) {
         guard g.state == .parked else { return }
         g.state = .ready
-        g.wakeReason = .interrupt
+        g.wakeReason = reason
         g.queued = true
         parkedCount -= 1
         runQueue.append(g)
@@ -440,18 +440,24 @@ public final class Hub {
     @inline(__always)
     func switchAway(from: AnyGreenlet) {
         let fromCtx = from.context!
-        let nextCtx = nextToRun()._withUnsafeGuaranteedRef { next -> UnsafeMutablePointer<green_context>? in
-            if next === from { return nil }
-            next.state = .running
-            current = next
-            return next.context
-        }
-        guard let nextCtx else {
+        guard let nextCtx = claimNext(after: from) else {
             from.state = .running
             return
         }
         green_context_switch(fromCtx, nextCtx)
         afterSwitch()
+    }
+
+    /// Makes the next greenlet to run the current one and returns its
+    /// context; nil when that is `from` itself (nothing else to run).
+    @inline(__always)
+    private func claimNext(after from: AnyGreenlet) -> UnsafeMutablePointer<green_context>? {
+        nextToRun()._withUnsafeGuaranteedRef { next in
+            if next === from { return nil }
+            next.state = .running
+            current = next
+            return next.context
+        }
     }
 
     /// The next greenlet to run, with its context prepared: the head of
@@ -585,13 +591,7 @@ public final class Hub {
             }
             budget = Hub.runBudget
             let hubCtx = hubGreenletRef.context!
-            let nextCtx = nextToRun()._withUnsafeGuaranteedRef { next -> UnsafeMutablePointer<green_context>? in
-                if next === hubGreenletRef { return nil }
-                next.state = .running
-                current = next
-                return next.context
-            }
-            guard let nextCtx else { continue }
+            guard let nextCtx = claimNext(after: hubGreenletRef) else { continue }
             green_context_switch(hubCtx, nextCtx)
             afterSwitch()
         }
