@@ -36,8 +36,12 @@
 //
 // Finished greenlets return their stack to a LIFO free list: the most
 // recently used stack, still warm in cache and already backed by pages, is
-// the next one handed out. Past an idle limit, released stacks give their
-// pages back with MADV_DONTNEED (the range, slot and guard stay).
+// the next one handed out. At most `idle_limit` free stacks stay resident;
+// a stack released beyond that gives its pages back with MADV_DONTNEED
+// (the range, slot and guard stay) and goes to a second, cold list, used
+// only when no resident stack is free. So after a burst the pool keeps
+// `idle_limit` warm stacks, and steady spawn/join after it reuses them
+// without a system call or a page fault.
 #define _GNU_SOURCE
 #include "green_context.h"
 
@@ -72,8 +76,10 @@ struct green_stack_pool {
     green_slab *slabs;
     size_t slab_count;
     size_t next_in_slab;    // next never-used slot of slabs (the newest)
-    green_stack *free_list;
-    size_t free_count;
+    green_stack *free_list; // resident free stacks, LIFO
+    size_t free_count;      // length of free_list
+    green_stack *cold_list; // free stacks whose pages were given back
+    size_t cold_count;
     size_t idle_limit;      // free stacks kept resident
     size_t in_use;
     size_t total;
@@ -242,6 +248,9 @@ green_stack *green_stack_acquire(green_stack_pool *pool) {
     if (st) {
         pool->free_list = st->next_free;
         pool->free_count--;
+    } else if ((st = pool->cold_list)) {
+        pool->cold_list = st->next_free;
+        pool->cold_count--;
     } else {
         if (pool->next_in_slab >= GREEN_SLAB_STACKS && add_slab(pool) != 0) return NULL;
         st = &pool->slabs->stacks[pool->next_in_slab++];
@@ -268,6 +277,10 @@ void green_stack_release(green_stack_pool *pool, green_stack *st) {
     if (pool->free_count >= pool->idle_limit) {
         // Keep the slot and the guard, give the pages back.
         madvise(st->base, st->size, MADV_DONTNEED);
+        st->next_free = pool->cold_list;
+        pool->cold_list = st;
+        pool->cold_count++;
+        return;
     }
     st->next_free = pool->free_list;
     pool->free_list = st;
@@ -276,7 +289,8 @@ void green_stack_release(green_stack_pool *pool, green_stack *st) {
 
 size_t green_stack_pool_stack_size(const green_stack_pool *pool) { return pool->stack_size; }
 size_t green_stack_pool_in_use(const green_stack_pool *pool) { return pool->in_use; }
-size_t green_stack_pool_free_count(const green_stack_pool *pool) { return pool->free_count; }
+size_t green_stack_pool_free_count(const green_stack_pool *pool) { return pool->free_count + pool->cold_count; }
+size_t green_stack_pool_resident_free_count(const green_stack_pool *pool) { return pool->free_count; }
 size_t green_stack_pool_total(const green_stack_pool *pool) { return pool->total; }
 size_t green_stack_pool_slab_count(const green_stack_pool *pool) { return pool->slab_count; }
 size_t green_stack_pool_guarded(const green_stack_pool *pool, int kind) {

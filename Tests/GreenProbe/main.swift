@@ -1,1 +1,188 @@
-print("todo")
+// A helper executable for the tests: scenarios that must end the process
+// (stack overflows, exclusivity violations) run here, in a child process,
+// and the tests check how it died and what it printed.
+//
+//   GreenProbe ok                    prints "ok", exits 0
+//   GreenProbe overflow              unbounded recursion in a greenlet named
+//                                    "deep-recursion" with a 64 KiB stack:
+//                                    must die by SIGABRT naming it
+//   GreenProbe overflow-canary       recursion bounded to run a few KiB past
+//                                    the bottom of the stack, then a switch;
+//                                    for GREEN_STACK_GUARD=canary
+//   GreenProbe overflow-canary-finish the same, then the greenlet returns:
+//                                    its last switch-out checks the canary
+//   GreenProbe overflow-unnamed      like overflow, no name: prints the
+//                                    greenlet's id, then must die naming
+//                                    it Greenlet-<id>
+//   GreenProbe overflow-renamed      like overflow, renamed after it started
+//   GreenProbe exclusivity-conflict  a greenlet that conflicts with its own
+//                                    inout access across a switch: Swift's
+//                                    exclusivity check must still catch it
+import Glibc
+import Green
+
+let probeStackSize = 64 * 1024
+
+/// Keeps values alive and opaque to the optimizer.
+nonisolated(unsafe) var sink: UInt64 = 0
+
+/// Address of a byte in the caller's frame.
+@inline(never)
+func frameAddress(_ p: UnsafeMutableRawBufferPointer) -> UInt {
+    UInt(bitPattern: p.baseAddress)
+}
+
+/// Recurses until the stack runs out. Each frame fills a 512-byte local
+/// buffer and uses it after the recursive call returns, so neither the
+/// frame nor the recursion can be optimized away.
+@inline(never)
+func recurseForever(_ depth: UInt64) -> UInt64 {
+    var buffer: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                 UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    withUnsafeMutableBytes(of: &buffer) { p in
+        for i in 0..<p.count { p[i] = UInt8(truncatingIfNeeded: depth &+ UInt64(i)) }
+    }
+    let below = recurseForever(depth &+ 1)
+    sink &+= buffer.0 &+ buffer.15
+    return below &+ buffer.7
+}
+
+/// Recurses until a frame lies more than `limit` bytes below `start` (the
+/// address of a local at the greenlet's first frame), then unwinds.
+@inline(never)
+func recurseUntil(start: UInt, limit: UInt, _ depth: UInt64) -> UInt64 {
+    var buffer: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                 UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    let here = withUnsafeMutableBytes(of: &buffer) { p -> UInt in
+        for i in 0..<p.count { p[i] = UInt8(truncatingIfNeeded: depth &+ UInt64(i) &+ 0x5a) }
+        return frameAddress(p)
+    }
+    if start &- here > limit { return buffer.3 }
+    let below = recurseUntil(start: start, limit: limit, depth &+ 1)
+    sink &+= buffer.0
+    return below &+ buffer.9
+}
+
+/// Unbuffered, so nothing is lost when the process aborts.
+func writeLine(_ fd: Int32, _ text: String) {
+    var line = text + "\n"
+    line.withUTF8 { buf in
+        var offset = 0
+        while offset < buf.count {
+            let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}
+
+final class Box {
+    var n = 0
+}
+
+@inline(never)
+func bumpAcrossSwitch(_ x: inout Int, reading box: Box) throws {
+    x += 1
+    try Green.sleep(0)
+    // `box.n` is the very property `x` is an inout access to: a read here
+    // conflicts with the caller's modify access, which must still be open
+    // after the switch.
+    let seen = box.n
+    x += seen
+}
+
+/// Prints how the hub's stacks are guarded, e.g. "guards madvise=2 mprotect=0 canary=0".
+func printGuards() {
+    let s = Hub.current.stackStats
+    writeLine(1, "guards madvise=\(s.madviseGuarded) mprotect=\(s.mprotectGuarded) canary=\(s.canaryOnly)")
+}
+
+func run(_ scenario: String) throws -> Int32 {
+    switch scenario {
+    case "ok":
+        let g = spawn { 42 }
+        writeLine(1, "ok \(try g.get())")
+        return 0
+
+    case "overflow":
+        let g = spawn(name: "deep-recursion", stackSize: probeStackSize) { () -> UInt64 in
+            printGuards()
+            return recurseForever(0)
+        }
+        _ = try? g.join()
+        writeLine(1, "overflow not detected")
+        return 1
+
+    case "overflow-canary":
+        let g = spawn(name: "deep-recursion", stackSize: probeStackSize) { () throws -> UInt64 in
+            printGuards()
+            var top: UInt64 = 0
+            let start = withUnsafeMutableBytes(of: &top) { frameAddress($0) }
+            // The stack's top is at most a few frames above `start`, so
+            // this ends 4-6 KiB below the bottom of the stack: through its
+            // canary, into the unprotected guard zone under it.
+            let r = recurseUntil(start: start, limit: UInt(probeStackSize + 4096), 0)
+            // The canary is checked when the greenlet switches out.
+            try Green.sleep(0)
+            return r &+ top
+        }
+        _ = try? g.join()
+        writeLine(1, "overflow not detected")
+        return 1
+
+    case "overflow-canary-finish":
+        let g = spawn(name: "deep-recursion", stackSize: probeStackSize) { () -> UInt64 in
+            var top: UInt64 = 0
+            let start = withUnsafeMutableBytes(of: &top) { frameAddress($0) }
+            return recurseUntil(start: start, limit: UInt(probeStackSize + 4096), 0) &+ top
+        }
+        _ = try? g.join()
+        writeLine(1, "overflow not detected")
+        return 1
+
+    case "overflow-unnamed":
+        let g = spawn(stackSize: probeStackSize) { () -> UInt64 in recurseForever(0) }
+        writeLine(1, "id \(g.id)")
+        _ = try? g.join()
+        writeLine(1, "overflow not detected")
+        return 1
+
+    case "overflow-renamed":
+        let go = Event()
+        let g = spawn(name: "before-rename", stackSize: probeStackSize) { () throws -> UInt64 in
+            try go.wait()
+            return recurseForever(0)
+        }
+        try Green.sleep(0)
+        g.name = "deep-recursion"
+        go.set()
+        _ = try? g.join()
+        writeLine(1, "overflow not detected")
+        return 1
+
+    case "exclusivity-conflict":
+        let box = Box()
+        let g = spawn(name: "conflicting") { try bumpAcrossSwitch(&box.n, reading: box) }
+        try g.join()
+        writeLine(1, "conflict not detected: \(box.n)")
+        return 1
+
+    default:
+        writeLine(2, "GreenProbe: unknown scenario '\(scenario)'")
+        return 2
+    }
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    writeLine(2, "usage: GreenProbe <scenario>")
+    exit(2)
+}
+do {
+    exit(try run(arguments[1]))
+} catch {
+    writeLine(2, "GreenProbe: \(error)")
+    exit(3)
+}

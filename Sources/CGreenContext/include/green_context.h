@@ -86,6 +86,7 @@ void green_stack_release(green_stack_pool *pool, green_stack *stack);
 size_t green_stack_pool_stack_size(const green_stack_pool *pool);
 size_t green_stack_pool_in_use(const green_stack_pool *pool);
 size_t green_stack_pool_free_count(const green_stack_pool *pool);
+size_t green_stack_pool_resident_free_count(const green_stack_pool *pool);
 size_t green_stack_pool_total(const green_stack_pool *pool);
 size_t green_stack_pool_slab_count(const green_stack_pool *pool);
 /// How many stacks of each guard kind the pool has set up.

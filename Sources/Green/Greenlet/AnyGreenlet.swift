@@ -55,7 +55,9 @@ public class AnyGreenlet {
     @exclusivity(unchecked) var context: UnsafeMutablePointer<green_context>?
     @exclusivity(unchecked) var queued = false
     @exclusivity(unchecked) var pendingKill: Interrupt?
-    @exclusivity(unchecked) var pendingCancel: Interrupt?
+    /// Expired timeouts and failed scopes not yet thrown, in no order.
+    /// Several can be pending when some are held by a shield.
+    @exclusivity(unchecked) var pendingCancels: [Interrupt]?
     @exclusivity(unchecked) var shieldDepth = 0
     /// What the greenlet is blocked on, for deadlock reports and dumps.
     @exclusivity(unchecked) var waitingOn: StaticString = ""
@@ -71,7 +73,7 @@ public class AnyGreenlet {
     @exclusivity(unchecked) var failureError: (any Error)?
     @usableFromInline @exclusivity(unchecked) var customName: String?
     /// Greenlet-local values; nil until the first is set.
-    @exclusivity(unchecked) var locals: [ObjectIdentifier: Any]?
+    @exclusivity(unchecked) var locals: [UInt64: Any]?
     /// Set once somebody has looked at the outcome (`get`, `error`, a
     /// scope or `joinAll` that rethrows): an error nobody looked at is
     /// reported when the greenlet object goes away.

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A value that each greenlet sees separately, like gevent's `local`.
 /// A greenlet that has not set it sees the default. Values set by a
 /// greenlet are released when it finishes. Children do not inherit.
@@ -8,27 +10,36 @@
 /// ```
 public final class GreenletLocal<T> {
     private let makeDefault: () -> T
+    /// Process-unique, never reused: a value stored under a released local
+    /// must not show through a later one allocated at the same address.
+    private let key: UInt64
 
     public init(default value: @autoclosure @escaping () -> T) {
         makeDefault = value
+        key = GreenletLocalKeys.next.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
     /// The calling greenlet's value.
     public var value: T {
         get {
             let g = Hub.current.current!
-            if let v = g.locals?[ObjectIdentifier(self)] { return v as! T }
+            if let v = g.locals?[key] { return v as! T }
             return makeDefault()
         }
         set {
             let g: AnyGreenlet = Hub.current.current
             if g.locals == nil { g.locals = [:] }
-            g.locals![ObjectIdentifier(self)] = newValue
+            g.locals![key] = newValue
         }
     }
 
     /// Forgets the calling greenlet's value; it sees the default again.
     public func reset() {
-        Hub.current.current!.locals?[ObjectIdentifier(self)] = nil
+        Hub.current.current!.locals?[key] = nil
     }
+}
+
+/// Keys of `GreenletLocal`s (a generic class cannot hold a static).
+enum GreenletLocalKeys {
+    static let next = Atomic<UInt64>(1)
 }

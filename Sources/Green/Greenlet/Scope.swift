@@ -8,11 +8,17 @@ public final class Scope {
     private var inBody = true
     private var closed = false
     private let sequence: UInt64
+    /// The owner's shield depth when the scope began. A child's failure
+    /// interrupts the body like a timeout started with the scope: a shield
+    /// entered inside the body holds it until the shield ends, while a
+    /// scope opened inside a shield still receives it.
+    private let shieldLevel: Int
 
     init(hub: Hub, owner: AnyGreenlet) {
         self.hub = hub
         self.owner = owner
         sequence = hub.nextSequence()
+        shieldLevel = owner.shieldDepth
     }
 
     /// Spawns a child. If it throws (anything but `GreenletExit`), the
@@ -42,7 +48,7 @@ public final class Scope {
         cancelChildren()
         if inBody {
             hub.interrupt(owner, cancel: AnyGreenlet.Interrupt(
-                error: e, shieldLevel: owner.shieldDepth, source: ObjectIdentifier(self), sequence: sequence))
+                error: e, shieldLevel: shieldLevel, source: ObjectIdentifier(self), sequence: sequence))
         }
     }
 

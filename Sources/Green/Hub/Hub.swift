@@ -325,16 +325,20 @@ public final class Hub {
     }
 
     /// Stores a cancellation from a timeout or a scope and wakes `g` if
-    /// parked. Of two pending cancellations the earlier-started wins.
+    /// it may receive it now. Every cancellation is kept until it is
+    /// thrown or withdrawn: one held by a shield must not hide one raised
+    /// inside the shield, and it is still thrown once the shield ends.
     func interrupt(_ g: AnyGreenlet, cancel: AnyGreenlet.Interrupt) {
-        if let existing = g.pendingCancel, existing.sequence < cancel.sequence { return }
-        g.pendingCancel = cancel
+        if g.pendingCancels == nil { g.pendingCancels = [] }
+        g.pendingCancels!.append(cancel)
         if isDeliverable(cancel, to: g) { wakeInterrupted(g) }
     }
 
-    /// Withdraws a pending cancellation raised by `source`.
+    /// Withdraws the pending cancellations raised by `source`.
     func withdrawCancel(_ g: AnyGreenlet, source: ObjectIdentifier) {
-        if g.pendingCancel?.source == source { g.pendingCancel = nil }
+        guard g.pendingCancels != nil else { return }
+        g.pendingCancels!.removeAll { $0.source == source }
+        if g.pendingCancels!.isEmpty { g.pendingCancels = nil }
     }
 
     func nextSequence() -> UInt64 {
@@ -350,14 +354,24 @@ public final class Hub {
     /// The interrupt `g` must throw now, if any, removed from `g`.
     @inline(__always)
     func takeDeliverable(_ g: AnyGreenlet) -> (any Error)? {
-        if g.pendingCancel == nil && g.pendingKill == nil { return nil }
+        if g.pendingCancels == nil && g.pendingKill == nil { return nil }
         return takeDeliverableSlow(g)
     }
 
     private func takeDeliverableSlow(_ g: AnyGreenlet) -> (any Error)? {
-        if let c = g.pendingCancel, isDeliverable(c, to: g) {
-            g.pendingCancel = nil
-            return c.error
+        if let cancels = g.pendingCancels {
+            // Of the deliverable ones, the earliest started (outermost)
+            // wins; the others are withdrawn by their owners as the error
+            // unwinds through them.
+            var best: Int?
+            for i in cancels.indices where isDeliverable(cancels[i], to: g) {
+                if best == nil || cancels[i].sequence < cancels[best!].sequence { best = i }
+            }
+            if let best {
+                let c = g.pendingCancels!.remove(at: best)
+                if g.pendingCancels!.isEmpty { g.pendingCancels = nil }
+                return c.error
+            }
         }
         if let k = g.pendingKill, isDeliverable(k, to: g) {
             g.pendingKill = nil
@@ -565,7 +579,7 @@ public final class Hub {
             }
             g.state = .finished
             if g.pendingKill != nil { g.pendingKill = nil }
-            if g.pendingCancel != nil { g.pendingCancel = nil }
+            if g.pendingCancels != nil { g.pendingCancels = nil }
             if g.locals != nil { g.locals = nil }
             hub.liveGreenlets -= 1
             g.notifyFinished()
