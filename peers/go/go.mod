@@ -1,0 +1,3 @@
+module swift-green/peers/go
+
+go 1.19
