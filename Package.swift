@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         .target(
@@ -28,7 +29,11 @@ let package = Package(
         ),
         .target(
             name: "Green",
-            dependencies: ["CGreenContext", "CLibev"]
+            dependencies: [
+                "CGreenContext", "CLibev",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
         ),
         .executableTarget(
             name: "GreenBench",

@@ -59,6 +59,12 @@ public class AnyGreenlet {
     /// Several can be pending when some are held by a shield.
     @exclusivity(unchecked) var pendingCancels: [Interrupt]?
     @exclusivity(unchecked) var shieldDepth = 0
+    /// The interrupt thrown last and whether it was a kill, for
+    /// `Hub.rearmLastInterrupt`.
+    @exclusivity(unchecked) var lastDelivered: (Interrupt, Bool)?
+    /// Neighbours in the hub's list of live greenlets.
+    @exclusivity(unchecked) var liveNext: Unmanaged<AnyGreenlet>?
+    @exclusivity(unchecked) var livePrev: Unmanaged<AnyGreenlet>?
     /// What the greenlet is blocked on, for deadlock reports and dumps.
     @exclusivity(unchecked) var waitingOn: StaticString = ""
     /// The first greenlet waiting for this one to finish, unretained: a

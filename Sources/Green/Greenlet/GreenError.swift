@@ -14,7 +14,9 @@ public enum GreenError: Error, CustomStringConvertible {
     /// thread, signal) can wake any of them: the blocked call would never
     /// return. Thrown into the thread's main greenlet. gevent calls this
     /// `LoopExit`.
-    case wouldBlockForever(waitingOn: String, parked: Int)
+    /// `parked` names the other greenlets blocked on the hub and what
+    /// each waits on.
+    case wouldBlockForever(waitingOn: String, parked: [String])
     /// A greenlet tried to join itself.
     case joinSelf(String)
     /// No stack could be set up for a new greenlet (memory or mapping
@@ -26,9 +28,16 @@ public enum GreenError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .wouldBlockForever(let what, let parked):
-            return "this greenlet is blocked in \(what) and nothing can ever wake it: "
-                + "no ready greenlet, no active timer, fd watcher or cross-thread wake-up "
-                + "(\(parked) other greenlet(s) parked on this hub)"
+            var text = "this greenlet is blocked in \(what) and nothing can ever wake it: "
+                + "no ready greenlet, no active timer, fd watcher or cross-thread wake-up"
+            if parked.isEmpty {
+                text += "; no other greenlet is parked on this hub"
+            } else {
+                let shown = parked.prefix(8).joined(separator: ", ")
+                let more = parked.count > 8 ? ", and \(parked.count - 8) more" : ""
+                text += "; \(parked.count) other greenlet(s) parked on this hub: \(shown)\(more)"
+            }
+            return text
         case .joinSelf(let name):
             return "greenlet \(name) tried to join itself"
         case .stackAllocationFailed(let name, let size, let err):

@@ -103,6 +103,13 @@ public final class Hub {
     /// Greenlets currently parked (for deadlock reports).
     @exclusivity(unchecked) var parkedCount = 0
     @exclusivity(unchecked) var timeoutSequence: UInt64 = 0
+    /// Spawned, unfinished greenlets, newest first (for deadlock reports).
+    @exclusivity(unchecked) var liveHead: Unmanaged<AnyGreenlet>?
+    /// Where other threads post wake-ups; see RemoteWake.swift.
+    let mailbox: HubMailbox
+    private let asyncWatcher: UnsafeMutablePointer<ev_async>
+    /// Greenlets waiting for another thread (they keep the loop alive).
+    @exclusivity(unchecked) private var remoteWaits = 0
 
     /// The calling thread's hub, created on first use.
     public static var current: Hub {
@@ -147,6 +154,9 @@ public final class Hub {
         }
         self.loop = loop
         thread = pthread_self()
+        asyncWatcher = .allocate(capacity: 1)
+        asyncWatcher.initialize(to: ev_async())
+        mailbox = HubMailbox(loop: loop, watcher: asyncWatcher)
         contextKind = green_context_default_kind()
         defaultPoolSize = Hub.defaultStackSize
         guard let pool = green_stack_pool_create(defaultPoolSize, -1) else {
@@ -183,6 +193,16 @@ public final class Hub {
         hubGreenlet.context = hubCtx
         hubGreenlet.copyName(into: hubCtx)
         hubGreenlet.state = .ready
+
+        green_ev_async_init(asyncWatcher) { loop, w, _ in
+            let hub = Unmanaged<Hub>.fromOpaque(w!.pointee.data).takeUnretainedValue()
+            for job in hub.mailbox.takeJobs() { job() }
+        }
+        asyncWatcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        ev_async_start(loop, asyncWatcher)
+        // The watcher alone must not keep the loop alive (deadlock reports);
+        // `beginRemoteWait` counts the greenlets that do wait on it.
+        ev_unref(loop)
     }
 
     deinit {
@@ -190,6 +210,10 @@ public final class Hub {
         // gevent: nothing can run them any more. Their stacks go with the
         // pools; references held on those stacks are leaked.
         if let dead = finishedPending { finishedPending = nil; recycle(dead) }
+        mailbox.close()
+        ev_ref(loop)
+        ev_async_stop(loop, asyncWatcher)
+        asyncWatcher.deallocate()
         while let ctx = freeContexts {
             freeContexts = ctx.pointee.next_free
             green_context_destroy(ctx)
@@ -242,7 +266,7 @@ public final class Hub {
     @usableFromInline
     func schedule(new g: AnyGreenlet) {
         _ = Unmanaged.passUnretained(g).retain()
-        liveGreenlets += 1
+        addLive(g)
         g.state = .pending
         g.queued = true
         runQueue.append(g)
@@ -252,7 +276,7 @@ public final class Hub {
     @usableFromInline
     func schedule(new g: AnyGreenlet, after seconds: Double) {
         _ = Unmanaged.passUnretained(g).retain()
-        liveGreenlets += 1
+        addLive(g)
         g.state = .pending
         let timer = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
         timer.initialize(to: ev_timer())
@@ -286,11 +310,60 @@ public final class Hub {
         freeStartTimer(g)
         g.recordUnstarted(failure)
         g.state = .finished
-        liveGreenlets -= 1
+        removeLive(g)
         if g.locals != nil { g.locals = nil }
         g.notifyFinished()
         // A queued entry keeps the hub's reference until it is popped.
         if !g.queued { Unmanaged.passUnretained(g).release() }
+    }
+
+    @inline(__always)
+    private func addLive(_ g: AnyGreenlet) {
+        liveGreenlets += 1
+        let u = Unmanaged.passUnretained(g)
+        g.liveNext = liveHead
+        if let head = liveHead { head._withUnsafeGuaranteedRef { $0.livePrev = u } }
+        liveHead = u
+    }
+
+    @inline(__always)
+    func removeLive(_ g: AnyGreenlet) {
+        liveGreenlets -= 1
+        let next = g.liveNext, prev = g.livePrev
+        if let next { next._withUnsafeGuaranteedRef { $0.livePrev = prev } }
+        if let prev {
+            prev._withUnsafeGuaranteedRef { $0.liveNext = next }
+        } else {
+            liveHead = next
+        }
+        g.liveNext = nil
+        g.livePrev = nil
+    }
+
+    /// Calls `body` with every spawned greenlet that has not finished,
+    /// newest first.
+    func forEachLive(_ body: (AnyGreenlet) -> Void) {
+        var cursor = liveHead
+        while let u = cursor {
+            u._withUnsafeGuaranteedRef { g in
+                cursor = g.liveNext
+                body(g)
+            }
+        }
+    }
+
+    // MARK: - Waking from other threads
+
+    /// Counts a greenlet waiting for another thread as a live wake-up
+    /// source, so the hub does not report it deadlocked.
+    func beginRemoteWait() {
+        if remoteWaits == 0 { ev_ref(loop) }
+        remoteWaits += 1
+    }
+
+    func endRemoteWait() {
+        remoteWaits -= 1
+        if remoteWaits == 0 { ev_unref(loop) }
     }
 
     // MARK: - Waking
@@ -359,6 +432,12 @@ public final class Hub {
     }
 
     private func takeDeliverableSlow(_ g: AnyGreenlet) -> (any Error)? {
+        guard let (interrupt, isKill) = takeDeliverableInterrupt(g) else { return nil }
+        g.lastDelivered = (interrupt, isKill)
+        return interrupt.error
+    }
+
+    private func takeDeliverableInterrupt(_ g: AnyGreenlet) -> (AnyGreenlet.Interrupt, Bool)? {
         if let cancels = g.pendingCancels {
             // Of the deliverable ones, the earliest started (outermost)
             // wins; the others are withdrawn by their owners as the error
@@ -370,14 +449,28 @@ public final class Hub {
             if let best {
                 let c = g.pendingCancels!.remove(at: best)
                 if g.pendingCancels!.isEmpty { g.pendingCancels = nil }
-                return c.error
+                return (c, false)
             }
         }
         if let k = g.pendingKill, isDeliverable(k, to: g) {
             g.pendingKill = nil
-            return k.error
+            return (k, true)
         }
         return nil
+    }
+
+    /// Makes the interrupt `g` last threw pending again, to be thrown at
+    /// its next blocking point: for calls that cannot throw it themselves
+    /// (a `for` loop over a queue ends instead).
+    func rearmLastInterrupt(_ g: AnyGreenlet) {
+        guard let (interrupt, isKill) = g.lastDelivered else { return }
+        g.lastDelivered = nil
+        if isKill {
+            if g.pendingKill == nil { g.pendingKill = interrupt }
+        } else {
+            if g.pendingCancels == nil { g.pendingCancels = [] }
+            g.pendingCancels!.append(interrupt)
+        }
     }
 
     // MARK: - Blocking
@@ -580,8 +673,9 @@ public final class Hub {
             g.state = .finished
             if g.pendingKill != nil { g.pendingKill = nil }
             if g.pendingCancels != nil { g.pendingCancels = nil }
+            if g.lastDelivered != nil { g.lastDelivered = nil }
             if g.locals != nil { g.locals = nil }
-            hub.liveGreenlets -= 1
+            hub.removeLive(g)
             g.notifyFinished()
             hub.finishedPending = Unmanaged.passUnretained(g)
             let nextCtx = hub.nextToRun()._withUnsafeGuaranteedRef { next in
@@ -616,7 +710,11 @@ public final class Hub {
     private func wakeMainBlockedForever() {
         let main: AnyGreenlet = mainGreenlet
         guard main.state == .parked else { return }
-        let err = GreenError.wouldBlockForever(waitingOn: "\(main.waitingOn)", parked: parkedCount - 1)
+        var others: [String] = []
+        forEachLive { g in
+            if g.state == .parked { others.append("\(g.name) in \(g.waitingOn)") }
+        }
+        let err = GreenError.wouldBlockForever(waitingOn: "\(main.waitingOn)", parked: others)
         interrupt(main, kill: err, force: true)
     }
 }

@@ -1,0 +1,12 @@
+/// A rendezvous between greenlets, like gevent's `Channel` and Go's
+/// unbuffered channel: `put` waits until a getter takes the item, `get`
+/// until a putter offers one; the item passes directly from one to the
+/// other. A `Queue` with `maxSize` 0: timeouts, the non-waiting variants,
+/// `close()` and `for item in channel` work as for `Queue`.
+public final class Channel<T>: Queue<T> {
+    public init() {
+        super.init(maxSize: 0)
+    }
+
+    override var typeName: String { "Channel" }
+}

@@ -1,0 +1,163 @@
+// The wait list under every lock, semaphore, condition and queue.
+//
+// A waiter is a node on the waiting greenlet's own stack (stacks never
+// move, so its address is stable for the whole wait): waiting allocates
+// nothing. Nodes form a FIFO, doubly linked so that a waiter that times
+// out or is killed unlinks itself in O(1).
+//
+// Waking is a *grant*: the waker unlinks the first waiter, records the
+// outcome in its node (and, for queues, moves an item through the node's
+// slot) and makes it ready. Only a waiter whose greenlet is still parked
+// can be granted. One that an interrupt has already made ready is about
+// to throw; it stays in the list, is skipped, and unlinks itself on its
+// way out. So a grant is never lost to a waiter that is leaving, and a
+// waiter never both throws and receives.
+//
+// Hub thread only, like the primitives built on it.
+
+/// One greenlet's place in a `WaitList`.
+struct WaitNode {
+    enum Outcome: UInt8 {
+        case waiting
+        /// The waker gave the waiter what it waited for.
+        case granted
+        /// The primitive was closed: the waiter must re-check and leave.
+        case closed
+    }
+
+    unowned(unsafe) let greenlet: AnyGreenlet
+    var next: UnsafeMutablePointer<WaitNode>?
+    var prev: UnsafeMutablePointer<WaitNode>?
+    var linked = false
+    var outcome = Outcome.waiting
+    /// What passes through the node: a queue item, a count.
+    var slot: UnsafeMutableRawPointer?
+    /// A number the primitive keeps per waiter (a semaphore's count).
+    var count = 0
+
+    init(greenlet: AnyGreenlet, slot: UnsafeMutableRawPointer?) {
+        self.greenlet = greenlet
+        self.slot = slot
+    }
+}
+
+final class WaitList {
+    @exclusivity(unchecked) private(set) var head: UnsafeMutablePointer<WaitNode>?
+    @exclusivity(unchecked) private var tail: UnsafeMutablePointer<WaitNode>?
+    /// Linked waiters, including ones about to leave.
+    @exclusivity(unchecked) private(set) var count = 0
+
+    var isEmpty: Bool { head == nil }
+
+    func append(_ n: UnsafeMutablePointer<WaitNode>) {
+        n.pointee.prev = tail
+        n.pointee.next = nil
+        n.pointee.linked = true
+        if let t = tail { t.pointee.next = n } else { head = n }
+        tail = n
+        count += 1
+    }
+
+    func remove(_ n: UnsafeMutablePointer<WaitNode>) {
+        guard n.pointee.linked else { return }
+        let prev = n.pointee.prev, next = n.pointee.next
+        if let prev { prev.pointee.next = next } else { head = next }
+        if let next { next.pointee.prev = prev } else { tail = prev }
+        n.pointee.linked = false
+        n.pointee.next = nil
+        n.pointee.prev = nil
+        count -= 1
+    }
+
+    /// The first waiter that can still be granted (its greenlet is
+    /// parked), left linked; nil if none.
+    @inline(__always)
+    func firstGrantable() -> UnsafeMutablePointer<WaitNode>? {
+        var cursor = head
+        while let n = cursor {
+            if n.pointee.greenlet.state == .parked { return n }
+            cursor = n.pointee.next
+        }
+        return nil
+    }
+
+    /// Unlinks `n` (from `firstGrantable`), records `outcome` and makes its
+    /// greenlet ready.
+    @inline(__always)
+    func grant(_ n: UnsafeMutablePointer<WaitNode>, _ outcome: WaitNode.Outcome = .granted) {
+        remove(n)
+        n.pointee.outcome = outcome
+        let g = n.pointee.greenlet
+        g.hub.ready(g)
+    }
+
+    /// Grants the first grantable waiter, if any; returns whether one was.
+    @discardableResult
+    func grantFirst() -> Bool {
+        guard let n = firstGrantable() else { return false }
+        grant(n)
+        return true
+    }
+
+    /// Grants every grantable waiter with `outcome`, in order; returns
+    /// how many. Waiters about to leave stay linked.
+    @discardableResult
+    func grantAll(_ outcome: WaitNode.Outcome = .granted) -> Int {
+        var granted = 0
+        var cursor = head
+        while let n = cursor {
+            cursor = n.pointee.next
+            if n.pointee.greenlet.state == .parked {
+                grant(n, outcome)
+                granted += 1
+            }
+        }
+        return granted
+    }
+}
+
+extension Hub {
+    /// Parks the calling greenlet in `list` until a waker grants it or
+    /// closes the list, and returns that outcome. Throws when the greenlet
+    /// is killed or a timeout expires; the node is unlinked whatever
+    /// happens. `slot` is where a waker reads or writes an item, `count`
+    /// what the waiter asks for. `takeDirectly` is asked before every park
+    /// whether what the waiter needs is available without a grant (it
+    /// takes it and returns true); it guards against a waiter that woke
+    /// for another reason parking again while it could proceed.
+    @inline(__always)
+    func wait(in list: WaitList, on what: StaticString, slot: UnsafeMutableRawPointer? = nil,
+              count: Int = 0, takeDirectly: () -> Bool = { false }) throws -> WaitNode.Outcome {
+        let g: AnyGreenlet = current
+        return try withUnsafeTemporaryAllocation(of: WaitNode.self, capacity: 1) { buf in
+            let node = buf.baseAddress!
+            node.initialize(to: WaitNode(greenlet: g, slot: slot))
+            node.pointee.count = count
+            list.append(node)
+            defer {
+                list.remove(node)
+                node.deinitialize(count: 1)
+            }
+            while node.pointee.outcome == .waiting {
+                if takeDirectly() { return .granted }
+                try park(g, on: what)
+            }
+            return node.pointee.outcome
+        }
+    }
+
+    /// `wait(in:on:)` with an optional deadline of `timeout` seconds;
+    /// returns nil if it expired first.
+    func wait(in list: WaitList, on what: StaticString, timeout: Double?,
+              slot: UnsafeMutableRawPointer? = nil, count: Int = 0,
+              takeDirectly: () -> Bool = { false }) throws -> WaitNode.Outcome? {
+        guard let timeout else {
+            return try wait(in: list, on: what, slot: slot, count: count, takeDirectly: takeDirectly)
+        }
+        var outcome: WaitNode.Outcome?
+        _ = try withDeadline(timeout) {
+            outcome = try wait(in: list, on: what, slot: slot, count: count, takeDirectly: takeDirectly)
+        }
+        return outcome
+    }
+}
