@@ -13,7 +13,7 @@ import Green
 struct GreenBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "green-bench",
-        abstract: "Measure swift-green's context switch, yield, spawn and memory figures.")
+        abstract: "Measure swift-green's context switch, yield, spawn, memory, sync, queue and pool figures.")
 
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
@@ -56,6 +56,21 @@ struct GreenBench: ParsableCommand {
                "spawn a greenlet that returns at once, join it")
         try record("parked_bytes_per_greenlet", try median(quick ? 1 : 3) { try parkedBytes(100_000 / scale).perGreenlet },
                "RSS growth per greenlet, 100,000 parked on an Event")
+        let rounds = 500_000 / scale
+        try record("event_wakeup_ns", try median(runs) { try eventWakeupNs(rounds) },
+               "Event.set in one greenlet -> the waiter in another runs, per wake-up")
+        try record("queue_pingpong_ns", try median(runs) { try pingPongNs(rounds) { Queue<Int>() } },
+               "two greenlets, two Queues, per message")
+        try record("channel_pingpong_ns", try median(runs) { try pingPongNs(rounds) { Channel<Int>() } },
+               "two greenlets, two Channels (rendezvous), per message")
+        try record("lock_uncontended_ns", try median(runs) { try lockUncontendedNs(2_000_000 / scale) },
+               "Lock acquire + release, nobody else wants it")
+        try record("semaphore_handoff_ns", try median(runs) { try semaphoreHandoffNs(rounds) },
+               "contended Semaphore release -> the waiting acquirer runs")
+        try record("pool_map_ns_per_item", try median(runs) { try poolMapNs(100_000 / scale) },
+               "Pool(size: 100).map over 100,000 trivial items, per item")
+        try record("pool_map_blocking_ns_per_item", try median(runs) { try poolMapBlockingNs(100_000 / scale) },
+               "the same, each item yielding once (100 workers interleave)")
         let target = maxParked ?? (quick ? 100_000 : 1_000_000)
         if wanted("max_parked") {
             let big = try parkedBytes(target)

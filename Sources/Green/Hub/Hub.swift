@@ -87,6 +87,8 @@ public final class Hub {
     private(set) var mainGreenlet: AnyGreenlet!
     private(set) var hubGreenlet: AnyGreenlet!
     @exclusivity(unchecked) unowned(unsafe) var hubGreenletRef: AnyGreenlet!
+    /// The hub greenlet's identity, compared without loading a reference.
+    @exclusivity(unchecked) private var hubGreenletID = ObjectIdentifier(Hub.self)
     @exclusivity(unchecked) var stackPools: [Int: OpaquePointer] = [:]
     private let defaultPool: OpaquePointer
     private let defaultPoolSize: Int
@@ -180,6 +182,7 @@ public final class Hub {
 
         let hubGreenlet = AnyGreenlet(hub: self, id: 0, parentID: 0, stackSize: 0)
         self.hubGreenlet = hubGreenlet
+        hubGreenletID = ObjectIdentifier(hubGreenlet)
         hubGreenletRef = hubGreenlet
         hubGreenlet.customName = "hub"
         guard let hubStack = green_stack_acquire(pool) else {
@@ -269,7 +272,7 @@ public final class Hub {
         addLive(g)
         g.state = .pending
         g.queued = true
-        runQueue.append(g)
+        runQueue.append(Unmanaged.passUnretained(g))
     }
 
     /// Takes the hub's reference on `g` and starts it after `seconds`.
@@ -293,7 +296,7 @@ public final class Hub {
     private func startTimerFired(_ g: AnyGreenlet) {
         freeStartTimer(g)
         g.queued = true
-        runQueue.append(g)
+        runQueue.append(Unmanaged.passUnretained(g))
     }
 
     private func freeStartTimer(_ g: AnyGreenlet) {
@@ -387,7 +390,7 @@ public final class Hub {
         g.wakeReason = reason
         g.queued = true
         parkedCount -= 1
-        runQueue.append(g)
+        runQueue.append(Unmanaged.passUnretained(g))
     }
 
     /// Stores a kill for `g` and wakes it if parked.
@@ -487,7 +490,7 @@ public final class Hub {
     /// woken by one. The caller registered `g` with whatever will wake it
     /// and unregisters it (in a `defer`) whatever happens.
     func park(_ g: AnyGreenlet, on what: StaticString) throws {
-        precondition(g !== hubGreenletRef, "swift-green: a blocking call ran on the hub itself (in a loop callback)")
+        precondition(ObjectIdentifier(g) != hubGreenletID, "swift-green: a blocking call ran on the hub itself (in a loop callback)")
         if let e = takeDeliverable(g) { throw e }
         g.waitingOn = what
         while true {
@@ -508,7 +511,7 @@ public final class Hub {
         g.state = .ready
         g.wakeReason = .normal
         g.queued = true
-        runQueue.append(g)
+        runQueue.append(Unmanaged.passUnretained(g))
         switchAway(from: g)
         if let e = takeDeliverable(g) { throw e }
     }

@@ -17,9 +17,10 @@ struct RunQueue: ~Copyable {
 
     var isEmpty: Bool { count == 0 }
 
-    mutating func append(_ g: AnyGreenlet) {
+    @inline(__always)
+    mutating func append(_ g: Unmanaged<AnyGreenlet>) {
         if count == capacity { grow() }
-        buffer[(head + count) & (capacity - 1)] = Unmanaged.passUnretained(g)
+        buffer[(head + count) & (capacity - 1)] = g
         count += 1
     }
 

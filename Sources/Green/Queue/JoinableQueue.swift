@@ -36,7 +36,7 @@ public final class JoinableQueue<T>: Queue<T> {
     @discardableResult
     public func join(timeout: Double? = nil) throws -> Bool {
         if unfinishedTasks == 0 { return true }
-        return try Hub.current.wait(in: joiners, on: "JoinableQueue.join", timeout: timeout) == .granted
+        return try Hub.wait(in: joiners, on: "JoinableQueue.join", timeout: timeout) == .granted
     }
 
     /// `taskDone()` called more times than items were put.

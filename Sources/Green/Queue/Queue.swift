@@ -1,5 +1,3 @@
-import DequeModule
-
 /// A FIFO queue between greenlets, like gevent's `Queue`: bounded
 /// (`maxSize`) or not. `put` waits while a bounded queue is full, `get`
 /// while it is empty; both take a timeout, and each has a variant that
@@ -23,7 +21,7 @@ import DequeModule
 public class Queue<T> {
     /// The most items the queue holds; nil when unbounded.
     public let maxSize: Int?
-    @exclusivity(unchecked) var items = Deque<T>()
+    @exclusivity(unchecked) var items = RingBuffer<T>()
     let getters = WaitList()
     let putters = WaitList()
     @exclusivity(unchecked) public private(set) var isClosed = false
@@ -33,11 +31,40 @@ public class Queue<T> {
     public init(maxSize: Int? = nil) {
         precondition((maxSize ?? 0) >= 0, "Queue(maxSize:) needs a size of at least 0, got \(maxSize!)")
         self.maxSize = maxSize
+        capacity = maxSize ?? Int.max
     }
+
+    deinit {
+        items.destroy()
+        spareSlot?.deallocate()
+    }
+
+    /// One item-sized block kept for the next waiter (raw: a stored
+    /// `UnsafeMutablePointer<T>?` costs a metadata lookup per use here).
+    @exclusivity(unchecked) private var spareSlot: UnsafeMutableRawPointer?
+
+    /// Memory for one item, for a waiter to pass its item through. Not
+    /// `withUnsafeTemporaryAllocation`: in unspecialised code that builds
+    /// a `Result<T, _>` type per call.
+    private func borrowSlot() -> UnsafeMutablePointer<T> {
+        if let s = spareSlot {
+            spareSlot = nil
+            return s.assumingMemoryBound(to: T.self)
+        }
+        return .allocate(capacity: 1)
+    }
+
+    private func returnSlot(_ slot: UnsafeMutablePointer<T>) {
+        if spareSlot == nil { spareSlot = UnsafeMutableRawPointer(slot) } else { slot.deallocate() }
+    }
+
+    /// `maxSize`, or `Int.max`.
+    private let capacity: Int
 
     // MARK: - Storage (the order), overridden by subclasses
 
     func store(_ item: T) { items.append(item) }
+    /// Removes the next item; there is one.
     func takeStored() -> T { items.removeFirst() }
     func peekStored() -> T? { items.first }
     var storedCount: Int { items.count }
@@ -73,13 +100,21 @@ public class Queue<T> {
     public func put(_ item: T, timeout: Double? = nil) throws {
         if isClosed { throw QueueClosed(queue: typeName) }
         if offer(item) { return }
-        try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buf in
-            let slot = buf.baseAddress!
+        try putWaiting(item, timeout: timeout)
+    }
+
+    // The waiting half of `put`, apart so that the fast path carries none
+    // of its set-up.
+    @inline(never)
+    private func putWaiting(_ item: T, timeout: Double?) throws {
+        let slot = borrowSlot()
+        defer { returnSlot(slot) }
+        do {
             slot.initialize(to: item)
             // Until a getter (or `takeDirectly`) moves the item out.
             var handedOver = false
             defer { if !handedOver { slot.deinitialize(count: 1) } }
-            let outcome = try Hub.current.wait(
+            let outcome = try Hub.wait(
                 in: putters, on: "Queue.put", timeout: timeout, slot: UnsafeMutableRawPointer(slot),
                 takeDirectly: {
                     guard !self.isClosed, self.canAccept else { return false }
@@ -103,18 +138,18 @@ public class Queue<T> {
 
     /// Whether `offer` would take an item now.
     private var canAccept: Bool {
-        getters.firstGrantable() != nil || maxSize.map { storedCount < $0 } ?? true
+        getters.firstGrantable() != nil || storedCount < capacity
     }
 
     /// Hands `item` to the first waiting getter, or stores it if there is
     /// room. Returns false (and keeps nothing) if neither.
     @inline(__always)
     private func offer(_ item: T) -> Bool {
-        if let n = getters.firstGrantable() {
+        if !getters.isEmpty, let n = getters.firstGrantable() {
             // A getter only waits on an empty queue: it is next in line.
             n.pointee.slot!.assumingMemoryBound(to: T.self).initialize(to: item)
             getters.grant(n)
-        } else if maxSize == nil || storedCount < maxSize! {
+        } else if storedCount < capacity {
             store(item)
         } else {
             return false
@@ -130,15 +165,27 @@ public class Queue<T> {
     /// `QueueClosed` once the queue is closed and empty. Throws if the
     /// caller is killed or an enclosing timeout expires; no item is taken.
     public func get(timeout: Double? = nil) throws -> T {
-        if let item = take() { return item }
+        if storedCount > 0 { return takeAndRefill() }
+        if !putters.isEmpty, let n = putters.firstGrantable() { return takeFromPutter(n) }
         if isClosed { throw QueueClosed(queue: typeName) }
-        return try withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buf in
-            let slot = buf.baseAddress!
-            let outcome = try Hub.current.wait(
+        return try getWaiting(timeout: timeout)
+    }
+
+    @inline(never)
+    private func getWaiting(timeout: Double?) throws -> T {
+        let slot = borrowSlot()
+        defer { returnSlot(slot) }
+        do {
+            let outcome = try Hub.wait(
                 in: getters, on: "Queue.get", timeout: timeout, slot: UnsafeMutableRawPointer(slot),
                 takeDirectly: {
-                    guard let item = self.take() else { return false }
-                    slot.initialize(to: item)
+                    if self.storedCount > 0 {
+                        slot.initialize(to: self.takeAndRefill())
+                    } else if !self.putters.isEmpty, let n = self.putters.firstGrantable() {
+                        slot.initialize(to: self.takeFromPutter(n))
+                    } else {
+                        return false
+                    }
                     return true
                 })
             switch outcome {
@@ -152,7 +199,8 @@ public class Queue<T> {
     /// Removes and returns the next item if that needs no wait; otherwise
     /// throws `QueueEmpty` (or `QueueClosed` once closed and drained).
     public func getNowait() throws -> T {
-        if let item = take() { return item }
+        if storedCount > 0 { return takeAndRefill() }
+        if !putters.isEmpty, let n = putters.firstGrantable() { return takeFromPutter(n) }
         if isClosed { throw QueueClosed(queue: typeName) }
         throw QueueEmpty(queue: typeName)
     }
@@ -167,24 +215,24 @@ public class Queue<T> {
         }
     }
 
-    /// The next stored item, refilling from the first waiting putter; or,
-    /// with nothing stored, the item of a waiting putter (a rendezvous).
+    /// The next stored item; the first waiting putter's item takes the
+    /// freed place.
     @inline(__always)
-    private func take() -> T? {
-        if storedCount > 0 {
-            let item = takeStored()
-            if let n = putters.firstGrantable() {
-                store(n.pointee.slot!.assumingMemoryBound(to: T.self).move())
-                putters.grant(n)
-            }
-            return item
-        }
-        if let n = putters.firstGrantable() {
-            let item = n.pointee.slot!.assumingMemoryBound(to: T.self).move()
+    private func takeAndRefill() -> T {
+        let item = takeStored()
+        if !putters.isEmpty, let n = putters.firstGrantable() {
+            store(n.pointee.slot!.assumingMemoryBound(to: T.self).move())
             putters.grant(n)
-            return item
         }
-        return nil
+        return item
+    }
+
+    /// The item of waiting putter `n`, with nothing stored (a rendezvous).
+    @inline(__always)
+    private func takeFromPutter(_ n: UnsafeMutablePointer<WaitNode>) -> T {
+        let item = n.pointee.slot!.assumingMemoryBound(to: T.self).move()
+        putters.grant(n)
+        return item
     }
 
     // MARK: - Close

@@ -24,7 +24,7 @@ public final class Lock {
     @discardableResult @inline(__always)
     public func acquire(timeout: Double? = nil) throws -> Bool {
         if tryAcquire() { return true }
-        return try Hub.current.wait(in: waiters, on: "Lock.acquire", timeout: timeout,
+        return try Hub.wait(in: waiters, on: "Lock.acquire", timeout: timeout,
                                     takeDirectly: tryAcquire) == .granted
     }
 

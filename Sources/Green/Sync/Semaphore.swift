@@ -32,7 +32,7 @@ public final class Semaphore {
         // A free permit means nobody is parked for one: a release hands
         // its permit to a parked waiter directly.
         if tryAcquire() { return true }
-        return try Hub.current.wait(in: waiters, on: "Semaphore.acquire", timeout: timeout,
+        return try Hub.wait(in: waiters, on: "Semaphore.acquire", timeout: timeout,
                                     takeDirectly: tryAcquire) == .granted
     }
 

@@ -25,7 +25,9 @@ struct WaitNode {
         case closed
     }
 
-    unowned(unsafe) let greenlet: AnyGreenlet
+    /// Unretained: a waiter is parked or about to leave, so its hub holds it.
+    let waiter: Unmanaged<AnyGreenlet>
+    var greenlet: AnyGreenlet { waiter.takeUnretainedValue() }
     var next: UnsafeMutablePointer<WaitNode>?
     var prev: UnsafeMutablePointer<WaitNode>?
     var linked = false
@@ -36,7 +38,7 @@ struct WaitNode {
     var count = 0
 
     init(greenlet: AnyGreenlet, slot: UnsafeMutableRawPointer?) {
-        self.greenlet = greenlet
+        waiter = Unmanaged.passUnretained(greenlet)
         self.slot = slot
     }
 }
@@ -75,7 +77,7 @@ final class WaitList {
     func firstGrantable() -> UnsafeMutablePointer<WaitNode>? {
         var cursor = head
         while let n = cursor {
-            if n.pointee.greenlet.state == .parked { return n }
+            if n.pointee.waiter._withUnsafeGuaranteedRef({ $0.state == .parked }) { return n }
             cursor = n.pointee.next
         }
         return nil
@@ -87,8 +89,8 @@ final class WaitList {
     func grant(_ n: UnsafeMutablePointer<WaitNode>, _ outcome: WaitNode.Outcome = .granted) {
         remove(n)
         n.pointee.outcome = outcome
-        let g = n.pointee.greenlet
-        g.hub.ready(g)
+        // The waiter's hub is this thread's: primitives are confined to it.
+        n.pointee.waiter._withUnsafeGuaranteedRef { g in Hub.withCurrent { $0.ready(g) } }
     }
 
     /// Grants the first grantable waiter, if any; returns whether one was.
@@ -107,7 +109,7 @@ final class WaitList {
         var cursor = head
         while let n = cursor {
             cursor = n.pointee.next
-            if n.pointee.greenlet.state == .parked {
+            if n.pointee.waiter._withUnsafeGuaranteedRef({ $0.state == .parked }) {
                 grant(n, outcome)
                 granted += 1
             }
@@ -128,8 +130,7 @@ extension Hub {
     @inline(__always)
     func wait(in list: WaitList, on what: StaticString, slot: UnsafeMutableRawPointer? = nil,
               count: Int = 0, takeDirectly: () -> Bool = { false }) throws -> WaitNode.Outcome {
-        let g: AnyGreenlet = current
-        return try withUnsafeTemporaryAllocation(of: WaitNode.self, capacity: 1) { buf in
+        return try withCurrentGreenlet { g in try withUnsafeTemporaryAllocation(of: WaitNode.self, capacity: 1) { buf in
             let node = buf.baseAddress!
             node.initialize(to: WaitNode(greenlet: g, slot: slot))
             node.pointee.count = count
@@ -143,6 +144,16 @@ extension Hub {
                 try park(g, on: what)
             }
             return node.pointee.outcome
+        } }
+    }
+
+    /// `wait(in:on:timeout:...)` on the calling thread's hub.
+    @inline(__always)
+    static func wait(in list: WaitList, on what: StaticString, timeout: Double?,
+                     slot: UnsafeMutableRawPointer? = nil, count: Int = 0,
+                     takeDirectly: () -> Bool = { false }) throws -> WaitNode.Outcome? {
+        try withCurrent {
+            try $0.wait(in: list, on: what, timeout: timeout, slot: slot, count: count, takeDirectly: takeDirectly)
         }
     }
 

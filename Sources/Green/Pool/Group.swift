@@ -1,0 +1,189 @@
+/// A set of greenlets managed together, like gevent's `Group`: spawn into
+/// it, wait for all of them, kill all of them, and map work over them.
+/// A greenlet leaves the group when it finishes. Unbounded; see `Pool` for
+/// a bounded one. Confined to the hub's thread.
+///
+/// ```swift
+/// let group = Group()
+/// for url in urls { group.spawn { try fetch(url) } }
+/// try group.join()
+/// ```
+public class Group {
+    @exclusivity(unchecked) private var members: [ObjectIdentifier: AnyGreenlet] = [:]
+    /// Greenlets waiting in `join` (granted when the group empties).
+    private let joiners = WaitList()
+    /// Greenlets waiting in `waitAvailable` or `Pool.spawn`.
+    let slotWaiters = WaitList()
+
+    public init() {}
+
+    // MARK: - Members
+
+    /// How many greenlets the group holds (unfinished, or added).
+    public var count: Int { members.count }
+
+    /// The greenlets the group holds, in no particular order.
+    public var greenlets: [AnyGreenlet] { Array(members.values) }
+
+    /// Whether `g` is in the group.
+    public func contains(_ g: AnyGreenlet) -> Bool { members[ObjectIdentifier(g)] != nil }
+
+    /// Slots free for `spawn` without waiting (`Int.max` for a `Group`).
+    public var freeCount: Int { Int.max }
+
+    /// Spawns `body` as a greenlet of this group. In a `Pool`, waits while
+    /// the pool is full.
+    @discardableResult
+    public func spawn<T>(name: String? = nil, stackSize: Int = 0,
+                         _ body: @escaping () throws -> T) throws -> Greenlet<T> {
+        try reserveSlot(timeout: nil)
+        return start(name: name, stackSize: stackSize, body)
+    }
+
+    /// Adds a greenlet spawned elsewhere (of this thread); it leaves the
+    /// group when it finishes. A finished greenlet is not added. In a
+    /// `Pool`, waits while the pool is full.
+    public func add(_ g: AnyGreenlet) throws {
+        guard !g.isReady, !contains(g) else { return }
+        try reserveSlot(timeout: nil)
+        track(g)
+    }
+
+    /// Removes `g` from the group without touching it; in a `Pool` its
+    /// slot is freed.
+    public func discard(_ g: AnyGreenlet) {
+        guard members.removeValue(forKey: ObjectIdentifier(g)) != nil else { return }
+        memberLeft()
+    }
+
+    func start<T>(name: String?, stackSize: Int, _ body: @escaping () throws -> T) -> Greenlet<T> {
+        let g = Greenlet<T>.spawn(name: name, stackSize: stackSize, body)
+        track(g)
+        return g
+    }
+
+    private func track(_ g: AnyGreenlet) {
+        members[ObjectIdentifier(g)] = g
+        g.linkAny { [weak self] finished in self?.discard(finished) }
+    }
+
+    private func memberLeft() {
+        slotFreed()
+        if members.isEmpty { joiners.grantAll() }
+    }
+
+    // MARK: - Slots (a Pool bounds them)
+
+    /// Takes a slot for a new member, waiting at most `timeout` seconds.
+    /// A `Group` always has one.
+    func reserveSlot(timeout: Double?) throws {}
+
+    /// Takes a slot if one is free now.
+    func tryReserveSlot() -> Bool { true }
+
+    /// A member left: a `Pool` hands its slot on.
+    func slotFreed() {}
+
+    /// Waits until `spawn` would not wait, at most `timeout` seconds;
+    /// returns whether it would not. A `Group` never waits.
+    @discardableResult
+    public func waitAvailable(timeout: Double? = nil) throws -> Bool { true }
+
+    // MARK: - Joining and killing
+
+    /// Waits until every greenlet of the group has finished, at most
+    /// `timeout` seconds; returns whether they have. With `raiseError`,
+    /// throws the error of the first member that fails meanwhile. Throws if
+    /// the caller is killed or an enclosing timeout expires.
+    @discardableResult
+    public func join(timeout: Double? = nil, raiseError: Bool = false) throws -> Bool {
+        if members.isEmpty { return true }
+        let hub = Hub.current
+        let me: AnyGreenlet = hub.current
+        if contains(me) { throw PoolError.joinFromMember(name: me.name) }
+        if raiseError {
+            // The members of now; one that fails ends the wait.
+            let snapshot = greenlets
+            return try joinAll(snapshot, timeout: timeout, raiseError: true).count == snapshot.count
+        }
+        return try hub.wait(in: joiners, on: "Group.join", timeout: timeout) == .granted
+    }
+
+    /// Kills every greenlet of the group with `error` (see
+    /// `Greenlet.kill`); with `block`, waits up to `timeout` seconds for
+    /// them to finish. The calling greenlet, if a member, is spared.
+    public func kill(_ error: any Error = GreenletExit(), block: Bool = true, timeout: Double? = nil) throws {
+        let me = Hub.current.current!
+        let targets = greenlets.filter { $0 !== me }
+        try killAll(targets, error, block: block, timeout: timeout)
+    }
+
+    // MARK: - Running work
+
+    /// Runs `body` in a greenlet of the group and returns its result (or
+    /// rethrows its error). Called from a greenlet of this group, runs
+    /// `body` directly: waiting for a slot there could wait forever.
+    public func apply<R>(_ body: @escaping () throws -> R) throws -> R {
+        let hub = Hub.current
+        if contains(hub.current) { return try body() }
+        let g = try spawn(body)
+        do {
+            return try g.get()
+        } catch {
+            // Interrupted while waiting: the work stops too.
+            if !g.isReady { try? shielded { try g.kill() } }
+            throw error
+        }
+    }
+
+    /// Applies `body` to every element, in greenlets of the group, and
+    /// returns the results in the elements' order. At most the group's
+    /// free slots run at once (a `Pool`'s size). The first error stops the
+    /// rest (running ones are killed) and is rethrown once they ended. If
+    /// the caller is itself a greenlet of this group it takes part in the
+    /// work, so mapping from inside a pool never waits for its own slot.
+    ///
+    /// Elements are handed to a few worker greenlets in turn rather than
+    /// one greenlet each: a greenlet per element would cost a spawn per
+    /// element for nothing, since at most the pool's size run at once.
+    @inlinable
+    public func map<S: Sequence, R>(_ elements: S, _ body: @escaping (S.Element) throws -> R) throws -> [R] {
+        try MapRun(group: self, all: Array(elements), body: body).collectAll()
+    }
+
+    /// Like `map`, but lazy: results come out in the elements' order as
+    /// `next()` is called, while work runs ahead at most a window of
+    /// elements (twice the concurrency). Elements are read from the
+    /// sequence only as work starts on them. An error is thrown by the
+    /// `next()` that reaches it, and ends the iteration.
+    public func imap<S: Sequence, R>(_ elements: S, _ body: @escaping (S.Element) throws -> R) -> MapResults<R> {
+        MapResults(MapRun(group: self, elements: elements, mode: .ordered, window: mapWindow, body: body))
+    }
+
+    /// Like `imap`, but results come out as they finish.
+    public func imapUnordered<S: Sequence, R>(_ elements: S,
+                                              _ body: @escaping (S.Element) throws -> R) -> MapResults<R> {
+        MapResults(MapRun(group: self, elements: elements, mode: .unordered, window: mapWindow, body: body))
+    }
+
+    /// How many workers a map uses at most: unbounded in a `Group` (one
+    /// per element), a `Pool`'s size.
+    var mapConcurrency: Int { Int.max }
+
+    /// How far lazy maps run ahead of their reader.
+    var mapWindow: Int { mapConcurrency >= 512 ? 1024 : max(2, 2 * mapConcurrency) }
+}
+
+/// Misuse of a group or pool.
+public enum PoolError: Error, CustomStringConvertible {
+    /// A greenlet of the group waited for the whole group, itself
+    /// included: that wait could never end.
+    case joinFromMember(name: String)
+
+    public var description: String {
+        switch self {
+        case .joinFromMember(let name):
+            return "greenlet \(name) called join on its own group or pool, which would wait for itself forever"
+        }
+    }
+}
