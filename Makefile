@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps demo test test-ucontext check-aarch64 bench bench-smoke ci clean
+.PHONY: all deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke peers ci clean
 
 all: test
 
@@ -55,7 +55,19 @@ bench: deps
 bench-smoke: deps
 	$(SWIFT) run -c release green-bench --quick --max-parked 20000
 
-ci: test test-ucontext check-aarch64 demo bench-smoke
+# The examples other than the demo, small; each exits non-zero on a wrong result.
+examples-smoke: deps
+	$(SWIFT) build -c release --product producer-consumer --product bank-balance
+	./.build/release/producer-consumer --items 20000
+	./.build/release/producer-consumer --items 5000 --capacity 0
+	./.build/release/bank-balance --iterations 2000
+
+# green-bench beside Go and gevent (installs golang-go and gevent if missing).
+peers: deps
+	$(SWIFT) build -c release --product green-bench
+	scripts/compare-peers.sh
+
+ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke
 
 clean:
 	rm -rf .build $(UCONTEXT_BUILD)

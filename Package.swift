@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "Green", targets: ["Green"]),
         .executable(name: "green-bench", targets: ["GreenBench"]),
         .executable(name: "sleepers", targets: ["Sleepers"]),
+        .executable(name: "producer-consumer", targets: ["ProducerConsumer"]),
+        .executable(name: "bank-balance", targets: ["BankBalance"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,6 +51,22 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/sleepers"
+        ),
+        .executableTarget(
+            name: "ProducerConsumer",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/producer-consumer"
+        ),
+        .executableTarget(
+            name: "BankBalance",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/bank-balance"
         ),
         .executableTarget(
             name: "GreenProbe",

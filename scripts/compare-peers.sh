@@ -144,6 +144,8 @@ import json, os, statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
 names = ["swift-green", "go", "gevent"]
 keys = ["c_switch_ns", "switch_ns", "ucontext_switch_ns", "yield_ns", "spawn_join_ns",
+        "event_wakeup_ns", "queue_pingpong_ns", "channel_pingpong_ns", "lock_uncontended_ns",
+        "semaphore_handoff_ns", "pool_map_ns_per_item", "pool_map_blocking_ns_per_item",
         "parked_bytes_per_greenlet", "max_parked_greenlets", "max_parked_rss_bytes"]
 
 results = {n: [json.load(open(os.path.join(work, f"{n}.{r}.json"))) for r in range(1, rounds + 1)]
@@ -181,7 +183,11 @@ for row in rows:
     print(line(row))
 print()
 print("ratio = swift-green / peer; below 1 means swift-green takes less time or memory.")
-print("c_switch_ns and ucontext_switch_ns have no peer equivalent.")
+print("c_switch_ns, ucontext_switch_ns and pool_map_blocking_ns_per_item have no peer equivalent;")
+print("Go has no Event or counting semaphore in its standard library (no figure).")
+print("The issue's bar for queue_pingpong_ns and channel_pingpong_ns is Go's unbuffered channel:")
+for k in ("queue_pingpong_ns", "channel_pingpong_ns"):
+    print(f"  {k} / Go channel_pingpong_ns = {ratio(med('swift-green', k), med('go', 'channel_pingpong_ns'))}")
 for n in ("go", "gevent"):
     note = results[n][-1].get("note")
     if note:

@@ -21,6 +21,9 @@ import time
 import gevent
 import greenlet
 from gevent.event import Event
+import gevent.lock
+import gevent.pool
+import gevent.queue
 
 
 def monotonic_ns():
@@ -125,6 +128,87 @@ def parked_in_child(count):
     return before, after
 
 
+def ping_pong_ns(rounds, make_queue):
+    """Two greenlets pass an int back and forth through two queues, per
+    message."""
+    there, back = make_queue(), make_queue()
+
+    def peer():
+        for _ in range(rounds):
+            back.put(there.get() + 1)
+
+    g = gevent.spawn(peer)
+    gevent.sleep(0)
+    total = 0
+    t0 = monotonic_ns()
+    for i in range(rounds):
+        there.put(i)
+        total += back.get()
+    ns = (monotonic_ns() - t0) / (rounds * 2)
+    g.join()
+    assert total == rounds * (rounds + 1) // 2
+    return ns
+
+
+def event_wakeup_ns(rounds):
+    """Event.set in one greenlet, the waiter in another runs; per wake-up."""
+    ping, pong = Event(), Event()
+
+    def peer():
+        for _ in range(rounds):
+            ping.wait()
+            ping.clear()
+            pong.set()
+
+    g = gevent.spawn(peer)
+    gevent.sleep(0)
+    t0 = monotonic_ns()
+    for _ in range(rounds):
+        ping.set()
+        pong.wait()
+        pong.clear()
+    ns = (monotonic_ns() - t0) / (rounds * 2)
+    g.join()
+    return ns
+
+
+def lock_uncontended_ns(count):
+    lock = gevent.lock.Semaphore(1)
+    t0 = monotonic_ns()
+    for _ in range(count):
+        lock.acquire()
+        lock.release()
+    return (monotonic_ns() - t0) / count
+
+
+def semaphore_handoff_ns(rounds):
+    to_peer, to_main = gevent.lock.Semaphore(0), gevent.lock.Semaphore(0)
+
+    def peer():
+        for _ in range(rounds):
+            to_peer.acquire()
+            to_main.release()
+
+    g = gevent.spawn(peer)
+    gevent.sleep(0)
+    t0 = monotonic_ns()
+    for _ in range(rounds):
+        to_peer.release()
+        to_main.acquire()
+    ns = (monotonic_ns() - t0) / (rounds * 2)
+    g.join()
+    return ns
+
+
+def pool_map_ns(count):
+    pool = gevent.pool.Pool(100)
+    t0 = monotonic_ns()
+    results = pool.map(lambda i: i * 2, range(count))
+    ns = (monotonic_ns() - t0) / count
+    assert results[-1] == (count - 1) * 2
+    return ns
+
+
 def fmt(v):
     """green-bench's number format: whole numbers for large or integral
     values, otherwise two decimals (truncated)."""
@@ -171,6 +255,20 @@ def main():
         out["yield_ns"] = median(runs, lambda: yield_ns(yields))
     if wanted("spawn_join_ns"):
         out["spawn_join_ns"] = median(runs, lambda: spawn_join_ns(spawns))
+    rounds = 50_000 // scale
+    maps = 20_000 // scale
+    if wanted("event_wakeup_ns"):
+        out["event_wakeup_ns"] = median(runs, lambda: event_wakeup_ns(rounds))
+    if wanted("queue_pingpong_ns"):
+        out["queue_pingpong_ns"] = median(runs, lambda: ping_pong_ns(rounds, gevent.queue.Queue))
+    if wanted("channel_pingpong_ns"):
+        out["channel_pingpong_ns"] = median(runs, lambda: ping_pong_ns(rounds, gevent.queue.Channel))
+    if wanted("lock_uncontended_ns"):
+        out["lock_uncontended_ns"] = median(runs, lambda: lock_uncontended_ns(rounds * 4))
+    if wanted("semaphore_handoff_ns"):
+        out["semaphore_handoff_ns"] = median(runs, lambda: semaphore_handoff_ns(rounds))
+    if wanted("pool_map_ns_per_item"):
+        out["pool_map_ns_per_item"] = median(runs, lambda: pool_map_ns(maps))
     if wanted("parked_bytes_per_greenlet"):
         def per_greenlet():
             before, after = parked_in_child(parked)
@@ -189,7 +287,9 @@ def main():
         f"CPython {sys.version.split()[0]}; switch_ns is a raw greenlet.switch with no hub; "
         f"yield and spawn go through the gevent hub; counts: {switches} switches, "
         f"{yields} yields, {spawns} spawn+join, {parked} parked on one Event, "
-        f"{target} for max_parked; parked figures in a fresh child process per run")
+        f"{target} for max_parked; parked figures in a fresh child process per run; "
+        f"{rounds} messages/wake-ups/hand-offs, {rounds * 4} lock pairs, {maps} pool.map items; "
+        f"lock_uncontended_ns is gevent.lock.Semaphore(1)")
     print(json.dumps(out))
 
 

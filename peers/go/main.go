@@ -76,6 +76,19 @@ func main() {
 	if wanted("spawn_join_ns") {
 		out.add("spawn_join_ns", median(runs, func() float64 { return spawnJoinNs(100_000 / scale) }))
 	}
+	rounds := 500_000 / scale
+	if wanted("queue_pingpong_ns") {
+		out.add("queue_pingpong_ns", median(runs, func() float64 { return pingPongNs(rounds, 1024) }))
+	}
+	if wanted("channel_pingpong_ns") {
+		out.add("channel_pingpong_ns", median(runs, func() float64 { return pingPongNs(rounds, 0) }))
+	}
+	if wanted("lock_uncontended_ns") {
+		out.add("lock_uncontended_ns", median(runs, func() float64 { return lockUncontendedNs(2_000_000 / scale) }))
+	}
+	if wanted("pool_map_ns_per_item") {
+		out.add("pool_map_ns_per_item", median(runs, func() float64 { return poolMapNs(100_000 / scale) }))
+	}
 	parkedRuns := 3
 	if *quick {
 		parkedRuns = 1
@@ -95,7 +108,9 @@ func main() {
 
 	note := fmt.Sprintf("%s, GOMAXPROCS=1; switch_ns is one handoff over an unbuffered channel "+
 		"(channel send/receive and scheduler included, not a bare context switch); "+
-		"parked figures measured in a fresh child process per run, goroutines blocked on one channel",
+		"parked figures measured in a fresh child process per run, goroutines blocked on one channel; "+
+		"queue_pingpong_ns uses buffered channels (capacity 1024), channel_pingpong_ns unbuffered ones; "+
+		"pool_map_ns_per_item is a goroutine per item with a 100-slot semaphore channel and a WaitGroup",
 		runtime.Version())
 	fmt.Println(out.json(runs, *quick, note))
 }
