@@ -68,7 +68,8 @@ public class Queue<T> {
     func takeStored() -> T { items.removeFirst() }
     func peekStored() -> T? { items.first }
     var storedCount: Int { items.count }
-    /// Called once per item accepted by `put`.
+    /// Called once per item accepted by `put`, whichever way it entered
+    /// (stored, handed to a getter, or taken from a waiting putter).
     func didPut() {}
     var typeName: String { "Queue" }
 
@@ -223,6 +224,7 @@ public class Queue<T> {
         if !putters.isEmpty, let n = putters.firstGrantable() {
             store(n.pointee.slot!.assumingMemoryBound(to: T.self).move())
             putters.grant(n)
+            didPut()
         }
         return item
     }
@@ -232,6 +234,7 @@ public class Queue<T> {
     private func takeFromPutter(_ n: UnsafeMutablePointer<WaitNode>) -> T {
         let item = n.pointee.slot!.assumingMemoryBound(to: T.self).move()
         putters.grant(n)
+        didPut()
         return item
     }
 

@@ -1,0 +1,75 @@
+import Foundation
+import Green
+import XCTest
+
+/// The README's tour, verbatim apart from the assertions: it must compile
+/// and do what the README says.
+final class ReadmeTests: GreenTestCase {
+    func testTheCoreTourRuns() throws {
+        // Spawn, join, get. A greenlet starts when the spawner next blocks.
+        let g = spawn { () throws -> Int in try Green.sleep(0.1); return 42 }
+        print(try g.get())                      // 42; rethrows the body's error
+
+        // Kill: the error is thrown at the greenlet's blocking point, so `defer`
+        // and `catch` run. A greenlet killed before it starts never runs.
+        let worker = spawn { defer { print("cleaned up") }; try Green.sleep(60) }
+        try Green.sleep(0)
+        try worker.kill()                       // prints "cleaned up"
+
+        // Timeouts, nested ones included: each knows its own expiry.
+        let reply = try withTimeout(2.0, otherwise: { "too slow" }) {
+            try Green.sleep(5); return "done"
+        }
+
+        // Structured concurrency: nothing outlives the scope; the first child
+        // error cancels the siblings and is rethrown here.
+        try withScope { scope in
+            scope.spawn { try Green.sleep(0.1) }
+            scope.spawn { try Green.sleep(0.2) }
+        }
+
+        // Wait for whichever finishes first, or for each as it finishes.
+        var done = completions(of: [g, worker])
+        while let finished = try done.next() { print(finished.name) }
+
+        // Critical sections that must not stop halfway.
+        try shielded { try Green.sleep(0.01) }
+
+        // Per-greenlet values.
+        let requestID = GreenletLocal<Int>(default: 0)
+
+        XCTAssertEqual(try g.get(), 42)
+        XCTAssertTrue(worker.error is GreenletExit)
+        XCTAssertEqual(reply, "too slow")
+        XCTAssertEqual(done.count, 0)
+        XCTAssertEqual(requestID.value, 0)
+    }
+
+    func testTheSyncTourRuns() throws {
+        // A bounded queue; close() instead of sentinels.
+        let jobs = Queue<Int>(maxSize: 100)
+        let producer = spawn { for i in 0..<1_000 { try jobs.put(i) }; jobs.close() }
+        let consumers = (0..<4).map { _ in spawn { for job in jobs { _ = job * 2 } } }
+        try joinAll([producer] + consumers)
+
+        // At most 20 at once; results in order; the first error cancels the rest.
+        let squares = try Pool(size: 20).map(1...100) { n in try Green.sleep(0.01); return n * n }
+
+        // Locks, semaphores, conditions, events.
+        let lock = Lock()
+        try lock.withLock { /* a read-modify-write that spans a blocking call */ }
+        let slots = Semaphore(value: 10)
+        try slots.withPermit { try Green.sleep(0.01) }
+
+        // A result set from another OS thread wakes the waiting greenlet.
+        let answer = AsyncResult<Int>()
+        Thread.detachNewThread { answer.set(42) }   // Foundation's Thread
+        print(try answer.get(timeout: 5))
+
+        XCTAssertTrue(jobs.isClosed && jobs.isEmpty)
+        XCTAssertEqual(squares, (1...100).map { $0 * $0 })
+        XCTAssertFalse(lock.isLocked)
+        XCTAssertEqual(slots.value, 10)
+        XCTAssertEqual(answer.value, 42)
+    }
+}
