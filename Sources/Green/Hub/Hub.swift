@@ -486,22 +486,22 @@ public final class Hub {
     }
 
     /// Parks the calling greenlet `g` until `ready(g)` or an interrupt.
-    /// Returns normally when woken by `ready`; throws the interrupt when
-    /// woken by one. The caller registered `g` with whatever will wake it
-    /// and unregisters it (in a `defer`) whatever happens.
+    /// Throws the interrupt when woken by one; otherwise returns, normally
+    /// because `ready(g)` was called. It may also return when an interrupt
+    /// woke `g` and was withdrawn before `g` ran (a cancelled timeout):
+    /// every caller loops on its own condition and parks again, after
+    /// re-checking what it waits for. (Parking again right here could miss
+    /// a hand-off that skipped `g` while it looked about to leave.) The
+    /// caller registered `g` with whatever will wake it and unregisters it
+    /// (in a `defer`) whatever happens.
     func park(_ g: AnyGreenlet, on what: StaticString) throws {
         precondition(ObjectIdentifier(g) != hubGreenletID, "swift-green: a blocking call ran on the hub itself (in a loop callback)")
         if let e = takeDeliverable(g) { throw e }
         g.waitingOn = what
-        while true {
-            g.state = .parked
-            parkedCount += 1
-            switchAway(from: g)
-            if g.wakeReason == .normal { return }
-            if let e = takeDeliverable(g) { throw e }
-            // Woken by an interrupt it may not receive (shielded): keep
-            // waiting for the real wake-up.
-        }
+        g.state = .parked
+        parkedCount += 1
+        switchAway(from: g)
+        if g.wakeReason == .interrupt, let e = takeDeliverable(g) { throw e }
     }
 
     /// Lets every other ready greenlet run once, then returns: `sleep(0)`.

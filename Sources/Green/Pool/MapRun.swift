@@ -37,6 +37,14 @@ final class MapRun<Element, R> {
     private let elementCount: Int
     private let resultsRaw: UnsafeMutableRawPointer?
     @exclusivity(unchecked) private var resultFilled: [Bool] = []
+    /// A lazy map's next element, read ahead by a reader that must know
+    /// whether any is left before it waits for a slot.
+    private let lookaheadRaw: UnsafeMutableRawPointer?
+    private var hasLookahead = false
+    /// The caller while it works on elements itself (a member of the pool,
+    /// or a reader with no worker), so that `stop` can interrupt it too.
+    private var inlineWorker: AnyGreenlet?
+    private var inlineShieldLevel = 0
     private let body: (Element) throws -> R
     private let window: Int?
     private let limit: Int
@@ -75,6 +83,7 @@ final class MapRun<Element, R> {
         resultsRaw = UnsafeMutableRawPointer(UnsafeMutablePointer<R>.allocate(capacity: all.count))
         resultFilled = Array(repeating: false, count: all.count)
         limit = max(1, min(group.mapConcurrency, all.count))
+        lookaheadRaw = nil
     }
 
     /// A lazy map (`imap`, `imapUnordered`).
@@ -89,6 +98,7 @@ final class MapRun<Element, R> {
         elementsRaw = nil
         elementCount = 0
         resultsRaw = nil
+        lookaheadRaw = UnsafeMutableRawPointer(UnsafeMutablePointer<Element>.allocate(capacity: 1))
     }
 
     deinit {
@@ -100,6 +110,10 @@ final class MapRun<Element, R> {
             let results = resultsRaw.assumingMemoryBound(to: R.self)
             for i in resultFilled.indices where resultFilled[i] { (results + i).deinitialize(count: 1) }
             resultsRaw.deallocate()
+        }
+        if let lookaheadRaw {
+            if hasLookahead { lookaheadRaw.assumingMemoryBound(to: Element.self).deinitialize(count: 1) }
+            lookaheadRaw.deallocate()
         }
     }
 
@@ -130,21 +144,43 @@ final class MapRun<Element, R> {
                 _ = try Hub.wait(in: space, on: "Pool.imap (waiting for the reader)", timeout: nil)
                 continue
             }
-            guard let element = iterator!.next() else {
-                exhausted = true
-                readers.grantAll()
-                return -1
+            if hasLookahead {
+                slot.moveInitialize(from: lookaheadRaw!.assumingMemoryBound(to: Element.self), count: 1)
+                hasLookahead = false
+            } else {
+                guard let element = iterator!.next() else {
+                    exhausted = true
+                    readers.grantAll()
+                    return -1
+                }
+                slot.initialize(to: element)
             }
-            slot.initialize(to: element)
             handedOut += 1
             return handedOut - 1
         }
     }
 
-    /// The work loop of a worker (or of a caller that takes part).
+    /// Reads the next element of a lazy map ahead; sets `exhausted` if
+    /// there is none.
+    @inline(never)
+    private func readAhead() {
+        guard !hasLookahead, !exhausted else { return }
+        if let element = iterator!.next() {
+            lookaheadRaw!.assumingMemoryBound(to: Element.self).initialize(to: element)
+            hasLookahead = true
+        } else {
+            exhausted = true
+        }
+    }
+
+    /// The work loop of a worker (or of a caller that takes part). A worker
+    /// that is killed (`GreenletExit`) records that as its element's
+    /// failure and ends: the kill was meant for it, not for the element.
     func work(asWorker: Bool) throws {
         var first = asWorker
         defer { if first { idleWorkers -= 1 } }
+        if !asWorker { beginInlineWork() }
+        defer { if !asWorker { endInlineWork() } }
         try withUnsafeTemporaryAllocation(of: Element.self, capacity: 1) { buf in
             let element = buf.baseAddress!
             while true {
@@ -166,6 +202,7 @@ final class MapRun<Element, R> {
                     } catch {
                         if stopped { return }
                         fail(error)
+                        if error is GreenletExit { throw error }
                     }
                     continue
                 }
@@ -178,6 +215,7 @@ final class MapRun<Element, R> {
                     outcome = .failure(error)
                 }
                 deliver(index, outcome)
+                if case .failure(let error) = outcome, error is GreenletExit { throw error }
             }
         }
     }
@@ -200,10 +238,9 @@ final class MapRun<Element, R> {
         }
         liveWorkers += 1
         idleWorkers += 1
-        let g = group.start(name: nil, stackSize: 0) { [self] in
-            defer { workerEnded() }
-            try work(asWorker: true)
-        }
+        let g = group.start(name: nil, stackSize: 0) { [self] in try work(asWorker: true) }
+        // On finishing, also when killed before it ever ran.
+        g.linkAny { [self] _ in workerEnded() }
         workers.append(g)
         return true
     }
@@ -229,12 +266,31 @@ final class MapRun<Element, R> {
         }
     }
 
-    /// Stops handing out elements and kills the workers (without waiting).
+    /// Stops handing out elements and kills the workers (without waiting);
+    /// a caller busy with an element itself is interrupted with `MapStopped`.
     func stop() {
         guard !stopped else { return }
         stopped = true
         space.grantAll()
         for w in workers where !w.isReady { try? w.kill(block: false) }
+        let hub = Hub.current
+        if let caller = inlineWorker, caller !== hub.current {
+            hub.interrupt(caller, cancel: AnyGreenlet.Interrupt(
+                error: MapStopped(), shieldLevel: inlineShieldLevel, source: ObjectIdentifier(self),
+                sequence: hub.nextSequence()))
+        }
+    }
+
+    private func beginInlineWork() {
+        let me = Hub.current.current!
+        inlineWorker = me
+        inlineShieldLevel = me.shieldDepth
+    }
+
+    private func endInlineWork() {
+        guard let me = inlineWorker else { return }
+        inlineWorker = nil
+        Hub.current.withdrawCancel(me, source: ObjectIdentifier(self))
     }
 
     /// Waits, holding interrupts, until every worker has ended.
@@ -252,16 +308,23 @@ final class MapRun<Element, R> {
     /// rethrows the first error once all workers ended.
     @usableFromInline
     func collectAll() throws -> [R] {
+        if elementCount == 0 { return [] }
         let hub = Hub.current
         let callerIsMember = group.contains(hub.current)
         do {
-            if callerIsMember {
-                try work(asWorker: false)
-            } else if try !spawnWorker(waitForSlot: true) {
-                try work(asWorker: false)
-            }
-            while liveWorkers > 0 {
-                _ = try hub.wait(in: readers, on: "Pool.map")
+            while true {
+                if liveWorkers > 0 {
+                    _ = try hub.wait(in: readers, on: "Pool.map")
+                    continue
+                }
+                if stopped || handedOut == elementCount { break }
+                // No worker left and elements remain: at the start, or
+                // after workers were killed before they took any. A caller
+                // that is a member of the pool works itself rather than
+                // wait for a slot it may be holding.
+                if try callerIsMember || !spawnWorker(waitForSlot: true) {
+                    try work(asWorker: false)
+                }
             }
         } catch {
             stop()
@@ -285,6 +348,8 @@ final class MapRun<Element, R> {
         let hub = Hub.current
         do {
             while true {
+                // Stopped by an error already thrown here: the end.
+                if stopped { return nil }
                 if let outcome = takeReady() {
                     switch outcome {
                     case .success(let v):
@@ -297,17 +362,22 @@ final class MapRun<Element, R> {
                 }
                 if stopped || (exhausted && consumed == handedOut) { return nil }
                 if liveWorkers == 0 {
-                    // Nobody works for this map: start a worker, or do one
-                    // element here when none can start (a full pool that
-                    // the caller belongs to).
+                    // Nobody works for this map. If an element is left,
+                    // start a worker (waiting for a slot), or, in a member
+                    // of a full pool, do one element here.
+                    readAhead()
+                    if !hasLookahead { continue }
                     let member = group.contains(hub.current)
                     if try !spawnWorker(waitForSlot: !member) {
+                        beginInlineWork()
+                        defer { endInlineWork() }
                         try withUnsafeTemporaryAllocation(of: Element.self, capacity: 1) { buf in
                             let element = buf.baseAddress!
                             let index = try claim(into: element)
                             guard index >= 0 else { return }
                             defer { element.deinitialize(count: 1) }
-                            deliver(index, Result { try body(element.pointee) })
+                            let outcome = Result { try body(element.pointee) }
+                            if !stopped { deliver(index, outcome) }
                         }
                     }
                     continue
@@ -334,6 +404,12 @@ final class MapRun<Element, R> {
         }
         return outcome
     }
+}
+
+/// Thrown into a caller working on a map's element itself when the map
+/// stops (another element failed); the map then throws that failure.
+struct MapStopped: Error, CustomStringConvertible {
+    var description: String { "the map stopped (another element failed)" }
 }
 
 /// The results of `imap` or `imapUnordered`, pulled one at a time:

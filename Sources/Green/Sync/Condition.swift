@@ -33,7 +33,7 @@ public final class Condition {
     public func wait(timeout: Double? = nil) throws -> Bool {
         let hub = Hub.current
         let me: AnyGreenlet = hub.current
-        try lock.checkOwner(me)
+        try lock.requireOwner(me)
         let depth = lock.releaseAll()
         let outcome: WaitNode.Outcome?
         do {
@@ -49,14 +49,14 @@ public final class Condition {
     /// Wakes up to `n` waiting greenlets, oldest first. The caller must
     /// hold the lock (`SyncError.notOwner` otherwise).
     public func notify(_ n: Int = 1) throws {
-        try lock.checkOwner(Hub.current.current)
+        try lock.requireOwner(Hub.current.current)
         var left = n
         while left > 0, waiters.grantFirst() { left -= 1 }
     }
 
     /// Wakes every waiting greenlet. The caller must hold the lock.
     public func notifyAll() throws {
-        try lock.checkOwner(Hub.current.current)
+        try lock.requireOwner(Hub.current.current)
         waiters.grantAll()
     }
 }

@@ -63,10 +63,20 @@ public final class RLock {
         return try body()
     }
 
+    /// Throws unless `me` holds the lock: `notLocked` when nobody does
+    /// (a release too many), `notOwner` when another greenlet does.
     func checkOwner(_ me: AnyGreenlet) throws {
         guard let owner else { throw SyncError.notLocked("RLock") }
         guard owner === me else {
             throw SyncError.notOwner(lock: "RLock", owner: owner.name, caller: me.name)
+        }
+    }
+
+    /// Throws `notOwner` unless `me` holds the lock: for callers that must
+    /// hold it (`Condition.wait`, `notify`).
+    func requireOwner(_ me: AnyGreenlet) throws {
+        guard owner === me else {
+            throw SyncError.notOwner(lock: "RLock", owner: owner?.name ?? "nobody", caller: me.name)
         }
     }
 

@@ -98,8 +98,9 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
     case overReleased(bound: Int)
     /// `release` of a lock that is not held.
     case notLocked(String)
-    /// `release` of an `RLock` (or `Condition.wait`/`notify` on its lock)
-    /// by a greenlet that does not hold it.
+    /// `release` of an `RLock`, or `Condition.wait`/`notify`, by a
+    /// greenlet that does not hold the lock (`owner` is "nobody" when no
+    /// greenlet does).
     case notOwner(lock: String, owner: String, caller: String)
 
     public var description: String {
@@ -109,7 +110,7 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
         case .notLocked(let what):
             return "\(what) released while not held"
         case .notOwner(let lock, let owner, let caller):
-            return "\(lock) is held by \(owner); \(caller) may not release it"
+            return "\(caller) does not hold the \(lock) (held by \(owner))"
         }
     }
 }

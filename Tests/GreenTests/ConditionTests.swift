@@ -1,0 +1,396 @@
+import Green
+import XCTest
+
+/// `Condition`: `wait` releases the lock and takes it back before it
+/// returns or throws; `notify`/`notifyAll` wake waiters in FIFO order.
+final class ConditionTests: GreenTestCase {
+    // MARK: - The lock around wait
+
+    func testWaitReleasesTheLockWhileWaitingAndRetakesItBeforeReturning() throws {
+        let cond = Condition()
+        var notified: Bool?
+        var heldAfterWait = false
+        let w = spawn {
+            try cond.withLock {
+                notified = try cond.wait()
+                heldAfterWait = cond.lock.isOwnedByCaller
+            }
+        }
+        defer { cleanUp([w]) }
+        try Green.sleep(0)
+        // w waits: the lock is free for others.
+        XCTAssertFalse(cond.lock.isLocked)
+        XCTAssertTrue(cond.lock.tryAcquire())
+        try cond.notify()
+        try Green.sleep(0)
+        // w was notified but cannot return before it has the lock back.
+        XCTAssertNil(notified)
+        XCTAssertFalse(w.isReady)
+        try cond.lock.release()
+        _ = try withTimeout(5) { try w.join() }
+        XCTAssertEqual(notified, true)
+        XCTAssertTrue(heldAfterWait)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testWaitRetakesTheLockAtTheSameReentranceDepth() throws {
+        let cond = Condition()
+        var depthOK = false
+        let w = spawn {
+            try cond.lock.acquire()
+            try cond.lock.acquire()
+            try cond.wait()
+            try cond.lock.release()
+            depthOK = cond.lock.isOwnedByCaller
+            try cond.lock.release()
+        }
+        defer { cleanUp([w]) }
+        try Green.sleep(0)
+        XCTAssertFalse(cond.lock.isLocked, "wait released only one level of a lock held twice")
+        try cond.withLock { try cond.notify() }
+        _ = try withTimeout(5) { try w.join() }
+        XCTAssertTrue(w.isSuccessful)
+        XCTAssertTrue(depthOK)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testAConditionCanShareAnRLockWithOtherCode() throws {
+        let lock = RLock()
+        let cond = Condition(lock: lock)
+        XCTAssertTrue(cond.lock === lock)
+        var seen = false
+        let w = spawn { try lock.withLock { try cond.wait(); seen = true } }
+        defer { cleanUp([w]) }
+        try Green.sleep(0)
+        try lock.withLock { try cond.notify() }
+        _ = try withTimeout(5) { try w.join() }
+        XCTAssertTrue(seen)
+    }
+
+    // MARK: - Timeouts
+
+    func testWaitWithTimeoutReturnsFalseAndHoldsTheLockAgain() throws {
+        let cond = Condition()
+        try cond.withLock {
+            XCTAssertFalse(try cond.wait(timeout: 0.01))
+            XCTAssertTrue(cond.lock.isOwnedByCaller)
+        }
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testAWaiterThatTimesOutWaitsForTheLockBeforeReturning() throws {
+        let cond = Condition()
+        var result: Bool?
+        var heldAfter = false
+        let w = spawn {
+            try cond.withLock {
+                result = try cond.wait(timeout: 0.01)
+                heldAfter = cond.lock.isOwnedByCaller
+            }
+        }
+        defer { cleanUp([w]) }
+        try Green.sleep(0)
+        try cond.lock.acquire()
+        // Well past w's deadline: w timed out but waits for the lock.
+        XCTAssertFalse(try w.join(timeout: 0.05))
+        XCTAssertNil(result)
+        try cond.lock.release()
+        _ = try withTimeout(5) { try w.join() }
+        XCTAssertEqual(result, false)
+        XCTAssertTrue(heldAfter)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testAnEnclosingTimeoutThrowsFromWaitWithTheLockHeldAgain() throws {
+        let cond = Condition()
+        var heldInCatch = false
+        try cond.withLock {
+            do {
+                _ = try withTimeout(0.01) { try cond.wait() }
+                XCTFail("wait returned")
+            } catch is TimeoutError {
+                heldInCatch = cond.lock.isOwnedByCaller
+            }
+        }
+        XCTAssertTrue(heldInCatch)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testAWaiterThatTimesOutLeavesTheWaitListSoNotifyWakesTheOthersInOrder() throws {
+        let cond = Condition()
+        var log: [String] = []
+        let first = spawn { try cond.withLock { try cond.wait(); log.append("first") } }
+        let middle = spawn {
+            try cond.withLock {
+                let notified = try cond.wait(timeout: 0.01)
+                log.append("middle \(notified)")
+            }
+        }
+        let last = spawn { try cond.withLock { try cond.wait(); log.append("last") } }
+        defer { cleanUp([first, middle, last]) }
+        try Green.sleep(0)
+        _ = try withTimeout(5) { try middle.join() }
+        XCTAssertEqual(log, ["middle false"])
+        try cond.withLock { try cond.notify(2) }
+        _ = try withTimeout(5) { try joinAll([first, last], raiseError: true) }
+        XCTAssertEqual(log, ["middle false", "first", "last"])
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    // MARK: - Kills
+
+    func testAKilledWaiterHoldsTheLockWhenItsCatchRunsAndWithLockReleasesIt() throws {
+        let cond = Condition()
+        var heldInCatch = false
+        var heldInDefer = false
+        let w = spawn {
+            try cond.withLock {
+                defer { heldInDefer = cond.lock.isOwnedByCaller }
+                do {
+                    try cond.wait()
+                } catch {
+                    heldInCatch = cond.lock.isOwnedByCaller
+                    throw error
+                }
+            }
+        }
+        defer { cleanUp([w]) }
+        try Green.sleep(0)
+        _ = try withTimeout(5) { try w.kill() }
+        XCTAssertTrue(w.error is GreenletExit)
+        XCTAssertTrue(heldInCatch)
+        XCTAssertTrue(heldInDefer)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testAKilledWaiterWaitsForTheLockHeldByAnotherGreenletBeforeItsCatchRuns() throws {
+        let cond = Condition()
+        var log: [String] = []
+        let w = spawn {
+            try cond.withLock {
+                do {
+                    try cond.wait()
+                } catch {
+                    log.append("catch, holding: \(cond.lock.isOwnedByCaller)")
+                    throw error
+                }
+            }
+        }
+        defer { cleanUp([w]) }
+        try Green.sleep(0)
+        try cond.lock.acquire()
+        try w.kill(block: false)
+        XCTAssertFalse(try w.join(timeout: 0.02))
+        XCTAssertEqual(log, [], "the killed waiter's catch ran without the lock")
+        log.append("main releases")
+        try cond.lock.release()
+        _ = try withTimeout(5) { try w.join() }
+        XCTAssertEqual(log, ["main releases", "catch, holding: true"])
+        XCTAssertTrue(w.error is GreenletExit)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testAKilledWaiterLeavesTheWaitListSoNotifyWakesTheNextOne() throws {
+        let cond = Condition()
+        var log: [String] = []
+        let victim = spawn { try cond.withLock { try cond.wait(); log.append("victim") } }
+        let survivor = spawn { try cond.withLock { try cond.wait(); log.append("survivor") } }
+        defer { cleanUp([victim, survivor]) }
+        try Green.sleep(0)
+        _ = try withTimeout(5) { try victim.kill() }
+        try cond.withLock { try cond.notify() }
+        _ = try withTimeout(5) { try survivor.join() }
+        XCTAssertEqual(log, ["survivor"])
+        XCTAssertTrue(victim.error is GreenletExit)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testANotifyRightAfterAKillSkipsTheKilledWaiter() throws {
+        let cond = Condition()
+        var log: [String] = []
+        let victim = spawn { try cond.withLock { try cond.wait(); log.append("victim") } }
+        let survivor = spawn { try cond.withLock { try cond.wait(); log.append("survivor") } }
+        defer { cleanUp([victim, survivor]) }
+        try Green.sleep(0)
+        try cond.withLock {
+            try victim.kill(block: false)
+            try cond.notify()
+        }
+        _ = try withTimeout(5) { try joinAll([victim, survivor]) }
+        XCTAssertEqual(log, ["survivor"])
+        XCTAssertTrue(victim.error is GreenletExit)
+        XCTAssertTrue(survivor.isSuccessful)
+    }
+
+    func testAKillAfterTheNotifyLetsWaitReturnTrueAndThrowsAtTheNextBlockingPoint() throws {
+        let cond = Condition()
+        var notified: Bool?
+        var heldWhenThrown = false
+        var thrownAfter: (any Error)?
+        let w = spawn {
+            try cond.withLock {
+                notified = try cond.wait()
+                do {
+                    try Green.sleep(0)
+                } catch {
+                    thrownAfter = error
+                    heldWhenThrown = cond.lock.isOwnedByCaller
+                    throw error
+                }
+            }
+        }
+        defer { cleanUp([w]) }
+        try Green.sleep(0)
+        try cond.withLock {
+            try cond.notify()
+            try w.kill(block: false)    // after the notification
+        }
+        _ = try withTimeout(5) { try w.join() }
+        XCTAssertEqual(notified, true)
+        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
+        XCTAssertTrue(heldWhenThrown)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    // MARK: - notify / notifyAll
+
+    func testNotifyWakesWaitersInTheOrderTheyStartedWaiting() throws {
+        let cond = Condition()
+        var order: [Int] = []
+        let gs = (0..<4).map { i in spawn { try cond.withLock { try cond.wait(); order.append(i) } } }
+        defer { cleanUp(gs) }
+        try Green.sleep(0)
+        for n in 1...4 {
+            try cond.withLock { try cond.notify() }
+            try Green.sleep(0)
+            XCTAssertEqual(order, Array(0..<n), "after \(n) notify")
+        }
+        _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
+    }
+
+    func testNotifyNWakesExactlyNWaitersOldestFirst() throws {
+        let cond = Condition()
+        var order: [Int] = []
+        let gs = (0..<5).map { i in spawn { try cond.withLock { try cond.wait(); order.append(i) } } }
+        defer { cleanUp(gs) }
+        try Green.sleep(0)
+        try cond.withLock { try cond.notify(3) }
+        try Green.sleep(0)
+        try Green.sleep(0)
+        XCTAssertEqual(order, [0, 1, 2])
+        XCTAssertFalse(gs[3].isReady)
+        XCTAssertFalse(gs[4].isReady)
+        try cond.withLock { try cond.notify(2) }
+        _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
+        XCTAssertEqual(order, [0, 1, 2, 3, 4])
+    }
+
+    func testNotifyAllWakesEveryWaiterInOrder() throws {
+        let cond = Condition()
+        var order: [Int] = []
+        let gs = (0..<6).map { i in spawn { try cond.withLock { try cond.wait(); order.append(i) } } }
+        defer { cleanUp(gs) }
+        try Green.sleep(0)
+        try cond.withLock { try cond.notifyAll() }
+        _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
+        XCTAssertEqual(order, [0, 1, 2, 3, 4, 5])
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testANotifyWithNoWaiterIsNotKeptForALaterWaiter() throws {
+        let cond = Condition()
+        try cond.withLock { try cond.notify() }
+        try cond.withLock { try cond.notifyAll() }
+        try cond.withLock {
+            XCTAssertFalse(try cond.wait(timeout: 0.01))
+        }
+    }
+
+    func testAProducerAndConsumerHandOverEveryItemThroughACondition() throws {
+        let cond = Condition()
+        var items: [Int] = []
+        var consumed: [Int] = []
+        var finished = false
+        let consumer = spawn {
+            while true {
+                let item: Int? = try cond.withLock {
+                    while items.isEmpty && !finished { try cond.wait() }
+                    return items.isEmpty ? nil : items.removeFirst()
+                }
+                guard let item else { return }
+                consumed.append(item)
+            }
+        }
+        let producer = spawn {
+            for i in 0..<50 {
+                try cond.withLock {
+                    items.append(i)
+                    try cond.notify()
+                }
+                if i % 7 == 0 { try Green.sleep(0) }
+            }
+            try cond.withLock {
+                finished = true
+                try cond.notifyAll()
+            }
+        }
+        defer { cleanUp([consumer, producer]) }
+        _ = try withTimeout(5) { try joinAll([consumer, producer], raiseError: true) }
+        XCTAssertEqual(consumed, Array(0..<50))
+    }
+
+    // MARK: - Misuse
+
+    func testWaitWithoutHoldingTheLockThrowsNotOwner() throws {
+        let cond = Condition()
+        XCTAssertThrowsError(try cond.wait()) { error in
+            guard case SyncError.notOwner = error else {
+                return XCTFail("Condition.wait without the lock: expected SyncError.notOwner, got \(error)")
+            }
+        }
+        XCTAssertThrowsError(try cond.wait(timeout: 0.01)) { error in
+            guard case SyncError.notOwner = error else {
+                return XCTFail("Condition.wait(timeout:) without the lock: expected SyncError.notOwner, got \(error)")
+            }
+        }
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+
+    func testNotifyWithoutHoldingTheLockThrowsNotOwner() throws {
+        let cond = Condition()
+        XCTAssertThrowsError(try cond.notify()) { error in
+            guard case SyncError.notOwner = error else {
+                return XCTFail("Condition.notify without the lock: expected SyncError.notOwner, got \(error)")
+            }
+        }
+        XCTAssertThrowsError(try cond.notifyAll()) { error in
+            guard case SyncError.notOwner = error else {
+                return XCTFail("Condition.notifyAll without the lock: expected SyncError.notOwner, got \(error)")
+            }
+        }
+    }
+
+    func testWaitAndNotifyWhileAnotherGreenletHoldsTheLockThrowNotOwner() throws {
+        let cond = Condition()
+        let gate = Event()
+        let holder = spawn(name: "cond-holder") { try cond.withLock { try gate.wait() } }
+        defer { cleanUp([holder]) }
+        try Green.sleep(0)
+        let expected = SyncError.notOwner(lock: "RLock", owner: "cond-holder", caller: "main")
+        XCTAssertThrowsError(try cond.wait()) { XCTAssertEqual($0 as? SyncError, expected) }
+        XCTAssertThrowsError(try cond.notify()) { XCTAssertEqual($0 as? SyncError, expected) }
+        XCTAssertThrowsError(try cond.notifyAll()) { XCTAssertEqual($0 as? SyncError, expected) }
+        // The holder's hold is untouched.
+        XCTAssertTrue(cond.lock.isLocked)
+        gate.set()
+        _ = try withTimeout(5) { try holder.join() }
+        XCTAssertTrue(holder.isSuccessful)
+        XCTAssertFalse(cond.lock.isLocked)
+    }
+}
+
+/// Kills whatever is still running of `greenlets` and waits for them
+/// (bounded), so that a failing test does not leave greenlets behind.
+private func cleanUp(_ greenlets: [AnyGreenlet]) {
+    try? killAll(greenlets, timeout: 5)
+}
