@@ -520,7 +520,12 @@ public final class Hub {
     func sleep(until deadline: Double) throws {
         let g: AnyGreenlet = current
         try checkpoint(g)
-        ev_now_update(loop)
+        // No `ev_now_update` here: libev places the timer at its cached
+        // monotonic time plus `deadline - ev_now`, and its cached wall and
+        // monotonic times were read together, so the deadline lands right
+        // however stale they are. Refreshing them per call would re-measure
+        // the offset between the two clocks each time, and deadlines a
+        // microsecond apart set by different greenlets could swap.
         try withUnsafeTemporaryAllocation(of: ev_timer.self, capacity: 1) { buf in
             let timer = buf.baseAddress!
             timer.initialize(to: ev_timer())
