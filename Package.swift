@@ -25,6 +25,7 @@ let package = Package(
             name: "CGreenContext",
             cSettings: contextDefines
         ),
+        .target(name: "CGreenLinux"),
         .systemLibrary(
             name: "CLibev",
             providers: [.apt(["libev-dev"])]
@@ -32,7 +33,7 @@ let package = Package(
         .target(
             name: "Green",
             dependencies: [
-                "CGreenContext", "CLibev",
+                "CGreenContext", "CLibev", "CGreenLinux",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]

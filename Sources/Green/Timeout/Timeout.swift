@@ -101,6 +101,7 @@ public final class Timeout {
 /// then, its current or next blocking call throws `TimeoutError`, which
 /// propagates out of here. A timeout of an enclosing `withTimeout` passes
 /// through unchanged.
+@discardableResult
 public func withTimeout<R>(_ seconds: Double, _ body: () throws -> R) throws -> R {
     let t = Timeout(seconds)
     t.start()

@@ -1,0 +1,396 @@
+import CGreenLinux
+import CLibev
+import Glibc
+
+/// A cooperative socket: TCP, UDP or Unix domain, IPv4 or IPv6. Calls look
+/// blocking and block only the calling greenlet: under the hood the fd is
+/// non-blocking and a call that would block waits for libev.
+///
+/// ```swift
+/// let s = try Socket.connect(host: "example.com", port: 80, timeout: 5)
+/// try s.sendAll(Array("GET / HTTP/1.0\r\n\r\n".utf8))
+/// let reply = try s.recv(maxBytes: 4096)
+/// ```
+///
+/// Every blocking call takes a timeout (nil: the socket's `timeout`, and
+/// if that is nil, none) and throws `SocketError` (`.timedOut` when it
+/// expires), or the interrupt when the greenlet is killed or an enclosing
+/// timeout expires. `close()` wakes greenlets waiting on the socket with
+/// `.closed`. One greenlet at a time may wait to read and one to write;
+/// another gets `.busy` instead of silently stealing data. A socket
+/// belongs to the thread that made it; it is closed when released.
+public final class Socket {
+    /// The file descriptor; -1 once closed.
+    public private(set) var fd: Int32
+    /// `AF_INET`, `AF_INET6` or `AF_UNIX`.
+    public let family: Int32
+    public let type: SocketType
+    /// Default timeout in seconds for calls that pass none; nil waits
+    /// forever.
+    public var timeout: Double?
+
+    private var reader: UnsafeMutablePointer<FDWait>?
+    private var writer: UnsafeMutablePointer<FDWait>?
+
+    /// A new socket. `family`: `AF_INET`, `AF_INET6` or `AF_UNIX`.
+    public init(family: Int32 = AF_INET, type: SocketType = .stream) throws {
+        let fd = Glibc.socket(family, type.rawValue | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError.system("socket") }
+        self.fd = fd
+        self.family = family
+        self.type = type
+    }
+
+    /// Takes ownership of `fd` (made non-blocking here).
+    public init(adopting fd: Int32, family: Int32, type: SocketType) {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        self.fd = fd
+        self.family = family
+        self.type = type
+    }
+
+    deinit { close() }
+
+    public var isClosed: Bool { fd < 0 }
+
+    // MARK: - Closing
+
+    /// Closes the socket. Greenlets waiting on it wake with `.closed`.
+    /// Closing twice does nothing.
+    public func close() {
+        guard fd >= 0 else { return }
+        // Watchers go before the fd does (libev's rule).
+        if reader != nil || writer != nil {
+            Hub.withCurrent { hub in
+                if let r = reader { hub.endIOWait(r) }
+                if let w = writer { hub.endIOWait(w) }
+            }
+        }
+        reader = nil
+        writer = nil
+        _ = Glibc.close(fd)
+        fd = -1
+    }
+
+    /// Shuts down reading, writing or both (`SHUT_RD`, `SHUT_WR`,
+    /// `SHUT_RDWR`): the peer sees end of stream after `SHUT_WR`.
+    public func shutdown(_ how: Int32 = Int32(SHUT_RDWR)) throws {
+        try checkOpen("shutdown")
+        guard Glibc.shutdown(fd, how) == 0 else { throw SocketError.system("shutdown") }
+    }
+
+    // MARK: - Waiting
+
+    private func checkOpen(_ operation: String) throws {
+        if fd < 0 { throw SocketError(operation: operation, reason: .closed) }
+    }
+
+    /// Waits until the socket is ready to read (or write); throws
+    /// `.timedOut` after `timeout` (or the socket's default).
+    private func wait(writing: Bool, _ operation: String, timeout: Double?, address: SocketAddress? = nil) throws {
+        try checkOpen(operation)
+        if let other = writing ? writer : reader {
+            throw SocketError(operation: operation, reason: .busy(waiter: other.pointee.greenlet.takeUnretainedValue().name),
+                              address: address)
+        }
+        let limit = timeout ?? self.timeout
+        let inTime = try Hub.current.waitIO(
+            fd: fd, events: Int32(writing ? EV_WRITE : EV_READ), timeout: limit,
+            on: writing ? "Socket.send" : "Socket.recv",
+            register: { if writing { self.writer = $0 } else { self.reader = $0 } },
+            closedError: { SocketError(operation: operation, reason: .closed, address: address) })
+        if !inTime { throw SocketError(operation: operation, reason: .timedOut(seconds: limit ?? 0), address: address) }
+    }
+
+    // MARK: - Connecting
+
+    /// Connects to `address`, waiting at most `timeout` seconds.
+    public func connect(to address: SocketAddress, timeout: Double? = nil) throws {
+        try checkOpen("connect")
+        let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
+        if rc == 0 { return }
+        let err = errno
+        guard err == EINPROGRESS || err == EINTR else { throw SocketError.system("connect", err, address: address) }
+        try wait(writing: true, "connect", timeout: timeout, address: address)
+        var soError: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
+        if soError != 0 { throw SocketError.system("connect", soError, address: address) }
+    }
+
+    /// Resolves `host` (never blocking the hub) and connects to its
+    /// addresses in turn, IPv6 and IPv4, until one answers; the whole
+    /// attempt takes at most `timeout` seconds. Throws the last address's
+    /// error if none does.
+    public static func connect(host: String, port: UInt16, type: SocketType = .stream,
+                               timeout: Double? = nil) throws -> Socket {
+        let attempt = { () throws -> Socket in
+            let addresses = try Resolver.resolve(host: host, port: port, type: type)
+            var lastError: (any Error)?
+            for address in addresses {
+                let s = try Socket(family: address.family, type: type)
+                do {
+                    try s.connect(to: address)
+                    return s
+                } catch let e as SocketError {
+                    s.close()
+                    lastError = e
+                }
+            }
+            throw lastError ?? Resolver.Failure(host: host, code: EAI_NONAME, message: "no address")
+        }
+        guard let timeout else { return try attempt() }
+        var result: Socket?
+        if try !Hub.current.withDeadline(timeout, { result = try attempt() }) {
+            throw SocketError(operation: "connect to \(host):\(port)", reason: .timedOut(seconds: timeout))
+        }
+        return result!
+    }
+
+    // MARK: - Listening
+
+    /// Binds to `address`.
+    public func bind(to address: SocketAddress) throws {
+        try checkOpen("bind")
+        guard address.withSockAddr({ Glibc.bind(fd, $0, $1) }) == 0 else {
+            throw SocketError.system("bind", address: address)
+        }
+    }
+
+    /// Listens for connections.
+    public func listen(backlog: Int32 = 1024) throws {
+        try checkOpen("listen")
+        guard Glibc.listen(fd, backlog) == 0 else { throw SocketError.system("listen") }
+    }
+
+    /// Accepts a connection, waiting at most `timeout` seconds. Throws
+    /// `.system(EMFILE)` (or `ENFILE`) when out of file descriptors.
+    public func accept(timeout: Double? = nil) throws -> (Socket, SocketAddress) {
+        while true {
+            try checkOpen("accept")
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    green_accept4(fd, $0, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+                }
+            }
+            if client >= 0 {
+                let address = SocketAddress(storage: storage, length: len)
+                return (Socket(adoptingNonBlocking: client, family: family, type: type), address)
+            }
+            let err = errno
+            switch err {
+            case EAGAIN, EWOULDBLOCK: try wait(writing: false, "accept", timeout: timeout)
+            case EINTR, ECONNABORTED: continue
+            default: throw SocketError.system("accept", err, address: localAddress)
+            }
+        }
+    }
+
+    private init(adoptingNonBlocking fd: Int32, family: Int32, type: SocketType) {
+        self.fd = fd
+        self.family = family
+        self.type = type
+    }
+
+    // MARK: - Reading
+
+    /// Reads what is available into `buffer` (waiting until something is),
+    /// at most `timeout` seconds. Returns the byte count; 0 means the peer
+    /// closed its side (end of stream).
+    public func recv(into buffer: UnsafeMutableRawBufferPointer, timeout: Double? = nil) throws -> Int {
+        while true {
+            try checkOpen("recv")
+            let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, 0)
+            if n >= 0 { return n }
+            let err = errno
+            switch err {
+            case EAGAIN, EWOULDBLOCK: try wait(writing: false, "recv", timeout: timeout)
+            case EINTR: continue
+            default: throw SocketError.system("recv", err, address: peerAddress)
+            }
+        }
+    }
+
+    /// Reads up to `maxBytes`; an empty array means end of stream.
+    public func recv(maxBytes: Int = 65536, timeout: Double? = nil) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: maxBytes) { buf, count in
+            count = try recv(into: UnsafeMutableRawBufferPointer(buf), timeout: timeout)
+        }
+    }
+
+    /// Reads one datagram (or what is available) and its sender's address.
+    public func recvFrom(maxBytes: Int = 65536, timeout: Double? = nil) throws -> ([UInt8], SocketAddress) {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let bytes = try [UInt8](unsafeUninitializedCapacity: maxBytes) { buf, count in
+            while true {
+                try checkOpen("recvfrom")
+                len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let n = withUnsafeMutablePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Glibc.recvfrom(fd, buf.baseAddress, maxBytes, 0, $0, &len)
+                    }
+                }
+                if n >= 0 {
+                    count = n
+                    return
+                }
+                let err = errno
+                switch err {
+                case EAGAIN, EWOULDBLOCK: try wait(writing: false, "recvfrom", timeout: timeout)
+                case EINTR: continue
+                default: throw SocketError.system("recvfrom", err)
+                }
+            }
+        }
+        return (bytes, SocketAddress(storage: storage, length: len))
+    }
+
+    // MARK: - Writing
+
+    /// Writes what the socket takes now of `bytes` (waiting until it takes
+    /// something), at most `timeout` seconds; returns the count written.
+    public func send(_ bytes: UnsafeRawBufferPointer, timeout: Double? = nil) throws -> Int {
+        while true {
+            try checkOpen("send")
+            let n = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            if n >= 0 { return n }
+            let err = errno
+            switch err {
+            case EAGAIN, EWOULDBLOCK: try wait(writing: true, "send", timeout: timeout)
+            case EINTR: continue
+            default: throw SocketError.system("send", err, address: peerAddress)
+            }
+        }
+    }
+
+    /// Writes all of `bytes`, completing partial writes; `timeout` bounds
+    /// each wait for the socket to take more.
+    public func sendAll(_ bytes: UnsafeRawBufferPointer, timeout: Double? = nil) throws {
+        var offset = 0
+        while offset < bytes.count {
+            offset += try send(UnsafeRawBufferPointer(rebasing: bytes[offset...]), timeout: timeout)
+        }
+    }
+
+    /// Writes all of `bytes`; see `sendAll(_:timeout:)`.
+    public func sendAll(_ bytes: [UInt8], timeout: Double? = nil) throws {
+        try bytes.withUnsafeBytes { try sendAll($0, timeout: timeout) }
+    }
+
+    /// Writes all of `text` as UTF-8.
+    public func sendAll(_ text: String, timeout: Double? = nil) throws {
+        try sendAll(Array(text.utf8), timeout: timeout)
+    }
+
+    /// Sends a datagram to `address`.
+    @discardableResult
+    public func sendTo(_ bytes: [UInt8], address: SocketAddress, timeout: Double? = nil) throws -> Int {
+        while true {
+            try checkOpen("sendto")
+            let n = bytes.withUnsafeBytes { buf in
+                address.withSockAddr { Glibc.sendto(fd, buf.baseAddress, buf.count, Int32(MSG_NOSIGNAL), $0, $1) }
+            }
+            if n >= 0 { return n }
+            let err = errno
+            switch err {
+            case EAGAIN, EWOULDBLOCK: try wait(writing: true, "sendto", timeout: timeout, address: address)
+            case EINTR: continue
+            default: throw SocketError.system("sendto", err, address: address)
+            }
+        }
+    }
+
+    // MARK: - Addresses and options
+
+    /// The address the socket is bound to.
+    public var localAddress: SocketAddress? {
+        address { getsockname(fd, $0, $1) }
+    }
+
+    /// The address of the connected peer.
+    public var peerAddress: SocketAddress? {
+        address { getpeername(fd, $0, $1) }
+    }
+
+    private func address(_ call: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32)
+        -> SocketAddress? {
+        guard fd >= 0 else { return nil }
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call($0, &len) }
+        }
+        return rc == 0 ? SocketAddress(storage: storage, length: len) : nil
+    }
+
+    /// Sets an integer socket option (`setsockopt`).
+    public func setOption(level: Int32, name: Int32, value: Int32) throws {
+        try checkOpen("setsockopt")
+        var v = value
+        guard setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw SocketError.system("setsockopt")
+        }
+    }
+
+    /// Reads an integer socket option (`getsockopt`).
+    public func option(level: Int32, name: Int32) throws -> Int32 {
+        try checkOpen("getsockopt")
+        var v: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, level, name, &v, &len) == 0 else { throw SocketError.system("getsockopt") }
+        return v
+    }
+
+    /// `SO_REUSEADDR`, `SO_REUSEPORT`, `TCP_NODELAY` in one place.
+    public func setReuseAddress(_ on: Bool = true) throws {
+        try setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: on ? 1 : 0)
+    }
+
+    public func setReusePort(_ on: Bool = true) throws {
+        try setOption(level: SOL_SOCKET, name: SO_REUSEPORT, value: on ? 1 : 0)
+    }
+
+    public func setNoDelay(_ on: Bool = true) throws {
+        try setOption(level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: on ? 1 : 0)
+    }
+
+    // MARK: - Conveniences
+
+    /// A TCP (or Unix stream) socket bound to `address` and listening.
+    public static func listen(on address: SocketAddress, backlog: Int32 = 1024,
+                              reusePort: Bool = false) throws -> Socket {
+        let s = try Socket(family: address.family, type: .stream)
+        do {
+            if address.family != AF_UNIX {
+                try s.setReuseAddress()
+                if reusePort { try s.setReusePort() }
+            }
+            try s.bind(to: address)
+            try s.listen(backlog: backlog)
+        } catch {
+            s.close()
+            throw error
+        }
+        return s
+    }
+}
+
+/// A socket's type.
+public enum SocketType: Sendable {
+    /// `SOCK_STREAM`: TCP, or a Unix stream socket.
+    case stream
+    /// `SOCK_DGRAM`: UDP, or a Unix datagram socket.
+    case datagram
+
+    /// The `SOCK_` constant.
+    public var rawValue: Int32 {
+        switch self {
+        case .stream: return Int32(SOCK_STREAM.rawValue)
+        case .datagram: return Int32(SOCK_DGRAM.rawValue)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+// Waiting for a file descriptor, the primitive under every socket call.
+//
+// A greenlet that would block on an fd starts a libev io watcher kept on
+// its own stack, parks, and is made ready by the watcher's callback. The
+// watcher is stopped before the call returns, whatever happens, so libev
+// never holds a watcher whose memory is gone or whose fd was closed.
+import CLibev
+import Glibc
+
+/// One greenlet's wait for an fd: the watcher, and how the wait ended.
+struct FDWait {
+    var watcher = ev_io()
+    let greenlet: Unmanaged<AnyGreenlet>
+    /// The fd became ready (the watcher fired).
+    var fired = false
+    /// The fd's owner closed it meanwhile (see `Socket.close`).
+    var closed = false
+
+    init(greenlet: AnyGreenlet) {
+        self.greenlet = Unmanaged.passUnretained(greenlet)
+    }
+}
+
+extension Hub {
+    /// Parks the calling greenlet until `fd` is ready for `events`
+    /// (`EV_READ`, `EV_WRITE`), at most `timeout` seconds. Returns false on
+    /// timeout. `register` sees the wait before the greenlet parks (a
+    /// socket keeps it so that closing can end it); the wait is over, and
+    /// its memory gone, when this returns. Throws `closedError()` if the
+    /// owner ended the wait by closing, and the interrupt if the greenlet
+    /// is killed or an enclosing timeout expires.
+    func waitIO(fd: Int32, events: Int32, timeout: Double?, on what: StaticString,
+                register: (UnsafeMutablePointer<FDWait>?) -> Void = { _ in },
+                closedError: () -> any Error) throws -> Bool {
+        let g: AnyGreenlet = current
+        try checkpoint(g)
+        return try withUnsafeTemporaryAllocation(of: FDWait.self, capacity: 1) { buf in
+            let wait = buf.baseAddress!
+            wait.initialize(to: FDWait(greenlet: g))
+            green_ev_io_init(&wait.pointee.watcher, { _, w, _ in
+                let wait = w!.pointee.data.assumingMemoryBound(to: FDWait.self)
+                wait.pointee.fired = true
+                wait.pointee.greenlet._withUnsafeGuaranteedRef { $0.hub.ready($0) }
+            }, fd, events)
+            wait.pointee.watcher.data = UnsafeMutableRawPointer(wait)
+            ev_io_start(loop, &wait.pointee.watcher)
+            register(wait)
+            defer {
+                register(nil)
+                ev_io_stop(loop, &wait.pointee.watcher)
+                wait.deinitialize(count: 1)
+            }
+            let block = {
+                while !wait.pointee.fired && !wait.pointee.closed {
+                    try self.park(g, on: what)
+                }
+            }
+            let inTime: Bool
+            if let timeout {
+                inTime = try withDeadline(timeout, block)
+            } else {
+                try block()
+                inTime = true
+            }
+            if wait.pointee.closed { throw closedError() }
+            return inTime
+        }
+    }
+
+    /// Ends a wait registered by `waitIO` because its fd is being closed:
+    /// stops the watcher (before the fd goes) and wakes the greenlet, whose
+    /// `waitIO` then throws.
+    func endIOWait(_ wait: UnsafeMutablePointer<FDWait>) {
+        ev_io_stop(loop, &wait.pointee.watcher)
+        wait.pointee.closed = true
+        wait.pointee.greenlet._withUnsafeGuaranteedRef { ready($0) }
+    }
+}
+
+/// Waits until `fd` can be read without blocking, at most `timeout`
+/// seconds; returns false on timeout. Blocks only the calling greenlet:
+/// the way to make any fd-based library cooperative. Throws if the
+/// greenlet is killed or an enclosing timeout expires.
+@discardableResult
+public func waitReadable(fd: Int32, timeout: Double? = nil) throws -> Bool {
+    try Hub.current.waitIO(fd: fd, events: Int32(EV_READ), timeout: timeout, on: "waitReadable",
+                           closedError: { SocketError(operation: "waitReadable", reason: .closed) })
+}
+
+/// Waits until `fd` can be written without blocking; see `waitReadable`.
+@discardableResult
+public func waitWritable(fd: Int32, timeout: Double? = nil) throws -> Bool {
+    try Hub.current.waitIO(fd: fd, events: Int32(EV_WRITE), timeout: timeout, on: "waitWritable",
+                           closedError: { SocketError(operation: "waitWritable", reason: .closed) })
+}
