@@ -15,6 +15,11 @@
 //                                    greenlet's id, then must die naming
 //                                    it Greenlet-<id>
 //   GreenProbe overflow-renamed      like overflow, renamed after it started
+//   GreenProbe emfile-server         an echo StreamServer in a process limited
+//                                    to 64 fds, run out of descriptors by its
+//                                    own clients: must back off, then serve
+//                                    again once they close; prints
+//                                    "exhaustions N" and "recovered"
 //   GreenProbe exclusivity-conflict  a greenlet that conflicts with its own
 //                                    inout access across a switch: Swift's
 //                                    exclusivity check must still catch it
@@ -169,10 +174,73 @@ func run(_ scenario: String) throws -> Int32 {
         writeLine(1, "conflict not detected: \(box.n)")
         return 1
 
+    case "emfile-server":
+        return try emfileServer()
+
     default:
         writeLine(2, "GreenProbe: unknown scenario '\(scenario)'")
         return 2
     }
+}
+
+/// An echo server that runs out of file descriptors and must recover.
+func emfileServer() throws -> Int32 {
+    var limit = rlimit(rlim_cur: 64, rlim_max: 64)
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = 64
+    guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else {
+        writeLine(2, "setrlimit failed")
+        return 4
+    }
+    let server = try StreamServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, _ in
+        while true {
+            let data = try conn.recv()
+            if data.isEmpty { return }
+            try conn.sendAll(data)
+        }
+    }
+    server.start()
+    let address = server.address
+    // Connect until this process has no descriptor left.
+    var clients: [Socket] = []
+    while true {
+        let s: Socket
+        do {
+            s = try Socket()
+        } catch let e as SocketError where e.errno == EMFILE {
+            break
+        }
+        clients.append(s)
+        try s.connect(to: address, timeout: 5)
+    }
+    // Free one descriptor and take it again with one more client: its
+    // connection waits in the backlog while accept finds no descriptor.
+    clients.removeLast().close()
+    let last = try Socket()
+    try last.connect(to: address, timeout: 5)
+    clients.append(last)
+    var waited = 0
+    while server.descriptorExhaustions == 0 && waited < 500 {
+        try Green.sleep(0.01)
+        waited += 1
+    }
+    writeLine(1, "exhaustions \(server.descriptorExhaustions)")
+    // Let the server breathe: every client goes away.
+    for c in clients { c.close() }
+    clients.removeAll()
+    // A new client is served.
+    let fresh = try Socket.connect(host: "127.0.0.1", port: address.port, timeout: 5)
+    try fresh.sendAll("ping")
+    var got: [UInt8] = []
+    while got.count < 4 {
+        let chunk = try fresh.recv(timeout: 5)
+        if chunk.isEmpty { break }
+        got += chunk
+    }
+    fresh.close()
+    writeLine(1, String(decoding: got, as: UTF8.self) == "ping" ? "recovered" : "not served: \(got)")
+    try server.stop(timeout: 5)
+    return server.isServing ? 1 : 0
 }
 
 let arguments = CommandLine.arguments

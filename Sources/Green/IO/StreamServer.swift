@@ -1,0 +1,116 @@
+import Glibc
+
+/// A TCP (or Unix stream) server, like gevent's `StreamServer`: it accepts
+/// connections and runs `handler` for each in its own greenlet; the
+/// connection is closed when the handler returns or throws.
+///
+/// ```swift
+/// let server = try StreamServer(on: SocketAddress(ip: "127.0.0.1", port: 8080)) { conn, peer in
+///     while case let data = try conn.recv(), !data.isEmpty { try conn.sendAll(data) }
+/// }
+/// try server.serveForever()
+/// ```
+///
+/// With `maxConnections`, handlers run in a `Pool` of that size and the
+/// server stops accepting while it is full (the kernel's backlog queues the
+/// rest). When the process runs out of file descriptors (EMFILE, ENFILE)
+/// the accept loop backs off and retries instead of spinning or dying.
+/// A handler's error is reported like any greenlet's (once, on stderr by
+/// default) and ends only that connection. Confined to the thread that
+/// made it.
+public final class StreamServer {
+    /// The listening socket.
+    public let listener: Socket
+    private let handler: (Socket, SocketAddress) throws -> Void
+    /// The connection handlers.
+    public let handlers: Group
+    private var acceptor: Greenlet<Void>?
+    private var stopping = false
+    /// Times the accept loop found no file descriptor left.
+    public private(set) var descriptorExhaustions = 0
+
+    /// A server on `address`. `maxConnections` caps concurrent handlers;
+    /// `reusePort` lets several servers (one per thread) share the address.
+    public init(on address: SocketAddress, maxConnections: Int? = nil, reusePort: Bool = false,
+                backlog: Int32 = 1024, handler: @escaping (Socket, SocketAddress) throws -> Void) throws {
+        listener = try Socket.listen(on: address, backlog: backlog, reusePort: reusePort)
+        self.address = listener.localAddress ?? address
+        handlers = maxConnections.map { Pool(size: $0) } ?? Group()
+        self.handler = handler
+    }
+
+    /// A server on an already listening socket.
+    public init(listener: Socket, maxConnections: Int? = nil,
+                handler: @escaping (Socket, SocketAddress) throws -> Void) {
+        self.listener = listener
+        address = listener.localAddress ?? (try! SocketAddress(ip: "0.0.0.0", port: 0))
+        handlers = maxConnections.map { Pool(size: $0) } ?? Group()
+        self.handler = handler
+    }
+
+    /// Where the server listens (with the real port when bound to port 0).
+    public let address: SocketAddress
+
+    /// Whether the accept loop runs.
+    public var isServing: Bool { acceptor.map { !$0.isReady } ?? false }
+
+    /// Starts the accept loop in its own greenlet and returns.
+    public func start() {
+        guard acceptor == nil else { return }
+        acceptor = spawn(name: "StreamServer \(address)") { [self] in try acceptLoop() }
+    }
+
+    /// Starts (if needed) and waits until the server is stopped. Throws
+    /// what ended the accept loop, if it was not `stop`.
+    public func serveForever() throws {
+        start()
+        try acceptor!.get()
+    }
+
+    /// Stops accepting, waits up to `timeout` seconds (forever if nil) for
+    /// the connections in progress to finish, then kills those left.
+    /// Returns whether all finished on their own.
+    @discardableResult
+    public func stop(timeout: Double? = nil) throws -> Bool {
+        stopping = true
+        listener.close()
+        if let acceptor { try acceptor.join() }
+        // A handler may stop its own server: it does not wait for itself.
+        let me = Hub.current.current!
+        let others = handlers.greenlets.filter { $0 !== me }
+        let finished = try joinAll(others, timeout: timeout).count == others.count
+        if !finished { try killAll(others.filter { !$0.isReady }) }
+        return finished
+    }
+
+    private func acceptLoop() throws {
+        var backoff = 0.001
+        while !stopping {
+            // In a pool, wait for a free slot before taking a connection,
+            // so that the backlog, not this process, holds the excess.
+            try handlers.waitAvailable()
+            let connection: (Socket, SocketAddress)
+            do {
+                connection = try listener.accept()
+                backoff = 0.001
+            } catch let e as SocketError {
+                if stopping || e.reason == .closed { return }
+                if e.errno == EMFILE || e.errno == ENFILE || e.errno == ENOBUFS || e.errno == ENOMEM {
+                    // Out of descriptors or memory: let handlers finish and
+                    // free some, then try again.
+                    descriptorExhaustions += 1
+                    try Green.sleep(backoff)
+                    backoff = min(backoff * 2, 0.5)
+                    continue
+                }
+                throw e
+            }
+            let (socket, peer) = connection
+            let handler = self.handler
+            try handlers.spawn(name: "connection \(peer)") {
+                defer { socket.close() }
+                try handler(socket, peer)
+            }
+        }
+    }
+}
