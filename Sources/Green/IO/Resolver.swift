@@ -6,15 +6,16 @@ import Glibc
 public enum Resolver {
     /// The addresses of `host` for `port`, in the order the system prefers
     /// (RFC 6724: usually IPv6 first where it is reachable). `family`
-    /// limits them (`AF_INET`, `AF_INET6`; `AF_UNSPEC` for both). Throws
-    /// `Resolver.Failure` naming the host if there are none.
+    /// limits them (`AF_INET`, `AF_INET6`; `AF_UNSPEC` for both). Lookups
+    /// run on `pool`. Throws `Resolver.Failure` naming the host if there
+    /// are none.
     public static func resolve(host: String, port: UInt16, type: SocketType = .stream,
-                               family: Int32 = AF_UNSPEC) throws -> [SocketAddress] {
+                               family: Int32 = AF_UNSPEC, pool: ThreadPool = .shared) throws -> [SocketAddress] {
         if let numeric = try? SocketAddress(ip: host, port: port),
            family == AF_UNSPEC || numeric.family == family {
             return [numeric]
         }
-        return try ThreadPool.shared.run { try lookup(host: host, port: port, type: type, family: family) }
+        return try pool.run { try lookup(host: host, port: port, type: type, family: family) }
     }
 
     /// The blocking lookup, on a pool thread.
