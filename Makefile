@@ -48,23 +48,29 @@ check-aarch64:
 	clang -target x86_64-linux-gnu -c Sources/CGreenContext/switch_x86_64.S -o $$out/switch_x86_64.o && \
 	echo "aarch64 and x86_64 context switches assemble"; rc=$$?; rm -rf $$out; exit $$rc
 
+BENCH_PRODUCTS := green-bench echo-server echo-load
+# swift build takes one --product at a time.
+build-release = for p in $(1); do $(SWIFT) build -c release --product $$p || exit 1; done
+
 bench: deps
-	$(SWIFT) run -c release green-bench
+	$(call build-release,$(BENCH_PRODUCTS))
+	./.build/release/green-bench
 
 # A short run of every figure, to keep the benchmark working.
 bench-smoke: deps
-	$(SWIFT) run -c release green-bench --quick --max-parked 20000
+	$(call build-release,$(BENCH_PRODUCTS))
+	./.build/release/green-bench --quick --max-parked 20000
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: deps
-	$(SWIFT) build -c release --product producer-consumer --product bank-balance
+	$(call build-release,producer-consumer bank-balance)
 	./.build/release/producer-consumer --items 20000
 	./.build/release/producer-consumer --items 5000 --capacity 0
 	./.build/release/bank-balance --iterations 2000
 
 # green-bench beside Go and gevent (installs golang-go and gevent if missing).
 peers: deps
-	$(SWIFT) build -c release --product green-bench
+	$(call build-release,$(BENCH_PRODUCTS))
 	scripts/compare-peers.sh
 
 ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke

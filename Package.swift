@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "sleepers", targets: ["Sleepers"]),
         .executable(name: "producer-consumer", targets: ["ProducerConsumer"]),
         .executable(name: "bank-balance", targets: ["BankBalance"]),
+        .executable(name: "echo-server", targets: ["EchoServer"]),
+        .executable(name: "echo-load", targets: ["EchoLoad"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -68,6 +70,22 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/bank-balance"
+        ),
+        .executableTarget(
+            name: "EchoServer",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/echo-server"
+        ),
+        .executableTarget(
+            name: "EchoLoad",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/echo-load"
         ),
         .executableTarget(
             name: "GreenProbe",

@@ -71,6 +71,24 @@ struct GreenBench: ParsableCommand {
                "Pool(size: 100).map over 100,000 trivial items, per item")
         try record("pool_map_blocking_ns_per_item", try median(runs) { try poolMapBlockingNs(100_000 / scale) },
                "the same, each item yielding once (100 workers interleave)")
+        let echoSeconds = quick ? 0.5 : 5.0
+        let echoRuns = quick ? 1 : 3
+        try record("tcp_echo_roundtrips_per_s", try median(echoRuns) {
+            try EchoBench.roundTripsPerSecond(hubs: 1, workKib: 0, seconds: echoSeconds)
+        }, "echo-server, 1 hub; echo-load: 100 connections, 64 B, separate process")
+        try record("tcp_echo_roundtrips_per_s_2hubs", try median(echoRuns) {
+            try EchoBench.roundTripsPerSecond(hubs: 2, workKib: 0, seconds: echoSeconds)
+        }, "the same, 2 hubs (the load client shares the 2 cores)")
+        if wanted("cpu_echo_scaling_2hubs") {
+            var ratios: [Double] = []
+            for _ in 0..<echoRuns {
+                let one = try EchoBench.roundTripsPerSecond(hubs: 1, workKib: 64, seconds: echoSeconds)
+                let two = try EchoBench.roundTripsPerSecond(hubs: 2, workKib: 64, seconds: echoSeconds)
+                ratios.append(two / one)
+            }
+            record("cpu_echo_scaling_2hubs", median(ratios.count) { ratios.removeFirst() },
+                   "2 hubs / 1 hub, each message hashing 64 KiB")
+        }
         let target = maxParked ?? (quick ? 100_000 : 1_000_000)
         if wanted("max_parked") {
             let big = try parkedBytes(target)

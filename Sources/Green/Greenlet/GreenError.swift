@@ -24,6 +24,10 @@ public enum GreenError: Error, CustomStringConvertible {
     case stackAllocationFailed(greenlet: String, stackSize: Int, errno: Int32)
     /// The hub's event loop could not be created.
     case loopCreationFailed
+    /// Work was sent to a hub whose thread has exited.
+    case hubGone
+    /// The system refused to create an OS thread.
+    case threadStartFailed
 
     public var description: String {
         switch self {
@@ -44,6 +48,10 @@ public enum GreenError: Error, CustomStringConvertible {
             return "could not allocate a \(size)-byte stack for greenlet \(name) (errno \(err))"
         case .loopCreationFailed:
             return "could not create the hub's libev loop"
+        case .hubGone:
+            return "the hub's thread has exited; nothing runs there any more"
+        case .threadStartFailed:
+            return "could not start an OS thread (pthread_create failed)"
         }
     }
 }

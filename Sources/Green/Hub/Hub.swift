@@ -191,7 +191,10 @@ public final class Hub {
         let hubCtx = UnsafeMutablePointer<green_context>.allocate(capacity: 1)
         hubCtx.initialize(to: green_context())
         green_context_init(hubCtx, contextKind, hubStack, { arg in
-            Unmanaged<Hub>.fromOpaque(arg!).takeUnretainedValue().runLoop()
+            // Borrowed, not retained: this stack is never unwound, and a
+            // reference held here would keep the hub alive past its
+            // thread's exit.
+            Unmanaged<Hub>.fromOpaque(arg!)._withUnsafeGuaranteedRef { hub -> Void in hub.runLoop() }
         }, Unmanaged.passUnretained(self).toOpaque())
         hubGreenlet.context = hubCtx
         hubGreenlet.copyName(into: hubCtx)

@@ -1,0 +1,98 @@
+import Glibc
+import Synchronization
+
+/// A stream server on several OS threads, one hub each, for more than one
+/// core: every thread has its own listener on the same address
+/// (`SO_REUSEPORT`, so the kernel spreads connections across them) and
+/// runs a `StreamServer` on it. gevent is held to one core by the GIL;
+/// greenlets on different hubs run in parallel.
+///
+/// ```swift
+/// let servers = try ServerThreads.start(threads: 2, on: address) { conn, peer in ... }
+/// try servers.join()          // until stop()
+/// ```
+///
+/// The handler runs on whichever thread accepted the connection, so it
+/// must be `@Sendable`: share nothing between threads but `Sendable`
+/// values (an `AsyncResult`, atomics, a `Mutex`).
+public final class ServerThreads: Sendable {
+    /// The address every thread listens on (the real port when bound to 0).
+    public let address: SocketAddress
+    private let threads: [HubThread]
+    private let servers: [ServerBox]
+
+    /// The `StreamServer` of one thread, touched on that thread only.
+    final class ServerBox: @unchecked Sendable {
+        var server: StreamServer?
+        let stopped = AsyncResult<Bool>()
+    }
+
+    private init(address: SocketAddress, threads: [HubThread], servers: [ServerBox]) {
+        self.address = address
+        self.threads = threads
+        self.servers = servers
+    }
+
+    /// Starts `threads` threads serving `address`. `maxConnections` caps
+    /// each thread's handlers.
+    public static func start(threads count: Int, on address: SocketAddress, maxConnections: Int? = nil,
+                             handler: @escaping @Sendable (Socket, SocketAddress) throws -> Void) throws -> ServerThreads {
+        precondition(count >= 1, "ServerThreads.start needs at least one thread")
+        // Bind every listener here, so that port 0 becomes one real port
+        // shared by all, and a bind error is thrown to the caller.
+        var listeners: [Socket] = []
+        var bound = address
+        do {
+            for _ in 0..<count {
+                let s = try Socket.listen(on: bound, reusePort: true)
+                if bound.port == 0, let local = s.localAddress { bound = local }
+                listeners.append(s)
+            }
+        } catch {
+            for s in listeners { s.close() }
+            throw error
+        }
+        var hubThreads: [HubThread] = []
+        var boxes: [ServerBox] = []
+        for (i, listener) in listeners.enumerated() {
+            let thread = try HubThread.start(name: "server-\(i)")
+            let box = ServerBox()
+            let transfer = SocketTransfer(listener)
+            thread.handle.spawn(name: "server-\(i) main") {
+                let server = StreamServer(listener: transfer.socket, maxConnections: maxConnections,
+                                          handler: handler)
+                box.server = server
+                defer { box.stopped.set(true) }
+                try server.serveForever()
+            }
+            hubThreads.append(thread)
+            boxes.append(box)
+        }
+        return ServerThreads(address: bound, threads: hubThreads, servers: boxes)
+    }
+
+    /// Stops every thread's server (see `StreamServer.stop`), waits for
+    /// them, and ends the threads. Waits cooperatively in a greenlet.
+    public func stop(timeout: Double? = nil) throws {
+        for (thread, box) in zip(threads, servers) {
+            thread.handle.spawn { _ = try box.server?.stop(timeout: timeout) }
+        }
+        try join()
+    }
+
+    /// Waits until every thread's server has stopped, then ends the threads.
+    public func join() throws {
+        for box in servers { _ = try box.stopped.get() }
+        for thread in threads {
+            thread.stop()
+            try thread.join()
+        }
+    }
+}
+
+/// Moves a socket made on one thread to the thread that will use it; the
+/// maker never touches it again.
+struct SocketTransfer: @unchecked Sendable {
+    let socket: Socket
+    init(_ socket: Socket) { self.socket = socket }
+}

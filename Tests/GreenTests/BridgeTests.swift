@@ -1,0 +1,147 @@
+import Foundation
+import Green
+import Synchronization
+import XCTest
+
+/// Swift Concurrency and greenlets, both ways; hubs on other threads.
+final class BridgeTests: GreenTestCase {
+    func testAGreenletAwaitsAnAsyncFunctionWhileTheHubRunsOthers() throws {
+        var ticks = 0
+        var waiting = true
+        let ticker = spawn {
+            while waiting {
+                ticks += 1
+                try Green.sleep(0.001)
+            }
+        }
+        let value = try withTimeout(10) {
+            try awaitAsync { () async throws -> Int in
+                try await Task.sleep(nanoseconds: 50_000_000)
+                return 42
+            }
+        }
+        waiting = false
+        try ticker.join()
+        XCTAssertEqual(value, 42)
+        XCTAssertGreaterThan(ticks, 5)
+    }
+
+    func testAnAsyncErrorIsRethrownInTheGreenlet() throws {
+        XCTAssertThrowsError(try withTimeout(10) {
+            try awaitAsync { () async throws -> Int in throw TestError("async") }
+        }) { XCTAssertEqual($0 as? TestError, TestError("async")) }
+    }
+
+    func testATimeoutAroundAwaitAsyncCancelsTheTask() throws {
+        let cancelled = AsyncResult<Bool>()
+        let outcome = try withTimeout(0.05, otherwise: { "timed out" }) {
+            try awaitAsync { () async -> String in
+                do {
+                    try await Task.sleep(nanoseconds: 10_000_000_000)
+                    return "slept"
+                } catch {
+                    cancelled.set(Task.isCancelled)
+                    return "cancelled"
+                }
+            }
+        }
+        XCTAssertEqual(outcome, "timed out")
+        XCTAssertEqual(try cancelled.get(timeout: 10), true)
+    }
+
+    func testAsyncCodeAwaitsAGreenletOnAHubThread() throws {
+        let hub = try HubThread.start(name: "bridge-test")
+        defer { hub.stop(); _ = try? hub.join(timeout: 10) }
+        let handle = hub.handle
+        let result = try awaitAsync { () async throws -> Int in
+            try await handle.run {
+                try Green.sleep(0.01)
+                return 7
+            }
+        }
+        XCTAssertEqual(result, 7)
+        XCTAssertThrowsError(try awaitAsync { () async throws -> Int in
+            try await handle.run { () throws -> Int in throw TestError("green") }
+        }) { XCTAssertEqual($0 as? TestError, TestError("green")) }
+    }
+
+    func testCancellingTheTaskKillsTheGreenletItAwaits() throws {
+        let hub = try HubThread.start(name: "bridge-cancel")
+        defer { hub.stop(); _ = try? hub.join(timeout: 10) }
+        let handle = hub.handle
+        let started = AsyncResult<Bool>()
+        let cleanedUp = AsyncResult<Bool>()
+        let outcome = try awaitAsync { () async -> String in
+            let task = Task {
+                try await handle.run { () throws -> String in
+                    defer { cleanedUp.set(true) }
+                    started.set(true)
+                    try Green.sleep(60)
+                    return "slept"
+                }
+            }
+            while !started.isReady { await Task.yield() }
+            task.cancel()
+            do {
+                return try await task.value
+            } catch {
+                return "\(type(of: error))"
+            }
+        }
+        XCTAssertEqual(outcome, "GreenletExit")
+        XCTAssertEqual(try cleanedUp.get(timeout: 10), true)
+    }
+
+    func testAHandleSpawnsOnItsHubFromAnotherThread() throws {
+        let hub = try HubThread.start(name: "spawn-target")
+        defer { hub.stop(); _ = try? hub.join(timeout: 10) }
+        let ran = AsyncResult<Bool>()
+        let handle = hub.handle
+        Thread.detachNewThread {
+            handle.spawn { ran.set(true) }
+        }
+        XCTAssertEqual(try ran.get(timeout: 10), true)
+    }
+
+    func testAHandleToAnEndedHubRefusesWork() throws {
+        let hub = try HubThread.start(name: "short-lived")
+        hub.stop()
+        XCTAssertTrue(try hub.join(timeout: 10))
+        // The thread exits right after; give it the moment to.
+        var refused = false
+        for _ in 0..<1_000 where !refused {
+            refused = !hub.handle.spawn {}
+            if !refused { usleep(1_000) }
+        }
+        XCTAssertTrue(refused)
+    }
+}
+
+final class ServerThreadsTests: GreenTestCase {
+    func testTwoHubsServeOneAddressAndStop() throws {
+        let served = Atomic<Int>(0)
+        let servers = try ServerThreads.start(threads: 2, on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, _ in
+            served.wrappingAdd(1, ordering: .relaxed)
+            while true {
+                let data = try conn.recv()
+                if data.isEmpty { return }
+                try conn.sendAll(data)
+            }
+        }
+        let port = servers.address.port
+        XCTAssertNotEqual(port, 0)
+        let clients = (0..<100).map { i in
+            spawn { () throws -> Bool in
+                let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
+                defer { s.close() }
+                try s.sendAll("\(i)")
+                return try s.recv(timeout: 5) == Array("\(i)".utf8)
+            }
+        }
+        try withTimeout(30) { try joinAll(clients, raiseError: true) }
+        XCTAssertTrue(clients.allSatisfy { $0.value == true })
+        XCTAssertEqual(served.load(ordering: .relaxed), 100)
+        try withTimeout(30) { try servers.stop(timeout: 5) }
+        XCTAssertThrowsError(try Socket.connect(host: "127.0.0.1", port: port, timeout: 5))
+    }
+}
