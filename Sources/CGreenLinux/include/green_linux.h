@@ -12,4 +12,8 @@ int green_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags
 /// pipe2(2).
 int green_pipe2(int fds[2], int flags);
 
+/// pidfd_open(2): an fd that becomes readable when process `pid` exits;
+/// -1 with errno ENOSYS on kernels before 5.3.
+int green_pidfd_open(int pid);
+
 #endif

@@ -1,0 +1,68 @@
+import CLibev
+import Glibc
+
+/// Runs a handler in a new greenlet each time a signal arrives, like
+/// gevent's `signal_handler`: the handler may block (it is an ordinary
+/// greenlet), and the signal is taken from the hub's libev loop, not from
+/// an async-signal context. Confined to the thread that made it; one
+/// handler per signal per process at a time. `cancel()` (or releasing it)
+/// restores nothing but stops handling: the signal then gets the default
+/// behaviour libev leaves (its previous disposition is not restored).
+///
+/// ```swift
+/// let onHup = SignalHandler(SIGHUP) { try reloadConfig() }
+/// ```
+public final class SignalHandler {
+    /// The signal number.
+    public let signal: Int32
+    private let handler: () throws -> Void
+    private let watcher: UnsafeMutablePointer<ev_signal>
+    private let hub: Hub
+    /// How many times the signal has arrived.
+    public private(set) var count = 0
+
+    public init(_ signal: Int32, _ handler: @escaping () throws -> Void) {
+        self.signal = signal
+        self.handler = handler
+        hub = Hub.current
+        watcher = .allocate(capacity: 1)
+        watcher.initialize(to: ev_signal())
+        green_ev_signal_init(watcher, { _, w, _ in
+            Unmanaged<SignalHandler>.fromOpaque(w!.pointee.data).takeUnretainedValue().fired()
+        }, signal)
+        watcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        // An active handler counts as a live wake-up source: greenlets
+        // that all wait for a signal are not reported deadlocked.
+        ev_signal_start(hub.loop, watcher)
+    }
+
+    deinit {
+        cancel()
+        watcher.deallocate()
+    }
+
+    /// Whether the handler still runs on the signal.
+    public var isActive: Bool { green_ev_is_active(watcher) != 0 }
+
+    /// Stops handling the signal.
+    public func cancel() {
+        ev_signal_stop(hub.loop, watcher)
+    }
+
+    private func fired() {
+        count += 1
+        let handler = self.handler
+        // In the loop: spawning only queues the greenlet.
+        spawn(name: "signal \(signal) handler") { try handler() }
+    }
+}
+
+/// Waits until `signal` arrives, at most `timeout` seconds; returns
+/// whether it did. Blocks only the calling greenlet.
+@discardableResult
+public func waitForSignal(_ signal: Int32, timeout: Double? = nil) throws -> Bool {
+    let arrived = Event()
+    let handler = SignalHandler(signal) { arrived.set() }
+    defer { handler.cancel() }
+    return try arrived.wait(timeout: timeout)
+}
