@@ -26,8 +26,9 @@ final class SignalTests: GreenTestCase {
         let handler = SignalHandler(SIGUSR2) { runs += 1 }
         handler.cancel()
         XCTAssertFalse(handler.isActive)
-        // Blocked meanwhile so that the default action (terminate) cannot
-        // hit the test process.
+        // Sent to this thread only, with the signal blocked here, so that
+        // the default action (terminate) cannot hit the test process; then
+        // taken off the pending set.
         var set = sigset_t(), old = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGUSR2)
@@ -41,7 +42,7 @@ final class SignalTests: GreenTestCase {
             }
             pthread_sigmask(SIG_SETMASK, &old, nil)
         }
-        kill(getpid(), SIGUSR2)
+        pthread_kill(pthread_self(), SIGUSR2)
         try Green.sleep(0.01)
         XCTAssertEqual(runs, 0)
     }
