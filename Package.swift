@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "bank-balance", targets: ["BankBalance"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "echo-load", targets: ["EchoLoad"]),
+        .executable(name: "chat", targets: ["Chat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -86,6 +87,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/echo-load"
+        ),
+        .executableTarget(
+            name: "Chat",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/chat"
         ),
         .executableTarget(
             name: "GreenProbe",

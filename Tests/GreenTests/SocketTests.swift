@@ -507,3 +507,42 @@ final class StreamServerTests: GreenTestCase {
         XCTAssertGreaterThan(exhaustions, 0, outcome.stdout)
     }
 }
+
+final class DatagramServerTests: GreenTestCase {
+    func testADatagramServerAnswersEachSender() throws {
+        let server = try DatagramServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { data, sender, socket in
+            try socket.sendTo(data.reversed(), address: sender)
+        }
+        server.start()
+        let clients = (0..<20).map { i in
+            spawn { () throws -> Bool in
+                let s = try Socket(type: .datagram)
+                defer { s.close() }
+                try s.bind(to: SocketAddress(ip: "127.0.0.1", port: 0))
+                let message = Array("datagram \(i)".utf8)
+                try s.sendTo(message, address: server.address)
+                let (reply, from) = try s.recvFrom(timeout: 5)
+                return reply == message.reversed() && from == server.address
+            }
+        }
+        try withTimeout(10) { try joinAll(clients, raiseError: true) }
+        XCTAssertTrue(clients.allSatisfy { $0.value == true })
+        XCTAssertTrue(try withTimeout(5) { try server.stop(timeout: 5) })
+        XCTAssertFalse(server.isServing)
+    }
+}
+
+final class SelectTests: GreenTestCase {
+    func testSelectReturnsTheReadyDescriptors() throws {
+        var a: [Int32] = [0, 0], b: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&a), 0)
+        XCTAssertEqual(pipe(&b), 0)
+        defer { for fd in a + b { close(fd) } }
+        XCTAssertEqual(try select(readable: [a[0], b[0]], timeout: 0.01).readable, [])
+        let writer = spawn { var x: UInt8 = 1; _ = write(b[1], &x, 1) }
+        let ready = try select(readable: [a[0], b[0]], writable: [], timeout: 5)
+        try writer.join()
+        XCTAssertEqual(ready.readable, [b[0]])
+        XCTAssertEqual(try select(writable: [a[1]], timeout: 5).writable, [a[1]])
+    }
+}

@@ -1,0 +1,81 @@
+/// A UDP (or Unix datagram) server, like gevent's `DatagramServer`: each
+/// datagram is handed to `handler` with its sender's address, in a new
+/// greenlet, with the server's socket to answer on.
+///
+/// ```swift
+/// let server = try DatagramServer(on: address) { data, sender, socket in
+///     try socket.sendTo(data, address: sender)      // echo
+/// }
+/// server.start()
+/// ```
+///
+/// With `maxConcurrent`, handlers run in a `Pool` of that size and the
+/// server stops reading while it is full (the kernel's receive buffer
+/// queues datagrams, and drops them when full, as UDP does). Confined to
+/// the thread that made it.
+public final class DatagramServer {
+    public let socket: Socket
+    public let address: SocketAddress
+    private let handler: ([UInt8], SocketAddress, Socket) throws -> Void
+    /// The handlers in progress.
+    public let handlers: Group
+    private var receiver: Greenlet<Void>?
+    private var stopping = false
+
+    public init(on address: SocketAddress, maxConcurrent: Int? = nil,
+                handler: @escaping ([UInt8], SocketAddress, Socket) throws -> Void) throws {
+        socket = try Socket(family: address.family, type: .datagram)
+        do {
+            try socket.bind(to: address)
+        } catch {
+            socket.close()
+            throw error
+        }
+        self.address = socket.localAddress ?? address
+        handlers = maxConcurrent.map { Pool(size: $0) } ?? Group()
+        self.handler = handler
+    }
+
+    /// Whether the receive loop runs.
+    public var isServing: Bool { receiver.map { !$0.isReady } ?? false }
+
+    /// Starts the receive loop in its own greenlet.
+    public func start() {
+        guard receiver == nil else { return }
+        receiver = spawn(name: "DatagramServer \(address)") { [self] in
+            while !stopping {
+                try handlers.waitAvailable()
+                let datagram: ([UInt8], SocketAddress)
+                do {
+                    datagram = try socket.recvFrom()
+                } catch let e as SocketError where e.reason == .closed {
+                    return
+                }
+                let (data, sender) = datagram
+                let (handler, socket) = (self.handler, self.socket)
+                try handlers.spawn { try handler(data, sender, socket) }
+            }
+        }
+    }
+
+    /// Starts (if needed) and waits until the server is stopped.
+    public func serveForever() throws {
+        start()
+        try receiver!.get()
+    }
+
+    /// Stops reading, waits up to `timeout` seconds for handlers in
+    /// progress, kills those left, and closes the socket. Returns whether
+    /// all finished on their own.
+    @discardableResult
+    public func stop(timeout: Double? = nil) throws -> Bool {
+        stopping = true
+        if let receiver, !receiver.isReady { try receiver.kill() }
+        let me = Hub.current.current!
+        let others = handlers.greenlets.filter { $0 !== me }
+        let finished = try joinAll(others, timeout: timeout).count == others.count
+        if !finished { try killAll(others.filter { !$0.isReady }) }
+        socket.close()
+        return finished
+    }
+}
