@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke peers ci clean
+.PHONY: all deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers ci clean
 
 all: test
 
@@ -68,10 +68,13 @@ examples-smoke: deps
 	./.build/release/producer-consumer --items 5000 --capacity 0
 	./.build/release/bank-balance --iterations 2000
 
-# green-bench beside Go and gevent (installs golang-go and gevent if missing).
-peers: deps
+# green-bench beside Go and gevent, then the TCP echo workload on
+# swift-green, Go, gevent and plain threads (installs golang-go, gcc and
+# gevent in a virtual environment if missing).
+bench-peers: deps
 	$(call build-release,$(BENCH_PRODUCTS))
-	scripts/compare-peers.sh
+	Benchmarks/peers/compare-peers.sh
+	Benchmarks/peers/echo-peers.sh
 
 ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke
 

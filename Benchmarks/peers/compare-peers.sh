@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # compare-peers.sh: green-bench beside the same figures measured for Go
-# goroutines (peers/go) and gevent greenlets (peers/gevent), in one run.
+# goroutines (Benchmarks/peers/go) and gevent greenlets
+# (Benchmarks/peers/gevent), in one run.
 #
-#   scripts/compare-peers.sh [--quick] [--rounds N] [--runs N] [--rebuild]
+#   Benchmarks/peers/compare-peers.sh [--quick] [--rounds N] [--runs N] [--rebuild]
 #                            [--swift-bench PATH]
 #
 # The three programs run one after another, N rounds (default 3), and the
@@ -20,7 +21,8 @@
 # with its caches under /tmp, so nothing lands in the repository.
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+peers="$repo/Benchmarks/peers"
 args="$*"
 rounds=3
 quick=0
@@ -58,11 +60,13 @@ if ! command -v go >/dev/null; then
     die "go not found; run: sudo apt-get update && sudo apt-get install -y golang-go"
   fi
 fi
-command -v python3 >/dev/null || die "python3 not found; run: sudo apt-get install -y python3 python3-pip"
-if ! python3 -c 'import gevent' 2>/dev/null; then
-  echo "installing gevent" >&2
-  python3 -m pip install -q gevent >&2 \
-    || die "installing gevent failed; run: python3 -m pip install gevent"
+command -v python3 >/dev/null || die "python3 not found; run: sudo apt-get install -y python3 python3-venv"
+# gevent from PyPI, in a virtual environment of its own (shared with echo-peers.sh).
+venv=/tmp/swift-green-peers-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import gevent' 2>/dev/null; then
+  echo "installing gevent into $venv" >&2
+  { python3 -m venv "$venv" && "$venv/bin/pip" install -q gevent; } >&2 \
+    || die "installing gevent failed; run: python3 -m venv $venv && $venv/bin/pip install gevent"
 fi
 
 work=$(mktemp -d /tmp/compare-peers.XXXXXX)
@@ -84,9 +88,9 @@ fi
 [ -x "$swift_bench" ] || die "green-bench not found or not executable: $swift_bench"
 
 echo "building the Go peer" >&2
-(cd "$repo/peers/go" &&
+(cd "$peers/go" &&
   GOCACHE=/tmp/compare-peers-go/cache GOPATH=/tmp/compare-peers-go/path GOFLAGS=-buildvcs=false \
-  go build -o "$work/go-peer" . >&2) || die "building the Go peer (peers/go) failed"
+  go build -o "$work/go-peer" . >&2) || die "building the Go peer (Benchmarks/peers/go) failed"
 
 # --- run -------------------------------------------------------------------
 
@@ -101,7 +105,7 @@ run_peer() {
   case "$name" in
     swift-green) cmd=("$swift_bench" "${common[@]}") ;;
     go) cmd=("$work/go-peer" "${common[@]}") ;;
-    gevent) cmd=(python3 "$repo/peers/gevent/bench.py" "${common[@]}") ;;
+    gevent) cmd=("$venv/bin/python" "$peers/gevent/bench.py" "${common[@]}") ;;
   esac
   out="$work/$name.$round.json"
   err="$work/$name.$round.err"
@@ -137,7 +141,7 @@ done
 
 echo
 echo "swift-green vs Go vs gevent: median over $rounds round(s)$([ "$quick" = 1 ] && echo ", quick")"
-echo "command: scripts/compare-peers.sh${args:+ $args}"
+echo "command: Benchmarks/peers/compare-peers.sh${args:+ $args}"
 python3 - "$work" "$rounds" <<'EOF'
 import json, os, statistics, sys
 

@@ -34,7 +34,14 @@ func main() {
 	flag.Bool("json", true, "print one JSON object (always on)")
 	// Internal: one parked-memory measurement in a fresh process (see parkedInChild).
 	childParked := flag.Int("child-parked", 0, "")
+	echoPort := flag.Int("echo-port", -1, "run the echo server on this port (0: any) instead of the figures")
+	echoProcs := flag.Int("echo-procs", 1, "GOMAXPROCS for the echo server")
 	flag.Parse()
+
+	if *echoPort >= 0 {
+		runEchoServer(*echoPort, *echoProcs)
+		return
+	}
 
 	runtime.GOMAXPROCS(1)
 

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# echo-peers.sh: the TCP echo workload on swift-green (1 and 2 hubs), Go
+# (goroutine per connection, GOMAXPROCS=1 and 2), gevent (StreamServer) and
+# plain threads (a C pthread per connection), all loaded by the same client
+# (the package's echo-load: 100 connections, 64-byte messages), one after
+# another, in one run.
+#
+#   Benchmarks/peers/echo-peers.sh [--seconds S] [--rounds N]
+#
+# Installs what it needs: golang-go and a C compiler from Debian (as root;
+# otherwise it prints the command), gevent into a virtual environment under
+# /tmp. Each figure is the median over the rounds; the order of the servers
+# rotates each round. On a 2-core machine the load client shares the cores
+# with the server, so the 2-hub and GOMAXPROCS=2 figures show contention,
+# not scaling; green-bench's cpu_echo_scaling_2hubs shows scaling.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+here="$repo/Benchmarks/peers"
+seconds=5
+rounds=3
+die() { echo "echo-peers: $*" >&2; exit 1; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=$2; shift ;;
+    --rounds) rounds=$2; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $1" ;;
+  esac
+  shift
+done
+
+need_deb() {
+  local missing=""
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  else
+    die "missing:$missing; run: sudo apt-get update && sudo apt-get install -y$missing"
+  fi
+}
+need_deb golang-go gcc python3-venv
+
+work=$(mktemp -d /tmp/echo-peers.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+venv=/tmp/swift-green-peers-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import gevent' 2>/dev/null; then
+  echo "installing gevent into $venv" >&2
+  python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q gevent >&2 || die "installing gevent failed"
+fi
+
+echo "building" >&2
+(cd "$repo" && for p in echo-server echo-load; do swift build -c release --product "$p" >&2 || exit 1; done) \
+  || die "building echo-server/echo-load failed"
+(cd "$here/go" && GOCACHE=/tmp/echo-peers-go/cache GOPATH=/tmp/echo-peers-go/path GOFLAGS=-buildvcs=false \
+  go build -o "$work/go-peer" . >&2) || die "building the Go peer failed"
+cc -O2 -pthread "$here/threads/echo_threads.c" -o "$work/echo-threads" || die "building echo-threads failed"
+
+# start_server NAME CMD...: starts it, waits for "listening on HOST:PORT", sets $port.
+start_server() {
+  local name=$1; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
+      port=$(sed -n 's/.*listening on [^:]*:\([0-9]*\).*/\1/p' "$work/$name.out" | head -1)
+      return 0
+    fi
+    sleep 0.05
+  done
+  cat "$work/$name.err" >&2
+  die "$name did not start"
+}
+
+names=(swift-green-1hub swift-green-2hubs go-1 go-2 gevent threads)
+command_for() {
+  case "$1" in
+    swift-green-1hub) echo "$repo/.build/release/echo-server --port 0 --workers 1" ;;
+    swift-green-2hubs) echo "$repo/.build/release/echo-server --port 0 --workers 2" ;;
+    go-1) echo "$work/go-peer -echo-port 0 -echo-procs 1" ;;
+    go-2) echo "$work/go-peer -echo-port 0 -echo-procs 2" ;;
+    gevent) echo "$venv/bin/python $here/gevent/echo_server.py --port 0" ;;
+    threads) echo "$work/echo-threads 0" ;;
+  esac
+}
+
+for ((r = 1; r <= rounds; r++)); do
+  for ((i = 0; i < ${#names[@]}; i++)); do
+    name=${names[$(((i + r - 1) % ${#names[@]}))]}
+    # shellcheck disable=SC2046
+    start_server "$name" $(command_for "$name")
+    printf 'round %d/%d: %-18s' "$r" "$rounds" "$name" >&2
+    "$repo/.build/release/echo-load" --port "$port" --seconds "$seconds" --json >"$work/$name.$r.json" \
+      || die "echo-load against $name failed"
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+    sed -n 's/.*"roundtrips_per_s": \([0-9]*\).*/ \1/p' "$work/$name.$r.json" >&2
+  done
+done
+
+echo
+echo "TCP echo, 100 connections, 64-byte messages, echo-load for ${seconds} s; median of $rounds round(s)"
+python3 - "$work" "$rounds" "${names[@]}" <<'PY'
+import json, statistics, sys
+work, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+med = {n: statistics.median(json.load(open(f"{work}/{n}.{r}.json"))["roundtrips_per_s"]
+                            for r in range(1, rounds + 1)) for n in names}
+base = med["swift-green-1hub"]
+print(f"| server | round trips/s | swift-green 1 hub / server |")
+print(f"|---|---:|---:|")
+for n in names:
+    print(f"| {n} | {int(med[n]):,} | {base / med[n]:.2f} |")
+PY
