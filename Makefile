@@ -63,10 +63,16 @@ bench-smoke: deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: deps
-	$(call build-release,producer-consumer bank-balance)
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load)
 	./.build/release/producer-consumer --items 20000
 	./.build/release/producer-consumer --items 5000 --capacity 0
 	./.build/release/bank-balance --iterations 2000
+	python3 Examples/chat/smoke-test.py ./.build/release/chat
+	@./.build/release/echo-server --port 0 > .echo-smoke.out & pid=$$!; \
+	for i in $$(seq 1 100); do grep -q listening .echo-smoke.out 2>/dev/null && break; sleep 0.05; done; \
+	port=$$(sed -n 's/.*:\([0-9]*\) .*/\1/p' .echo-smoke.out); \
+	./.build/release/echo-load --port $$port --seconds 1 --connections 20; rc=$$?; \
+	kill $$pid; rm -f .echo-smoke.out; exit $$rc
 
 # green-bench beside Go and gevent, then the TCP echo workload on
 # swift-green, Go, gevent and plain threads (installs golang-go, gcc and

@@ -94,7 +94,8 @@ let package = Package(
                 "Green",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Examples/chat"
+            path: "Examples/chat",
+            exclude: ["smoke-test.py"]
         ),
         .executableTarget(
             name: "GreenProbe",

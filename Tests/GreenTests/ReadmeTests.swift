@@ -73,3 +73,34 @@ final class ReadmeTests: GreenTestCase {
         XCTAssertEqual(answer.value, 42)
     }
 }
+
+extension ReadmeTests {
+    func testTheNetworkingTourRuns() throws {
+        @Sendable func expensiveComputation() -> Int { (1...1000).reduce(0, +) }
+        @Sendable func someAsyncFunction() async throws -> Int { 7 }
+
+        // A TCP echo server: a greenlet per connection.
+        let server = try StreamServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, peer in
+            while case let data = try conn.recv(), !data.isEmpty { try conn.sendAll(data) }
+        }
+        server.start()
+
+        // A client: names resolve on a thread pool, never blocking the hub.
+        let s = try Socket.connect(host: "localhost", port: server.address.port, timeout: 5)
+        try s.sendAll("hello")
+        print(try s.recv(timeout: 5))
+        s.close()
+        try server.stop(timeout: 5)              // graceful: in-flight handlers finish
+
+        // Blocking work on OS threads; child processes; signals; async code.
+        let n = try ThreadPool.shared.run { expensiveComputation() }
+        let (out, _) = try Subprocess(["cat"]).communicate(input: Array("data".utf8))
+        let onHup = SignalHandler(SIGHUP) { print("reloading") }
+        let value = try awaitAsync { try await someAsyncFunction() }
+
+        onHup.cancel()
+        XCTAssertEqual(n, 500_500)
+        XCTAssertEqual(out, Array("data".utf8))
+        XCTAssertEqual(value, 7)
+    }
+}

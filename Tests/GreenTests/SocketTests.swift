@@ -129,6 +129,26 @@ final class SocketTests: GreenTestCase {
         XCTAssertTrue(timedOut, "16 connects to a full queue all succeeded")
     }
 
+    func testKillReachesAGreenletBlockedInConnect() throws {
+        // A listener that never accepts, its queue filled: a further
+        // connect waits in the handshake until it is killed.
+        let server = try listener(backlog: 0)
+        defer { server.close() }
+        var queued: [Socket] = []
+        defer { for s in queued { s.close() } }
+        var blocked: Greenlet<Void>?
+        for _ in 0..<16 where blocked == nil {
+            let s = try Socket()
+            queued.append(s)
+            let g = spawn { try s.connect(to: server.localAddress!) }
+            try Green.sleep(0.05)
+            if !g.isReady { blocked = g } else { try g.join() }
+        }
+        guard let blocked else { return XCTFail("no connect blocked on the full queue") }
+        try withTimeout(5) { try blocked.kill() }
+        XCTAssertTrue(blocked.error is GreenletExit)
+    }
+
     func testKillReachesAGreenletBlockedInAccept() throws {
         let server = try listener()
         defer { server.close() }
