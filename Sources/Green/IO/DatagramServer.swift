@@ -71,11 +71,7 @@ public final class DatagramServer {
     public func stop(timeout: Double? = nil) throws -> Bool {
         stopping = true
         if let receiver, !receiver.isReady { try receiver.kill() }
-        let me = Hub.current.current!
-        let others = handlers.greenlets.filter { $0 !== me }
-        let finished = try joinAll(others, timeout: timeout).count == others.count
-        if !finished { try killAll(others.filter { !$0.isReady }) }
-        socket.close()
-        return finished
+        defer { socket.close() }
+        return try handlers.drain(timeout: timeout)
     }
 }

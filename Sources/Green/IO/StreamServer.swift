@@ -76,11 +76,7 @@ public final class StreamServer {
         listener.close()
         if let acceptor { try acceptor.join() }
         // A handler may stop its own server: it does not wait for itself.
-        let me = Hub.current.current!
-        let others = handlers.greenlets.filter { $0 !== me }
-        let finished = try joinAll(others, timeout: timeout).count == others.count
-        if !finished { try killAll(others.filter { !$0.isReady }) }
-        return finished
+        return try handlers.drain(timeout: timeout)
     }
 
     private func acceptLoop() throws {

@@ -118,6 +118,18 @@ public class Group {
         try killAll(targets, error, block: block, timeout: timeout)
     }
 
+    /// Waits up to `timeout` seconds for every member but the caller to
+    /// finish, then kills those left (and waits for them). Returns whether
+    /// all finished on their own: a server's graceful stop.
+    @discardableResult
+    public func drain(timeout: Double?) throws -> Bool {
+        let me = Hub.current.current!
+        let others = greenlets.filter { $0 !== me }
+        let finished = try joinAll(others, timeout: timeout).count == others.count
+        if !finished { try killAll(others.filter { !$0.isReady }) }
+        return finished
+    }
+
     // MARK: - Running work
 
     /// Runs `body` in a greenlet of the group and returns its result (or
