@@ -7,7 +7,7 @@
 # print the exact command to run.
 
 SWIFT ?= swift
-DEB_PACKAGES := libev-dev
+DEB_PACKAGES := libev-dev libhttp-parser-dev
 UCONTEXT_BUILD := .build-ucontext
 
 .PHONY: all deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers ci clean

@@ -11,6 +11,7 @@ let package = Package(
     name: "swift-green",
     products: [
         .library(name: "Green", targets: ["Green"]),
+        .library(name: "GreenHTTP", targets: ["GreenHTTP"]),
         .executable(name: "green-bench", targets: ["GreenBench"]),
         .executable(name: "sleepers", targets: ["Sleepers"]),
         .executable(name: "producer-consumer", targets: ["ProducerConsumer"]),
@@ -18,6 +19,7 @@ let package = Package(
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "echo-load", targets: ["EchoLoad"]),
         .executable(name: "chat", targets: ["Chat"]),
+        .executable(name: "http-hello", targets: ["HTTPHello"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,6 +31,14 @@ let package = Package(
             cSettings: contextDefines
         ),
         .target(name: "CGreenLinux"),
+        .systemLibrary(
+            name: "CHTTPParser",
+            providers: [.apt(["libhttp-parser-dev"])]
+        ),
+        .target(
+            name: "GreenHTTP",
+            dependencies: ["Green", "CHTTPParser"]
+        ),
         .systemLibrary(
             name: "CLibev",
             providers: [.apt(["libev-dev"])]
@@ -98,13 +108,21 @@ let package = Package(
             exclude: ["smoke-test.py"]
         ),
         .executableTarget(
+            name: "HTTPHello",
+            dependencies: [
+                "Green", "GreenHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/http-hello"
+        ),
+        .executableTarget(
             name: "GreenProbe",
             dependencies: ["Green"],
             path: "Tests/GreenProbe"
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "CGreenContext", "GreenProbe"]
+            dependencies: ["Green", "GreenHTTP", "CGreenContext", "GreenProbe"]
         ),
     ],
     swiftLanguageModes: [.v6]

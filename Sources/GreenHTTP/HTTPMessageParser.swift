@@ -1,0 +1,205 @@
+import CHTTPParser
+
+/// Incremental HTTP/1.x parsing through Node's http_parser, with limits.
+/// Feed it bytes as they arrive; complete messages come out in order
+/// (pipelined ones too). One parser per connection; not thread-safe.
+final class HTTPMessageParser {
+    enum Kind { case request, response }
+
+    let kind: Kind
+    let limits: HTTPLimits
+    private let parser: UnsafeMutablePointer<http_parser>
+
+    // The message being parsed.
+    private var url: [UInt8] = []
+    private var statusText: [UInt8] = []
+    private var fields: [(name: [UInt8], value: [UInt8])] = []
+    private var lastWasValue = false
+    private var body: [UInt8] = []
+    private var headerBytes = 0
+    /// A message has begun and not completed.
+    private(set) var inMessage = false
+    /// Its header section is complete (only the body is left).
+    private(set) var headersComplete = false
+    /// For responses to HEAD (and 1xx/204/304): the body is absent.
+    var expectNoBody = false
+
+    private(set) var requests: [HTTPRequest] = []
+    private(set) var responses: [HTTPResponse] = []
+    /// Whether the connection may carry another message after the last one.
+    private(set) var keepAlive = true
+    private var failure: HTTPParseError?
+
+    init(_ kind: Kind, limits: HTTPLimits = HTTPLimits()) {
+        self.kind = kind
+        self.limits = limits
+        parser = .allocate(capacity: 1)
+        http_parser_init(parser, kind == .request ? HTTP_REQUEST : HTTP_RESPONSE)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit { parser.deallocate() }
+
+    /// Takes the requests completed so far.
+    func takeRequests() -> [HTTPRequest] {
+        defer { requests.removeAll(keepingCapacity: true) }
+        return requests
+    }
+
+    /// Takes the responses completed so far.
+    func takeResponses() -> [HTTPResponse] {
+        defer { responses.removeAll(keepingCapacity: true) }
+        return responses
+    }
+
+    /// Parses `bytes`. Throws `HTTPParseError` on malformed input or a
+    /// limit exceeded; the parser is then unusable.
+    func feed(_ bytes: UnsafeRawBufferPointer) throws {
+        if let failure { throw failure }
+        let n = bytes.withMemoryRebound(to: CChar.self) { chars in
+            http_parser_execute(parser, &HTTPMessageParser.settings, chars.baseAddress, chars.count)
+        }
+        try checkError(consumed: n, of: bytes.count)
+    }
+
+    /// Tells the parser the peer closed. Completes a response whose body
+    /// runs to the end of the stream; throws `.truncated` if a message was
+    /// cut short.
+    func finish() throws {
+        if let failure { throw failure }
+        let wasInMessage = inMessage
+        http_parser_execute(parser, &HTTPMessageParser.settings, nil, 0)
+        try checkError(consumed: 0, of: 0)
+        if wasInMessage && inMessage { throw HTTPParseError(kind: .truncated) }
+    }
+
+    private func checkError(consumed: Int, of total: Int) throws {
+        if let failure { throw failure }
+        let err = green_http_errno(parser)
+        if err != HPE_OK || (consumed != total && !isUpgradeOrPaused) {
+            let e = HTTPParseError(kind: .malformed(name: String(cString: http_errno_name(err)),
+                                                   detail: String(cString: http_errno_description(err))))
+            failure = e
+            throw e
+        }
+    }
+
+    private var isUpgradeOrPaused: Bool { green_http_is_upgrade(parser) != 0 }
+
+    private func fail(_ kind: HTTPParseError.Kind) -> Int32 {
+        failure = HTTPParseError(kind: kind)
+        return 1
+    }
+
+    // MARK: - Callbacks
+
+    private static func this(_ p: UnsafeMutablePointer<http_parser>?) -> HTTPMessageParser {
+        Unmanaged<HTTPMessageParser>.fromOpaque(p!.pointee.data).takeUnretainedValue()
+    }
+
+    private static func append(_ to: inout [UInt8], _ at: UnsafePointer<CChar>?, _ length: Int) {
+        guard let at, length > 0 else { return }
+        at.withMemoryRebound(to: UInt8.self, capacity: length) {
+            to.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+        }
+    }
+
+    nonisolated(unsafe) private static var settings: http_parser_settings = {
+        var s = http_parser_settings()
+        s.on_message_begin = { p in this(p).begin() }
+        s.on_url = { p, at, length in this(p).urlData(at, length) }
+        s.on_status = { p, at, length in this(p).statusData(at, length) }
+        s.on_header_field = { p, at, length in this(p).headerField(at, length) }
+        s.on_header_value = { p, at, length in this(p).headerValue(at, length) }
+        s.on_headers_complete = { p in this(p).headersDone() }
+        s.on_body = { p, at, length in this(p).bodyData(at, length) }
+        s.on_message_complete = { p in this(p).complete() }
+        return s
+    }()
+
+    private func begin() -> Int32 {
+        url.removeAll(keepingCapacity: true)
+        statusText.removeAll(keepingCapacity: true)
+        fields.removeAll(keepingCapacity: true)
+        body = []
+        lastWasValue = false
+        headerBytes = 0
+        inMessage = true
+        headersComplete = false
+        return 0
+    }
+
+    private func countHeaderBytes(_ length: Int) -> Bool {
+        headerBytes += length
+        return headerBytes <= limits.maxHeaderBytes
+    }
+
+    private func urlData(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
+        HTTPMessageParser.append(&url, at, length)
+        return 0
+    }
+
+    private func statusData(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
+        HTTPMessageParser.append(&statusText, at, length)
+        return 0
+    }
+
+    private func headerField(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
+        if fields.isEmpty || lastWasValue {
+            guard fields.count < limits.maxHeaderCount else { return fail(.tooManyHeaders(limit: limits.maxHeaderCount)) }
+            fields.append(([], []))
+            lastWasValue = false
+        }
+        HTTPMessageParser.append(&fields[fields.count - 1].name, at, length)
+        return 0
+    }
+
+    private func headerValue(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
+        lastWasValue = true
+        HTTPMessageParser.append(&fields[fields.count - 1].value, at, length)
+        return 0
+    }
+
+    private func headersDone() -> Int32 {
+        headersComplete = true
+        if parser.pointee.content_length != UInt64.max, parser.pointee.content_length > UInt64(limits.maxBodyBytes) {
+            return fail(.bodyTooLarge(limit: limits.maxBodyBytes))
+        }
+        // 1: tell the parser this response has no body (HEAD and the like).
+        return kind == .response && expectNoBody ? 1 : 0
+    }
+
+    private func bodyData(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        guard body.count + length <= limits.maxBodyBytes else { return fail(.bodyTooLarge(limit: limits.maxBodyBytes)) }
+        HTTPMessageParser.append(&body, at, length)
+        return 0
+    }
+
+    private func complete() -> Int32 {
+        var headers = HTTPHeaders()
+        for f in fields {
+            headers.add(String(decoding: f.name, as: UTF8.self), String(decoding: f.value, as: UTF8.self))
+        }
+        let version = (Int(parser.pointee.http_major), Int(parser.pointee.http_minor))
+        keepAlive = http_should_keep_alive(parser) != 0
+        switch kind {
+        case .request:
+            let method = String(cString: http_method_str(http_method(green_http_method(parser))))
+            requests.append(HTTPRequest(method: method, target: String(decoding: url, as: UTF8.self),
+                                        version: version, headers: headers, body: body))
+        case .response:
+            var r = HTTPResponse(status: Int(green_http_status(parser)),
+                                 reason: String(decoding: statusText, as: UTF8.self), headers: headers, body: body)
+            r.version = version
+            responses.append(r)
+        }
+        inMessage = false
+        headersComplete = false
+        body = []
+        return 0
+    }
+}

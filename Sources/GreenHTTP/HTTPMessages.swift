@@ -1,0 +1,119 @@
+/// An HTTP/1.x request.
+public struct HTTPRequest: Sendable {
+    /// "GET", "POST", ...
+    public var method: String
+    /// The request target as sent: "/path?query" (or an absolute URL).
+    public var target: String
+    public var version: (major: Int, minor: Int)
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(method: String = "GET", target: String = "/", version: (major: Int, minor: Int) = (1, 1),
+                headers: HTTPHeaders = [:], body: [UInt8] = []) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The path part of the target, without the query.
+    public var path: Substring {
+        target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    }
+}
+
+/// An HTTP/1.x response.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var reason: String
+    public var version: (major: Int, minor: Int)
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// A server response that streams its body in chunks
+    /// (`Transfer-Encoding: chunked`); `body` is then ignored.
+    public var bodyWriter: (@Sendable (HTTPBodyWriter) throws -> Void)?
+
+    public init(status: Int = 200, reason: String? = nil, headers: HTTPHeaders = [:], body: [UInt8] = []) {
+        self.status = status
+        self.reason = reason ?? HTTPResponse.reasonPhrase(status)
+        self.version = (1, 1)
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A response with a UTF-8 text body.
+    public init(status: Int = 200, text: String, contentType: String = "text/plain; charset=utf-8") {
+        self.init(status: status, headers: ["Content-Type": contentType], body: Array(text.utf8))
+    }
+
+    public static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 204: return "No Content"
+        case 206: return "Partial Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 304: return "Not Modified"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        default: return "Status \(status)"
+        }
+    }
+}
+
+/// Limits on what a parser accepts; exceeding one is an `HTTPParseError`.
+public struct HTTPLimits: Sendable {
+    /// Bytes of the start line and header fields together.
+    public var maxHeaderBytes = 64 * 1024
+    public var maxHeaderCount = 100
+    public var maxBodyBytes = 16 * 1024 * 1024
+
+    public init(maxHeaderBytes: Int = 64 * 1024, maxHeaderCount: Int = 100, maxBodyBytes: Int = 16 * 1024 * 1024) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderCount = maxHeaderCount
+        self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// Bytes that are not acceptable HTTP, or a message over a limit.
+public struct HTTPParseError: Error, CustomStringConvertible, Equatable {
+    public enum Kind: Equatable, Sendable {
+        /// http_parser rejected the bytes; its error name and description.
+        case malformed(name: String, detail: String)
+        case headersTooLarge(limit: Int)
+        case tooManyHeaders(limit: Int)
+        case bodyTooLarge(limit: Int)
+        /// The peer closed in the middle of a message.
+        case truncated
+    }
+
+    public let kind: Kind
+
+    public var description: String {
+        switch kind {
+        case .malformed(let name, let detail): return "malformed HTTP: \(detail) (\(name))"
+        case .headersTooLarge(let limit): return "HTTP header section larger than \(limit) bytes"
+        case .tooManyHeaders(let limit): return "more than \(limit) HTTP header fields"
+        case .bodyTooLarge(let limit): return "HTTP body larger than \(limit) bytes"
+        case .truncated: return "connection closed in the middle of an HTTP message"
+        }
+    }
+}

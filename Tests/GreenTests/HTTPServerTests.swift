@@ -1,0 +1,148 @@
+import Green
+import GreenHTTP
+import XCTest
+
+/// The HTTP/1.1 server, spoken to over raw sockets.
+final class HTTPServerTests: GreenTestCase {
+    private func withServer(_ options: HTTPServer.Options = HTTPServer.Options(),
+                            handler: @escaping HTTPServer.Handler,
+                            _ body: (UInt16) throws -> Void) throws {
+        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), options: options, handler: handler)
+        server.start()
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        try body(server.address.port)
+    }
+
+    /// Sends `raw` and reads until the peer closes or `until` is seen.
+    private func exchange(_ port: UInt16, _ raw: String, until marker: String? = nil) throws -> String {
+        let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
+        defer { s.close() }
+        try s.sendAll(raw)
+        var got: [UInt8] = []
+        try withTimeout(10) {
+            while true {
+                let chunk = try s.recv(timeout: 5)
+                if chunk.isEmpty { break }
+                got += chunk
+                if let marker, String(decoding: got, as: UTF8.self).contains(marker) { break }
+            }
+        }
+        return String(decoding: got, as: UTF8.self)
+    }
+
+    private let hello: HTTPServer.Handler = { request in
+        if request.path == "/boom" { throw TestError("handler") }
+        return HTTPResponse(text: "hello \(request.method) \(request.target) \(request.body.count)")
+    }
+
+    func testAGetIsAnsweredWithLengthAndDate() throws {
+        try withServer(handler: hello) { port in
+            let reply = try exchange(port, "GET /x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200 OK\r\n"), reply)
+            XCTAssertTrue(reply.contains("Content-Length: 18\r\n"), reply)
+            XCTAssertTrue(reply.contains("\r\nDate: "), reply)
+            XCTAssertTrue(reply.hasSuffix("hello GET /x?y=1 0"), reply)
+        }
+    }
+
+    func testKeepAliveAndPipelinedRequestsShareOneConnection() throws {
+        try withServer(handler: hello) { port in
+            let two = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+            let reply = try exchange(port, two, until: "hello POST /2 3")
+            XCTAssertTrue(reply.contains("hello GET /1 0"), reply)
+            XCTAssertTrue(reply.contains("hello POST /2 3"), reply)
+            XCTAssertEqual(reply.components(separatedBy: "HTTP/1.1 200").count - 1, 2)
+        }
+    }
+
+    func testAChunkedRequestBodyIsReassembled() throws {
+        try withServer(handler: hello) { port in
+            let reply = try exchange(port, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                     + "4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n")
+            XCTAssertTrue(reply.hasSuffix("hello POST /c 7"), reply)
+        }
+    }
+
+    func testMalformedRequestsGet400AndTheServerKeepsServing() throws {
+        try withServer(handler: hello) { port in
+            let bad = try exchange(port, "GARBAGE\r\n\r\n")
+            XCTAssertTrue(bad.hasPrefix("HTTP/1.1 400 "), bad)
+            XCTAssertTrue(bad.contains("Connection: close"), bad)
+            let good = try exchange(port, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(good.hasPrefix("HTTP/1.1 200 "), good)
+        }
+    }
+
+    func testHeaderLimitsGive431AndBodyLimitsGive413() throws {
+        var options = HTTPServer.Options()
+        options.limits = HTTPLimits(maxHeaderBytes: 256, maxHeaderCount: 5, maxBodyBytes: 10)
+        try withServer(options, handler: hello) { port in
+            let big = try exchange(port, "GET / HTTP/1.1\r\nX: \(String(repeating: "a", count: 400))\r\n\r\n")
+            XCTAssertTrue(big.hasPrefix("HTTP/1.1 431 "), big)
+            let many = try exchange(port, "GET / HTTP/1.1\r\n" + (0..<6).map { "H\($0): v\r\n" }.joined() + "\r\n")
+            XCTAssertTrue(many.hasPrefix("HTTP/1.1 431 "), many)
+            let body = try exchange(port, "POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n01234567890")
+            XCTAssertTrue(body.hasPrefix("HTTP/1.1 413 "), body)
+        }
+    }
+
+    func testAClientTooSlowWithItsHeadersGets408() throws {
+        var options = HTTPServer.Options()
+        options.headerTimeout = 0.1
+        try withServer(options, handler: hello) { port in
+            let reply = try exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n")   // never finishes
+            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 408 "), reply)
+        }
+    }
+
+    func testAHandlerErrorGives500() throws {
+        try withServer(handler: hello) { port in
+            let reply = try exchange(port, "GET /boom HTTP/1.1\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 500 "), reply)
+        }
+    }
+
+    func testHeadGetsHeadersWithoutABody() throws {
+        try withServer(handler: hello) { port in
+            let reply = try exchange(port, "HEAD / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200 "), reply)
+            XCTAssertTrue(reply.hasSuffix("\r\n\r\n"), reply)
+        }
+    }
+
+    func testAStreamedResponseIsSentChunked() throws {
+        let streaming: HTTPServer.Handler = { _ in
+            var r = HTTPResponse()
+            r.bodyWriter = { w in
+                try w.write("first,")
+                try Green.sleep(0)
+                try w.write("second")
+            }
+            return r
+        }
+        try withServer(handler: streaming) { port in
+            let reply = try exchange(port, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(reply.contains("Transfer-Encoding: chunked\r\n"), reply)
+            XCTAssertTrue(reply.hasSuffix("\r\n\r\n6\r\nfirst,\r\n6\r\nsecond\r\n0\r\n\r\n"), reply)
+        }
+    }
+
+    func testGracefulStopLetsARequestInProgressFinish() throws {
+        let release = Event()
+        let slow: HTTPServer.Handler = { _ in
+            try release.wait()
+            return HTTPResponse(text: "finished")
+        }
+        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), handler: slow)
+        server.start()
+        let client = spawn { () throws -> String in
+            try self.exchange(server.address.port, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        }
+        for _ in 0..<100 { try Green.sleep(0.001) }
+        let stopper = spawn { try server.stop(timeout: 10) }
+        try Green.sleep(0)
+        release.set()
+        try withTimeout(10) { try stopper.join() }
+        XCTAssertTrue(try withTimeout(10) { try client.get() }.hasSuffix("finished"))
+    }
+}
