@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers ci clean
+.PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers ci clean
 
 all: test
 
@@ -48,16 +48,32 @@ check-aarch64:
 	clang -target x86_64-linux-gnu -c Sources/CGreenContext/switch_x86_64.S -o $$out/switch_x86_64.o && \
 	echo "aarch64 and x86_64 context switches assemble"; rc=$$?; rm -rf $$out; exit $$rc
 
-BENCH_PRODUCTS := green-bench echo-server echo-load
+BENCH_PRODUCTS := green-bench echo-server echo-load http-hello
+BENCH_DEB_PACKAGES := wrk
+
+# The load generator of the HTTP figures (installed like the other packages).
+bench-deps: deps
+	@missing=""; \
+	for p in $(BENCH_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing Debian packages for the benchmarks:$$missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
 # swift build takes one --product at a time.
 build-release = for p in $(1); do $(SWIFT) build -c release --product $$p || exit 1; done
 
-bench: deps
+bench: bench-deps
 	$(call build-release,$(BENCH_PRODUCTS))
 	./.build/release/green-bench
 
 # A short run of every figure, to keep the benchmark working.
-bench-smoke: deps
+bench-smoke: bench-deps
 	$(call build-release,$(BENCH_PRODUCTS))
 	./.build/release/green-bench --quick --max-parked 20000
 
@@ -77,10 +93,11 @@ examples-smoke: deps
 # green-bench beside Go and gevent, then the TCP echo workload on
 # swift-green, Go, gevent and plain threads (installs golang-go, gcc and
 # gevent in a virtual environment if missing).
-bench-peers: deps
+bench-peers: bench-deps
 	$(call build-release,$(BENCH_PRODUCTS))
 	Benchmarks/peers/compare-peers.sh
 	Benchmarks/peers/echo-peers.sh
+	Benchmarks/peers/echo-peers.sh --http
 
 ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# echo-peers.sh: the TCP echo workload on swift-green (1 and 2 hubs), Go
+# echo-peers.sh: the TCP echo workload (or, with --http, the HTTP hello
+# workload: wrk -t2 -c100 against http-hello, Go net/http and gevent
+# pywsgi) on swift-green (1 and 2 hubs), Go
 # (goroutine per connection, GOMAXPROCS=1 and 2), gevent (StreamServer) and
 # plain threads (a C pthread per connection), all loaded by the same client
 # (the package's echo-load: 100 connections, 64-byte messages), one after
 # another, in one run.
 #
-#   Benchmarks/peers/echo-peers.sh [--seconds S] [--rounds N]
+#   Benchmarks/peers/echo-peers.sh [--http] [--seconds S] [--rounds N]
 #
 # Installs what it needs: golang-go and a C compiler from Debian (as root;
 # otherwise it prints the command), gevent into a virtual environment under
@@ -19,11 +21,13 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 here="$repo/Benchmarks/peers"
 seconds=5
 rounds=3
+http=0
 die() { echo "echo-peers: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift ;;
     --rounds) rounds=$2; shift ;;
+    --http) http=1 ;;
     -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
@@ -41,6 +45,7 @@ need_deb() {
   fi
 }
 need_deb golang-go gcc python3-venv
+[ "$http" = 1 ] && need_deb wrk
 
 work=$(mktemp -d /tmp/echo-peers.XXXXXX)
 pids=()
@@ -54,8 +59,8 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import gevent' 2>/dev
 fi
 
 echo "building" >&2
-(cd "$repo" && for p in echo-server echo-load; do swift build -c release --product "$p" >&2 || exit 1; done) \
-  || die "building echo-server/echo-load failed"
+(cd "$repo" && for p in echo-server echo-load http-hello; do swift build -c release --product "$p" >&2 || exit 1; done) \
+  || die "building the swift-green servers failed"
 (cd "$here/go" && GOCACHE=/tmp/echo-peers-go/cache GOPATH=/tmp/echo-peers-go/path GOFLAGS=-buildvcs=false \
   go build -o "$work/go-peer" . >&2) || die "building the Go peer failed"
 cc -O2 -pthread "$here/threads/echo_threads.c" -o "$work/echo-threads" || die "building echo-threads failed"
@@ -77,8 +82,22 @@ start_server() {
   die "$name did not start"
 }
 
-names=(swift-green-1hub swift-green-2hubs go-1 go-2 gevent threads)
+if [ "$http" = 1 ]; then
+  names=(swift-green-1hub swift-green-2hubs go-1 go-2 gevent)
+else
+  names=(swift-green-1hub swift-green-2hubs go-1 go-2 gevent threads)
+fi
 command_for() {
+  if [ "$http" = 1 ]; then
+    case "$1" in
+      swift-green-1hub) echo "$repo/.build/release/http-hello --port 0 --workers 1" ;;
+      swift-green-2hubs) echo "$repo/.build/release/http-hello --port 0 --workers 2" ;;
+      go-1) echo "$work/go-peer -http-port 0 -echo-procs 1" ;;
+      go-2) echo "$work/go-peer -http-port 0 -echo-procs 2" ;;
+      gevent) echo "$venv/bin/python $here/gevent/http_server.py --port 0" ;;
+    esac
+    return
+  fi
   case "$1" in
     swift-green-1hub) echo "$repo/.build/release/echo-server --port 0 --workers 1" ;;
     swift-green-2hubs) echo "$repo/.build/release/echo-server --port 0 --workers 2" ;;
@@ -95,22 +114,32 @@ for ((r = 1; r <= rounds; r++)); do
     # shellcheck disable=SC2046
     start_server "$name" $(command_for "$name")
     printf 'round %d/%d: %-18s' "$r" "$rounds" "$name" >&2
-    "$repo/.build/release/echo-load" --port "$port" --seconds "$seconds" --json >"$work/$name.$r.json" \
-      || die "echo-load against $name failed"
+    if [ "$http" = 1 ]; then
+      wrk -t2 -c100 -d"${seconds}s" "http://127.0.0.1:$port/" >"$work/$name.$r.wrk" || die "wrk against $name failed"
+      rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$work/$name.$r.wrk")
+      echo "{\"roundtrips_per_s\": ${rate%.*}}" >"$work/$name.$r.json"
+    else
+      "$repo/.build/release/echo-load" --port "$port" --seconds "$seconds" --json >"$work/$name.$r.json" \
+        || die "echo-load against $name failed"
+    fi
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
     sed -n 's/.*"roundtrips_per_s": \([0-9]*\).*/ \1/p' "$work/$name.$r.json" >&2
   done
 done
 
 echo
-echo "TCP echo, 100 connections, 64-byte messages, echo-load for ${seconds} s; median of $rounds round(s)"
+if [ "$http" = 1 ]; then
+  echo "HTTP hello, wrk -t2 -c100 -d${seconds}s (requests/s); median of $rounds round(s)"
+else
+  echo "TCP echo, 100 connections, 64-byte messages, echo-load for ${seconds} s; median of $rounds round(s)"
+fi
 python3 - "$work" "$rounds" "${names[@]}" <<'PY'
 import json, statistics, sys
 work, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 med = {n: statistics.median(json.load(open(f"{work}/{n}.{r}.json"))["roundtrips_per_s"]
                             for r in range(1, rounds + 1)) for n in names}
 base = med["swift-green-1hub"]
-print(f"| server | round trips/s | swift-green 1 hub / server |")
+print(f"| server | per second | swift-green 1 hub / server |")
 print(f"|---|---:|---:|")
 for n in names:
     print(f"| {n} | {int(med[n]):,} | {base / med[n]:.2f} |")

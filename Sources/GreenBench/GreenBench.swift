@@ -86,8 +86,20 @@ struct GreenBench: ParsableCommand {
                 let two = try EchoBench.roundTripsPerSecond(hubs: 2, workKib: 64, seconds: echoSeconds)
                 ratios.append(two / one)
             }
-            record("cpu_echo_scaling_2hubs", median(ratios.count) { ratios.removeFirst() },
-                   "2 hubs / 1 hub, each message hashing 64 KiB")
+            ratios.sort()
+            record("cpu_echo_scaling_2hubs", ratios[ratios.count / 2], "2 hubs / 1 hub, each message hashing 64 KiB")
+        }
+        let wrkSeconds = quick ? 1 : 5
+        for (key, hubs) in [("http_hello_rps", 1), ("http_hello_rps_2hubs", 2)] where wanted(key) {
+            var rates: [Double] = []
+            for _ in 0..<echoRuns {
+                if let r = try EchoBench.httpHelloRequestsPerSecond(hubs: hubs, seconds: wrkSeconds) { rates.append(r) }
+            }
+            if !rates.isEmpty {
+                rates.sort()
+                record(key, rates[rates.count / 2],
+                       "wrk -t2 -c100 -d\(wrkSeconds)s against http-hello, \(hubs) hub\(hubs == 1 ? "" : "s")")
+            }
         }
         let target = maxParked ?? (quick ? 100_000 : 1_000_000)
         if wanted("max_parked") {

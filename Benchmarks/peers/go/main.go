@@ -35,11 +35,16 @@ func main() {
 	// Internal: one parked-memory measurement in a fresh process (see parkedInChild).
 	childParked := flag.Int("child-parked", 0, "")
 	echoPort := flag.Int("echo-port", -1, "run the echo server on this port (0: any) instead of the figures")
-	echoProcs := flag.Int("echo-procs", 1, "GOMAXPROCS for the echo server")
+	echoProcs := flag.Int("echo-procs", 1, "GOMAXPROCS for the echo and HTTP servers")
+	httpPort := flag.Int("http-port", -1, "run the net/http hello server on this port (0: any) instead of the figures")
 	flag.Parse()
 
 	if *echoPort >= 0 {
 		runEchoServer(*echoPort, *echoProcs)
+		return
+	}
+	if *httpPort >= 0 {
+		runHTTPServer(*httpPort, *echoProcs)
 		return
 	}
 

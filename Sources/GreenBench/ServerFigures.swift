@@ -1,0 +1,100 @@
+// Server figures, measured across processes: the package's own
+// echo-server loaded by its own echo-load client, and http-hello loaded by
+// wrk (Debian's; `make bench` installs it). Servers are taken from the
+// directory green-bench runs from (the Makefile's bench targets build them).
+import Foundation
+
+enum EchoBench {
+    struct Missing: Error, CustomStringConvertible {
+        let name: String
+        var description: String { "\(name) not found next to green-bench: build it with swift build -c release --product \(name)" }
+    }
+
+    static func executable(_ name: String) throws -> URL {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let url = dir.appendingPathComponent(name)
+        guard FileManager.default.isExecutableFile(atPath: url.path) else { throw Missing(name: name) }
+        return url
+    }
+
+    /// Starts `name args...`, waits for its "listening on HOST:PORT"
+    /// line, and returns the process and the port.
+    static func startServer(_ name: String, _ arguments: [String]) throws -> (Process, UInt16) {
+        let server = Process()
+        server.executableURL = try executable(name)
+        server.arguments = arguments
+        let out = Pipe()
+        server.standardOutput = out
+        try server.run()
+        var line = Data()
+        let handle = out.fileHandleForReading
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let addressPart = text.split(separator: " ").dropFirst(2).first,
+              let port = addressPart.split(separator: ":").last.flatMap({ UInt16($0) }) else {
+            server.terminate()
+            throw Missing(name: "\(name)'s port (it printed: \(text))")
+        }
+        return (server, port)
+    }
+
+    static func stop(_ server: Process) {
+        server.terminate()
+        server.waitUntilExit()
+    }
+
+    /// Round trips per second of `echo-load` (100 connections, 64 bytes)
+    /// against `echo-server --workers hubs --work-kib workKib`.
+    static func roundTripsPerSecond(hubs: Int, workKib: Int, seconds: Double) throws -> Double {
+        let (server, port) = try startServer("echo-server", ["--port", "0", "--workers", "\(hubs)",
+                                                             "--work-kib", "\(workKib)"])
+        defer { stop(server) }
+        let load = Process()
+        load.executableURL = try executable("echo-load")
+        load.arguments = ["--port", "\(port)", "--connections", "100", "--size", "64",
+                          "--seconds", "\(seconds)", "--json"]
+        let loadOut = Pipe()
+        load.standardOutput = loadOut
+        try load.run()
+        let data = loadOut.fileHandleForReading.readDataToEndOfFile()
+        load.waitUntilExit()
+        guard load.terminationStatus == 0,
+              let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let rate = object["roundtrips_per_s"] as? Double ?? (object["roundtrips_per_s"] as? Int).map(Double.init)
+        else {
+            throw Missing(name: "echo-load's figure (it printed: \(String(decoding: data, as: UTF8.self)))")
+        }
+        return rate
+    }
+
+    /// Requests per second of `wrk -t2 -c100` against `http-hello
+    /// --workers hubs`; nil when wrk is not installed.
+    static func httpHelloRequestsPerSecond(hubs: Int, seconds: Int) throws -> Double? {
+        guard let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }) else {
+            FileHandle.standardError.write(Data("green-bench: wrk not found, http_hello figures skipped (make bench installs it)\n".utf8))
+            return nil
+        }
+        let (server, port) = try startServer("http-hello", ["--port", "0", "--workers", "\(hubs)"])
+        defer { stop(server) }
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: wrk)
+        load.arguments = ["-t2", "-c100", "-d\(seconds)s", "http://127.0.0.1:\(port)/"]
+        let out = Pipe()
+        load.standardOutput = out
+        try load.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        load.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
+              let rate = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces)) else {
+            throw Missing(name: "wrk's Requests/sec (it printed: \(text))")
+        }
+        return rate
+    }
+}
