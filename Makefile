@@ -7,7 +7,7 @@
 # print the exact command to run.
 
 SWIFT ?= swift
-DEB_PACKAGES := libev-dev libhttp-parser-dev
+DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev
 UCONTEXT_BUILD := .build-ucontext
 
 .PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers ci clean

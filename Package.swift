@@ -35,9 +35,13 @@ let package = Package(
             name: "CHTTPParser",
             providers: [.apt(["libhttp-parser-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "GreenHTTP",
-            dependencies: ["Green", "CHTTPParser"]
+            dependencies: ["Green", "CHTTPParser", "CZlib"]
         ),
         .systemLibrary(
             name: "CLibev",

@@ -1,3 +1,5 @@
+import Green
+
 /// An HTTP/1.x request.
 public struct HTTPRequest: Sendable {
     /// "GET", "POST", ...
@@ -7,6 +9,8 @@ public struct HTTPRequest: Sendable {
     public var version: (major: Int, minor: Int)
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// The client's address (set by the server).
+    public var peer: SocketAddress?
 
     public init(method: String = "GET", target: String = "/", version: (major: Int, minor: Int) = (1, 1),
                 headers: HTTPHeaders = [:], body: [UInt8] = []) {

@@ -45,8 +45,8 @@ public final class HTTPServer {
 
     /// A server on the calling thread's hub.
     public init(on address: SocketAddress, options: Options = Options(), handler: @escaping Handler) throws {
-        let s = try StreamServer(on: address, maxConnections: options.maxConnections) { conn, _ in
-            try HTTPConnection(socket: conn, options: options, handler: handler).run()
+        let s = try StreamServer(on: address, maxConnections: options.maxConnections) { conn, peer in
+            try HTTPConnection(socket: conn, peer: peer, options: options, handler: handler).run()
         }
         single = s
         threads = nil
@@ -57,8 +57,8 @@ public final class HTTPServer {
     /// listeners on one address; it serves at once (no `start` needed).
     public init(on address: SocketAddress, workers: Int, options: Options = Options(),
                 handler: @escaping SendableHandler) throws {
-        let t = try ServerThreads.start(threads: workers, on: address, maxConnections: options.maxConnections) { conn, _ in
-            try HTTPConnection(socket: conn, options: options, handler: handler).run()
+        let t = try ServerThreads.start(threads: workers, on: address, maxConnections: options.maxConnections) { conn, peer in
+            try HTTPConnection(socket: conn, peer: peer, options: options, handler: handler).run()
         }
         threads = t
         single = nil
@@ -86,14 +86,16 @@ public final class HTTPServer {
 /// One server connection: read, parse, answer, until it closes.
 final class HTTPConnection {
     let socket: Socket
+    let peer: SocketAddress
     let options: HTTPServer.Options
     let handler: HTTPServer.Handler
     private let parser: HTTPMessageParser
     private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
     private var out: [UInt8] = []
 
-    init(socket: Socket, options: HTTPServer.Options, handler: @escaping HTTPServer.Handler) {
+    init(socket: Socket, peer: SocketAddress, options: HTTPServer.Options, handler: @escaping HTTPServer.Handler) {
         self.socket = socket
+        self.peer = peer
         self.options = options
         self.handler = handler
         parser = HTTPMessageParser(.request, limits: options.limits)
@@ -149,7 +151,8 @@ final class HTTPConnection {
                     messageStarted = Self.now()
                 }
             }
-            for request in requests {
+            for var request in requests {
+                request.peer = peer
                 var response: HTTPResponse
                 do {
                     response = try handler(request)

@@ -1,0 +1,380 @@
+import Foundation
+import Green
+
+/// An HTTP/1.1 client on greenlets: calls look blocking and park only the
+/// calling greenlet, so many greenlets fetch at once.
+///
+/// ```swift
+/// let client = HTTPClient()
+/// let page = try client.get("http://127.0.0.1:8080/")
+/// print(page.status, page.text)
+/// ```
+///
+/// Connections are kept alive and reused, at most
+/// `maxConnectionsPerHost` per host (more requests wait their turn, first
+/// come first served). Bodies may be sized or chunked and are decoded from
+/// gzip or deflate. Redirects are followed up to `maxRedirects`, loops are
+/// refused, and cross-host redirects only when allowed. Every failure is an
+/// `HTTPClientError` naming the URL. Confined to one hub's thread (one
+/// client per hub).
+public final class HTTPClient {
+    public struct Options: Sendable {
+        public var connectTimeout = 10.0
+        /// Seconds any single read or write may wait.
+        public var readTimeout = 30.0
+        /// Seconds for the whole request, redirects included (nil: none).
+        public var totalTimeout: Double?
+        public var maxConnectionsPerHost = 8
+        public var followRedirects = true
+        public var maxRedirects = 10
+        /// Whether a redirect may lead to another host.
+        public var allowCrossHostRedirects = true
+        /// Limits on the responses; `maxBodyBytes` also bounds decoded
+        /// (decompressed) bodies.
+        public var limits = HTTPLimits(maxHeaderBytes: 64 * 1024, maxHeaderCount: 200, maxBodyBytes: 32 * 1024 * 1024)
+        /// Asks for gzip/deflate and decodes it.
+        public var decompress = true
+        public var userAgent = "swift-green/0.1"
+        /// Idle connections kept per host.
+        public var maxIdlePerHost = 8
+
+        public init() {}
+    }
+
+    public let options: Options
+    private var pools: [String: HostPool] = [:]
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
+
+    deinit { close() }
+
+    /// Closes every idle connection.
+    public func close() {
+        for pool in pools.values { pool.closeIdle() }
+    }
+
+    // MARK: - Requests
+
+    public func get(_ url: String, headers: HTTPHeaders = [:]) throws -> HTTPClientResponse {
+        try send(method: "GET", url: url, headers: headers)
+    }
+
+    public func head(_ url: String, headers: HTTPHeaders = [:]) throws -> HTTPClientResponse {
+        try send(method: "HEAD", url: url, headers: headers)
+    }
+
+    public func post(_ url: String, body: [UInt8], contentType: String = "application/octet-stream",
+                     headers: HTTPHeaders = [:]) throws -> HTTPClientResponse {
+        var h = headers
+        h.set("Content-Type", contentType)
+        return try send(method: "POST", url: url, headers: h, body: body)
+    }
+
+    /// Sends a request and returns the final response (after redirects).
+    public func send(method: String, url: String, headers: HTTPHeaders = [:], body: [UInt8] = []) throws
+        -> HTTPClientResponse {
+        guard let parsed = URL(string: url) else { throw HTTPClientError(url: url, kind: .invalidURL) }
+        let run = { try self.follow(method: method, url: parsed, headers: headers, body: body) }
+        guard let total = options.totalTimeout else { return try run() }
+        var response: HTTPClientResponse?
+        let t = Timeout(total)
+        t.start()
+        defer { t.cancel() }
+        do {
+            response = try run()
+        } catch let e as TimeoutError where e.isFrom(t) {
+            throw HTTPClientError(url: url, kind: .timedOut(phase: "total", seconds: total))
+        }
+        return response!
+    }
+
+    private func follow(method: String, url start: URL, headers: HTTPHeaders, body: [UInt8]) throws
+        -> HTTPClientResponse {
+        var url = start
+        var method = method
+        var body = body
+        var seen: Set<String> = [url.absoluteString]
+        var chain: [URL] = []
+        while true {
+            var response = try once(method: method, url: url, headers: headers, body: body)
+            response.redirects = chain
+            guard options.followRedirects, [301, 302, 303, 307, 308].contains(response.status),
+                  let location = response.headers["Location"] else { return response }
+            guard let next = URL(string: location, relativeTo: url)?.absoluteURL,
+                  let scheme = next.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
+                throw HTTPClientError(url: url.absoluteString, kind: .invalidRedirect(location: location))
+            }
+            if chain.count >= options.maxRedirects {
+                throw HTTPClientError(url: start.absoluteString, kind: .tooManyRedirects(limit: options.maxRedirects))
+            }
+            if !options.allowCrossHostRedirects, next.host?.lowercased() != url.host?.lowercased() {
+                throw HTTPClientError(url: url.absoluteString, kind: .crossHostRedirect(to: next.absoluteString))
+            }
+            guard seen.insert(next.absoluteString).inserted else {
+                throw HTTPClientError(url: start.absoluteString, kind: .redirectLoop(at: next.absoluteString))
+            }
+            // 303, and 301/302 after a POST, turn into a GET without body.
+            if response.status == 303 || ((response.status == 301 || response.status == 302) && method == "POST") {
+                method = "GET"
+                body = []
+            }
+            chain.append(url)
+            url = next
+        }
+    }
+
+    // MARK: - One exchange
+
+    private func once(method: String, url: URL, headers: HTTPHeaders, body: [UInt8]) throws -> HTTPClientResponse {
+        let text = url.absoluteString
+        guard let scheme = url.scheme?.lowercased() else { throw HTTPClientError(url: text, kind: .invalidURL) }
+        guard scheme == "http" else { throw HTTPClientError(url: text, kind: .unsupportedScheme(scheme)) }
+        guard let host = url.host, !host.isEmpty else { throw HTTPClientError(url: text, kind: .invalidURL) }
+        let port = UInt16(url.port ?? 80)
+        let key = "\(host.lowercased()):\(port)"
+        let pool = pools[key] ?? {
+            let p = HostPool(host: host, port: port, options: options)
+            pools[key] = p
+            return p
+        }()
+
+        var target = url.path.isEmpty ? "/" : url.path
+        if let q = url.query { target += "?" + q }
+        // Foundation's `path` decodes percent-escapes; send the raw form.
+        if let raw = URLComponents(url: url, resolvingAgainstBaseURL: false) {
+            target = (raw.percentEncodedPath.isEmpty ? "/" : raw.percentEncodedPath)
+                + (raw.percentEncodedQuery.map { "?" + $0 } ?? "")
+        }
+        var head = "\(method) \(target) HTTP/1.1\r\n"
+        head += "Host: \(port == 80 ? host : "\(host):\(port)")\r\n"
+        var names = Set<String>()
+        for (n, _) in headers { names.insert(n.lowercased()) }
+        if !names.contains("user-agent") { head += "User-Agent: \(options.userAgent)\r\n" }
+        if options.decompress && !names.contains("accept-encoding") { head += "Accept-Encoding: gzip, deflate\r\n" }
+        for (n, v) in headers { head += "\(n): \(v)\r\n" }
+        if !body.isEmpty || method == "POST" || method == "PUT" { head += "Content-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        let request = Array(head.utf8) + body
+
+        let started = Date()
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (connection, reused) = try pool.acquire(url: text)
+            var keep = false
+            defer { pool.release(connection, keep: keep) }
+            do {
+                try connection.socket.sendAll(request, timeout: options.readTimeout)
+                var (response, keepAlive) = try readResponse(connection, head: method == "HEAD", url: text)
+                keep = keepAlive
+                if options.decompress, let encoding = response.headers["Content-Encoding"] {
+                    do {
+                        response.body = try ContentDecoding.decode(response.body, encoding: encoding,
+                                                                   limit: options.limits.maxBodyBytes)
+                    } catch {
+                        throw HTTPClientError(url: text, kind: .decoding("\(error)"))
+                    }
+                }
+                response.url = url
+                response.seconds = Date().timeIntervalSince(started)
+                return response
+            } catch let e as HTTPClientError where reused && attempt == 1 && e.isStaleConnection {
+                // A kept-alive connection the server had closed: once more
+                // on a new one.
+                continue
+            }
+        }
+    }
+
+    private func readResponse(_ c: HostPool.Connection, head: Bool, url: String) throws
+        -> (HTTPClientResponse, Bool) {
+        let parser = HTTPMessageParser(.response, limits: options.limits)
+        parser.expectNoBody = head
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var received = 0
+        while true {
+            let n: Int
+            do {
+                n = try buffer.withUnsafeMutableBytes { try c.socket.recv(into: $0, timeout: options.readTimeout) }
+            } catch let e as SocketError {
+                if case .timedOut(let s) = e.reason { throw HTTPClientError(url: url, kind: .timedOut(phase: "read", seconds: s)) }
+                throw HTTPClientError(url: url, kind: .connection(e), bytesReceived: received)
+            }
+            if n == 0 {
+                do {
+                    try parser.finish()
+                } catch let e as HTTPParseError {
+                    throw HTTPClientError(url: url, kind: e.kind == .truncated && received == 0 ? .closedBeforeResponse : .parse(e),
+                                          bytesReceived: received)
+                }
+                if let r = parser.takeResponses().last { return (HTTPClientResponse(r), false) }
+                throw HTTPClientError(url: url, kind: .closedBeforeResponse, bytesReceived: received)
+            }
+            received += n
+            do {
+                try buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            } catch let e as HTTPParseError {
+                throw HTTPClientError(url: url, kind: .parse(e), bytesReceived: received)
+            }
+            let responses = parser.takeResponses()
+            // 1xx answers come before the real one.
+            if let r = responses.last(where: { !(100..<200).contains($0.status) }) {
+                return (HTTPClientResponse(r), parser.keepAlive && !parser.inMessage)
+            }
+        }
+    }
+}
+
+/// A response as the client returns it.
+public struct HTTPClientResponse: Sendable {
+    public var status: Int
+    public var reason: String
+    public var headers: HTTPHeaders
+    /// The body, decoded from gzip/deflate when it was encoded.
+    public var body: [UInt8]
+    /// The URL that answered (after redirects).
+    public var url: URL?
+    /// The URLs redirected from, in order.
+    public var redirects: [URL] = []
+    /// Seconds the last exchange took.
+    public var seconds = 0.0
+
+    init(_ r: HTTPResponse) {
+        status = r.status
+        reason = r.reason
+        headers = r.headers
+        body = r.body
+    }
+
+    /// The body as UTF-8 text.
+    public var text: String { String(decoding: body, as: UTF8.self) }
+
+    /// The media type without parameters, lowercased ("text/html").
+    public var mediaType: String? {
+        headers["Content-Type"].map {
+            String($0.split(separator: ";").first ?? "").trimmed(of: " ").lowercased()
+        }
+    }
+}
+
+/// A request that failed, naming the URL and why.
+public struct HTTPClientError: Error, CustomStringConvertible {
+    public enum Kind: Sendable {
+        case invalidURL
+        case unsupportedScheme(String)
+        case connection(SocketError)
+        case timedOut(phase: String, seconds: Double)
+        case parse(HTTPParseError)
+        case closedBeforeResponse
+        case decoding(String)
+        case tooManyRedirects(limit: Int)
+        case redirectLoop(at: String)
+        case crossHostRedirect(to: String)
+        case invalidRedirect(location: String)
+    }
+
+    public let url: String
+    public let kind: Kind
+    var bytesReceived = 0
+
+    init(url: String, kind: Kind, bytesReceived: Int = 0) {
+        self.url = url
+        self.kind = kind
+        self.bytesReceived = bytesReceived
+    }
+
+    /// A reused connection that turned out closed before any answer.
+    var isStaleConnection: Bool {
+        guard bytesReceived == 0 else { return false }
+        switch kind {
+        case .closedBeforeResponse: return true
+        case .connection(let e):
+            return e.errno == ECONNRESET || e.errno == EPIPE || e.reason == .closed
+        default: return false
+        }
+    }
+
+    public var description: String {
+        let why: String
+        switch kind {
+        case .invalidURL: why = "not a usable URL"
+        case .unsupportedScheme(let s): why = "unsupported scheme \"\(s)\""
+        case .connection(let e): why = "\(e)"
+        case .timedOut(let phase, let s): why = "\(phase) timeout after \(s) s"
+        case .parse(let e): why = "\(e)"
+        case .closedBeforeResponse: why = "the server closed the connection without a response"
+        case .decoding(let d): why = d
+        case .tooManyRedirects(let n): why = "more than \(n) redirects"
+        case .redirectLoop(let at): why = "redirect loop at \(at)"
+        case .crossHostRedirect(let to): why = "redirect to another host (\(to)) not allowed"
+        case .invalidRedirect(let l): why = "unusable redirect Location \"\(l)\""
+        }
+        return "\(url): \(why)"
+    }
+}
+
+/// Connections to one host: idle ones for reuse, and a cap on how many
+/// exist at once.
+final class HostPool {
+    final class Connection {
+        let socket: Socket
+        init(socket: Socket) { self.socket = socket }
+    }
+
+    let host: String
+    let port: UInt16
+    let options: HTTPClient.Options
+    private var idle: [Connection] = []
+    private let slots: Green.Semaphore
+
+    init(host: String, port: UInt16, options: HTTPClient.Options) {
+        self.host = host
+        self.port = port
+        self.options = options
+        slots = Green.Semaphore(value: max(1, options.maxConnectionsPerHost))
+    }
+
+    /// A connection (reused if one is idle) and whether it was reused.
+    /// Waits while the host's connections are all busy.
+    func acquire(url: String) throws -> (Connection, Bool) {
+        try slots.acquire()
+        while let c = idle.popLast() {
+            // A peer that closed an idle connection makes it readable (EOF).
+            if (try? waitReadable(fd: c.socket.fd, timeout: 0)) == true {
+                c.socket.close()
+                continue
+            }
+            return (c, true)
+        }
+        do {
+            let s = try Socket.connect(host: host, port: port, timeout: options.connectTimeout)
+            try? s.setNoDelay()
+            return (Connection(socket: s), false)
+        } catch let e as SocketError {
+            slots.release()
+            if case .timedOut(let secs) = e.reason {
+                throw HTTPClientError(url: url, kind: .timedOut(phase: "connect", seconds: secs))
+            }
+            throw HTTPClientError(url: url, kind: .connection(e))
+        } catch {
+            slots.release()
+            throw error
+        }
+    }
+
+    func release(_ c: Connection, keep: Bool) {
+        if keep && !c.socket.isClosed && idle.count < options.maxIdlePerHost {
+            idle.append(c)
+        } else {
+            c.socket.close()
+        }
+        slots.release()
+    }
+
+    func closeIdle() {
+        for c in idle { c.socket.close() }
+        idle.removeAll()
+    }
+}
