@@ -7,7 +7,7 @@
 # print the exact command to run.
 
 SWIFT ?= swift
-DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev
+DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev
 UCONTEXT_BUILD := .build-ucontext
 
 .PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers ci clean
@@ -29,9 +29,12 @@ deps:
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "swift not found: put the toolchain on PATH (e.g. /opt/swift/usr/bin)"; exit 1; }
 
+# The main job: the crawler against a generated site it serves itself on
+# loopback (3,000 pages, planted broken links, a redirect chain, a slow
+# page, robots.txt); one JSON line per page in .build/demo-crawl.jsonl.
 demo: deps
-	$(SWIFT) build -c release --product sleepers
-	./.build/release/sleepers
+	$(SWIFT) build -c release --product crawl
+	./.build/release/crawl --demo --timeout 1 --demo-latency 0.005 --output .build/demo-crawl.jsonl
 
 test: deps
 	$(SWIFT) test
@@ -79,7 +82,8 @@ bench-smoke: bench-deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load)
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers)
+	./.build/release/sleepers --count 2000
 	./.build/release/producer-consumer --items 20000
 	./.build/release/producer-consumer --items 5000 --capacity 0
 	./.build/release/bank-balance --iterations 2000

@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .library(name: "Green", targets: ["Green"]),
         .library(name: "GreenHTTP", targets: ["GreenHTTP"]),
+        .library(name: "GreenCrawl", targets: ["GreenCrawl"]),
+        .executable(name: "crawl", targets: ["Crawl"]),
         .executable(name: "green-bench", targets: ["GreenBench"]),
         .executable(name: "sleepers", targets: ["Sleepers"]),
         .executable(name: "producer-consumer", targets: ["ProducerConsumer"]),
@@ -42,6 +44,22 @@ let package = Package(
         .target(
             name: "GreenHTTP",
             dependencies: ["Green", "CHTTPParser", "CZlib"]
+        ),
+        .systemLibrary(
+            name: "CGumbo",
+            providers: [.apt(["libgumbo-dev"])]
+        ),
+        .target(
+            name: "GreenCrawl",
+            dependencies: ["Green", "GreenHTTP", "CGumbo"]
+        ),
+        .executableTarget(
+            name: "Crawl",
+            dependencies: [
+                "Green", "GreenHTTP", "GreenCrawl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/crawl"
         ),
         .systemLibrary(
             name: "CLibev",
@@ -126,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "CGreenContext", "GreenProbe"]
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe"]
         ),
     ],
     swiftLanguageModes: [.v6]

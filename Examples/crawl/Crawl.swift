@@ -1,0 +1,162 @@
+// crawl: the web crawler on greenlets, the program most users run first.
+//
+//   crawl URL [--concurrency N] [--max-pages N] [--max-depth N] [--allow-host H ...]
+//             [--per-host N] [--delay S] [--timeout S] [--robots/--no-robots]
+//             [--output FILE.jsonl] [--backend greenlets] [--demo]
+//
+// One JSON line per fetched URL (url, status, content_type, bytes, depth,
+// links, ms, error), to --output or stdout; a live progress bar on a
+// terminal (stderr); a summary line at the end. `--demo` serves a
+// generated site on loopback and crawls it: no network needed.
+import ArgumentParser
+import Foundation
+import Glibc
+import Green
+import GreenCrawl
+
+@main
+struct Crawl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crawl", abstract: "Crawl a site on greenlets, politely, and write one JSON line per page.")
+
+    @Argument(help: "Where to start (omit with --demo).")
+    var url: String?
+
+    @Option(help: "Pages fetched at once.")
+    var concurrency = 100
+
+    @Option(help: "Most URLs to fetch.")
+    var maxPages = 10_000
+
+    @Option(help: "Most link hops from the start.")
+    var maxDepth = 1_000
+
+    @Option(help: "Hosts links may lead to (default: the start URL's host).")
+    var allowHost: [String] = []
+
+    @Option(help: "Connections per host.")
+    var perHost = 100
+
+    @Option(help: "Seconds between requests to one host.")
+    var delay = 0.0
+
+    @Option(help: "Seconds for a connect or a read.")
+    var timeout = 5.0
+
+    @Flag(inversion: .prefixedNo, help: "Obey robots.txt.")
+    var robots = true
+
+    @Option(help: "Write the JSON lines here instead of stdout.")
+    var output: String?
+
+    @Option(help: "greenlets (threads and processes come with the adapter layer).")
+    var backend = "greenlets"
+
+    @Flag(help: "Serve a generated demo site on loopback and crawl it.")
+    var demo = false
+
+    @Option(help: "Pages of the demo site.")
+    var demoPages = 3_000
+
+    @Option(help: "Seconds of latency the demo site adds to every response.")
+    var demoLatency = 0.0
+
+    func validate() throws {
+        guard backend == "greenlets" else {
+            throw ValidationError("--backend \(backend): not yet; only greenlets until the adapter layer lands")
+        }
+        guard demo || url != nil else { throw ValidationError("give a URL, or --demo") }
+        guard concurrency >= 1, maxPages >= 1, perHost >= 1, timeout > 0 else {
+            throw ValidationError("--concurrency, --max-pages and --per-host must be at least 1, --timeout positive")
+        }
+    }
+
+    mutating func run() throws {
+        var site: DemoSite?
+        let start: URL
+        if demo {
+            let s = DemoSite(pages: demoPages, latency: demoLatency, slowSeconds: timeout + 1)
+            start = try s.start()
+            site = s
+        } else {
+            guard let u = URL(string: url!), u.scheme != nil else { throw ValidationError("not a URL: \(url!)") }
+            start = u
+        }
+        defer { site?.stop() }
+
+        var options = Crawler.Options()
+        options.concurrency = concurrency
+        options.maxPages = maxPages
+        options.maxDepth = maxDepth
+        options.allowedHosts = allowHost
+        options.perHost = perHost
+        options.delay = delay
+        options.timeout = timeout
+        options.obeyRobots = robots
+        let crawler = Crawler(options: options)
+
+        let out: UnsafeMutablePointer<FILE>
+        if let output {
+            guard let f = fopen(output, "w") else { throw ValidationError("cannot write \(output): \(String(cString: strerror(errno)))") }
+            out = f
+        } else {
+            out = fdopen(1, "w")
+        }
+        defer { if output != nil { fclose(out) } else { fflush(out) } }
+        let progress = Progress(enabled: isatty(2) != 0)
+        let summary = try crawler.crawl(start) { record in
+            fputs(record.jsonLine + "\n", out)
+            progress.update(crawler)
+        }
+        progress.finish()
+        var line = String(format: "crawled %d pages, %d errors, %.2f s, %.0f pages/s",
+                          summary.pages, summary.errors, summary.seconds, summary.pagesPerSecond)
+        if demo, let site {
+            let expected = site.expected
+            line += " (demo site: expected \(expected.urls) URLs with \(expected.errors) planted errors)"
+            if concurrency > 0, demoLatency > 0 {
+                let latencyBound = Double(concurrency) / demoLatency
+                line += String(format: "; latency bound %.0f pages/s, reached %.0f%%",
+                               latencyBound, 100 * summary.pagesPerSecond / latencyBound)
+            }
+            writeSummary(line, toStdout: output != nil)
+            // The planted errors are the demo's; anything else is a failure.
+            let complete = summary.pages == min(expected.urls, maxPages)
+            if !complete || summary.errors != expected.errors { throw ExitCode(2) }
+            return
+        }
+        writeSummary(line, toStdout: output != nil)
+        if summary.errors > 0 { throw ExitCode(2) }
+    }
+
+    private func writeSummary(_ line: String, toStdout: Bool) {
+        if toStdout { print(line) } else { fputs(line + "\n", stderrStream()) }
+    }
+}
+
+func stderrStream() -> UnsafeMutablePointer<FILE> { fdopen(2, "w") }
+
+/// A one-line progress bar on stderr, redrawn at most 10 times a second;
+/// nothing at all when stderr is not a terminal.
+final class Progress {
+    let enabled: Bool
+    private var last = 0.0
+    private let err = stderrStream()
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ c: Crawler) {
+        guard enabled else { return }
+        let now = Hub.current.now
+        guard now - last >= 0.1 else { return }
+        last = now
+        fputs(String(format: "\r\u{1B}[Kdone %d  queued %d  in flight %d  errors %d", c.done, c.queued, c.inFlight, c.errors), err)
+        fflush(err)
+    }
+
+    func finish() {
+        guard enabled else { return }
+        fputs("\r\u{1B}[K", err)
+        fflush(err)
+    }
+}

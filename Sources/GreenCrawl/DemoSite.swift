@@ -1,0 +1,99 @@
+import Foundation
+import Green
+import GreenHTTP
+
+/// The site `crawl --demo` serves itself on loopback: `pages` generated
+/// HTML pages linking to each other (every page reachable), with the
+/// trouble a real crawl meets planted in it: broken links (404), a
+/// redirect chain, a page slower than the crawl's timeout, a robots.txt
+/// that forbids /private/, links to another host, fragments and relative
+/// forms that must normalize to one URL, and a `<base href>` page.
+/// `latency` seconds are added to every response.
+public final class DemoSite {
+    public let pages: Int
+    public let latency: Double
+    /// Seconds /slow takes.
+    public let slowSeconds: Double
+    private var server: HTTPServer?
+
+    public init(pages: Int = 3_000, latency: Double = 0, slowSeconds: Double = 3) {
+        self.pages = max(pages, 10)
+        self.latency = latency
+        self.slowSeconds = slowSeconds
+    }
+
+    /// What a complete crawl of the site must find: pages fetched (HTML
+    /// pages, the robots-blocked page reported as an error without a
+    /// fetch, broken links, redirects, /slow) and how many of them fail.
+    public var expected: (urls: Int, errors: Int) {
+        // pages + "/" + /base/ + /redirect/3 (followed to /page/1 by the
+        // client) + /slow + /private/secret + broken links (every 10th
+        // page links to a missing one).
+        let broken = (pages + 9) / 10
+        return (pages + 5 + broken, broken + 2)
+    }
+
+    /// Starts serving on 127.0.0.1 (any free port) and returns the root.
+    public func start() throws -> URL {
+        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { [self] request in
+            if latency > 0 { try Green.sleep(latency) }
+            return respond(String(request.path))
+        }
+        server.start()
+        self.server = server
+        return URL(string: "http://127.0.0.1:\(server.address.port)/")!
+    }
+
+    public func stop() {
+        _ = try? server?.stop(timeout: 1)
+        server = nil
+    }
+
+    private func html(_ title: String, _ body: String) -> HTTPResponse {
+        HTTPResponse(text: "<!doctype html><html><head><title>\(title)</title></head><body>\(body)</body></html>",
+                     contentType: "text/html; charset=utf-8")
+    }
+
+    private func respond(_ path: String) -> HTTPResponse {
+        switch path {
+        case "/robots.txt":
+            return HTTPResponse(text: "User-agent: *\nDisallow: /private/\n")
+        case "/":
+            let links = (0..<10).map { "<a href=\"/page/\($0)\">page \($0)</a>" }.joined(separator: " ")
+            return html("demo", links + """
+                 <a href="/redirect/3">a redirect chain</a> <a href="/slow">a slow page</a>
+                 <a href="/private/secret">forbidden by robots.txt</a> <a href="/base/">a page with base href</a>
+                 <a href="http://other.invalid/">another host</a> <a href="mailto:x@y.z">mail</a>
+                """)
+        case "/slow":
+            try? Green.sleep(slowSeconds)
+            return html("slow", "finally")
+        case "/base/":
+            // Relative links resolve against <base href>, not this page.
+            return html("base", "<base href=\"/page/\"><a href=\"5\">five</a> <a href=\"6#top\">six</a>")
+        default:
+            break
+        }
+        if path.hasPrefix("/redirect/"), let n = Int(path.dropFirst("/redirect/".count)) {
+            return n == 0 ? HTTPResponse(status: 302, headers: ["Location": "/page/1"])
+                : HTTPResponse(status: 302, headers: ["Location": "/redirect/\(n - 1)"])
+        }
+        if path.hasPrefix("/page/"), let i = Int(path.dropFirst("/page/".count)), i >= 0, i < pages {
+            var state = UInt64(i) &* 0x9E37_79B9_7F4A_7C15 | 1
+            func next() -> Int {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                return Int(state % UInt64(pages))
+            }
+            var links = ["<a href=\"/page/\((i + 1) % pages)\">next</a>",
+                         "<a href=\"../page/\(next())#section\">relative</a>",
+                         "<a href=\"http://127.0.0.1:\(serverPort)/page/\(next())\">absolute</a>",
+                         "<a href=\"\(next())\">sibling</a>",
+                         "<a href=\"/page/\(next())?\">empty query</a>"]
+            if i % 10 == 0 { links.append("<a href=\"/missing/\(i)\">broken</a>") }
+            return html("page \(i)", "<p>page \(i)</p>" + links.joined(separator: "\n"))
+        }
+        return HTTPResponse(status: 404, text: "no such page\n")
+    }
+
+    private var serverPort: UInt16 { server?.address.port ?? 0 }
+}

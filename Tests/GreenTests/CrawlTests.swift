@@ -1,0 +1,106 @@
+import Foundation
+import Green
+import GreenCrawl
+import XCTest
+
+final class CrawlTests: GreenTestCase {
+    func testLinksAreFoundByTheHTMLParserResolvedAndDeduplicated() throws {
+        let html = """
+            <html><head><title>t</title></head><body>
+            <a href="/a">a</a> <a href="b#frag">b</a> <A HREF="HTTP://Example.COM:80/c">c</A>
+            <a href="/a#again">dup</a> <a href="mailto:x@y.z">mail</a> <a>no href</a>
+            <!-- <a href="/commented">no</a> --> <script>var s = '<a href="/in-script">';</script>
+            <p><a href=" /spaced ">spaced</a></p><a href="d?q=1&amp;r=2">query</a>
+            </body></html>
+            """
+        let links = LinkExtractor.links(in: Array(html.utf8), pageURL: URL(string: "http://example.com/dir/page")!)
+        XCTAssertEqual(links.map(\.absoluteString), [
+            "http://example.com/a", "http://example.com/dir/b", "http://example.com/c",
+            "http://example.com/spaced", "http://example.com/dir/d?q=1&r=2",
+        ])
+    }
+
+    func testBaseHrefChangesWhatRelativeLinksResolveAgainst() throws {
+        let html = "<html><head><base href=\"http://example.com/other/\"></head><body><a href=\"x\">x</a></body></html>"
+        let links = LinkExtractor.links(in: Array(html.utf8), pageURL: URL(string: "http://example.com/dir/page")!)
+        XCTAssertEqual(links.map(\.absoluteString), ["http://example.com/other/x"])
+    }
+
+    func testMalformedHTMLStillYieldsItsLinks() throws {
+        let html = "<div><a href=/one>one<p><a href=/two>two</div></span><a href=\"/three"
+        let links = LinkExtractor.links(in: Array(html.utf8), pageURL: URL(string: "http://h/")!)
+        XCTAssertEqual(links.map(\.path), ["/one", "/two"])
+    }
+
+    func testNormalizationDropsFragmentsDefaultPortsAndCase() throws {
+        XCTAssertEqual(URLNormalizer.normalize("HTTP://Host.Example:80/a#b")?.absoluteString, "http://host.example/a")
+        XCTAssertEqual(URLNormalizer.normalize("https://h:443")?.absoluteString, "https://h/")
+        XCTAssertEqual(URLNormalizer.normalize("http://h:8080/x?")?.absoluteString, "http://h:8080/x")
+        XCTAssertNil(URLNormalizer.normalize("ftp://h/x"))
+    }
+
+    func testRobotsRulesLongestMatchWinsAndAgentsAreChosen() throws {
+        let text = """
+            User-agent: *
+            Disallow: /private/
+            Allow: /private/open
+            Disallow: /*.pdf$
+            Crawl-delay: 2
+
+            User-agent: swift-green-crawler
+            Disallow: /only-for-others/
+            """
+        let general = Robots(parsing: text, userAgent: "somebot")
+        XCTAssertFalse(general.allows("/private/x"))
+        XCTAssertTrue(general.allows("/private/open/1"))
+        XCTAssertFalse(general.allows("/doc/a.pdf"))
+        XCTAssertTrue(general.allows("/doc/a.pdf?x"))
+        XCTAssertTrue(general.allows("/public"))
+        XCTAssertEqual(general.crawlDelay, 2)
+        let ours = Robots(parsing: text, userAgent: "swift-green-crawler/0.1")
+        XCTAssertTrue(ours.allows("/private/x"))
+        XCTAssertFalse(ours.allows("/only-for-others/a"))
+    }
+
+    func testTheDemoSiteIsCrawledCompletelyWithItsPlantedErrorsAsRecords() throws {
+        let site = DemoSite(pages: 300, slowSeconds: 1.5)
+        let root = try site.start()
+        defer { site.stop() }
+        var options = Crawler.Options()
+        options.concurrency = 50
+        options.timeout = 0.5
+        let crawler = Crawler(options: options)
+        var records: [CrawlRecord] = []
+        let summary = try withTimeout(60) { try crawler.crawl(root) { records.append($0) } }
+        XCTAssertEqual(summary.pages, site.expected.urls)
+        XCTAssertEqual(summary.errors, site.expected.errors)
+        XCTAssertEqual(Set(records.map(\.url)).count, records.count, "a URL was fetched twice")
+        let byPath = Dictionary(records.map { (URL(string: $0.url)!.path, $0) }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(byPath["/private/secret"]?.error, "disallowed by robots.txt")
+        XCTAssertEqual(byPath["/missing/0"]?.status, 404)
+        XCTAssertTrue(byPath["/slow"]?.error?.contains("timeout") ?? false)
+        XCTAssertTrue(byPath["/redirect/3"]?.redirectedTo?.hasSuffix("/page/1") ?? false)
+        XCTAssertNil(records.first { $0.url.contains("other.invalid") })
+        // The JSON line schema.
+        let line = try JSONSerialization.jsonObject(with: Data(byPath["/page/1"]!.jsonLine.utf8)) as! [String: Any]
+        XCTAssertEqual(Set(line.keys), ["url", "status", "content_type", "bytes", "depth", "links", "ms"])
+        XCTAssertEqual(line["content_type"] as? String, "text/html")
+        let failed = try JSONSerialization.jsonObject(with: Data(byPath["/slow"]!.jsonLine.utf8)) as! [String: Any]
+        XCTAssertNotNil(failed["error"])
+    }
+
+    func testMaxPagesAndMaxDepthBoundTheCrawl() throws {
+        let site = DemoSite(pages: 200, slowSeconds: 0.1)
+        let root = try site.start()
+        defer { site.stop() }
+        var options = Crawler.Options()
+        options.maxPages = 25
+        let limited = try withTimeout(60) { try Crawler(options: options).crawl(root) { _ in } }
+        XCTAssertEqual(limited.pages, 25)
+        options = Crawler.Options()
+        options.maxDepth = 0
+        var depths: [Int] = []
+        _ = try withTimeout(60) { try Crawler(options: options).crawl(root) { depths.append($0.depth) } }
+        XCTAssertEqual(depths, [0])
+    }
+}
