@@ -9,7 +9,9 @@ import GreenHTTP
 /// that forbids /private/, links to another host, fragments and relative
 /// forms that must normalize to one URL, and a `<base href>` page.
 /// `latency` seconds are added to every response.
-public final class DemoSite {
+public final class DemoSite: @unchecked Sendable {
+    // Configuration is immutable; `server` is set and cleared by the
+    // thread that starts and stops the site, and never read by handlers.
     public let pages: Int
     public let latency: Double
     /// Seconds /slow takes.
@@ -34,15 +36,26 @@ public final class DemoSite {
     }
 
     /// Starts serving on 127.0.0.1 (any free port) and returns the root.
-    public func start() throws -> URL {
-        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { [self] request in
-            if latency > 0 { try Green.sleep(latency) }
-            return respond(String(request.path))
+    /// With `ownThread` the site runs on a hub of its own, on its own OS
+    /// thread, so that it does not share the crawler's core.
+    public func start(ownThread: Bool = false) throws -> URL {
+        let server: HTTPServer
+        if ownThread {
+            server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), workers: 1) { [self] request in
+                if latency > 0 { try Green.sleep(latency) }
+                return respond(String(request.path), host: request.headers["Host"] ?? "127.0.0.1")
+            }
+        } else {
+            server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { [self] request in
+                if latency > 0 { try Green.sleep(latency) }
+                return respond(String(request.path), host: request.headers["Host"] ?? "127.0.0.1")
+            }
+            server.start()
         }
-        server.start()
         self.server = server
         return URL(string: "http://127.0.0.1:\(server.address.port)/")!
     }
+
 
     public func stop() {
         _ = try? server?.stop(timeout: 1)
@@ -54,12 +67,15 @@ public final class DemoSite {
                      contentType: "text/html; charset=utf-8")
     }
 
-    private func respond(_ path: String) -> HTTPResponse {
+    /// The page at `path`; `host` (the request's Host) makes absolute links.
+    private func respond(_ path: String, host: String) -> HTTPResponse {
         switch path {
         case "/robots.txt":
             return HTTPResponse(text: "User-agent: *\nDisallow: /private/\n")
         case "/":
-            let links = (0..<10).map { "<a href=\"/page/\($0)\">page \($0)</a>" }.joined(separator: " ")
+            // A site map of the first hundred pages, so that a crawl is
+            // wide from its first step.
+            let links = (0..<min(100, pages)).map { "<a href=\"/page/\($0)\">page \($0)</a>" }.joined(separator: " ")
             return html("demo", links + """
                  <a href="/redirect/3">a redirect chain</a> <a href="/slow">a slow page</a>
                  <a href="/private/secret">forbidden by robots.txt</a> <a href="/base/">a page with base href</a>
@@ -86,7 +102,7 @@ public final class DemoSite {
             }
             var links = ["<a href=\"/page/\((i + 1) % pages)\">next</a>",
                          "<a href=\"../page/\(next())#section\">relative</a>",
-                         "<a href=\"http://127.0.0.1:\(serverPort)/page/\(next())\">absolute</a>",
+                         "<a href=\"http://\(host)/page/\(next())\">absolute</a>",
                          "<a href=\"\(next())\">sibling</a>",
                          "<a href=\"/page/\(next())?\">empty query</a>"]
             if i % 10 == 0 { links.append("<a href=\"/missing/\(i)\">broken</a>") }
@@ -94,6 +110,4 @@ public final class DemoSite {
         }
         return HTTPResponse(status: 404, text: "no such page\n")
     }
-
-    private var serverPort: UInt16 { server?.address.port ?? 0 }
 }
