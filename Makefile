@@ -51,7 +51,7 @@ check-aarch64:
 	clang -target x86_64-linux-gnu -c Sources/CGreenContext/switch_x86_64.S -o $$out/switch_x86_64.o && \
 	echo "aarch64 and x86_64 context switches assemble"; rc=$$?; rm -rf $$out; exit $$rc
 
-BENCH_PRODUCTS := green-bench echo-server echo-load http-hello
+BENCH_PRODUCTS := green-bench echo-server echo-load http-hello crawl
 BENCH_DEB_PACKAGES := wrk
 
 # The load generator of the HTTP figures (installed like the other packages).
@@ -82,12 +82,18 @@ bench-smoke: bench-deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers)
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl)
 	./.build/release/sleepers --count 2000
 	./.build/release/producer-consumer --items 20000
 	./.build/release/producer-consumer --items 5000 --capacity 0
 	./.build/release/bank-balance --iterations 2000
 	python3 Examples/chat/smoke-test.py ./.build/release/chat
+	@# Off a terminal the crawler writes no control characters.
+	./.build/release/crawl --demo --demo-pages 300 --timeout 0.5 >.crawl-smoke.out 2>.crawl-smoke.err \
+	  || { cat .crawl-smoke.err; exit 1; }; \
+	if grep -q "$$(printf '\033')" .crawl-smoke.out .crawl-smoke.err; then \
+	  echo "crawl wrote control characters off a terminal"; exit 1; fi; \
+	tail -1 .crawl-smoke.err; rm -f .crawl-smoke.out .crawl-smoke.err
 	@./.build/release/echo-server --port 0 > .echo-smoke.out & pid=$$!; \
 	for i in $$(seq 1 100); do grep -q listening .echo-smoke.out 2>/dev/null && break; sleep 0.05; done; \
 	port=$$(sed -n 's/.*:\([0-9]*\) .*/\1/p' .echo-smoke.out); \

@@ -5,6 +5,7 @@
 // bare C switch (`c_switch_ns`) is measured in the same process as the
 // baseline the runtime's own figures are compared against.
 import ArgumentParser
+import Foundation
 import CGreenContext
 import Glibc
 import Green
@@ -100,6 +101,19 @@ struct GreenBench: ParsableCommand {
                 record(key, rates[rates.count / 2],
                        "wrk -t2 -c100 -d\(wrkSeconds)s against http-hello, \(hubs) hub\(hubs == 1 ? "" : "s")")
             }
+        }
+        if wanted("demo_crawl_pages_per_s") {
+            var rates: [Double] = []
+            var lastLine = ""
+            for _ in 0..<echoRuns {
+                let (rate, line) = try EchoBench.demoCrawlPagesPerSecond()
+                rates.append(rate)
+                lastLine = line
+            }
+            rates.sort()
+            record("demo_crawl_pages_per_s", rates[rates.count / 2],
+                   "crawl --demo: 2,000 pages, 20 ms per response, concurrency 100")
+            FileHandle.standardError.write(Data("green-bench: last demo crawl: \(lastLine)\n".utf8))
         }
         let target = maxParked ?? (quick ? 100_000 : 1_000_000)
         if wanted("max_parked") {

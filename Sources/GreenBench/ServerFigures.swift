@@ -97,4 +97,26 @@ enum EchoBench {
         }
         return rate
     }
+
+    /// Pages per second of `crawl --demo` (2,000 pages, 20 ms latency per
+    /// response, concurrency 100), and the summary line that names the
+    /// bound that applied.
+    static func demoCrawlPagesPerSecond() throws -> (Double, String) {
+        let crawl = Process()
+        crawl.executableURL = try executable("crawl")
+        crawl.arguments = ["--demo", "--demo-pages", "2000", "--demo-latency", "0.02", "--demo-slow", "0",
+                           "--concurrency", "100", "--timeout", "2", "--output", "/dev/null"]
+        let out = Pipe()
+        crawl.standardOutput = out
+        try crawl.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        crawl.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard crawl.terminationStatus == 0,
+              let range = text.range(of: #"([0-9]+) pages/s \("#, options: .regularExpression),
+              let rate = Double(text[range].split(separator: " ").first ?? "") else {
+            throw Missing(name: "crawl's summary (it printed: \(text))")
+        }
+        return (rate, text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
 }
