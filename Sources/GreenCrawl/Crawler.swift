@@ -182,7 +182,7 @@ public final class Crawler {
 }
 
 /// One fetched URL: a JSON line of the crawl's output.
-public struct CrawlRecord: Sendable, Encodable {
+public struct CrawlRecord: Sendable {
     public var url: String
     public var status: Int?
     public var contentType: String?
@@ -195,20 +195,42 @@ public struct CrawlRecord: Sendable, Encodable {
     /// The links themselves (not in the JSON).
     var found: [URL] = []
 
-    init(url: String, depth: Int) {
+    public init(url: String, depth: Int) {
         self.url = url
         self.depth = depth
     }
 
-    enum CodingKeys: String, CodingKey {
-        case url, status, contentType = "content_type", bytes, depth, links, ms, error, redirectedTo = "redirected_to"
+    /// The record as one line of JSON, keys in a stable (sorted) order.
+    /// Written by hand: JSONEncoder per record costs more than the page.
+    public var jsonLine: String {
+        var out = "{\"bytes\":\(bytes)"
+        if let contentType { out += ",\"content_type\":" + CrawlRecord.quote(contentType) }
+        out += ",\"depth\":\(depth)"
+        if let error { out += ",\"error\":" + CrawlRecord.quote(error) }
+        out += ",\"links\":\(links),\"ms\":\(ms)"
+        if let redirectedTo { out += ",\"redirected_to\":" + CrawlRecord.quote(redirectedTo) }
+        if let status { out += ",\"status\":\(status)" }
+        out += ",\"url\":" + CrawlRecord.quote(url) + "}"
+        return out
     }
 
-    /// The record as one line of JSON (keys in a stable order).
-    public var jsonLine: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
+    /// A JSON string literal of `s`.
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }
 

@@ -22,7 +22,7 @@ public enum LinkExtractor {
         var seen = Set<String>()
         var out: [URL] = []
         for h in hrefs {
-            let trimmed = h.trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = h.trimmingHTMLSpace()
             guard !trimmed.isEmpty,
                   let resolved = URL(string: trimmed, relativeTo: baseURL)?.absoluteURL
                     ?? URL(string: trimmed.addingPercentEncoding(withAllowedCharacters: .urlFragmentAllowed) ?? "",
@@ -78,5 +78,18 @@ public enum URLNormalizer {
 
     public static func normalize(_ text: String) -> URL? {
         URL(string: text).flatMap(normalize)
+    }
+}
+
+extension String {
+    /// Without leading and trailing ASCII whitespace (HTML's definition of
+    /// space around attribute values), without Foundation's bridging.
+    func trimmingHTMLSpace() -> String {
+        let u = utf8
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0C || b == 0x0D }
+        guard let first = u.firstIndex(where: { !isSpace($0) }) else { return "" }
+        let last = u.lastIndex(where: { !isSpace($0) })!
+        if first == u.startIndex && last == u.index(before: u.endIndex) { return self }
+        return String(self[first...last])
     }
 }

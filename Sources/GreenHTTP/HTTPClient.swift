@@ -192,12 +192,11 @@ public final class HTTPClient {
         -> (HTTPClientResponse, Bool) {
         let parser = HTTPMessageParser(.response, limits: options.limits)
         parser.expectNoBody = head
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var received = 0
         while true {
             let n: Int
             do {
-                n = try buffer.withUnsafeMutableBytes { try c.socket.recv(into: $0, timeout: options.readTimeout) }
+                n = try c.buffer.withUnsafeMutableBytes { try c.socket.recv(into: $0, timeout: options.readTimeout) }
             } catch let e as SocketError {
                 if case .timedOut(let s) = e.reason { throw HTTPClientError(url: url, kind: .timedOut(phase: "read", seconds: s)) }
                 throw HTTPClientError(url: url, kind: .connection(e), bytesReceived: received)
@@ -214,7 +213,7 @@ public final class HTTPClient {
             }
             received += n
             do {
-                try buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                try c.buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             } catch let e as HTTPParseError {
                 throw HTTPClientError(url: url, kind: .parse(e), bytesReceived: received)
             }
@@ -320,6 +319,8 @@ public struct HTTPClientError: Error, CustomStringConvertible {
 final class HostPool {
     final class Connection {
         let socket: Socket
+        /// The read buffer, kept with the connection across requests.
+        var buffer = [UInt8](repeating: 0, count: 32 * 1024)
         init(socket: Socket) { self.socket = socket }
     }
 

@@ -104,3 +104,16 @@ final class CrawlTests: GreenTestCase {
         XCTAssertEqual(depths, [0])
     }
 }
+
+extension CrawlTests {
+    func testJSONLinesEscapeWhatTheyCarry() throws {
+        var r = CrawlRecord(url: "http://h/a?q=\"x\"", depth: 2)
+        r.error = "bad \"quote\"\nnew line\\ and \u{1} control, ü"
+        r.status = 500
+        let object = try JSONSerialization.jsonObject(with: Data(r.jsonLine.utf8)) as! [String: Any]
+        XCTAssertEqual(object["url"] as? String, "http://h/a?q=\"x\"")
+        XCTAssertEqual(object["error"] as? String, "bad \"quote\"\nnew line\\ and \u{1} control, ü")
+        XCTAssertEqual(object["status"] as? Int, 500)
+        XCTAssertFalse(r.jsonLine.contains("\n"))
+    }
+}
