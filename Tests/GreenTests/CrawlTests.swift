@@ -1,3 +1,4 @@
+import Glibc
 import Foundation
 import Green
 import GreenCrawl
@@ -115,5 +116,68 @@ extension CrawlTests {
         XCTAssertEqual(object["error"] as? String, "bad \"quote\"\nnew line\\ and \u{1} control, ü")
         XCTAssertEqual(object["status"] as? Int, 500)
         XCTAssertFalse(r.jsonLine.contains("\n"))
+    }
+}
+
+extension CrawlTests {
+    /// A server that misbehaves on purpose, per path, over raw sockets.
+    private func badServer() throws -> StreamServer {
+        try StreamServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, _ in
+            var request: [UInt8] = []
+            while !String(decoding: request, as: UTF8.self).contains("\r\n\r\n") {
+                let chunk = try conn.recv(timeout: 5)
+                if chunk.isEmpty { return }
+                request += chunk
+            }
+            let line = String(decoding: request, as: UTF8.self).split(separator: "\r\n").first ?? ""
+            let path = line.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+            func send(_ s: String) throws { try conn.sendAll(s) }
+            switch path {
+            case "/":
+                let body = "<a href=/reset>r</a><a href=/garbage>g</a><a href=/huge>h</a><a href=/ok>o</a><a href=/truncated>t</a>"
+                try send("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            case "/ok":
+                try send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+            case "/garbage":
+                try send("THIS IS NOT HTTP\r\n\r\n")
+                conn.close()
+            case "/huge":
+                try send("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000000\r\n\r\n")
+                try send(String(repeating: "x", count: 10_000))
+            case "/truncated":
+                try send("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\nshort")
+                conn.close()
+            case "/robots.txt":
+                try send("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            default:   // /reset
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(conn.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                conn.close()
+            }
+        }
+    }
+
+    func testResetsGarbageHugeAndTruncatedResponsesBecomeErrorLinesAndTheCrawlGoesOn() throws {
+        let server = try badServer()
+        server.start()
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        var options = Crawler.Options()
+        options.timeout = 2
+        options.maxBodyBytes = 1_000_000
+        var records: [String: CrawlRecord] = [:]
+        let summary = try withTimeout(30) {
+            try Crawler(options: options).crawl(URL(string: "http://127.0.0.1:\(server.address.port)/")!) {
+                records[URL(string: $0.url)!.path] = $0
+            }
+        }
+        XCTAssertEqual(summary.pages, 6)
+        XCTAssertEqual(records["/ok"]?.status, 200)
+        XCTAssertNil(records["/ok"]?.error)
+        for path in ["/reset", "/garbage", "/huge", "/truncated"] {
+            XCTAssertNotNil(records[path]?.error, "\(path): \(String(describing: records[path]))")
+            XCTAssertTrue(records[path]?.error?.contains(path) ?? false, "\(path): \(records[path]?.error ?? "")")
+        }
+        XCTAssertTrue(records["/huge"]?.error?.contains("larger than") ?? false, records["/huge"]?.error ?? "")
+        XCTAssertTrue(records["/garbage"]?.error?.contains("malformed") ?? false, records["/garbage"]?.error ?? "")
     }
 }

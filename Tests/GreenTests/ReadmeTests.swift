@@ -1,5 +1,6 @@
 import Foundation
 import Green
+import GreenHTTP
 import XCTest
 
 /// The README's tour, verbatim apart from the assertions: it must compile
@@ -102,5 +103,20 @@ extension ReadmeTests {
         XCTAssertEqual(n, 500_500)
         XCTAssertEqual(out, Array("data".utf8))
         XCTAssertEqual(value, 7)
+    }
+}
+
+extension ReadmeTests {
+    func testTheHTTPTourRuns() throws {
+        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { request in
+            HTTPResponse(text: "Hello, World!")
+        }
+        server.start()
+        let client = HTTPClient()                    // keep-alive pool, redirects, gzip
+        print(try client.get("http://127.0.0.1:\(server.address.port)/").text)
+
+        XCTAssertEqual(try client.get("http://127.0.0.1:\(server.address.port)/").text, "Hello, World!")
+        client.close()
+        try server.stop(timeout: 5)
     }
 }
