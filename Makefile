@@ -108,6 +108,7 @@ bench-peers: bench-deps
 	Benchmarks/peers/compare-peers.sh
 	Benchmarks/peers/echo-peers.sh
 	Benchmarks/peers/echo-peers.sh --http
+	Benchmarks/peers/crawl-peers.sh
 
 ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke
 
