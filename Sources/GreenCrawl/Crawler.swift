@@ -79,8 +79,9 @@ public final class Crawler {
                     done += 1
                     if r.error != nil || (r.status ?? 0) >= 400 { errors += 1 }
                     if depth < options.maxDepth {
-                        for link in r.found where seen.count < options.maxPages {
-                            guard isAllowed(link), seen.insert(link.absoluteString).inserted else { continue }
+                        for text in r.found where seen.count < options.maxPages {
+                            guard !seen.contains(text), let link = URL(string: text), isAllowed(link) else { continue }
+                            seen.insert(text)
                             try frontier.put((link, depth + 1))
                             queued += 1
                         }
@@ -137,7 +138,7 @@ public final class Crawler {
                 r.redirectedTo = final.absoluteString
             }
             if response.status < 400, response.mediaType == "text/html" {
-                let links = LinkExtractor.links(in: response.body, pageURL: response.url ?? url)
+                let links = LinkExtractor.linkStrings(in: response.body, pageURL: response.url ?? url)
                 r.links = links.count
                 r.found = links
             }
@@ -192,8 +193,8 @@ public struct CrawlRecord: Sendable {
     public var ms = 0
     public var error: String?
     public var redirectedTo: String?
-    /// The links themselves (not in the JSON).
-    var found: [URL] = []
+    /// The links themselves, normalized (not in the JSON).
+    var found: [String] = []
 
     public init(url: String, depth: Int) {
         self.url = url

@@ -7,6 +7,12 @@ import Foundation
 /// duplicates.
 public enum LinkExtractor {
     public static func links(in html: [UInt8], pageURL: URL) -> [URL] {
+        linkStrings(in: html, pageURL: pageURL).compactMap { URL(string: $0) }
+    }
+
+    /// The links as normalized absolute URL strings (what `links` returns,
+    /// without building a `URL` for each: a crawler deduplicates first).
+    public static func linkStrings(in html: [UInt8], pageURL: URL) -> [String] {
         guard !html.isEmpty else { return [] }
         var hrefs: [String] = []
         var base: String?
@@ -18,18 +24,24 @@ public enum LinkExtractor {
                 walk(output.pointee.root, hrefs: &hrefs, base: &base)
             }
         }
-        let baseURL = base.flatMap { URL(string: $0, relativeTo: pageURL)?.absoluteURL } ?? pageURL
+        let baseURL = base.flatMap { URL(string: $0.trimmingHTMLSpace(), relativeTo: pageURL)?.absoluteURL } ?? pageURL
+        let fast = FastResolver(base: baseURL)
         var seen = Set<String>()
-        var out: [URL] = []
+        var out: [String] = []
         for h in hrefs {
             let trimmed = h.trimmingHTMLSpace()
-            guard !trimmed.isEmpty,
-                  let resolved = URL(string: trimmed, relativeTo: baseURL)?.absoluteURL
-                    ?? URL(string: trimmed.addingPercentEncoding(withAllowedCharacters: .urlFragmentAllowed) ?? "",
-                           relativeTo: baseURL)?.absoluteURL,
-                  let normal = URLNormalizer.normalize(resolved),
-                  seen.insert(normal.absoluteString).inserted else { continue }
-            out.append(normal)
+            guard !trimmed.isEmpty else { continue }
+            let normal: String
+            if let quick = fast?.resolve(trimmed) {
+                normal = quick
+            } else {
+                guard let resolved = URL(string: trimmed, relativeTo: baseURL)?.absoluteURL
+                        ?? URL(string: trimmed.addingPercentEncoding(withAllowedCharacters: .urlFragmentAllowed) ?? "",
+                               relativeTo: baseURL)?.absoluteURL,
+                      let n = URLNormalizer.normalize(resolved) else { continue }
+                normal = n.absoluteString
+            }
+            if seen.insert(normal).inserted { out.append(normal) }
         }
         return out
     }
@@ -57,6 +69,73 @@ public enum LinkExtractor {
                 }
             }
         }
+    }
+}
+
+/// Resolution of the common, simple links without Foundation: an
+/// absolute path ("/a/b.html"), or a plain relative name ("b.html",
+/// "dir/b.html"), made only of characters that need no escaping, with no
+/// dot segments. Anything else goes the careful way (nil here). The result
+/// equals what `URL` resolution plus `URLNormalizer` gives.
+struct FastResolver {
+    /// "http://host[:port]", normalized.
+    let origin: String
+    /// The base's directory: "/a/" for "/a/page.html".
+    let directory: String
+
+    init?(base: URL) {
+        guard let n = URLNormalizer.normalize(base), let scheme = n.scheme, let host = n.host,
+              let c = URLComponents(url: n, resolvingAgainstBaseURL: false) else { return nil }
+        origin = "\(scheme)://\(host)" + (c.port.map { ":\($0)" } ?? "")
+        let path = c.percentEncodedPath
+        guard path.hasPrefix("/"), let slash = path.lastIndex(of: "/") else { return nil }
+        directory = String(path[...slash])
+        guard FastResolver.isPlain(Substring(directory)) else { return nil }
+    }
+
+    func resolve(_ href: String) -> String? {
+        var h = Substring(href)
+        if let hash = h.firstIndex(of: "#") { h = h[..<hash] }
+        if h.hasSuffix("?") { h = h.dropLast() }
+        guard !h.isEmpty else { return nil }
+        let path: String
+        if h.hasPrefix("/") {
+            if h.hasPrefix("//") { return nil }
+            path = String(h)
+        } else {
+            // A scheme ("mailto:"), a query or dot segment: the careful way.
+            guard let first = h.first, first != "?", first != ".", !h.contains(":") else { return nil }
+            path = directory + h
+        }
+        guard FastResolver.isPlain(Substring(path)) else { return nil }
+        return origin + path
+    }
+
+    /// Only unreserved characters, "/", and a query of "=&" pairs; no dot
+    /// segments, no percent escapes, no empty query.
+    static func isPlain(_ s: Substring) -> Bool {
+        var previous: UInt8 = 0
+        var inQuery = false
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                break
+            case UInt8(ascii: "."):
+                if previous == UInt8(ascii: "/") && !inQuery { return false }   // "/." or "/.."
+            case UInt8(ascii: "/"):
+                break
+            case UInt8(ascii: "?"):
+                if inQuery { return false }
+                inQuery = true
+            case UInt8(ascii: "="), UInt8(ascii: "&"):
+                if !inQuery { return false }
+            default:
+                return false
+            }
+            previous = b
+        }
+        return true
     }
 }
 

@@ -181,3 +181,24 @@ extension CrawlTests {
         XCTAssertTrue(records["/garbage"]?.error?.contains("malformed") ?? false, records["/garbage"]?.error ?? "")
     }
 }
+
+extension CrawlTests {
+    func testTheQuickPathForSimpleLinksAgreesWithFoundationResolution() throws {
+        let hrefs = ["/a/b.html", "b.html", "dir/c.html", "/x?y=1&z=2", "p.html#frag", "/q?", "../up.html",
+                     "./same.html", "/a/./b", "//other.host/x", "?only=query", "%41.html", "a b.html",
+                     "/päge", "mailto:a@b", "HTTP://H/X", "/-_~.html", "/a/b.c/d.html"]
+        let page = URL(string: "http://Example.com:8080/dir/sub/page.html")!
+        let html = hrefs.map { "<a href=\"\($0)\">x</a>" }.joined()
+        let got = LinkExtractor.linkStrings(in: Array(html.utf8), pageURL: page)
+        var expected: [String] = []
+        for h in hrefs {
+            guard let resolved = URL(string: h, relativeTo: page)?.absoluteURL
+                    ?? URL(string: h.addingPercentEncoding(withAllowedCharacters: .urlFragmentAllowed) ?? "",
+                           relativeTo: page)?.absoluteURL,
+                  let n = URLNormalizer.normalize(resolved)?.absoluteString,
+                  !expected.contains(n) else { continue }
+            expected.append(n)
+        }
+        XCTAssertEqual(got, expected)
+    }
+}
