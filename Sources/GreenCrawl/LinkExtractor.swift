@@ -84,13 +84,39 @@ struct FastResolver {
     let directory: String
 
     init?(base: URL) {
-        guard let n = URLNormalizer.normalize(base), let scheme = n.scheme, let host = n.host,
-              let c = URLComponents(url: n, resolvingAgainstBaseURL: false) else { return nil }
-        origin = "\(scheme)://\(host)" + (c.port.map { ":\($0)" } ?? "")
-        let path = c.percentEncodedPath
-        guard path.hasPrefix("/"), let slash = path.lastIndex(of: "/") else { return nil }
+        // The crawler's own URLs are already normalized: read the parts
+        // off the string; anything else goes through the normalizer first.
+        var text = base.absoluteString
+        if !FastResolver.looksNormalized(text) {
+            guard let n = URLNormalizer.normalize(base) else { return nil }
+            text = n.absoluteString
+        }
+        guard let authority = text.afterSchemeSeparator() else { return nil }
+        let afterScheme = text[authority...]
+        guard let pathStart = afterScheme.firstIndex(of: "/") else { return nil }
+        let hostPart = afterScheme[..<pathStart]
+        guard !hostPart.isEmpty, !hostPart.utf8.contains(where: { $0 == UInt8(ascii: "@") || (65...90).contains($0) })
+        else { return nil }
+        origin = String(text[..<pathStart])
+        var path = afterScheme[pathStart...]
+        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
+        guard let slash = path.lastIndex(of: "/") else { return nil }
         directory = String(path[...slash])
         guard FastResolver.isPlain(Substring(directory)) else { return nil }
+    }
+
+    /// Whether `text` is already in `URLNormalizer`'s form, judged
+    /// cheaply: lowercase http(s) scheme and host, no default port, a
+    /// path, no fragment, no user info.
+    static func looksNormalized(_ text: String) -> Bool {
+        let https = text.hasPrefix("https://")
+        guard https || text.hasPrefix("http://") else { return false }
+        let rest = text.dropFirst(https ? 8 : 7)
+        guard let slash = rest.firstIndex(of: "/") else { return false }
+        let host = rest[..<slash]
+        if host.isEmpty || host.utf8.contains(where: { $0 == UInt8(ascii: "@") || (65...90).contains($0) }) { return false }
+        if host.hasSuffix(https ? ":443" : ":80") || host.hasSuffix(":") { return false }
+        return !text.utf8.contains(UInt8(ascii: "#")) && !text.hasSuffix("?")
     }
 
     func resolve(_ href: String) -> String? {
@@ -170,5 +196,25 @@ extension String {
         let last = u.lastIndex(where: { !isSpace($0) })!
         if first == u.startIndex && last == u.index(before: u.endIndex) { return self }
         return String(self[first...last])
+    }
+}
+
+extension String {
+    /// The index just after "://", found without Foundation.
+    func afterSchemeSeparator() -> String.Index? {
+        let u = utf8
+        var i = u.startIndex
+        while i < u.endIndex {
+            if u[i] == UInt8(ascii: ":") {
+                let j = u.index(after: i)
+                if j < u.endIndex, u[j] == UInt8(ascii: "/") {
+                    let k = u.index(after: j)
+                    if k < u.endIndex, u[k] == UInt8(ascii: "/") { return u.index(after: k) }
+                }
+                return nil
+            }
+            i = u.index(after: i)
+        }
+        return nil
     }
 }

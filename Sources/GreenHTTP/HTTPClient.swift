@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Green
 
 /// An HTTP/1.1 client on greenlets: calls look blocking and park only the
@@ -140,13 +141,7 @@ public final class HTTPClient {
             return p
         }()
 
-        var target = url.path.isEmpty ? "/" : url.path
-        if let q = url.query { target += "?" + q }
-        // Foundation's `path` decodes percent-escapes; send the raw form.
-        if let raw = URLComponents(url: url, resolvingAgainstBaseURL: false) {
-            target = (raw.percentEncodedPath.isEmpty ? "/" : raw.percentEncodedPath)
-                + (raw.percentEncodedQuery.map { "?" + $0 } ?? "")
-        }
+        let target = HTTPClient.requestTarget(of: text)
         var head = "\(method) \(target) HTTP/1.1\r\n"
         head += "Host: \(port == 80 ? host : "\(host):\(port)")\r\n"
         var names = Set<String>()
@@ -186,6 +181,20 @@ public final class HTTPClient {
                 continue
             }
         }
+    }
+
+    /// The request target (percent-encoded path and query) of an absolute
+    /// URL string: what follows the authority, without the fragment.
+    static func requestTarget(of absolute: String) -> String {
+        guard let authority = absolute.firstIndex(of: ":").flatMap({ colon -> String.Index? in
+            let rest = absolute[colon...]
+            return rest.hasPrefix("://") ? absolute.index(colon, offsetBy: 3) : nil
+        }) else { return "/" }
+        var rest = absolute[authority...]
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        guard let start = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+        let target = rest[start...]
+        return target.first == "?" ? "/" + target : String(target)
     }
 
     private func readResponse(_ c: HostPool.Connection, head: Bool, url: String) throws
@@ -252,9 +261,11 @@ public struct HTTPClientResponse: Sendable {
 
     /// The media type without parameters, lowercased ("text/html").
     public var mediaType: String? {
-        headers["Content-Type"].map {
-            String($0.split(separator: ";").first ?? "").trimmed(of: " ").lowercased()
-        }
+        guard let value = headers["Content-Type"] else { return nil }
+        let type = value.utf8.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+        let trimmed = type.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        // ASCII lowercase.
+        return String(decoding: trimmed.map { (65...90).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }
 
@@ -342,12 +353,12 @@ final class HostPool {
     func acquire(url: String) throws -> (Connection, Bool) {
         try slots.acquire()
         while let c = idle.popLast() {
-            // A peer that closed an idle connection makes it readable (EOF).
-            if (try? waitReadable(fd: c.socket.fd, timeout: 0)) == true {
-                c.socket.close()
-                continue
-            }
-            return (c, true)
+            // An idle connection the peer has closed reads as end of
+            // stream (or has stray bytes): look without blocking or parking.
+            var byte: UInt8 = 0
+            let n = recv(c.socket.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return (c, true) }
+            c.socket.close()
         }
         do {
             let s = try Socket.connect(host: host, port: port, timeout: options.connectTimeout)
