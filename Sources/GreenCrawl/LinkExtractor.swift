@@ -92,16 +92,16 @@ struct FastResolver {
             text = n.absoluteString
         }
         guard let authority = text.afterSchemeSeparator() else { return nil }
-        let afterScheme = text[authority...]
-        guard let pathStart = afterScheme.firstIndex(of: "/") else { return nil }
+        let afterScheme = text.utf8[authority...]
+        guard let pathStart = afterScheme.firstIndex(of: UInt8(ascii: "/")) else { return nil }
         let hostPart = afterScheme[..<pathStart]
-        guard !hostPart.isEmpty, !hostPart.utf8.contains(where: { $0 == UInt8(ascii: "@") || (65...90).contains($0) })
+        guard !hostPart.isEmpty, !hostPart.contains(where: { $0 == UInt8(ascii: "@") || (65...90).contains($0) })
         else { return nil }
-        origin = String(text[..<pathStart])
+        origin = String(Substring(text.utf8[..<pathStart]))
         var path = afterScheme[pathStart...]
-        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
-        guard let slash = path.lastIndex(of: "/") else { return nil }
-        directory = String(path[...slash])
+        if let q = path.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { path = path[..<q] }
+        guard let slash = path.lastIndex(of: UInt8(ascii: "/")) else { return nil }
+        directory = String(Substring(path[...slash]))
         guard FastResolver.isPlain(Substring(directory)) else { return nil }
     }
 
@@ -109,40 +109,47 @@ struct FastResolver {
     /// cheaply: lowercase http(s) scheme and host, no default port, a
     /// path, no fragment, no user info.
     static func looksNormalized(_ text: String) -> Bool {
+        let u = text.utf8
         let https = text.hasPrefix("https://")
         guard https || text.hasPrefix("http://") else { return false }
-        let rest = text.dropFirst(https ? 8 : 7)
-        guard let slash = rest.firstIndex(of: "/") else { return false }
+        let rest = u.dropFirst(https ? 8 : 7)
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else { return false }
         let host = rest[..<slash]
-        if host.isEmpty || host.utf8.contains(where: { $0 == UInt8(ascii: "@") || (65...90).contains($0) }) { return false }
-        if host.hasSuffix(https ? ":443" : ":80") || host.hasSuffix(":") { return false }
-        return !text.utf8.contains(UInt8(ascii: "#")) && !text.hasSuffix("?")
+        if host.isEmpty || host.contains(where: { $0 == UInt8(ascii: "@") || (65...90).contains($0) }) { return false }
+        if host.last == UInt8(ascii: ":") { return false }
+        let port = https ? Array(":443".utf8) : Array(":80".utf8)
+        if host.count > port.count && host.suffix(port.count).elementsEqual(port) { return false }
+        return !u.contains(UInt8(ascii: "#")) && u.last != UInt8(ascii: "?")
     }
 
     func resolve(_ href: String) -> String? {
-        var h = Substring(href)
-        if let hash = h.firstIndex(of: "#") { h = h[..<hash] }
-        if h.hasSuffix("?") { h = h.dropLast() }
-        guard !h.isEmpty else { return nil }
+        // Bytes, not Characters: this runs for every link of every page.
+        var u = Substring(href).utf8
+        if let hash = u.firstIndex(of: UInt8(ascii: "#")) { u = u[..<hash] }
+        if u.last == UInt8(ascii: "?") { u = u.dropLast() }
+        guard let first = u.first else { return nil }
         let path: String
-        if h.hasPrefix("/") {
-            if h.hasPrefix("//") { return nil }
-            path = String(h)
+        if first == UInt8(ascii: "/") {
+            if u.dropFirst().first == UInt8(ascii: "/") { return nil }
+            guard FastResolver.isPlain(u) else { return nil }
+            path = String(Substring(u))
         } else {
             // A scheme ("mailto:"), a query or dot segment: the careful way.
-            guard let first = h.first, first != "?", first != ".", !h.contains(":") else { return nil }
-            path = directory + h
+            guard first != UInt8(ascii: "?"), first != UInt8(ascii: "."), !u.contains(UInt8(ascii: ":")),
+                  FastResolver.isPlain(u) else { return nil }
+            path = directory + String(Substring(u))
         }
-        guard FastResolver.isPlain(Substring(path)) else { return nil }
         return origin + path
     }
 
     /// Only unreserved characters, "/", and a query of "=&" pairs; no dot
     /// segments, no percent escapes, no empty query.
-    static func isPlain(_ s: Substring) -> Bool {
+    static func isPlain(_ s: Substring) -> Bool { isPlain(s.utf8) }
+
+    static func isPlain(_ bytes: Substring.UTF8View) -> Bool {
         var previous: UInt8 = 0
         var inQuery = false
-        for b in s.utf8 {
+        for b in bytes {
             switch b {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
                  UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):

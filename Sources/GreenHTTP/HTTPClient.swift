@@ -186,15 +186,15 @@ public final class HTTPClient {
     /// The request target (percent-encoded path and query) of an absolute
     /// URL string: what follows the authority, without the fragment.
     static func requestTarget(of absolute: String) -> String {
-        guard let authority = absolute.firstIndex(of: ":").flatMap({ colon -> String.Index? in
-            let rest = absolute[colon...]
-            return rest.hasPrefix("://") ? absolute.index(colon, offsetBy: 3) : nil
-        }) else { return "/" }
-        var rest = absolute[authority...]
-        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
-        guard let start = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
-        let target = rest[start...]
-        return target.first == "?" ? "/" + target : String(target)
+        // Bytes, not Characters: once per request.
+        let u = absolute.utf8
+        guard let colon = u.firstIndex(of: UInt8(ascii: ":")),
+              u[colon...].starts(with: "://".utf8) else { return "/" }
+        var rest = u[u.index(colon, offsetBy: 3)...]
+        if let hash = rest.firstIndex(of: UInt8(ascii: "#")) { rest = rest[..<hash] }
+        guard let start = rest.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) else { return "/" }
+        let target = String(Substring(rest[start...]))
+        return target.utf8.first == UInt8(ascii: "?") ? "/" + target : target
     }
 
     private func readResponse(_ c: HostPool.Connection, head: Bool, url: String) throws
