@@ -14,9 +14,10 @@ UCONTEXT_BUILD := .build-ucontext
 
 all: test
 
-deps:
-	@missing=""; \
-	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# install-debs PACKAGES: installs the missing ones (as root), or prints the
+# exact command and fails.
+install-debs = missing=""; \
+	for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
@@ -27,6 +28,9 @@ deps:
 	    exit 1; \
 	  fi; \
 	fi
+
+deps:
+	@$(call install-debs,$(DEB_PACKAGES))
 	@command -v $(SWIFT) >/dev/null || { echo "swift not found: put the toolchain on PATH (e.g. /opt/swift/usr/bin)"; exit 1; }
 
 # The main job: the crawler against a generated site it serves itself on
@@ -56,18 +60,8 @@ BENCH_DEB_PACKAGES := wrk
 
 # The load generator of the HTTP figures (installed like the other packages).
 bench-deps: deps
-	@missing=""; \
-	for p in $(BENCH_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else \
-	    echo "missing Debian packages for the benchmarks:$$missing"; \
-	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; \
-	    exit 1; \
-	  fi; \
-	fi
+	@$(call install-debs,$(BENCH_DEB_PACKAGES))
+
 # swift build takes one --product at a time.
 build-release = for p in $(1); do $(SWIFT) build -c release --product $$p || exit 1; done
 
