@@ -87,10 +87,10 @@ struct EchoLoad: ParsableCommand {
         }
         try Green.sleep(warmUp)
         measuring.store(true, ordering: .relaxed)
-        let t0 = Hub.current.nowUpdatedForLoad
+        let t0 = Hub.current.nowUpdated()
         try Green.sleep(seconds)
         let count = counter.load(ordering: .relaxed)
-        let elapsed = Hub.current.nowUpdatedForLoad - t0
+        let elapsed = Hub.current.nowUpdated() - t0
         stop.store(true, ordering: .relaxed)
         for d in done { _ = try d.get(timeout: 60) }
         for h in hubs { h.stop() }
@@ -101,12 +101,5 @@ struct EchoLoad: ParsableCommand {
             print("\(Int(rate)) round trips/s over \(connections) connections, \(size)-byte messages, \(seconds) s")
         }
         if count == 0 { throw ExitCode.failure }
-    }
-}
-
-extension Hub {
-    var nowUpdatedForLoad: Double {
-        updateNow()
-        return now
     }
 }

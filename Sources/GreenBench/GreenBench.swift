@@ -80,39 +80,28 @@ struct GreenBench: ParsableCommand {
         try record("tcp_echo_roundtrips_per_s_2hubs", try median(echoRuns) {
             try EchoBench.roundTripsPerSecond(hubs: 2, workKib: 0, seconds: echoSeconds)
         }, "the same, 2 hubs (the load client shares the 2 cores)")
-        if wanted("cpu_echo_scaling_2hubs") {
-            var ratios: [Double] = []
-            for _ in 0..<echoRuns {
-                let one = try EchoBench.roundTripsPerSecond(hubs: 1, workKib: 64, seconds: echoSeconds)
-                let two = try EchoBench.roundTripsPerSecond(hubs: 2, workKib: 64, seconds: echoSeconds)
-                ratios.append(two / one)
-            }
-            ratios.sort()
-            record("cpu_echo_scaling_2hubs", ratios[ratios.count / 2], "2 hubs / 1 hub, each message hashing 64 KiB")
-        }
+        try record("cpu_echo_scaling_2hubs", try median(echoRuns) {
+            let one = try EchoBench.roundTripsPerSecond(hubs: 1, workKib: 64, seconds: echoSeconds)
+            let two = try EchoBench.roundTripsPerSecond(hubs: 2, workKib: 64, seconds: echoSeconds)
+            return two / one
+        }, "2 hubs / 1 hub, each message hashing 64 KiB")
         let wrkSeconds = quick ? 1 : 5
         for (key, hubs) in [("http_hello_rps", 1), ("http_hello_rps_2hubs", 2)] where wanted(key) {
-            var rates: [Double] = []
-            for _ in 0..<echoRuns {
-                if let r = try EchoBench.httpHelloRequestsPerSecond(hubs: hubs, seconds: wrkSeconds) { rates.append(r) }
+            guard let wrk = EchoBench.wrk else {
+                FileHandle.standardError.write(Data("green-bench: wrk not found, \(key) skipped (make bench installs it)\n".utf8))
+                continue
             }
-            if !rates.isEmpty {
-                rates.sort()
-                record(key, rates[rates.count / 2],
-                       "wrk -t2 -c100 -d\(wrkSeconds)s against http-hello, \(hubs) hub\(hubs == 1 ? "" : "s")")
-            }
+            try record(key, try median(echoRuns) {
+                try EchoBench.httpHelloRequestsPerSecond(wrk: wrk, hubs: hubs, seconds: wrkSeconds)
+            }, "wrk -t2 -c100 -d\(wrkSeconds)s against http-hello, \(hubs) hub\(hubs == 1 ? "" : "s")")
         }
         if wanted("demo_crawl_pages_per_s") {
-            var rates: [Double] = []
             var lastLine = ""
-            for _ in 0..<echoRuns {
+            try record("demo_crawl_pages_per_s", try median(echoRuns) {
                 let (rate, line) = try EchoBench.demoCrawlPagesPerSecond()
-                rates.append(rate)
                 lastLine = line
-            }
-            rates.sort()
-            record("demo_crawl_pages_per_s", rates[rates.count / 2],
-                   "crawl --demo: 2,000 pages, 20 ms per response, concurrency 100")
+                return rate
+            }, "crawl --demo: 2,000 pages, 20 ms per response, concurrency 100")
             FileHandle.standardError.write(Data("green-bench: last demo crawl: \(lastLine)\n".utf8))
         }
         let target = maxParked ?? (quick ? 100_000 : 1_000_000)

@@ -42,6 +42,25 @@ enum EchoBench {
         return (server, port)
     }
 
+    /// Runs `executable arguments...` to its end; its exit status and
+    /// standard output.
+    static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: Data) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, data)
+    }
+
+    /// wrk, if installed.
+    static let wrk: URL? = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+        .map { URL(fileURLWithPath: $0) }
+
     static func stop(_ server: Process) {
         server.terminate()
         server.waitUntilExit()
@@ -53,16 +72,9 @@ enum EchoBench {
         let (server, port) = try startServer("echo-server", ["--port", "0", "--workers", "\(hubs)",
                                                              "--work-kib", "\(workKib)"])
         defer { stop(server) }
-        let load = Process()
-        load.executableURL = try executable("echo-load")
-        load.arguments = ["--port", "\(port)", "--connections", "100", "--size", "64",
-                          "--seconds", "\(seconds)", "--json"]
-        let loadOut = Pipe()
-        load.standardOutput = loadOut
-        try load.run()
-        let data = loadOut.fileHandleForReading.readDataToEndOfFile()
-        load.waitUntilExit()
-        guard load.terminationStatus == 0,
+        let (status, data) = try run(executable("echo-load"), ["--port", "\(port)", "--connections", "100",
+                                                                 "--size", "64", "--seconds", "\(seconds)", "--json"])
+        guard status == 0,
               let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let rate = object["roundtrips_per_s"] as? Double ?? (object["roundtrips_per_s"] as? Int).map(Double.init)
         else {
@@ -71,25 +83,12 @@ enum EchoBench {
         return rate
     }
 
-    /// Requests per second of `wrk -t2 -c100` against `http-hello
-    /// --workers hubs`; nil when wrk is not installed.
-    static func httpHelloRequestsPerSecond(hubs: Int, seconds: Int) throws -> Double? {
-        guard let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: {
-            FileManager.default.isExecutableFile(atPath: $0)
-        }) else {
-            FileHandle.standardError.write(Data("green-bench: wrk not found, http_hello figures skipped (make bench installs it)\n".utf8))
-            return nil
-        }
+    /// Requests per second of `wrk -t2 -c100` (at `wrk`) against
+    /// `http-hello --workers hubs`.
+    static func httpHelloRequestsPerSecond(wrk: URL, hubs: Int, seconds: Int) throws -> Double {
         let (server, port) = try startServer("http-hello", ["--port", "0", "--workers", "\(hubs)"])
         defer { stop(server) }
-        let load = Process()
-        load.executableURL = URL(fileURLWithPath: wrk)
-        load.arguments = ["-t2", "-c100", "-d\(seconds)s", "http://127.0.0.1:\(port)/"]
-        let out = Pipe()
-        load.standardOutput = out
-        try load.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        load.waitUntilExit()
+        let (_, data) = try run(wrk, ["-t2", "-c100", "-d\(seconds)s", "http://127.0.0.1:\(port)/"])
         let text = String(decoding: data, as: UTF8.self)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
               let rate = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces)) else {
@@ -102,17 +101,11 @@ enum EchoBench {
     /// response, concurrency 100), and the summary line that names the
     /// bound that applied.
     static func demoCrawlPagesPerSecond() throws -> (Double, String) {
-        let crawl = Process()
-        crawl.executableURL = try executable("crawl")
-        crawl.arguments = ["--demo", "--demo-pages", "2000", "--demo-latency", "0.02", "--demo-slow", "0",
-                           "--concurrency", "100", "--timeout", "2", "--output", "/dev/null"]
-        let out = Pipe()
-        crawl.standardOutput = out
-        try crawl.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        crawl.waitUntilExit()
+        let (status, data) = try run(executable("crawl"), [
+            "--demo", "--demo-pages", "2000", "--demo-latency", "0.02", "--demo-slow", "0",
+            "--concurrency", "100", "--timeout", "2", "--output", "/dev/null"])
         let text = String(decoding: data, as: UTF8.self)
-        guard crawl.terminationStatus == 0,
+        guard status == 0,
               let range = text.range(of: #"([0-9]+) pages/s \("#, options: .regularExpression),
               let rate = Double(text[range].split(separator: " ").first ?? "") else {
             throw Missing(name: "crawl's summary (it printed: \(text))")

@@ -66,7 +66,7 @@ public final class Crawler {
         try frontier.put((first, 0))
         queued = 1
         let results = Queue<CrawlRecord>()
-        let began = Hub.current.nowUpdatedCrawl
+        let began = Hub.current.nowUpdated()
         let workers = Pool(size: options.concurrency)
         for _ in 0..<options.concurrency {
             try workers.spawn { [self] in
@@ -99,7 +99,7 @@ public final class Crawler {
         defer { if !closer.isReady { try? closer.kill() }; try? workers.kill() }
         for r in results { try record(r) }
         try closer.get()
-        let seconds = Hub.current.nowUpdatedCrawl - began
+        let seconds = Hub.current.nowUpdated() - began
         return CrawlSummary(pages: done, errors: errors, seconds: seconds)
     }
 
@@ -110,10 +110,10 @@ public final class Crawler {
 
     /// Fetches one URL: robots, politeness, the request, link extraction.
     func fetch(_ url: URL, depth: Int) -> CrawlRecord {
-        let started = Hub.current.nowUpdatedCrawl
+        let started = Hub.current.nowUpdated()
         var r = CrawlRecord(url: url.absoluteString, depth: depth)
         fill(&r, url)
-        r.ms = Int(((Hub.current.nowUpdatedCrawl - started) * 1000).rounded())
+        r.ms = Int(((Hub.current.nowUpdated() - started) * 1000).rounded())
         return r
     }
 
@@ -175,9 +175,9 @@ public final class Crawler {
             return l
         }()
         try lock.withLock {
-            let now = Hub.current.nowUpdatedCrawl
+            let now = Hub.current.nowUpdated()
             if let last = lastFetch[hostKey], now - last < delay { try Green.sleep(delay - (now - last)) }
-            lastFetch[hostKey] = Hub.current.nowUpdatedCrawl
+            lastFetch[hostKey] = Hub.current.nowUpdated()
         }
     }
 }
@@ -245,11 +245,4 @@ public struct CrawlSummary: Sendable {
 public struct CrawlError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
-}
-
-extension Hub {
-    var nowUpdatedCrawl: Double {
-        updateNow()
-        return now
-    }
 }

@@ -113,9 +113,7 @@ final class HTTPConnection {
                 let waitingForHeaders = parser.inMessage && !parser.headersComplete
                 var timeout = options.idleTimeout
                 if waitingForHeaders {
-                    let hub = Hub.current
-                    hub.updateNow()
-                    timeout = max(0.001, messageStarted + options.headerTimeout - hub.now)
+                    timeout = max(0.001, messageStarted + options.headerTimeout - Hub.current.nowUpdated())
                 }
                 let n: Int
                 do {
@@ -148,7 +146,7 @@ final class HTTPConnection {
                 // A message began in these bytes (and is not complete):
                 // its header clock starts now.
                 if parser.inMessage && (!wasInMessage || !requests.isEmpty) {
-                    messageStarted = Self.now()
+                    messageStarted = Hub.current.nowUpdated()
                 }
             }
             for var request in requests {
@@ -166,11 +164,6 @@ final class HTTPConnection {
         }
     }
 
-    private static func now() -> Double {
-        let hub = Hub.current
-        hub.updateNow()
-        return hub.now
-    }
 
     /// Writes `response`: its headers, a Content-Length (or chunked
     /// framing when it streams), Date, and Connection: close when ending.

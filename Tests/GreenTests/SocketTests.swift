@@ -367,12 +367,12 @@ final class ThreadPoolTests: GreenTestCase {
                 try Green.sleep(0.01)
             }
         }
-        let start = Hub.current.nowUpdated
+        let start = Hub.current.nowUpdated()
         let calls = (0..<100).map { _ in
             spawn { try pool.run { concurrency.enter(); usleep(100_000); concurrency.leave() } }
         }
         try withTimeout(30) { try joinAll(calls, raiseError: true) }
-        let elapsed = Hub.current.nowUpdated - start
+        let elapsed = Hub.current.nowUpdated() - start
         running = false
         try ticker.join()
         XCTAssertEqual(concurrency.maximum, 10)
@@ -410,13 +410,6 @@ final class ConcurrencyGauge: @unchecked Sendable {
         lock.lock()
         current -= 1
         lock.unlock()
-    }
-}
-
-extension Hub {
-    var nowUpdated: Double {
-        updateNow()
-        return now
     }
 }
 

@@ -26,7 +26,8 @@ public func yield() throws {
 }
 
 extension Hub {
-    func nowUpdated() -> Double {
+    /// Refreshes the loop's clock and returns it: `updateNow()`, then `now`.
+    public func nowUpdated() -> Double {
         updateNow()
         return now
     }

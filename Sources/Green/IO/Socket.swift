@@ -103,6 +103,26 @@ public final class Socket {
         if !inTime { throw SocketError(operation: operation, reason: .timedOut(seconds: limit ?? 0), address: address) }
     }
 
+    /// Runs the non-blocking system call `call` until it succeeds: on
+    /// EAGAIN waits for the socket (reading, or `writing`), on EINTR (or an
+    /// errno in `retryOn`) tries again, on any other errno throws
+    /// `SocketError` naming `operation` and `errorAddress()`.
+    private func io<R: BinaryInteger>(_ operation: String, writing: Bool, timeout: Double?,
+                                      waitAddress: SocketAddress? = nil, retryOn: Int32 = EINTR,
+                                      errorAddress: () -> SocketAddress?, _ call: () -> R) throws -> R {
+        while true {
+            try checkOpen(operation)
+            let n = call()
+            if n >= 0 { return n }
+            let err = errno
+            switch err {
+            case EAGAIN, EWOULDBLOCK: try wait(writing: writing, operation, timeout: timeout, address: waitAddress)
+            case EINTR, retryOn: continue
+            default: throw SocketError.system(operation, err, address: errorAddress())
+            }
+        }
+    }
+
     // MARK: - Connecting
 
     /// Connects to `address`, waiting at most `timeout` seconds.
@@ -167,26 +187,19 @@ public final class Socket {
     /// Accepts a connection, waiting at most `timeout` seconds. Throws
     /// `.system(EMFILE)` (or `ENFILE`) when out of file descriptors.
     public func accept(timeout: Double? = nil) throws -> (Socket, SocketAddress) {
-        while true {
-            try checkOpen("accept")
-            var storage = sockaddr_storage()
-            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let client = withUnsafeMutablePointer(to: &storage) {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        // A connection reset before it was accepted (ECONNABORTED): the next.
+        let client = try io("accept", writing: false, timeout: timeout, retryOn: ECONNABORTED,
+                            errorAddress: { localAddress }) {
+            len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            return withUnsafeMutablePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     green_accept4(fd, $0, &len, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
                 }
             }
-            if client >= 0 {
-                let address = SocketAddress(storage: storage, length: len)
-                return (Socket(adoptingNonBlocking: client, family: family, type: type), address)
-            }
-            let err = errno
-            switch err {
-            case EAGAIN, EWOULDBLOCK: try wait(writing: false, "accept", timeout: timeout)
-            case EINTR, ECONNABORTED: continue
-            default: throw SocketError.system("accept", err, address: localAddress)
-            }
         }
+        return (Socket(adoptingNonBlocking: client, family: family, type: type), SocketAddress(storage: storage, length: len))
     }
 
     private init(adoptingNonBlocking fd: Int32, family: Int32, type: SocketType) {
@@ -201,16 +214,8 @@ public final class Socket {
     /// at most `timeout` seconds. Returns the byte count; 0 means the peer
     /// closed its side (end of stream).
     public func recv(into buffer: UnsafeMutableRawBufferPointer, timeout: Double? = nil) throws -> Int {
-        while true {
-            try checkOpen("recv")
-            let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, 0)
-            if n >= 0 { return n }
-            let err = errno
-            switch err {
-            case EAGAIN, EWOULDBLOCK: try wait(writing: false, "recv", timeout: timeout)
-            case EINTR: continue
-            default: throw SocketError.system("recv", err, address: peerAddress)
-            }
+        try io("recv", writing: false, timeout: timeout, errorAddress: { peerAddress }) {
+            Glibc.recv(fd, buffer.baseAddress, buffer.count, 0)
         }
     }
 
@@ -226,23 +231,12 @@ public final class Socket {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let bytes = try [UInt8](unsafeUninitializedCapacity: maxBytes) { buf, count in
-            while true {
-                try checkOpen("recvfrom")
+            count = try io("recvfrom", writing: false, timeout: timeout, errorAddress: { nil }) {
                 len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let n = withUnsafeMutablePointer(to: &storage) {
+                return withUnsafeMutablePointer(to: &storage) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                         Glibc.recvfrom(fd, buf.baseAddress, maxBytes, 0, $0, &len)
                     }
-                }
-                if n >= 0 {
-                    count = n
-                    return
-                }
-                let err = errno
-                switch err {
-                case EAGAIN, EWOULDBLOCK: try wait(writing: false, "recvfrom", timeout: timeout)
-                case EINTR: continue
-                default: throw SocketError.system("recvfrom", err)
                 }
             }
         }
@@ -254,16 +248,8 @@ public final class Socket {
     /// Writes what the socket takes now of `bytes` (waiting until it takes
     /// something), at most `timeout` seconds; returns the count written.
     public func send(_ bytes: UnsafeRawBufferPointer, timeout: Double? = nil) throws -> Int {
-        while true {
-            try checkOpen("send")
-            let n = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-            if n >= 0 { return n }
-            let err = errno
-            switch err {
-            case EAGAIN, EWOULDBLOCK: try wait(writing: true, "send", timeout: timeout)
-            case EINTR: continue
-            default: throw SocketError.system("send", err, address: peerAddress)
-            }
+        try io("send", writing: true, timeout: timeout, errorAddress: { peerAddress }) {
+            Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
         }
     }
 
@@ -289,17 +275,9 @@ public final class Socket {
     /// Sends a datagram to `address`.
     @discardableResult
     public func sendTo(_ bytes: [UInt8], address: SocketAddress, timeout: Double? = nil) throws -> Int {
-        while true {
-            try checkOpen("sendto")
-            let n = bytes.withUnsafeBytes { buf in
+        try io("sendto", writing: true, timeout: timeout, waitAddress: address, errorAddress: { address }) {
+            bytes.withUnsafeBytes { buf in
                 address.withSockAddr { Glibc.sendto(fd, buf.baseAddress, buf.count, Int32(MSG_NOSIGNAL), $0, $1) }
-            }
-            if n >= 0 { return n }
-            let err = errno
-            switch err {
-            case EAGAIN, EWOULDBLOCK: try wait(writing: true, "sendto", timeout: timeout, address: address)
-            case EINTR: continue
-            default: throw SocketError.system("sendto", err, address: address)
             }
         }
     }
