@@ -79,16 +79,10 @@ public final class HTTPClient {
         guard let parsed = URL(string: url) else { throw HTTPClientError(url: url, kind: .invalidURL) }
         let run = { try self.follow(method: method, url: parsed, headers: headers, body: body) }
         guard let total = options.totalTimeout else { return try run() }
-        var response: HTTPClientResponse?
-        let t = Timeout(total)
-        t.start()
-        defer { t.cancel() }
-        do {
-            response = try run()
-        } catch let e as TimeoutError where e.isFrom(t) {
+        guard let response = try withTimeout(total, otherwise: { nil }, { try run() }) else {
             throw HTTPClientError(url: url, kind: .timedOut(phase: "total", seconds: total))
         }
-        return response!
+        return response
     }
 
     private func follow(method: String, url start: URL, headers: HTTPHeaders, body: [UInt8]) throws
