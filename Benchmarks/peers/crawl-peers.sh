@@ -5,9 +5,12 @@
 #   * the reference crawler (Python's html.parser and urllib, one page at a
 #     time: slow and careful),
 #   * the same crawler on gevent with 100 greenlets,
-#   * swift-green's crawl with concurrency 100.
+#   * swift-green's crawl with concurrency 100, parsing on the hub
+#     (--parse-threads 0, the default) and on one more thread
+#     (--parse-threads 1: Swift has no GIL, so a second core parses).
 # Checks that crawl fetched exactly the reference's URL set, and prints the
-# times and the gevent / swift-green ratio (median of --rounds runs).
+# times and the gevent / swift-green ratios (medians of --rounds runs, the
+# runs interleaved, each crawl timed by itself from its first request).
 #
 #   Benchmarks/peers/crawl-peers.sh [--pages N] [--rounds N]
 #
@@ -80,12 +83,18 @@ for ((r = 1; r <= rounds; r++)); do
   "$venv/bin/python" "$here/crawl/reference_crawl.py" "$start" --gevent >"$work/gevent.$r.txt" 2>"$work/gevent.$r.err"
   sed 's/seconds //' "$work/gevent.$r.err" >"$work/gevent.$r.seconds"
   # Exit status 2 means some URLs failed (the site's planted 404s).
-  "$repo/.build/release/crawl" "$start" --concurrency 100 --output "$work/crawl.$r.jsonl" \
-    >"$work/crawl.$r.out" 2>"$work/crawl.$r.err" || [ $? = 2 ] || die "crawl failed: $(cat "$work/crawl.$r.err")"
-  sed -n 's/.*errors, \([0-9.]*\) s,.*/\1/p' "$work/crawl.$r.out" >"$work/crawl.$r.seconds"
-  echo "round $r: gevent $(cat "$work/gevent.$r.seconds") s, swift-green $(cat "$work/crawl.$r.seconds") s" >&2
+  for threads in 0 1; do
+    run="crawl.$r.t$threads"
+    # Exit status 2 means some URLs failed (the site's planted 404s).
+    "$repo/.build/release/crawl" "$start" --concurrency 100 --parse-threads $threads --output "$work/$run.jsonl" \
+      >"$work/$run.out" 2>"$work/$run.err" || [ $? = 2 ] || die "crawl failed: $(cat "$work/$run.err")"
+    sed -n 's/.*errors, \([0-9.]*\) s,.*/\1/p' "$work/$run.out" >"$work/$run.seconds"
+  done
+  echo "round $r: gevent $(cat "$work/gevent.$r.seconds") s, swift-green $(cat "$work/crawl.$r.t0.seconds") s," \
+       "with a parse thread $(cat "$work/crawl.$r.t1.seconds") s" >&2
 done
-sed -n 's/.*"url":"\([^"]*\)".*/\1/p' "$work/crawl.1.jsonl" | sort -u >"$work/crawl.sorted"
+sed -n 's/.*"url":"\([^"]*\)".*/\1/p' "$work/crawl.1.t0.jsonl" | sort -u >"$work/crawl.sorted"
+sed -n 's/.*"url":"\([^"]*\)".*/\1/p' "$work/crawl.1.t1.jsonl" | sort -u >"$work/crawl.t1.sorted"
 sort -u "$work/gevent.1.txt" >"$work/gevent.sorted"
 
 python3 - "$work" "$rounds" <<'PY'
@@ -93,13 +102,21 @@ import statistics, sys
 work, rounds = sys.argv[1], int(sys.argv[2])
 ref = open(f"{work}/reference.sorted").read().split()
 ours = open(f"{work}/crawl.sorted").read().split()
+ours1 = open(f"{work}/crawl.t1.sorted").read().split()
 gev = open(f"{work}/gevent.sorted").read().split()
-g = statistics.median(float(open(f"{work}/gevent.{r}.seconds").read()) for r in range(1, rounds + 1))
-s = statistics.median(float(open(f"{work}/crawl.{r}.seconds").read()) for r in range(1, rounds + 1))
-print(f"reference URLs {len(ref)}; swift-green found {len(ours)}; gevent found {len(gev)}")
+def secs(name):
+    path = (lambda r: f"{work}/gevent.{r}.seconds") if name == "gevent" else (lambda r: f"{work}/crawl.{r}.{name}.seconds")
+    return [float(open(path(r)).read()) for r in range(1, rounds + 1)]
+gs, s0, s1 = secs("gevent"), secs("t0"), secs("t1")
+g, s, t = statistics.median(gs), statistics.median(s0), statistics.median(s1)
+print(f"reference URLs {len(ref)}; swift-green found {len(ours)} (with a parse thread {len(ours1)}); gevent found {len(gev)}")
+ok = set(ours) == set(ref) and set(ours1) == set(ref)
 missing, extra = sorted(set(ref) - set(ours)), sorted(set(ours) - set(ref))
-print("swift-green's URL set equals the reference's" if not missing and not extra
+print("swift-green's URL set equals the reference's" if ok
       else f"DIFFERENT: missing {missing[:5]} extra {extra[:5]}")
-print(f"gevent crawler {g:.3f} s, swift-green {s:.3f} s (median of {rounds}): swift-green {g / s:.1f}x faster")
-sys.exit(0 if not missing and not extra else 1)
+ratios = lambda xs: ", ".join(f"{a / b:.1f}" for a, b in zip(gs, xs))
+print(f"gevent crawler {g:.3f} s; swift-green {s:.3f} s on the hub, {t:.3f} s with a parse thread (medians of {rounds})")
+print(f"swift-green {g / s:.1f}x faster on the hub (rounds: {ratios(s0)}), "
+      f"{g / t:.1f}x with a parse thread (rounds: {ratios(s1)})")
+sys.exit(0 if ok else 1)
 PY

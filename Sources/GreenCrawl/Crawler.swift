@@ -22,12 +22,34 @@ public final class Crawler {
         public var obeyRobots = true
         public var userAgent = "swift-green-crawler/0.1"
         public var maxBodyBytes = 8 * 1024 * 1024
+        /// OS threads that parse pages (link extraction is the crawl's
+        /// main CPU cost): with 1 or more, the hub keeps fetching while
+        /// pages parse on other cores; 0 parses on the hub. Crawlers asking
+        /// for the same number share one pool.
+        public var parseThreads = 0
 
         public init() {}
     }
 
     public let options: Options
     private let client: HTTPClient
+    /// Where pages parse (nil: on the hub).
+    private let parsers: ThreadPool?
+
+    /// Parse pools, one per size asked for, shared by every crawler of the
+    /// process: a pool's threads live as long as the program, so crawlers
+    /// that come and go must not each start their own. Pages queue in the
+    /// pool, so its threads parse back to back while the hub fetches.
+    private static func parsePool(size: Int) -> ThreadPool {
+        parsePoolsLock.lock()
+        defer { parsePoolsLock.unlock() }
+        if let pool = parsePools[size] { return pool }
+        let pool = ThreadPool(size: size)
+        parsePools[size] = pool
+        return pool
+    }
+    nonisolated(unsafe) private static var parsePools: [Int: ThreadPool] = [:]
+    private static let parsePoolsLock = NSLock()
     private var seen = Set<String>()
     private var robots: [String: Robots] = [:]
     private var robotsFetching: [String: Event] = [:]
@@ -40,6 +62,9 @@ public final class Crawler {
     public private(set) var errors = 0
     public private(set) var inFlight = 0
     public private(set) var queued = 0
+    /// CPU seconds the parse threads spent on this crawl's pages (0 when
+    /// pages parse on the hub).
+    public private(set) var parseCPUSeconds = 0.0
 
     public init(options: Options = Options()) {
         self.options = options
@@ -52,6 +77,7 @@ public final class Crawler {
         c.limits.maxBodyBytes = options.maxBodyBytes
         c.maxIdlePerHost = options.perHost
         client = HTTPClient(options: c)
+        parsers = options.parseThreads > 0 ? Crawler.parsePool(size: options.parseThreads) : nil
     }
 
     /// Crawls from `start`, calling `record` for every fetched URL in the
@@ -61,9 +87,12 @@ public final class Crawler {
             throw CrawlError(message: "not an http(s) URL: \(start)")
         }
         allowed = Set((options.allowedHosts.isEmpty ? [first.host ?? ""] : options.allowedHosts).map { $0.lowercased() })
-        let frontier = JoinableQueue<(URL, Int)>()
+        // The frontier holds URL strings, normalized (by URLNormalizer or
+        // the link extractor): their parts are read off the bytes, and no
+        // Foundation URL is built for a page on the common path.
+        let frontier = JoinableQueue<(String, Int)>()
         seen.insert(first.absoluteString)
-        try frontier.put((first, 0))
+        try frontier.put((first.absoluteString, 0))
         queued = 1
         let results = Queue<CrawlRecord>()
         let began = Hub.current.nowUpdated()
@@ -80,9 +109,9 @@ public final class Crawler {
                     if r.error != nil || (r.status ?? 0) >= 400 { errors += 1 }
                     if depth < options.maxDepth {
                         for text in r.found where seen.count < options.maxPages {
-                            guard !seen.contains(text), let link = URL(string: text), isAllowed(link) else { continue }
+                            guard !seen.contains(text), isAllowed(text) else { continue }
                             seen.insert(text)
-                            try frontier.put((link, depth + 1))
+                            try frontier.put((text, depth + 1))
                             queued += 1
                         }
                     }
@@ -103,42 +132,57 @@ public final class Crawler {
         return CrawlSummary(pages: done, errors: errors, seconds: seconds)
     }
 
-    private func isAllowed(_ url: URL) -> Bool {
-        guard let host = url.host?.lowercased() else { return false }
-        return allowed.contains(host)
+    private func isAllowed(_ url: String) -> Bool {
+        guard let host = NormalizedURL(url)?.host ?? URL(string: url)?.host else { return false }
+        if allowed.contains(host) { return true }
+        return allowed.contains(host.lowercased())
     }
 
     /// Fetches one URL: robots, politeness, the request, link extraction.
-    func fetch(_ url: URL, depth: Int) -> CrawlRecord {
+    func fetch(_ url: String, depth: Int) -> CrawlRecord {
         let started = Hub.current.nowUpdated()
-        var r = CrawlRecord(url: url.absoluteString, depth: depth)
+        var r = CrawlRecord(url: url, depth: depth)
         fill(&r, url)
         r.ms = Int(((Hub.current.nowUpdated() - started) * 1000).rounded())
         return r
     }
 
-    private func fill(_ r: inout CrawlRecord, _ url: URL) {
+    private func fill(_ r: inout CrawlRecord, _ url: String) {
         do {
-            let hostKey = "\(url.scheme ?? "http")://\(url.host ?? "")\(url.port.map { ":\($0)" } ?? "")"
+            guard let parts = NormalizedURL(url) ?? URL(string: url).flatMap(URLNormalizer.normalize)
+                    .flatMap({ NormalizedURL($0.absoluteString) }) else {
+                r.error = "not an http(s) URL"
+                return
+            }
             if options.obeyRobots {
-                let rules = try robotsFor(hostKey)
-                var path = url.path.isEmpty ? "/" : url.path
-                if let q = url.query { path += "?" + q }
-                if !rules.allows(path) {
+                let rules = try robotsFor(parts.origin)
+                if !rules.allows(parts.robotsPath) {
                     r.error = "disallowed by robots.txt"
                     return
                 }
             }
-            try politeness(hostKey)
-            let response = try client.get(url.absoluteString)
+            try politeness(parts.origin)
+            let response = try client.get(url)
             r.status = response.status
-            r.contentType = response.mediaType
+            let mediaType = response.mediaType
+            r.contentType = mediaType
             r.bytes = response.body.count
-            if let final = response.url, final.absoluteString != url.absoluteString {
-                r.redirectedTo = final.absoluteString
-            }
-            if response.status < 400, response.mediaType == "text/html" {
-                let links = LinkExtractor.linkStrings(in: response.body, pageURL: response.url ?? url)
+            let final = response.urlString ?? url
+            if final != url { r.redirectedTo = final }
+            if response.status < 400, mediaType == "text/html" {
+                let links: [String]
+                if let parsers {
+                    let body = response.body
+                    let (found, cpu) = try parsers.run {
+                        let before = threadCPUSeconds()
+                        let found = LinkExtractor.linkStrings(in: body, pageURL: final)
+                        return (found, threadCPUSeconds() - before)
+                    }
+                    links = found
+                    parseCPUSeconds += cpu
+                } else {
+                    links = LinkExtractor.linkStrings(in: response.body, pageURL: final)
+                }
                 r.links = links.count
                 r.found = links
             }
@@ -182,6 +226,13 @@ public final class Crawler {
     }
 }
 
+/// CPU seconds the calling thread has used.
+public func threadCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
 /// One fetched URL: a JSON line of the crawl's output.
 public struct CrawlRecord: Sendable {
     public var url: String
@@ -202,36 +253,78 @@ public struct CrawlRecord: Sendable {
     }
 
     /// The record as one line of JSON, keys in a stable (sorted) order.
-    /// Written by hand: JSONEncoder per record costs more than the page.
+    /// Written by hand, on bytes: JSONEncoder per record costs more than
+    /// the page.
     public var jsonLine: String {
-        var out = "{\"bytes\":\(bytes)"
-        if let contentType { out += ",\"content_type\":" + CrawlRecord.quote(contentType) }
-        out += ",\"depth\":\(depth)"
-        if let error { out += ",\"error\":" + CrawlRecord.quote(error) }
-        out += ",\"links\":\(links),\"ms\":\(ms)"
-        if let redirectedTo { out += ",\"redirected_to\":" + CrawlRecord.quote(redirectedTo) }
-        if let status { out += ",\"status\":\(status)" }
-        out += ",\"url\":" + CrawlRecord.quote(url) + "}"
-        return out
+        var out: [UInt8] = []
+        out.reserveCapacity(96 + url.utf8.count + (contentType?.utf8.count ?? 0) + (error?.utf8.count ?? 0)
+                            + (redirectedTo?.utf8.count ?? 0))
+        CrawlRecord.key("{\"bytes\":", bytes, &out)
+        if let contentType { CrawlRecord.key(",\"content_type\":", contentType, &out) }
+        CrawlRecord.key(",\"depth\":", depth, &out)
+        if let error { CrawlRecord.key(",\"error\":", error, &out) }
+        CrawlRecord.key(",\"links\":", links, &out)
+        CrawlRecord.key(",\"ms\":", ms, &out)
+        if let redirectedTo { CrawlRecord.key(",\"redirected_to\":", redirectedTo, &out) }
+        if let status { CrawlRecord.key(",\"status\":", status, &out) }
+        CrawlRecord.key(",\"url\":", url, &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func key(_ key: StaticString, _ value: Int, _ out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { d in
+            var n = 0
+            repeat {
+                d[n] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                n += 1
+            } while magnitude > 0
+            while n > 0 {
+                n -= 1
+                out.append(d[n])
+            }
+        }
+    }
+
+    private static func key(_ key: StaticString, _ value: String, _ out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+        quote(value, into: &out)
     }
 
     /// A JSON string literal of `s`.
     static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        var out: [UInt8] = []
+        quote(s, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `s` as a JSON string literal: quotes, backslashes and
+    /// control characters escaped, everything else (UTF-8) as it is.
+    static func quote(_ s: String, into out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 15)])
+            default: out.append(b)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
 
@@ -240,6 +333,40 @@ public struct CrawlSummary: Sendable {
     public let errors: Int
     public let seconds: Double
     public var pagesPerSecond: Double { seconds > 0 ? Double(pages) / seconds : 0 }
+}
+
+/// The parts of a URL string already in `URLNormalizer`'s form
+/// ("http://host[:port]/path[?query]"), read off its bytes.
+struct NormalizedURL {
+    /// "http://host[:port]": the robots.txt and politeness key.
+    let origin: String
+    let host: String
+    /// The path and query, as robots.txt rules match them.
+    let robotsPath: String
+
+    init?(_ text: String) {
+        guard FastResolver.looksNormalized(text), let authority = text.afterSchemeSeparator() else { return nil }
+        let u = text.utf8
+        guard let pathStart = u[authority...].firstIndex(of: UInt8(ascii: "/")) else { return nil }
+        origin = String(Substring(u[..<pathStart]))
+        let hostAndPort = u[authority..<pathStart]
+        if hostAndPort.first == UInt8(ascii: "[") {
+            // An IPv6 literal: the host as URL gives it.
+            guard let h = URL(string: text)?.host else { return nil }
+            host = h
+        } else {
+            let colon = hostAndPort.lastIndex(of: UInt8(ascii: ":"))
+            host = String(Substring(hostAndPort[..<(colon ?? pathStart)]))
+        }
+        let target = u[pathStart...]
+        if target.contains(UInt8(ascii: "%")) {
+            // Rules match decoded paths (as URL.path gives them).
+            guard let url = URL(string: text) else { return nil }
+            robotsPath = (url.path.isEmpty ? "/" : url.path) + (url.query.map { "?" + $0 } ?? "")
+        } else {
+            robotsPath = String(Substring(target))
+        }
+    }
 }
 
 public struct CrawlError: Error, CustomStringConvertible {

@@ -43,7 +43,12 @@ public final class HTTPClient {
     }
 
     public let options: Options
-    private var pools: [String: HostPool] = [:]
+    private var pools: [PoolKey: HostPool] = [:]
+
+    private struct PoolKey: Hashable {
+        let host: String
+        let port: UInt16
+    }
 
     public init(options: Options = Options()) {
         self.options = options
@@ -76,7 +81,7 @@ public final class HTTPClient {
     /// Sends a request and returns the final response (after redirects).
     public func send(method: String, url: String, headers: HTTPHeaders = [:], body: [UInt8] = []) throws
         -> HTTPClientResponse {
-        guard let parsed = URL(string: url) else { throw HTTPClientError(url: url, kind: .invalidURL) }
+        guard let parsed = RequestURL(url) else { throw HTTPClientError(url: url, kind: .invalidURL) }
         let run = { try self.follow(method: method, url: parsed, headers: headers, body: body) }
         guard let total = options.totalTimeout else { return try run() }
         guard let response = try withTimeout(total, otherwise: { nil }, { try run() }) else {
@@ -85,69 +90,77 @@ public final class HTTPClient {
         return response
     }
 
-    private func follow(method: String, url start: URL, headers: HTTPHeaders, body: [UInt8]) throws
+    private func follow(method: String, url start: RequestURL, headers: HTTPHeaders, body: [UInt8]) throws
         -> HTTPClientResponse {
         var url = start
         var method = method
         var body = body
-        var seen: Set<String> = [url.absoluteString]
+        var seen: Set<String> = []
         var chain: [URL] = []
         while true {
             var response = try once(method: method, url: url, headers: headers, body: body)
             response.redirects = chain
             guard options.followRedirects, [301, 302, 303, 307, 308].contains(response.status),
                   let location = response.headers["Location"] else { return response }
-            guard let next = URL(string: location, relativeTo: url)?.absoluteURL,
-                  let scheme = next.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
-                throw HTTPClientError(url: url.absoluteString, kind: .invalidRedirect(location: location))
+            guard let here = URL(string: url.text),
+                  let nextURL = URL(string: location, relativeTo: here)?.absoluteURL,
+                  let scheme = nextURL.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                  let next = RequestURL(nextURL.absoluteString) else {
+                throw HTTPClientError(url: url.text, kind: .invalidRedirect(location: location))
             }
             if chain.count >= options.maxRedirects {
-                throw HTTPClientError(url: start.absoluteString, kind: .tooManyRedirects(limit: options.maxRedirects))
+                throw HTTPClientError(url: start.text, kind: .tooManyRedirects(limit: options.maxRedirects))
             }
-            if !options.allowCrossHostRedirects, next.host?.lowercased() != url.host?.lowercased() {
-                throw HTTPClientError(url: url.absoluteString, kind: .crossHostRedirect(to: next.absoluteString))
+            if !options.allowCrossHostRedirects, next.host.lowercased() != url.host.lowercased() {
+                throw HTTPClientError(url: url.text, kind: .crossHostRedirect(to: next.text))
             }
-            guard seen.insert(next.absoluteString).inserted else {
-                throw HTTPClientError(url: start.absoluteString, kind: .redirectLoop(at: next.absoluteString))
+            if seen.isEmpty { seen.insert(start.text) }
+            guard seen.insert(next.text).inserted else {
+                throw HTTPClientError(url: start.text, kind: .redirectLoop(at: next.text))
             }
             // 303, and 301/302 after a POST, turn into a GET without body.
             if response.status == 303 || ((response.status == 301 || response.status == 302) && method == "POST") {
                 method = "GET"
                 body = []
             }
-            chain.append(url)
+            chain.append(here)
             url = next
         }
     }
 
     // MARK: - One exchange
 
-    private func once(method: String, url: URL, headers: HTTPHeaders, body: [UInt8]) throws -> HTTPClientResponse {
-        let text = url.absoluteString
-        guard let scheme = url.scheme?.lowercased() else { throw HTTPClientError(url: text, kind: .invalidURL) }
-        guard scheme == "http" else { throw HTTPClientError(url: text, kind: .unsupportedScheme(scheme)) }
-        guard let host = url.host, !host.isEmpty else { throw HTTPClientError(url: text, kind: .invalidURL) }
-        let port = UInt16(url.port ?? 80)
-        let key = "\(host.lowercased()):\(port)"
+    private func once(method: String, url: RequestURL, headers: HTTPHeaders, body: [UInt8]) throws
+        -> HTTPClientResponse {
+        let text = url.text
+        guard url.scheme == "http" else { throw HTTPClientError(url: text, kind: .unsupportedScheme(url.scheme)) }
+        let host = url.host
+        let port = url.port
+        let key = PoolKey(host: host.lowercased(), port: port)
         let pool = pools[key] ?? {
             let p = HostPool(host: host, port: port, options: options)
             pools[key] = p
             return p
         }()
 
-        let target = HTTPClient.requestTarget(of: text)
-        var head = "\(method) \(target) HTTP/1.1\r\n"
-        head += "Host: \(port == 80 ? host : "\(host):\(port)")\r\n"
+        var request: [UInt8] = []
+        request.reserveCapacity(128 + url.target.utf8.count + body.count)
+        func line(_ parts: String...) {
+            for p in parts { request.append(contentsOf: p.utf8) }
+            request.append(contentsOf: [0x0D, 0x0A])
+        }
+        line(method, " ", url.target, " HTTP/1.1")
+        if port == 80 { line("Host: ", host) } else { line("Host: ", host, ":", String(port)) }
         var names = Set<String>()
         for (n, _) in headers { names.insert(n.lowercased()) }
-        if !names.contains("user-agent") { head += "User-Agent: \(options.userAgent)\r\n" }
-        if options.decompress && !names.contains("accept-encoding") { head += "Accept-Encoding: gzip, deflate\r\n" }
-        for (n, v) in headers { head += "\(n): \(v)\r\n" }
-        if !body.isEmpty || method == "POST" || method == "PUT" { head += "Content-Length: \(body.count)\r\n" }
-        head += "\r\n"
-        let request = Array(head.utf8) + body
+        if !names.contains("user-agent") { line("User-Agent: ", options.userAgent) }
+        if options.decompress && !names.contains("accept-encoding") { line("Accept-Encoding: gzip, deflate") }
+        for (n, v) in headers { line(n, ": ", v) }
+        if !body.isEmpty || method == "POST" || method == "PUT" { line("Content-Length: ", String(body.count)) }
+        line()
+        request.append(contentsOf: body)
 
-        let started = Date()
+        let started = Hub.current.nowUpdated()
         var attempt = 0
         while true {
             attempt += 1
@@ -166,8 +179,8 @@ public final class HTTPClient {
                         throw HTTPClientError(url: text, kind: .decoding("\(error)"))
                     }
                 }
-                response.url = url
-                response.seconds = Date().timeIntervalSince(started)
+                response.urlString = text
+                response.seconds = Hub.current.nowUpdated() - started
                 return response
             } catch let e as HTTPClientError where reused && attempt == 1 && e.isStaleConnection {
                 // A kept-alive connection the server had closed: once more
@@ -236,8 +249,10 @@ public struct HTTPClientResponse: Sendable {
     public var headers: HTTPHeaders
     /// The body, decoded from gzip/deflate when it was encoded.
     public var body: [UInt8]
+    /// The URL that answered (after redirects), as text.
+    public var urlString: String?
     /// The URL that answered (after redirects).
-    public var url: URL?
+    public var url: URL? { urlString.flatMap { URL(string: $0) } }
     /// The URLs redirected from, in order.
     public var redirects: [URL] = []
     /// Seconds the last exchange took.
@@ -316,6 +331,114 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case .invalidRedirect(let l): why = "unusable redirect Location \"\(l)\""
         }
         return "\(url): \(why)"
+    }
+}
+
+/// An absolute http(s) URL taken apart for a request. The common form
+/// (lowercase scheme, a host name or IPv4 address, an optional port, and
+/// only characters a URL may hold unescaped) is read off the bytes; any
+/// other goes through Foundation's `URL`, which also percent-encodes what
+/// needs it.
+struct RequestURL {
+    /// The absolute URL as sent (what `URL.absoluteString` gives).
+    let text: String
+    /// Lowercase: "http" or "https" (or another, refused later).
+    let scheme: String
+    let host: String
+    let port: UInt16
+    /// Path and query: "/a/b?c".
+    let target: String
+
+    init?(_ string: String) {
+        if let quick = RequestURL(quick: string) {
+            self = quick
+            return
+        }
+        guard let url = URL(string: string), let scheme = url.scheme?.lowercased(),
+              let host = url.host, !host.isEmpty else { return nil }
+        let port = url.port ?? (scheme == "https" ? 443 : 80)
+        guard let p = UInt16(exactly: port) else { return nil }
+        let text = url.absoluteString
+        self.init(text: text, scheme: scheme, host: host, port: p, target: HTTPClient.requestTarget(of: text))
+    }
+
+    private init(text: String, scheme: String, host: String, port: UInt16, target: String) {
+        self.text = text
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.target = target
+    }
+
+    private init?(quick string: String) {
+        var string = string
+        guard let (hostRange, port, https) = string.withUTF8({ RequestURL.scan($0) }) else { return nil }
+        let u = string.utf8
+        let host = String(Substring(u[u.index(u.startIndex, offsetBy: hostRange.lowerBound)..<u.index(u.startIndex, offsetBy: hostRange.upperBound)]))
+        self.init(text: string, scheme: https ? "https" : "http", host: host,
+                  port: port ?? (https ? 443 : 80), target: HTTPClient.requestTarget(of: string))
+    }
+
+    /// Checks the common form and finds the host's bytes and the port.
+    private static func scan(_ u: UnsafeBufferPointer<UInt8>) -> (Range<Int>, UInt16?, Bool)? {
+        let https: Bool
+        if u.count >= 8 && u[..<8].elementsEqual("https://".utf8) {
+            https = true
+        } else if u.count >= 7 && u[..<7].elementsEqual("http://".utf8) {
+            https = false
+        } else {
+            return nil
+        }
+        let authority = https ? 8 : 7
+        var i = authority
+        var hostEnd = -1
+        var port = 0
+        // Authority: a name or IPv4 address, then ":digits" or nothing.
+        while i < u.count {
+            let b = u[i]
+            if b == UInt8(ascii: "/") || b == UInt8(ascii: "?") || b == UInt8(ascii: "#") { break }
+            if hostEnd >= 0 {
+                guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
+                port = port * 10 + Int(b - UInt8(ascii: "0"))
+                guard port <= 65535 else { return nil }
+            } else if b == UInt8(ascii: ":") {
+                hostEnd = i
+            } else {
+                let isName = (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+                    || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: "-") || b == UInt8(ascii: ".")
+                guard isName else { return nil }
+            }
+            i += 1
+        }
+        let hasPort = hostEnd >= 0
+        if !hasPort { hostEnd = i }
+        guard hostEnd > authority, !hasPort || hostEnd < i - 1 else { return nil }
+        // The rest: only characters a URL holds as they are (RFC 3986's
+        // unreserved and reserved ones), and "%" with two hex digits.
+        while i < u.count {
+            let b = u[i]
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                 UInt8(ascii: "~"), UInt8(ascii: ":"), UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"),
+                 UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "@"), UInt8(ascii: "!"), UInt8(ascii: "$"),
+                 UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"),
+                 UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+                break
+            case UInt8(ascii: "%"):
+                guard i + 2 < u.count, u[i + 1].isHexDigit, u[i + 2].isHexDigit else { return nil }
+            default:
+                return nil
+            }
+            i += 1
+        }
+        return (authority..<hostEnd, hasPort ? UInt16(port) : nil, https)
+    }
+}
+
+extension UInt8 {
+    fileprivate var isHexDigit: Bool {
+        (self >= 0x30 && self <= 0x39) || (self | 0x20 >= 0x61 && self | 0x20 <= 0x66)
     }
 }
 

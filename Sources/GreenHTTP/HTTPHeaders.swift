@@ -14,6 +14,10 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         fields.append((name, value))
     }
 
+    public mutating func reserveCapacity(_ n: Int) {
+        fields.reserveCapacity(n)
+    }
+
     /// Replaces every field named `name` by one with `value`.
     public mutating func set(_ name: String, _ value: String) {
         remove(name)

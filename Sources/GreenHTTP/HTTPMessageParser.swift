@@ -13,7 +13,11 @@ final class HTTPMessageParser {
     // The message being parsed.
     private var url: [UInt8] = []
     private var statusText: [UInt8] = []
-    private var fields: [(name: [UInt8], value: [UInt8])] = []
+    /// Header names and values, back to back in one buffer (one
+    /// allocation per connection, not two per field).
+    private var fieldBytes: [UInt8] = []
+    /// Per field: where its name starts, where its value starts, where it ends.
+    private var fields: [(name: Int, value: Int, end: Int)] = []
     private var lastWasValue = false
     private var body: [UInt8] = []
     private var headerBytes = 0
@@ -121,6 +125,7 @@ final class HTTPMessageParser {
         url.removeAll(keepingCapacity: true)
         statusText.removeAll(keepingCapacity: true)
         fields.removeAll(keepingCapacity: true)
+        fieldBytes.removeAll(keepingCapacity: true)
         body = []
         lastWasValue = false
         headerBytes = 0
@@ -150,24 +155,30 @@ final class HTTPMessageParser {
         guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
         if fields.isEmpty || lastWasValue {
             guard fields.count < limits.maxHeaderCount else { return fail(.tooManyHeaders(limit: limits.maxHeaderCount)) }
-            fields.append(([], []))
+            fields.append((fieldBytes.count, fieldBytes.count, fieldBytes.count))
             lastWasValue = false
         }
-        HTTPMessageParser.append(&fields[fields.count - 1].name, at, length)
+        HTTPMessageParser.append(&fieldBytes, at, length)
+        fields[fields.count - 1].value = fieldBytes.count
+        fields[fields.count - 1].end = fieldBytes.count
         return 0
     }
 
     private func headerValue(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
         guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
         lastWasValue = true
-        HTTPMessageParser.append(&fields[fields.count - 1].value, at, length)
+        HTTPMessageParser.append(&fieldBytes, at, length)
+        fields[fields.count - 1].end = fieldBytes.count
         return 0
     }
 
     private func headersDone() -> Int32 {
         headersComplete = true
-        if parser.pointee.content_length != UInt64.max, parser.pointee.content_length > UInt64(limits.maxBodyBytes) {
-            return fail(.bodyTooLarge(limit: limits.maxBodyBytes))
+        let length = parser.pointee.content_length
+        if length != UInt64.max {
+            if length > UInt64(limits.maxBodyBytes) { return fail(.bodyTooLarge(limit: limits.maxBodyBytes)) }
+            // The whole body in one allocation (bounded by the limit just checked).
+            body.reserveCapacity(Int(length))
         }
         // 1: tell the parser this response has no body (HEAD and the like).
         return kind == .response && expectNoBody ? 1 : 0
@@ -181,8 +192,12 @@ final class HTTPMessageParser {
 
     private func complete() -> Int32 {
         var headers = HTTPHeaders()
-        for f in fields {
-            headers.add(String(decoding: f.name, as: UTF8.self), String(decoding: f.value, as: UTF8.self))
+        headers.reserveCapacity(fields.count)
+        fieldBytes.withUnsafeBufferPointer { bytes in
+            for f in fields {
+                headers.add(String(decoding: UnsafeBufferPointer(rebasing: bytes[f.name..<f.value]), as: UTF8.self),
+                            String(decoding: UnsafeBufferPointer(rebasing: bytes[f.value..<f.end]), as: UTF8.self))
+            }
         }
         let version = (Int(parser.pointee.http_major), Int(parser.pointee.http_minor))
         keepAlive = http_should_keep_alive(parser) != 0

@@ -21,6 +21,14 @@ final class CrawlTests: GreenTestCase {
         ])
     }
 
+    func testLongLinkListsAreDeduplicatedInDocumentOrder() throws {
+        // Past 16 links the extractor switches from comparison to a set.
+        let hrefs = (0..<40).map { "/p\($0 % 25).html" } + ["p3.html", "./p24.html", "/p30.html"]
+        let html = hrefs.map { "<a href=\"\($0)\">x</a>" }.joined()
+        let got = LinkExtractor.linkStrings(in: Array(html.utf8), pageURL: "http://h/")
+        XCTAssertEqual(got, (0..<25).map { "http://h/p\($0).html" } + ["http://h/p30.html"])
+    }
+
     func testBaseHrefChangesWhatRelativeLinksResolveAgainst() throws {
         let html = "<html><head><base href=\"http://example.com/other/\"></head><body><a href=\"x\">x</a></body></html>"
         let links = LinkExtractor.links(in: Array(html.utf8), pageURL: URL(string: "http://example.com/dir/page")!)
@@ -67,27 +75,32 @@ final class CrawlTests: GreenTestCase {
         let site = DemoSite(pages: 300, slowSeconds: 1.5)
         let root = try site.start()
         defer { site.stop() }
-        var options = Crawler.Options()
-        options.concurrency = 50
-        options.timeout = 0.5
-        let crawler = Crawler(options: options)
-        var records: [CrawlRecord] = []
-        let summary = try withTimeout(60) { try crawler.crawl(root) { records.append($0) } }
-        XCTAssertEqual(summary.pages, site.expected.urls)
-        XCTAssertEqual(summary.errors, site.expected.errors)
-        XCTAssertEqual(Set(records.map(\.url)).count, records.count, "a URL was fetched twice")
-        let byPath = Dictionary(records.map { (URL(string: $0.url)!.path, $0) }, uniquingKeysWith: { a, _ in a })
-        XCTAssertEqual(byPath["/private/secret"]?.error, "disallowed by robots.txt")
-        XCTAssertEqual(byPath["/missing/0"]?.status, 404)
-        XCTAssertTrue(byPath["/slow"]?.error?.contains("timeout") ?? false)
-        XCTAssertTrue(byPath["/redirect/3"]?.redirectedTo?.hasSuffix("/page/1") ?? false)
-        XCTAssertNil(records.first { $0.url.contains("other.invalid") })
-        // The JSON line schema.
-        let line = try JSONSerialization.jsonObject(with: Data(byPath["/page/1"]!.jsonLine.utf8)) as! [String: Any]
-        XCTAssertEqual(Set(line.keys), ["url", "status", "content_type", "bytes", "depth", "links", "ms"])
-        XCTAssertEqual(line["content_type"] as? String, "text/html")
-        let failed = try JSONSerialization.jsonObject(with: Data(byPath["/slow"]!.jsonLine.utf8)) as! [String: Any]
-        XCTAssertNotNil(failed["error"])
+        // Parsing on the hub, and on a parse thread: the same crawl.
+        for threads in [0, 1] {
+            var options = Crawler.Options()
+            options.concurrency = 50
+            options.timeout = 0.5
+            options.parseThreads = threads
+            let crawler = Crawler(options: options)
+            var records: [CrawlRecord] = []
+            let summary = try withTimeout(60) { try crawler.crawl(root) { records.append($0) } }
+            XCTAssertEqual(summary.pages, site.expected.urls, "parse threads \(threads)")
+            XCTAssertEqual(summary.errors, site.expected.errors, "parse threads \(threads)")
+            XCTAssertEqual(crawler.parseCPUSeconds > 0, threads > 0)
+            XCTAssertEqual(Set(records.map(\.url)).count, records.count, "a URL was fetched twice")
+            let byPath = Dictionary(records.map { (URL(string: $0.url)!.path, $0) }, uniquingKeysWith: { a, _ in a })
+            XCTAssertEqual(byPath["/private/secret"]?.error, "disallowed by robots.txt")
+            XCTAssertEqual(byPath["/missing/0"]?.status, 404)
+            XCTAssertTrue(byPath["/slow"]?.error?.contains("timeout") ?? false)
+            XCTAssertTrue(byPath["/redirect/3"]?.redirectedTo?.hasSuffix("/page/1") ?? false)
+            XCTAssertNil(records.first { $0.url.contains("other.invalid") })
+            // The JSON line schema.
+            let line = try JSONSerialization.jsonObject(with: Data(byPath["/page/1"]!.jsonLine.utf8)) as! [String: Any]
+            XCTAssertEqual(Set(line.keys), ["url", "status", "content_type", "bytes", "depth", "links", "ms"])
+            XCTAssertEqual(line["content_type"] as? String, "text/html")
+            let failed = try JSONSerialization.jsonObject(with: Data(byPath["/slow"]!.jsonLine.utf8)) as! [String: Any]
+            XCTAssertNotNil(failed["error"])
+        }
     }
 
     func testMaxPagesAndMaxDepthBoundTheCrawl() throws {
@@ -186,12 +199,14 @@ extension CrawlTests {
     func testTheQuickPathForSimpleLinksAgreesWithFoundationResolution() throws {
         let hrefs = ["/a/b.html", "b.html", "dir/c.html", "/x?y=1&z=2", "p.html#frag", "/q?", "../up.html",
                      "./same.html", "/a/./b", "//other.host/x", "?only=query", "%41.html", "a b.html",
-                     "/päge", "mailto:a@b", "HTTP://H/X", "/-_~.html", "/a/b.c/d.html"]
+                     "/päge", "mailto:a@b", "HTTP://H/X", "/-_~.html", "/a/b.c/d.html",
+                     "../../../../above-root.html", ".", "..", "./", "../", "x/y/../z?k=v", "/a/b/..", "/a/b/.",
+                     "/a//b/../c", "sub/./../q.html", ".hidden/.x", "/..a/b..", "../x?y=../z", "  ../spaced.html "]
         let page = URL(string: "http://Example.com:8080/dir/sub/page.html")!
         let html = hrefs.map { "<a href=\"\($0)\">x</a>" }.joined()
         let got = LinkExtractor.linkStrings(in: Array(html.utf8), pageURL: page)
         var expected: [String] = []
-        for h in hrefs {
+        for h in hrefs.map({ $0.trimmingCharacters(in: .whitespaces) }) {   // HTML strips spaces around URLs
             guard let resolved = URL(string: h, relativeTo: page)?.absoluteURL
                     ?? URL(string: h.addingPercentEncoding(withAllowedCharacters: .urlFragmentAllowed) ?? "",
                            relativeTo: page)?.absoluteURL,
