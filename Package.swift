@@ -13,7 +13,9 @@ let package = Package(
         .library(name: "Green", targets: ["Green"]),
         .library(name: "GreenHTTP", targets: ["GreenHTTP"]),
         .library(name: "GreenCrawl", targets: ["GreenCrawl"]),
+        .library(name: "GreenCompare", targets: ["GreenCompare"]),
         .executable(name: "crawl", targets: ["Crawl"]),
+        .executable(name: "green-compare", targets: ["GreenCompareTool"]),
         .executable(name: "green-bench", targets: ["GreenBench"]),
         .executable(name: "sleepers", targets: ["Sleepers"]),
         .executable(name: "producer-consumer", targets: ["ProducerConsumer"]),
@@ -52,6 +54,17 @@ let package = Package(
         .target(
             name: "GreenCrawl",
             dependencies: ["Green", "GreenHTTP", "CGumbo"]
+        ),
+        .target(
+            name: "GreenCompare",
+            dependencies: ["Green", "CGreenLinux"]
+        ),
+        .executableTarget(
+            name: "GreenCompareTool",
+            dependencies: [
+                "GreenCompare",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "Crawl",
@@ -144,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe"]
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -21,3 +21,9 @@ int green_pipe2(int fds[2], int flags) {
 int green_pidfd_open(int pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
+
+#include <sys/prctl.h>
+
+int green_set_parent_death_signal(int signal) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0);
+}

@@ -16,4 +16,22 @@ int green_pipe2(int fds[2], int flags);
 /// -1 with errno ENOSYS on kernels before 5.3.
 int green_pidfd_open(int pid);
 
+/// prctl(PR_SET_PDEATHSIG, signal): the kernel sends `signal` to the
+/// calling process when its parent thread exits (prctl is variadic, so
+/// Swift cannot call it).
+int green_set_parent_death_signal(int signal);
+
+/// Relaxed atomic operations on a 64-bit integer anywhere (shared memory
+/// included), for counters that may lose updates without a data race.
+#include <stdint.h>
+static inline int64_t green_atomic_load_relaxed(const int64_t *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void green_atomic_store_relaxed(int64_t *p, int64_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+static inline int64_t green_atomic_add_relaxed(int64_t *p, int64_t v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
 #endif

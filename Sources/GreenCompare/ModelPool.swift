@@ -1,0 +1,227 @@
+import Foundation
+import Glibc
+import Green
+
+/// A pool of workers: `map` (outputs in input order), `imap` (the same,
+/// one at a time as they are ready), `apply` (one job). Greenlets: a
+/// `Green.Pool`; threads: `size` OS threads taking jobs from one queue;
+/// processes: `size` OS threads, each feeding its own worker process. A
+/// job that throws fails its item with `JobError.failed`; a worker
+/// process that dies fails its item with `JobError.workerDied` and is
+/// replaced for the next item.
+public final class ModelPool: @unchecked Sendable {
+    public let model: Model
+    public let size: Int
+    private let green: Green.Pool?
+    private let workers: ThreadWorkers?
+
+    init(model: Model, size: Int) throws {
+        precondition(size >= 1, "a pool needs at least 1 worker")
+        self.model = model
+        self.size = size
+        switch model.kind {
+        case .greenlets:
+            green = Green.Pool(size: size)
+            workers = nil
+        case .threads, .processes:
+            green = nil
+            workers = try ThreadWorkers(count: size, executable: model.kind == .processes ? model.workerExecutable : nil)
+        }
+    }
+
+    deinit { close() }
+
+    /// Every input's output, in input order; throws the first failure (in
+    /// input order) once every item has finished.
+    public func map<I, O>(_ job: Job<I, O>, _ inputs: [I]) throws -> [O] {
+        var results = imap(job, inputs)
+        var outputs: [O] = []
+        outputs.reserveCapacity(inputs.count)
+        var failure: Error?
+        while let r = results.next() {
+            switch r {
+            case .success(let o): outputs.append(o)
+            case .failure(let e): if failure == nil { failure = e }
+            }
+        }
+        if let failure { throw failure }
+        return outputs
+    }
+
+    /// The outputs in input order, each as soon as it and those before it
+    /// are ready.
+    public func imap<I, O>(_ job: Job<I, O>, _ inputs: [I]) -> ModelResults<O> {
+        let context = model.context
+        if let green {
+            let run = green.imap(inputs) { input in
+                try job.run(input, in: context)
+            }
+            return ModelResults(count: inputs.count) {
+                do {
+                    return try run.next().map { .success($0) }
+                } catch {
+                    return .failure(error is JobError ? error : JobError(job: job.name, kind: .failed(message: "\(error)")))
+                }
+            }
+        }
+        let box = OrderedResults<O>(count: inputs.count)
+        let processes = model.kind == .processes
+        for (i, input) in inputs.enumerated() {
+            workers!.submit { worker in
+                box.set(i, Result {
+                    if processes {
+                        let encoded = try JSONEncoder().encode(input)
+                        return try JSONDecoder().decode(O.self, from: try worker.call(job: job.name, input: encoded))
+                    }
+                    return try job.run(input, in: context)
+                }.mapError { error in
+                    error is JobError ? error : JobError(job: job.name, kind: .failed(message: "\(error)"))
+                })
+            }
+        }
+        var next = 0
+        return ModelResults(count: inputs.count) {
+            guard next < inputs.count else { return nil }
+            defer { next += 1 }
+            return box.wait(next)
+        }
+    }
+
+    /// Runs one job on a worker and returns its output.
+    public func apply<I, O>(_ job: Job<I, O>, _ input: I) throws -> O {
+        try map(job, [input])[0]
+    }
+
+    /// Stops the workers (threads end, worker processes exit and are
+    /// reaped) after the jobs already submitted.
+    public func close() {
+        workers?.close()
+    }
+}
+
+/// Outputs of `imap`, in order.
+public struct ModelResults<Output>: Sequence, IteratorProtocol {
+    public let count: Int
+    private let nextResult: () -> Result<Output, Error>?
+
+    init(count: Int, _ next: @escaping () -> Result<Output, Error>?) {
+        self.count = count
+        nextResult = next
+    }
+
+    public mutating func next() -> Result<Output, Error>? { nextResult() }
+}
+
+/// Results by index, waited for in order.
+final class OrderedResults<O>: @unchecked Sendable {
+    private let monitor = Monitor()
+    private var results: [Result<O, Error>?]
+
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+
+    func set(_ i: Int, _ r: Result<O, Error>) {
+        monitor.locked {
+            results[i] = r
+            monitor.broadcast()
+        }
+    }
+
+    func wait(_ i: Int) -> Result<O, Error> {
+        monitor.locked {
+            _ = monitor.wait(until: nil) { results[i] != nil }
+            let r = results[i]!
+            results[i] = nil   // handed out once; frees the output
+            return r
+        }
+    }
+}
+
+/// A worker process as one pool thread holds it: started on first use,
+/// replaced after it dies.
+final class WorkerSlot: @unchecked Sendable {
+    let executable: String?
+    private var process: WorkerProcess?
+
+    init(executable: String?) { self.executable = executable }
+
+    func call(job: String, input: Data) throws -> Data {
+        if process == nil {
+            do {
+                process = try WorkerProcess(executable: executable!)
+            } catch {
+                throw JobError(job: job, kind: .cannotStart(reason: "\(error)"))
+            }
+        }
+        do {
+            try process!.send(job: job, input: input)
+            return try process!.receive(job: job)
+        } catch let e as JobError {
+            if case .workerDied = e.kind { process = nil }   // reaped; the next call starts a new one
+            throw e
+        }
+    }
+
+    func close() {
+        process?.close()
+        process = nil
+    }
+}
+
+/// `count` OS threads taking work from one queue; each owns a
+/// `WorkerSlot` (used by the processes model).
+final class ThreadWorkers: @unchecked Sendable {
+    private let monitor = Monitor()
+    private var work: [(@Sendable (WorkerSlot) -> Void)] = []
+    private var head = 0
+    private var closing = false
+    private var threads: [OSThreadHandle] = []
+
+    init(count: Int, executable: String?) throws {
+        for _ in 0..<count {
+            let slot = WorkerSlot(executable: executable)
+            do {
+                threads.append(try OSThreadHandle { [self] in loop(slot) })
+            } catch {
+                close()
+                throw error
+            }
+        }
+    }
+
+    func submit(_ job: @escaping @Sendable (WorkerSlot) -> Void) {
+        monitor.locked {
+            work.append(job)
+            monitor.signal()
+        }
+    }
+
+    private func loop(_ slot: WorkerSlot) {
+        defer { slot.close() }
+        while true {
+            let job: (@Sendable (WorkerSlot) -> Void)? = monitor.locked {
+                _ = monitor.wait(until: nil) { closing || head < work.count }
+                guard head < work.count else { return nil }
+                let j = work[head]
+                head += 1
+                if head > 64 && head * 2 > work.count {
+                    work.removeFirst(head)
+                    head = 0
+                }
+                return j
+            }
+            guard let job else { return }
+            job(slot)
+        }
+    }
+
+    /// Lets the queued work finish, then stops every thread.
+    func close() {
+        let toJoin: [OSThreadHandle] = monitor.locked {
+            closing = true
+            monitor.broadcast()
+            defer { threads = [] }
+            return threads
+        }
+        for t in toJoin { t.join() }
+    }
+}

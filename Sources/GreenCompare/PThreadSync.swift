@@ -1,0 +1,109 @@
+import Glibc
+
+/// A pthread mutex with one condition variable: the threads model's
+/// building block (real kernel-backed blocking, as Python's threading
+/// uses). Waits use CLOCK_MONOTONIC deadlines.
+final class Monitor: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Waits (the mutex held) until `ready()` or the deadline; returns
+    /// whether `ready()` holds.
+    func wait(until deadline: Double?, _ ready: () -> Bool) -> Bool {
+        while !ready() {
+            if let deadline {
+                let now = monotonicNow()
+                if now >= deadline { return false }
+                var t = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &t)
+                let remaining = deadline - now
+                var sec = t.tv_sec + Int(remaining)
+                var nsec = t.tv_nsec + Int((remaining - remaining.rounded(.down)) * 1e9)
+                if nsec >= 1_000_000_000 {
+                    sec += 1
+                    nsec -= 1_000_000_000
+                }
+                var until = timespec(tv_sec: sec, tv_nsec: nsec)
+                pthread_cond_timedwait(cond, mutex, &until)
+            } else {
+                pthread_cond_wait(cond, mutex)
+            }
+        }
+        return true
+    }
+
+    func signal() { pthread_cond_signal(cond) }
+    func broadcast() { pthread_cond_broadcast(cond) }
+}
+
+func monotonicNow() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
+func deadline(after timeout: Double?) -> Double? { timeout.map { monotonicNow() + max(0, $0) } }
+
+/// A detached-or-joinable pthread running a closure; `join` waits for it.
+final class OSThreadHandle: @unchecked Sendable {
+    private var thread = pthread_t()
+
+    /// Starts `body` on a new thread; throws the errno of pthread_create
+    /// (EAGAIN when the system is out of threads or memory for stacks).
+    init(stackSize: Int = 0, _ body: @escaping @Sendable () -> Void) throws {
+        final class Box: @unchecked Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        if stackSize > 0 { pthread_attr_setstacksize(&attributes, stackSize) }
+        let rc = pthread_create(&thread, &attributes, { arg in
+            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
+            return nil
+        }, box)
+        if rc != 0 {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw ThreadStartError(errno: rc)
+        }
+    }
+
+    func join() { pthread_join(thread, nil) }
+}
+
+/// pthread_create failed: usually EAGAIN, the system's limit on threads
+/// (or on memory for their stacks) reached.
+public struct ThreadStartError: Error, CustomStringConvertible {
+    public let errno: Int32
+    public var description: String {
+        "cannot start a thread: pthread_create: \(String(cString: strerror(errno))) (errno \(errno))"
+            + (errno == EAGAIN ? "; the system's limit on threads (ulimit -u, kernel.threads-max) or on memory for their stacks is reached" : "")
+    }
+}

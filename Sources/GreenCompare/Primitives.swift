@@ -1,0 +1,271 @@
+import CGreenLinux
+import Foundation
+import Glibc
+import Green
+
+/// What the primitives share: a processes-model primitive lives in a
+/// `SharedRegion` and travels to a worker as the region's name (so it can
+/// sit in a job's `Codable` input, as multiprocessing passes a Lock to a
+/// Process); a greenlets or threads primitive stays in its process.
+private enum Shared {
+    static func encode(_ region: SharedRegion?, what: String, to encoder: Encoder) throws {
+        guard let region else {
+            throw EncodingError.invalidValue(what, .init(codingPath: encoder.codingPath, debugDescription:
+                "a greenlets or threads \(what) cannot travel to a worker process; make it with Model(.processes)"))
+        }
+        var c = encoder.singleValueContainer()
+        try c.encode(region.name)
+    }
+
+    static func decode(from decoder: Decoder) throws -> SharedRegion {
+        try SharedRegion.open(try decoder.singleValueContainer().decode(String.self))
+    }
+}
+
+// MARK: - Lock
+
+/// A lock: at most one holder. Greenlets: `Green.Lock`; threads: a pthread
+/// mutex and condition; processes: a flag in shared memory under a
+/// process-shared robust mutex (any process may release it, like
+/// multiprocessing's Lock).
+public final class ModelLock: Codable, @unchecked Sendable {
+    private enum Backend {
+        case green(Green.Lock)
+        case thread(Monitor, Box<Bool>)
+        case process(SharedRegion)
+    }
+    private let backend: Backend
+
+    init(_ kind: ModelKind) throws {
+        switch kind {
+        case .greenlets: backend = .green(Green.Lock())
+        case .threads: backend = .thread(Monitor(), Box(false))
+        case .processes: backend = .process(try SharedRegion(dataBytes: 0))
+        }
+    }
+
+    public func acquire() throws {
+        switch backend {
+        case .green(let l): _ = try l.acquire()
+        case .thread(let m, let held):
+            m.locked {
+                _ = m.wait(until: nil) { !held.value }
+                held.value = true
+            }
+        case .process(let r):
+            r.locked {
+                _ = r.wait(until: nil) { r.slot(0).pointee == 0 }
+                r.slot(0).pointee = 1
+            }
+        }
+    }
+
+    public func release() throws {
+        switch backend {
+        case .green(let l): try l.release()
+        case .thread(let m, let held):
+            m.locked {
+                held.value = false
+                m.signal()
+            }
+        case .process(let r):
+            r.locked {
+                r.slot(0).pointee = 0
+                r.broadcast()
+            }
+        }
+    }
+
+    public func withLock<T>(_ body: () throws -> T) throws -> T {
+        try acquire()
+        defer { try? release() }
+        return try body()
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        if case .process(let r) = backend { try Shared.encode(r, what: "lock", to: encoder) } else {
+            try Shared.encode(nil, what: "lock", to: encoder)
+        }
+    }
+
+    public init(from decoder: Decoder) throws { backend = .process(try Shared.decode(from: decoder)) }
+}
+
+// MARK: - Event
+
+/// A flag that can be set once and waited for.
+public final class ModelEvent: Codable, @unchecked Sendable {
+    private enum Backend {
+        case green(Green.Event)
+        case thread(Monitor, Box<Bool>)
+        case process(SharedRegion)
+    }
+    private let backend: Backend
+
+    init(_ kind: ModelKind) throws {
+        switch kind {
+        case .greenlets: backend = .green(Green.Event())
+        case .threads: backend = .thread(Monitor(), Box(false))
+        case .processes: backend = .process(try SharedRegion(dataBytes: 0))
+        }
+    }
+
+    public func set() {
+        switch backend {
+        case .green(let e): e.set()
+        case .thread(let m, let flag):
+            m.locked {
+                flag.value = true
+                m.broadcast()
+            }
+        case .process(let r):
+            r.locked {
+                r.slot(0).pointee = 1
+                r.broadcast()
+            }
+        }
+    }
+
+    public var isSet: Bool {
+        switch backend {
+        case .green(let e): return e.isSet
+        case .thread(let m, let flag): return m.locked { flag.value }
+        case .process(let r): return r.locked { r.slot(0).pointee != 0 }
+        }
+    }
+
+    /// Waits until set; false if `timeout` passed first.
+    @discardableResult
+    public func wait(timeout: Double? = nil) throws -> Bool {
+        switch backend {
+        case .green(let e): return try e.wait(timeout: timeout)
+        case .thread(let m, let flag):
+            let end = deadline(after: timeout)
+            return m.locked { m.wait(until: end) { flag.value } }
+        case .process(let r):
+            let end = deadline(after: timeout)
+            return r.locked { r.wait(until: end) { r.slot(0).pointee != 0 } }
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        if case .process(let r) = backend { try Shared.encode(r, what: "event", to: encoder) } else {
+            try Shared.encode(nil, what: "event", to: encoder)
+        }
+    }
+
+    public init(from decoder: Decoder) throws { backend = .process(try Shared.decode(from: decoder)) }
+}
+
+// MARK: - Semaphore
+
+/// A counting semaphore.
+public final class ModelSemaphore: Codable, @unchecked Sendable {
+    private enum Backend {
+        case green(Green.Semaphore)
+        case thread(Monitor, Box<Int>)
+        case process(SharedRegion)
+    }
+    private let backend: Backend
+
+    init(_ kind: ModelKind, value: Int) throws {
+        precondition(value >= 0, "a semaphore's value cannot be negative")
+        switch kind {
+        case .greenlets: backend = .green(Green.Semaphore(value: value))
+        case .threads: backend = .thread(Monitor(), Box(value))
+        case .processes:
+            let r = try SharedRegion(dataBytes: 0)
+            r.slot(0).pointee = Int64(value)
+            backend = .process(r)
+        }
+    }
+
+    public func acquire() throws {
+        switch backend {
+        case .green(let s): _ = try s.acquire()
+        case .thread(let m, let value):
+            m.locked {
+                _ = m.wait(until: nil) { value.value > 0 }
+                value.value -= 1
+            }
+        case .process(let r):
+            r.locked {
+                _ = r.wait(until: nil) { r.slot(0).pointee > 0 }
+                r.slot(0).pointee -= 1
+            }
+        }
+    }
+
+    public func release() {
+        switch backend {
+        case .green(let s): s.release()
+        case .thread(let m, let value):
+            m.locked {
+                value.value += 1
+                m.signal()
+            }
+        case .process(let r):
+            r.locked {
+                r.slot(0).pointee += 1
+                r.broadcast()
+            }
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        if case .process(let r) = backend { try Shared.encode(r, what: "semaphore", to: encoder) } else {
+            try Shared.encode(nil, what: "semaphore", to: encoder)
+        }
+    }
+
+    public init(from decoder: Decoder) throws { backend = .process(try Shared.decode(from: decoder)) }
+}
+
+// MARK: - Counter
+
+/// A shared integer with relaxed atomic loads, stores and adds: `add` never
+/// loses an update; `unsafeIncrement` (a load, then a store) loses the
+/// updates that interleave between them, as `counter += 1` does in
+/// Python's threads, without a data race in Swift's sense.
+public final class ModelCounter: Codable, @unchecked Sendable {
+    private let pointer: UnsafeMutablePointer<Int64>
+    private let region: SharedRegion?
+
+    init(_ kind: ModelKind) throws {
+        if kind == .processes {
+            let r = try SharedRegion(dataBytes: 0)
+            region = r
+            pointer = r.slot(0)
+        } else {
+            region = nil
+            pointer = .allocate(capacity: 1)
+            pointer.initialize(to: 0)
+        }
+    }
+
+    deinit { if region == nil { pointer.deallocate() } }
+
+    public var value: Int { Int(green_atomic_load_relaxed(pointer)) }
+
+    public func add(_ n: Int) { _ = green_atomic_add_relaxed(pointer, Int64(n)) }
+
+    /// Read, then write back one more: updates made in between are lost.
+    public func unsafeIncrement() {
+        let v = green_atomic_load_relaxed(pointer)
+        green_atomic_store_relaxed(pointer, v + 1)
+    }
+
+    public func encode(to encoder: Encoder) throws { try Shared.encode(region, what: "counter", to: encoder) }
+
+    public init(from decoder: Decoder) throws {
+        let r = try Shared.decode(from: decoder)
+        region = r
+        pointer = r.slot(0)
+    }
+}
+
+/// A mutable value in a class, guarded by whoever holds it.
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import Glibc
+import Green
+import GreenCompare
+import XCTest
+
+/// The adapter layer's conformance suite: the same checks on greenlets,
+/// threads and processes (whose workers are the green-compare program).
+final class CompareTests: GreenTestCase {
+    static let worker: String? = {
+        var directories: [URL] = []
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            directories.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
+        }
+        directories.append(Bundle.main.bundleURL.deletingLastPathComponent())
+        for dir in directories {
+            for name in ["green-compare", "GreenCompareTool"] {
+                let candidate = dir.appendingPathComponent(name).path
+                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            }
+        }
+        return nil
+    }()
+
+    func models() throws -> [Model] {
+        guard let worker = CompareTests.worker else { throw TestError("green-compare not found next to the test bundle") }
+        return ModelKind.allCases.map { Model($0, workerExecutable: worker) }
+    }
+
+    func testSpawnAndJoinReturnOutputsAndFailures() throws {
+        for model in try models() {
+            let tasks = try (1...4).map { try model.spawn(ConformanceJobs.square, $0) }
+            XCTAssertEqual(try tasks.map { try $0.join() }, [1, 4, 9, 16], "\(model.kind)")
+            let failing = try model.spawn(ConformanceJobs.fail, "no luck")
+            XCTAssertThrowsError(try failing.join(), "\(model.kind)") { error in
+                XCTAssertEqual(error as? JobError, JobError(job: "conformance.fail", kind: .failed(message: "no luck")))
+            }
+            // Joining again gives the same outcome.
+            XCTAssertThrowsError(try failing.join())
+            XCTAssertEqual(try tasks[1].join(), 4)
+        }
+    }
+
+    func testTheTimerStartsTheJobAfterItsDelay() throws {
+        for model in try models() {
+            let before = monotonicSeconds()
+            let task = try model.spawn(after: 0.2, ConformanceJobs.startTime, 0)
+            let started = try task.join()
+            XCTAssertGreaterThanOrEqual(started - before, 0.19, "\(model.kind)")
+        }
+    }
+
+    func testLockKeepsEveryIncrement() throws {
+        for model in try models() {
+            let lock = try model.lock()
+            let counter = try model.counter()
+            let input = ConformanceJobs.LockInput(lock: lock, counter: counter, increments: 2_000)
+            let tasks = try (0..<4).map { _ in try model.spawn(ConformanceJobs.lockedIncrements, input) }
+            for t in tasks { _ = try t.join() }
+            XCTAssertEqual(counter.value, 8_000, "\(model.kind)")
+        }
+    }
+
+    func testEventWakesWaitersAndTimesOut() throws {
+        for model in try models() {
+            let event = try model.event()
+            let quiet = try model.spawn(ConformanceJobs.waitEvent, .init(event: event, timeout: 0.05))
+            XCTAssertEqual(try quiet.join(), false, "\(model.kind): a wait with nothing set times out")
+            let waiters = try (0..<3).map { _ in try model.spawn(ConformanceJobs.waitEvent, .init(event: event, timeout: 30)) }
+            XCTAssertFalse(event.isSet)
+            _ = try model.spawn(ConformanceJobs.setEvent, .init(event: event, timeout: nil)).join()
+            XCTAssertEqual(try waiters.map { try $0.join() }, [true, true, true], "\(model.kind)")
+            XCTAssertTrue(event.isSet)
+        }
+    }
+
+    func testSemaphoreBoundsHoldersAtOnce() throws {
+        for model in try models() {
+            let input = ConformanceJobs.SemaphoreInput(semaphore: try model.semaphore(2), active: try model.counter(),
+                                                       peak: try model.lock(), peakCounter: try model.counter(),
+                                                       seconds: 0.05)
+            let tasks = try (0..<6).map { _ in try model.spawn(ConformanceJobs.holdSemaphore, input) }
+            for t in tasks { _ = try t.join() }
+            XCTAssertEqual(input.peakCounter.value, 2, "\(model.kind): at most 2 holders, and 2 at some point")
+            XCTAssertEqual(input.active.value, 0)
+        }
+    }
+
+    func testQueueCarriesEveryItemAndCloseEndsConsumers() throws {
+        for model in try models() {
+            let queue = try model.queue(of: Int.self, capacity: 4)
+            let producers = try (0..<2).map { k in
+                try model.spawn(WorkloadJobs.produce, ProducerInput(queue: queue, first: k * 500, count: 500))
+            }
+            let consumers = try (0..<3).map { _ in try model.spawn(WorkloadJobs.consume, ConsumerInput(queue: queue)) }
+            for p in producers { _ = try p.join() }
+            queue.close()
+            let sum = try consumers.map { try $0.join() }.reduce(0, +)
+            XCTAssertEqual(sum, 999 * 1000 / 2, "\(model.kind)")
+            XCTAssertThrowsError(try queue.put(1), "\(model.kind): put after close") { XCTAssertTrue($0 is ModelQueueClosed) }
+            XCTAssertNil(try queue.get())
+        }
+    }
+
+    func testPoolMapKeepsOrderAndReportsTheFirstFailure() throws {
+        for model in try models() {
+            let pool = try model.pool(size: 3)
+            defer { pool.close() }
+            XCTAssertEqual(try pool.map(ConformanceJobs.square, Array(0..<50)), (0..<50).map { $0 * $0 }, "\(model.kind)")
+            var ordered: [Int] = []
+            for r in pool.imap(ConformanceJobs.square, [3, 1, 2]) { ordered.append(try r.get()) }
+            XCTAssertEqual(ordered, [9, 1, 4])
+            XCTAssertEqual(try pool.apply(ConformanceJobs.square, 12), 144)
+            XCTAssertThrowsError(try pool.map(ConformanceJobs.fail, ["first", "second"]), "\(model.kind)") { error in
+                XCTAssertEqual((error as? JobError)?.kind, .failed(message: "first"))
+            }
+            // The pool still works after a failure.
+            XCTAssertEqual(try pool.apply(ConformanceJobs.square, 5), 25)
+        }
+    }
+
+    func testACrashingWorkerProcessIsAnErrorAndIsReplaced() throws {
+        let model = try models()[2]
+        let pool = try model.pool(size: 1)
+        defer { pool.close() }
+        XCTAssertThrowsError(try pool.apply(ConformanceJobs.crash, 0)) { error in
+            guard case .workerDied(let how)? = (error as? JobError)?.kind else { return XCTFail("\(error)") }
+            XCTAssertTrue(how.contains("signal 9"), how)
+        }
+        // A new worker takes the next job.
+        XCTAssertEqual(try pool.apply(ConformanceJobs.square, 7), 49)
+        let task = try model.spawn(ConformanceJobs.crash, 0)
+        XCTAssertThrowsError(try task.join()) { XCTAssertTrue("\($0)".contains("worker process died"), "\($0)") }
+    }
+
+    func testWorkerProcessesDoNotOutliveTheirParent() throws {
+        guard let worker = CompareTests.worker else { throw TestError("green-compare not found") }
+        // A green-compare run whose processes are busy for 30 s, killed
+        // after its workers start: none may be left behind.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: worker)
+        p.arguments = ["--workload", "io-sleep", "--tasks", "3", "--concurrency", "3", "--latency", "30",
+                       "--models", "processes", "--run-one", "processes"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let runner = p.processIdentifier
+        var workers: [pid_t] = []
+        let deadline = monotonicSeconds() + 30
+        while workers.count < 3 && monotonicSeconds() < deadline {
+            workers = descendants(of: runner)
+            usleep(20_000)
+        }
+        XCTAssertEqual(workers.count, 3, "the run's three worker processes")
+        kill(runner, SIGKILL)
+        p.waitUntilExit()
+        let gone = monotonicSeconds() + 10
+        var alive = workers
+        while !alive.isEmpty && monotonicSeconds() < gone {
+            alive = alive.filter { kill($0, 0) == 0 && !isZombie($0) }
+            usleep(20_000)
+        }
+        XCTAssertEqual(alive, [], "workers outlived their parent")
+    }
+
+    func testThreadAndProcessPrimitivesRefuseToCrossIntoTheWrongModel() throws {
+        let threads = Model(.threads)
+        let lock = try threads.lock()
+        XCTAssertThrowsError(try JSONEncoder().encode(ConformanceJobs.LockInput(lock: lock, counter: try threads.counter(),
+                                                                                increments: 1))) { error in
+            XCTAssertTrue("\(error)".contains("cannot travel to a worker process"), "\(error)")
+        }
+    }
+
+    func testSHA256KnownAnswers() {
+        func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+        XCTAssertEqual(hex(SHA256.hash(Array("abc".utf8))),
+                       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(hex(SHA256.hash([])), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let million = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
+        XCTAssertEqual(hex(SHA256.hash(million)), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    func testWorkloadsAgreeAcrossModels() throws {
+        var p = WorkloadParameters()
+        p.tasks = 4
+        p.concurrency = 2
+        p.bytes = 100_000
+        p.limit = 5_000
+        p.latency = 0.01
+        for workload in [Workload.cpuHash, .cpuPrimes, .mixed, .ioSleep] {
+            let outcomes = try models().map { try workload.run(on: $0, p) }
+            XCTAssertEqual(Set(outcomes.map(\.checksum)).count, 1, "\(workload): \(outcomes.map(\.checksum))")
+            XCTAssertEqual(outcomes.map(\.units), [4, 4, 4], "\(workload)")
+        }
+    }
+
+    private func monotonicSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+
+    private func descendants(of pid: pid_t) -> [pid_t] {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return [] }
+        var out: [pid_t] = []
+        for t in tasks {
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(t)/children", encoding: .utf8)) ?? ""
+            out += text.split(separator: " ").compactMap { pid_t($0) }
+        }
+        return out
+    }
+
+    private func isZombie(_ pid: pid_t) -> Bool {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return stat.contains(") Z ")
+    }
+}
