@@ -53,11 +53,11 @@ let package = Package(
         ),
         .target(
             name: "GreenCrawl",
-            dependencies: ["Green", "GreenHTTP", "CGumbo"]
+            dependencies: ["Green", "GreenHTTP", "GreenCompare", "CGumbo"]
         ),
         .target(
             name: "GreenCompare",
-            dependencies: ["Green", "CGreenLinux"]
+            dependencies: ["Green", "GreenHTTP", "CGreenLinux"]
         ),
         .executableTarget(
             name: "GreenCompareTool",
@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "Crawl",
             dependencies: [
-                "Green", "GreenHTTP", "GreenCrawl",
+                "Green", "GreenHTTP", "GreenCrawl", "GreenCompare",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/crawl"
@@ -157,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool"]
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -12,9 +12,18 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Green
+import GreenCompare
 import GreenCrawl
 
 @main
+enum Entry {
+    static func main() {
+        // With --backend processes, this program is also the worker.
+        ProcessWorker.serveIfWorker(jobs: ModelCrawler.jobs)
+        Crawl.main()
+    }
+}
+
 struct Crawl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crawl", abstract: "Crawl a site on greenlets, politely, and write one JSON line per page.")
@@ -52,7 +61,7 @@ struct Crawl: ParsableCommand {
     @Option(help: "Write the JSON lines here instead of stdout.")
     var output: String?
 
-    @Option(help: "greenlets (threads and processes come with the adapter layer).")
+    @Option(help: "greenlets (one hub), threads or processes (a pool of --concurrency workers through the adapter layer, level by level).")
     var backend = "greenlets"
 
     @Flag(help: "Serve a generated demo site on loopback and crawl it.")
@@ -68,8 +77,8 @@ struct Crawl: ParsableCommand {
     var demoSlow: Double?
 
     func validate() throws {
-        guard backend == "greenlets" else {
-            throw ValidationError("--backend \(backend): not yet; only greenlets until the adapter layer lands")
+        guard ModelKind(rawValue: backend) != nil else {
+            throw ValidationError("--backend \(backend): one of greenlets, threads, processes")
         }
         guard demo || url != nil else { throw ValidationError("give a URL, or --demo") }
         guard concurrency >= 1, maxPages >= 1, perHost >= 1, timeout > 0, (parseThreads ?? 0) >= 0 else {
@@ -101,6 +110,7 @@ struct Crawl: ParsableCommand {
         options.obeyRobots = robots
         options.parseThreads = parseThreadCount
         let crawler = Crawler(options: options)
+        let model = ModelKind(rawValue: backend).flatMap { $0 == .greenlets ? nil : Model($0) }
 
         let out: UnsafeMutablePointer<FILE>
         if let output {
@@ -112,10 +122,21 @@ struct Crawl: ParsableCommand {
         defer { if output != nil { fclose(out) } else { fflush(out) } }
         let progress = Progress(enabled: isatty(2) != 0)
         let cpuBefore = threadCPUSeconds()
-        let summary = try crawler.crawl(start) { record in
+        let treeBefore = treeCPUSeconds()
+        var done = 0
+        var failed = 0
+        let write: (CrawlRecord) throws -> Void = { record in
             fputs(record.jsonLine + "\n", out)
-            progress.update(crawler)
+            if model == nil {
+                progress.update(done: crawler.done, errors: crawler.errors, queued: crawler.queued, inFlight: crawler.inFlight)
+            } else {
+                done += 1
+                if record.error != nil || (record.status ?? 0) >= 400 { failed += 1 }
+                progress.update(done: done, errors: failed, queued: nil, inFlight: nil)
+            }
         }
+        let summary = try model.map { try ModelCrawler.crawl(start, options: options, model: $0, record: write) }
+            ?? crawler.crawl(start, record: write)
         progress.finish()
         var line = String(format: "crawled %d pages, %d errors, %.3f s, %.0f pages/s",
                           summary.pages, summary.errors, summary.seconds, summary.pagesPerSecond)
@@ -126,8 +147,16 @@ struct Crawl: ParsableCommand {
             // CPU allows: the busier of the crawl's lanes, its hub (one
             // thread) and its parse threads (their CPU shared among them).
             // The demo site runs on a thread of its own.
-            let hubCPU = threadCPUSeconds() - cpuBefore
-            let cpu = max(hubCPU, crawler.parseCPUSeconds / Double(max(parseThreadCount, 1)), 1e-6)
+            let cpu: Double
+            if model == nil {
+                let hubCPU = threadCPUSeconds() - cpuBefore
+                cpu = max(hubCPU, crawler.parseCPUSeconds / Double(max(parseThreadCount, 1)), 1e-6)
+            } else {
+                // Threads or processes share the cores: their CPU (this
+                // process's and its reaped workers') spread over them.
+                let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+                cpu = max((treeCPUSeconds() - treeBefore) / cores, 1e-6)
+            }
             let cpuBound = Double(summary.pages) / cpu
             let latencyBound = demoLatency > 0 ? Double(concurrency) / demoLatency : .infinity
             let (name, bound) = latencyBound <= cpuBound ? ("latency", latencyBound) : ("CPU", cpuBound)
@@ -166,12 +195,20 @@ final class Progress {
 
     init(enabled: Bool) { self.enabled = enabled }
 
-    func update(_ c: Crawler) {
+    private let started = Hub.current.nowUpdated()
+
+    /// Redraws the bar; `queued` and `inFlight` are nil where the backend
+    /// does not know them (a pool of threads or processes, level by level).
+    func update(done: Int, errors: Int, queued: Int?, inFlight: Int?) {
         guard enabled else { return }
-        let now = Hub.current.now
+        let now = Hub.current.nowUpdated()
         guard now - last >= 0.1 else { return }
         last = now
-        fputs(String(format: "\r\u{1B}[Kdone %d  queued %d  in flight %d  errors %d", c.done, c.queued, c.inFlight, c.errors), err)
+        var line = "\r\u{1B}[Kdone \(done)"
+        if let queued { line += "  queued \(queued)" }
+        if let inFlight { line += "  in flight \(inFlight)" }
+        line += "  errors \(errors)" + String(format: "  %.0f pages/s", Double(done) / max(now - started, 1e-3))
+        fputs(line, err)
         fflush(err)
     }
 
@@ -180,4 +217,15 @@ final class Progress {
         fputs("\r\u{1B}[K", err)
         fflush(err)
     }
+}
+
+/// CPU seconds of this process (every thread) and of its reaped children.
+func treeCPUSeconds() -> Double {
+    var total = 0.0
+    for who in [RUSAGE_SELF.rawValue, RUSAGE_CHILDREN.rawValue] {
+        var u = rusage()
+        getrusage(who, &u)
+        total += Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+    }
+    return total
 }

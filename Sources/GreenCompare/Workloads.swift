@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import Green
+import GreenHTTP
 
 /// The standard workloads, written once against `Model`: each runs
 /// `tasks` units of work with at most `concurrency` at once and returns
@@ -19,6 +21,15 @@ public enum Workload: String, CaseIterable, Sendable, Codable {
     /// Tasks increment one shared counter, unlocked (read then write:
     /// updates can be lost) and locked (none lost).
     case counter
+    /// Each task fetches a page from a local HTTP server that answers
+    /// after `latency` seconds.
+    case httpFetch = "http-fetch"
+    /// Each task makes `roundTrips` 64-byte round trips to a local echo
+    /// server on its own connection.
+    case echo
+
+    /// Whether the runner must start a local server for it.
+    public var needsServer: Bool { self == .httpFetch || self == .echo }
 }
 
 /// Sizes of a workload run.
@@ -35,6 +46,10 @@ public struct WorkloadParameters: Codable, Sendable {
     public var increments = 100_000
     /// The queue's capacity in producer-consumer.
     public var queueCapacity = 16
+    /// Round trips per echo task.
+    public var roundTrips = 100
+    /// The local server's port (http-fetch, echo).
+    public var serverPort = 0
 
     public init() {}
 }
@@ -114,8 +129,65 @@ public struct ConsumerInput: Codable, Sendable {
     }
 }
 
+public struct FetchInput: Codable, Sendable {
+    public let port: Int
+    public let path: String
+
+    public init(port: Int, path: String) {
+        self.port = port
+        self.path = path
+    }
+}
+
+public struct EchoInput: Codable, Sendable {
+    public let port: Int
+    public let roundTrips: Int
+    public let size: Int
+
+    public init(port: Int, roundTrips: Int, size: Int) {
+        self.port = port
+        self.roundTrips = roundTrips
+        self.size = size
+    }
+}
+
 /// The jobs behind the workloads; a worker process must know them all.
 public enum WorkloadJobs {
+    /// Fetches `path` and returns the body's length. Sockets are green in
+    /// every model: in a greenlet the wait parks it, on a thread or in a
+    /// process (one greenlet on that thread's own hub) it blocks the
+    /// thread in epoll, as a blocking socket would.
+    public static let fetch = Job<FetchInput, Int>("workload.fetch") { input, _ in
+        let response = try HTTPClients.current.get("http://127.0.0.1:\(input.port)\(input.path)")
+        guard response.status == 200 else {
+            throw ConformanceJobs.Failure(message: "http://127.0.0.1:\(input.port)\(input.path): status \(response.status)")
+        }
+        return response.body.count
+    }
+
+    /// Round trips on a connection of its own; returns the bytes echoed.
+    public static let echo = Job<EchoInput, Int>("workload.echo") { input, _ in
+        let socket = try Socket.connect(host: "127.0.0.1", port: UInt16(input.port), timeout: 10)
+        defer { socket.close() }
+        try socket.setNoDelay()
+        let message = [UInt8](repeating: 0x61, count: input.size)
+        var buffer = [UInt8](repeating: 0, count: input.size)
+        var echoed = 0
+        for _ in 0..<input.roundTrips {
+            try socket.sendAll(message, timeout: 10)
+            var got = 0
+            while got < input.size {
+                let n = try buffer.withUnsafeMutableBytes {
+                    try socket.recv(into: UnsafeMutableRawBufferPointer(rebasing: $0[got...]), timeout: 10)
+                }
+                if n == 0 { throw ConformanceJobs.Failure(message: "the echo server closed the connection") }
+                got += n
+            }
+            echoed += got
+        }
+        return echoed
+    }
+
     public static let sleep = Job<SleepInput, Int>("workload.sleep") { input, context in
         try context.sleep(input.seconds)
         return 1
@@ -159,7 +231,7 @@ public enum WorkloadJobs {
 
     /// Every job above, for `ProcessWorker.serveIfWorker(jobs:)`.
     public static let all: [AnyJob] = [sleep.erased, hash.erased, primes.erased, mixed.erased, count.erased,
-                                       produce.erased, consume.erased]
+                                       produce.erased, consume.erased, fetch.erased, echo.erased]
 
     static func countPrimes(below limit: Int) -> Int {
         guard limit > 2 else { return 0 }
@@ -228,6 +300,20 @@ extension Workload {
             for t in consumerTasks { sum &+= try t.join() }
             let expected = p.tasks * (p.tasks - 1) / 2
             return WorkloadOutcome(units: produced, figures: ["items_lost": Double(expected - sum)], checksum: UInt64(sum))
+        case .httpFetch:
+            let pool = try model.pool(size: p.concurrency)
+            defer { pool.close() }
+            let inputs = (0..<p.tasks).map { FetchInput(port: p.serverPort, path: "/page/\($0)") }
+            let sizes = try pool.map(WorkloadJobs.fetch, inputs)
+            return WorkloadOutcome(units: p.tasks, figures: ["bytes_fetched": Double(sizes.reduce(0, +))],
+                                   checksum: UInt64(sizes.reduce(0, +)))
+        case .echo:
+            let pool = try model.pool(size: p.concurrency)
+            defer { pool.close() }
+            let inputs = Array(repeating: EchoInput(port: p.serverPort, roundTrips: p.roundTrips, size: 64), count: p.tasks)
+            let bytes = try pool.map(WorkloadJobs.echo, inputs)
+            return WorkloadOutcome(units: p.tasks * p.roundTrips, figures: ["bytes_echoed": Double(bytes.reduce(0, +))],
+                                   checksum: UInt64(bytes.reduce(0, +)))
         case .counter:
             func round(_ lock: ModelLock?) throws -> Int {
                 let counter = try model.counter()
@@ -351,4 +437,68 @@ public enum ConformanceJobs {
 
     public static let all: [AnyJob] = [square.erased, fail.erased, crash.erased, setEvent.erased, waitEvent.erased,
                                        lockedIncrements.erased, holdSemaphore.erased, startTime.erased]
+}
+
+/// The servers the network workloads talk to, each on an OS thread of its
+/// own (its own hub), started by the runner outside the measured process.
+public final class WorkloadServer: @unchecked Sendable {
+    public let port: Int
+    private let http: HTTPServer?
+    private let echo: ServerThreads?
+
+    /// Starts the server `workload` needs on 127.0.0.1 (any free port).
+    public init(for workload: Workload, latency: Double) throws {
+        let loopback = try SocketAddress(ip: "127.0.0.1", port: 0)
+        switch workload {
+        case .httpFetch:
+            let body = Array(String(repeating: "swift-green ", count: 100).utf8)
+            let server = try HTTPServer(on: loopback, workers: 1) { _ in
+                if latency > 0 { try Green.sleep(latency) }
+                return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain"], body: body)
+            }
+            http = server
+            echo = nil
+            port = Int(server.address.port)
+        case .echo:
+            let servers = try ServerThreads.start(threads: 1, on: loopback) { conn, _ in
+                try conn.setNoDelay()
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = try buffer.withUnsafeMutableBytes { try conn.recv(into: $0) }
+                    if n == 0 { return }
+                    try buffer.withUnsafeBytes { try conn.sendAll(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                }
+            }
+            echo = servers
+            http = nil
+            port = Int(servers.address.port)
+        default:
+            throw ConformanceJobs.Failure(message: "\(workload.rawValue) needs no server")
+        }
+    }
+
+    public func stop() {
+        _ = try? http?.stop(timeout: 1)
+        try? echo?.stop(timeout: 1)
+    }
+}
+
+/// One HTTP client per thread (a client is confined to its hub's thread;
+/// its greenlets share it and its kept-alive connections).
+enum HTTPClients {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var clients: [pthread_t: HTTPClient] = [:]
+
+    static var current: HTTPClient {
+        let me = pthread_self()
+        return lock.withLock {
+            if let c = clients[me] { return c }
+            var options = HTTPClient.Options()
+            options.maxConnectionsPerHost = 10_000
+            options.maxIdlePerHost = 10_000
+            let c = HTTPClient(options: options)
+            clients[me] = c
+            return c
+        }
+    }
 }

@@ -54,8 +54,20 @@ struct GreenCompareCommand: ParsableCommand {
     @Option(help: "Increments per counter task.")
     var increments = 100_000
 
+    @Option(help: "Round trips per echo task.")
+    var roundTrips = 100
+
+    @Option(help: .hidden)
+    var serverPort = 0
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
+
+    @Option(help: "Also write the figures as an SVG bar chart to this file.")
+    var svg: String?
+
+    @Flag(help: "Run each model under /usr/bin/time -v as well and print how its figures compare with ours.")
+    var checkWithTime = false
 
     @Option(help: .hidden)
     var runOne: String?
@@ -80,6 +92,8 @@ struct GreenCompareCommand: ParsableCommand {
         p.bytes = bytes
         p.limit = limit
         p.increments = increments
+        p.roundTrips = roundTrips
+        p.serverPort = serverPort
         return p
     }
 
@@ -90,11 +104,30 @@ struct GreenCompareCommand: ParsableCommand {
             return
         }
         var results: [Measurement] = []
-        let sequential = try measure(w, model: "sequential")
+        // The network workloads' server runs here, in the parent, on a
+        // thread of its own: outside every measured child.
+        var extra: [String] = []
+        let server = w.needsServer ? try WorkloadServer(for: w, latency: latency) : nil
+        defer { server?.stop() }
+        if let server { extra = ["--server-port", String(server.port)] }
+        let sequential = try measure(w, model: "sequential", extra)
+        let progress = isatty(2) != 0
         for m in models.split(separator: ",").map(String.init) {
-            var r = try measure(w, model: m)
+            if progress { writeError("\r\u{1B}[Krunning \(workload) on \(m)...") }
+            var r = try measure(w, model: m, extra)
             r.speedup = sequential.perUnitSeconds.map { $0 * Double(r.units) / r.wallSeconds }
             results.append(r)
+        }
+        if progress { writeError("\r\u{1B}[K") }
+        if let svg {
+            let subtitle = "\(tasks) tasks, concurrency \(concurrency)"
+                + (w == .ioSleep || w == .mixed || w == .httpFetch ? ", \(latency) s latency" : "")
+                + "; \(ProcessInfo.processInfo.activeProcessorCount) cores"
+            do {
+                try Chart.svg(workload: workload, subtitle: subtitle, results).write(toFile: svg, atomically: true, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot write \(svg): \(error)")
+            }
         }
         if json {
             let object: [String: Any] = ["workload": workload, "results": results.map(\.json)]
@@ -117,7 +150,7 @@ struct GreenCompareCommand: ParsableCommand {
         if name == "sequential" {
             // One worker doing a few units in turn: the per-unit time that
             // the speedups divide by.
-            p.tasks = min(tasks, w == .producerConsumer || w == .counter ? tasks : 3)
+            p.tasks = min(tasks, w == .producerConsumer || w == .counter ? tasks : 5)
             p.concurrency = 1
             outcome = try w.run(on: Model(.threads), p)
         } else {
@@ -136,11 +169,19 @@ struct GreenCompareCommand: ParsableCommand {
 
     /// The parent's side: runs this program with --run-one and reads its
     /// line and its resource usage.
-    private func measure(_ w: Workload, model: String) throws -> Measurement {
+    private func measure(_ w: Workload, model: String, _ extra: [String]) throws -> Measurement {
         var arguments = CommandLine.arguments
         arguments.removeFirst()
-        arguments += ["--run-one", model]
-        let (output, status, usage) = try runChild(Entry.executable(), arguments)
+        arguments = arguments.filter { $0 != "--check-with-time" }
+        arguments += ["--run-one", model] + extra
+        var program = Entry.executable()
+        let timeReport = checkWithTime ? "/tmp/green-compare-time.\(getpid()).\(model)" : nil
+        if let timeReport {
+            arguments = ["-v", "-o", timeReport, program] + arguments
+            program = "/usr/bin/time"
+        }
+        defer { if let timeReport { unlink(timeReport) } }
+        let (output, status, usage) = try runChild(program, arguments)
         guard status == 0, let line = output.split(separator: "\n").last,
               let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
             throw ValidationError("the \(model) run failed (\(describe(status))): \(output.suffix(2000))")
@@ -160,6 +201,24 @@ struct GreenCompareCommand: ParsableCommand {
         // One process: the kernel's exact peak; a tree: the sampled sum.
         m.peakRSSBytes = model == "processes" ? max(tree, maxRSS) : maxRSS
         if m.units > 0 { m.perUnitSeconds = m.wallSeconds / Double(m.units) }
+        if let timeReport, model != "sequential" {
+            let report = (try? String(contentsOfFile: timeReport, encoding: .utf8)) ?? ""
+            func field(_ name: String) -> Double? {
+                report.split(separator: "\n").first { $0.contains(name) }
+                    .flatMap { Double($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+            }
+            let rss = (field("Maximum resident set size") ?? 0) * 1024
+            let vol = field("Voluntary context switches") ?? 0
+            let invol = field("Involuntary context switches") ?? 0
+            // /usr/bin/time reports the largest single process: compare
+            // that with the kernel's figure we read, not the tree's sum.
+            func pct(_ ours: Double, _ theirs: Double) -> String {
+                theirs > 0 ? String(format: "%+.1f%%", 100 * (ours - theirs) / theirs) : "n/a"
+            }
+            writeError("/usr/bin/time -v vs green-compare, \(model): max RSS \(Int(rss / 1024)) KiB vs \(maxRSS / 1024) KiB (\(pct(Double(maxRSS), rss))), "
+                       + "voluntary \(Int(vol)) vs \(m.voluntary) (\(pct(Double(m.voluntary), vol))), "
+                       + "involuntary \(Int(invol)) vs \(m.involuntary) (\(pct(Double(m.involuntary), invol)))\n")
+        }
         return m
     }
 
@@ -168,8 +227,8 @@ struct GreenCompareCommand: ParsableCommand {
               + (sequential.perUnitSeconds.map { String(format: ", one sequential worker %.4f s per unit", $0) } ?? ""))
         print("model        wall s   user s    sys s   peak RSS MiB   vol ctx  invol ctx  units/s   speedup")
         for r in results {
-            print(String(format: "%-10@ %8.3f %8.3f %8.3f %14.1f %9d %10d %8.1f %9@",
-                         r.model as NSString, r.wallSeconds, r.userSeconds, r.systemSeconds,
+            print(r.model.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: " %8.3f %8.3f %8.3f %14.1f %9d %10d %8.1f %9@",
+                         r.wallSeconds, r.userSeconds, r.systemSeconds,
                          Double(r.peakRSSBytes) / 1048576, r.voluntary, r.involuntary, r.throughput,
                          (r.speedup.map { String(format: "%.2fx", $0) } ?? "-") as NSString))
             if !r.figures.isEmpty {
@@ -315,4 +374,10 @@ final class TreeRSSSampler: @unchecked Sendable {
         }
         return out
     }
+}
+
+/// Writes to standard error unbuffered (the progress line).
+func writeError(_ text: String) {
+    var bytes = Array(text.utf8)
+    _ = write(2, &bytes, bytes.count)
 }

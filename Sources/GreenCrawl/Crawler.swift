@@ -9,7 +9,7 @@ import GreenHTTP
 /// normalization. Each fetched URL yields one `CrawlRecord`; failures are
 /// records with an `error`, and the crawl goes on.
 public final class Crawler {
-    public struct Options: Sendable {
+    public struct Options: Sendable, Codable {
         public var concurrency = 50
         public var maxPages = 1_000
         public var maxDepth = Int.max
@@ -234,7 +234,7 @@ public func threadCPUSeconds() -> Double {
 }
 
 /// One fetched URL: a JSON line of the crawl's output.
-public struct CrawlRecord: Sendable {
+public struct CrawlRecord: Sendable, Codable {
     public var url: String
     public var status: Int?
     public var contentType: String?

@@ -7,20 +7,21 @@ import XCTest
 /// The adapter layer's conformance suite: the same checks on greenlets,
 /// threads and processes (whose workers are the green-compare program).
 final class CompareTests: GreenTestCase {
-    static let worker: String? = {
+    static let worker: String? = executable(named: "green-compare") ?? executable(named: "GreenCompareTool")
+
+    /// An executable built into the same products directory as the tests.
+    static func executable(named name: String) -> String? {
         var directories: [URL] = []
         if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             directories.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
         }
         directories.append(Bundle.main.bundleURL.deletingLastPathComponent())
         for dir in directories {
-            for name in ["green-compare", "GreenCompareTool"] {
-                let candidate = dir.appendingPathComponent(name).path
-                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            }
+            let candidate = dir.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil
-    }()
+    }
 
     func models() throws -> [Model] {
         guard let worker = CompareTests.worker else { throw TestError("green-compare not found next to the test bundle") }

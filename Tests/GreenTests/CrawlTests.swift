@@ -1,6 +1,7 @@
 import Glibc
 import Foundation
 import Green
+import GreenCompare
 import GreenCrawl
 import XCTest
 
@@ -100,6 +101,27 @@ final class CrawlTests: GreenTestCase {
             XCTAssertEqual(line["content_type"] as? String, "text/html")
             let failed = try JSONSerialization.jsonObject(with: Data(byPath["/slow"]!.jsonLine.utf8)) as! [String: Any]
             XCTAssertNotNil(failed["error"])
+        }
+    }
+
+    func testThreadsAndProcessesBackendsCrawlTheSameSite() throws {
+        let site = DemoSite(pages: 120, slowSeconds: 1.5)
+        let root = try site.start(ownThread: true)
+        defer { site.stop() }
+        var options = Crawler.Options()
+        options.concurrency = 8
+        options.timeout = 0.5
+        let crawlExecutable = try XCTUnwrap(CompareTests.executable(named: "crawl"), "crawl not built next to the tests")
+        for kind in [ModelKind.threads, .processes] {
+            var records: [CrawlRecord] = []
+            let summary = try ModelCrawler.crawl(root, options: options, model: Model(kind, workerExecutable: crawlExecutable)) {
+                records.append($0)
+            }
+            XCTAssertEqual(summary.pages, site.expected.urls, "\(kind)")
+            XCTAssertEqual(summary.errors, site.expected.errors, "\(kind)")
+            XCTAssertEqual(Set(records.map(\.url)).count, records.count, "\(kind): a URL was fetched twice")
+            let secret = records.first { $0.url.hasSuffix("/private/secret") }
+            XCTAssertEqual(secret?.error, "disallowed by robots.txt", "\(kind)")
         }
     }
 

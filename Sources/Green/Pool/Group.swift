@@ -182,8 +182,9 @@ public class Group {
     /// per element), a `Pool`'s size.
     var mapConcurrency: Int { Int.max }
 
-    /// How far lazy maps run ahead of their reader.
-    var mapWindow: Int { mapConcurrency >= 512 ? 1024 : max(2, 2 * mapConcurrency) }
+    /// How far lazy maps run ahead of their reader: twice a pool's size
+    /// (so that every worker of the pool can be busy), 1024 in a group.
+    var mapWindow: Int { mapConcurrency == Int.max ? 1024 : max(2, 2 * mapConcurrency) }
 }
 
 /// Misuse of a group or pool.
