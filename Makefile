@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers ci clean
+.PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare ci clean
 
 all: test
 
@@ -55,8 +55,10 @@ check-aarch64:
 	clang -target x86_64-linux-gnu -c Sources/CGreenContext/switch_x86_64.S -o $$out/switch_x86_64.o && \
 	echo "aarch64 and x86_64 context switches assemble"; rc=$$?; rm -rf $$out; exit $$rc
 
-BENCH_PRODUCTS := green-bench echo-server echo-load http-hello crawl
-BENCH_DEB_PACKAGES := wrk
+BENCH_PRODUCTS := green-bench echo-server echo-load http-hello crawl green-compare
+# wrk: the HTTP load generator; time: /usr/bin/time, which green-compare's
+# figures are checked against.
+BENCH_DEB_PACKAGES := wrk time
 
 # The load generator of the HTTP figures (installed like the other packages).
 bench-deps: deps
@@ -75,8 +77,8 @@ bench-smoke: bench-deps
 	./.build/release/green-bench --quick --max-parked 20000
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
-examples-smoke: deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl)
+examples-smoke: bench-deps
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare)
 	./.build/release/sleepers --count 2000
 	./.build/release/producer-consumer --items 20000
 	./.build/release/producer-consumer --items 5000 --capacity 0
@@ -88,6 +90,12 @@ examples-smoke: deps
 	if grep -q "$$(printf '\033')" .crawl-smoke.out .crawl-smoke.err; then \
 	  echo "crawl wrote control characters off a terminal"; exit 1; fi; \
 	tail -1 .crawl-smoke.err; rm -f .crawl-smoke.out .crawl-smoke.err
+	@# The crawl on the adapter layer's threads and processes.
+	./.build/release/crawl --demo --demo-pages 300 --timeout 0.5 --backend threads --concurrency 8 --output /dev/null
+	./.build/release/crawl --demo --demo-pages 300 --timeout 0.5 --backend processes --concurrency 4 --output /dev/null
+	@# Every workload on every model, small, and the figures against /usr/bin/time -v.
+	Benchmarks/compare-models.sh --quick --out .build/compare-smoke
+	./.build/release/green-compare --workload counter --tasks 4 --increments 20000 --check-with-time
 	@./.build/release/echo-server --port 0 > .echo-smoke.out & pid=$$!; \
 	for i in $$(seq 1 100); do grep -q listening .echo-smoke.out 2>/dev/null && break; sleep 0.05; done; \
 	port=$$(sed -n 's/.*:\([0-9]*\) .*/\1/p' .echo-smoke.out); \
@@ -103,6 +111,12 @@ bench-peers: bench-deps
 	Benchmarks/peers/echo-peers.sh
 	Benchmarks/peers/echo-peers.sh --http
 	Benchmarks/peers/crawl-peers.sh
+
+# The standard workloads on greenlets, threads and processes: tables,
+# charts (.build/compare/*.svg) and the README's summary table.
+compare: bench-deps
+	$(call build-release,green-compare)
+	Benchmarks/compare-models.sh
 
 ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke
 

@@ -1,5 +1,6 @@
 import Foundation
 import Green
+import GreenCompare
 import GreenHTTP
 import XCTest
 
@@ -118,5 +119,25 @@ extension ReadmeTests {
         XCTAssertEqual(try client.get("http://127.0.0.1:\(server.address.port)/").text, "Hello, World!")
         client.close()
         try server.stop(timeout: 5)
+    }
+}
+
+extension ReadmeTests {
+    /// "Which model when": the snippet, with the worker program of the
+    /// processes model being green-compare (the test runner serves no
+    /// jobs), and its square job in place of the snippet's.
+    func testTheWhichModelWhenSnippetRuns() throws {
+        let square = Job<Int, Int>("square") { n, _ in n * n }   // named; Codable in and out
+        ProcessWorker.serveIfWorker(jobs: [square.erased])      // returns at once here
+
+        for kind in ModelKind.allCases {
+            let worker = try XCTUnwrap(CompareTests.worker)
+            let pool = try Model(kind, workerExecutable: worker).pool(size: 2)
+            let job = kind == .processes ? ConformanceJobs.square : square
+            let squares = try pool.map(job, Array(1...10))
+            print(kind, squares)
+            XCTAssertEqual(squares, (1...10).map { $0 * $0 })
+            pool.close()
+        }
     }
 }
