@@ -32,7 +32,8 @@ public final class Model: @unchecked Sendable {
     /// What jobs see of this model.
     public var context: JobContext { JobContext(model: kind) }
 
-    static func currentExecutable() -> String {
+    /// The path of the running program (/proc/self/exe).
+    public static func currentExecutable() -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         return n > 0 ? String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
@@ -142,9 +143,15 @@ public final class ModelTask<Output: Codable & Sendable>: @unchecked Sendable {
     deinit {
         // A process task never joined: its worker is stopped and reaped,
         // never left behind.
-        if case .process(let worker, _) = backend, result == nil {
+        guard result == nil else { return }
+        switch backend {
+        case .process(let worker, _):
             worker.kill()
             worker.close()
+        case .thread(let thread, _):
+            thread.detach()   // it finishes its job; its resources go with it
+        case .greenlet:
+            break
         }
     }
 }

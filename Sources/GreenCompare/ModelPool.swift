@@ -49,18 +49,23 @@ public final class ModelPool: @unchecked Sendable {
     }
 
     /// The outputs in input order, each as soon as it and those before it
-    /// are ready.
+    /// are ready; a failed item is a `.failure` and the others still come.
     public func imap<I, O>(_ job: Job<I, O>, _ inputs: [I]) -> ModelResults<O> {
         let context = model.context
         if let green {
+            // Failures as values: the pool's own map would stop at the
+            // first; here, as on threads and processes, every item comes.
             let run = green.imap(inputs) { input in
-                try job.run(input, in: context)
+                Result { try job.run(input, in: context) }.mapError { error -> Error in
+                    error is JobError ? error : JobError(job: job.name, kind: .failed(message: "\(error)"))
+                }
             }
             return ModelResults(count: inputs.count) {
                 do {
-                    return try run.next().map { .success($0) }
+                    return try run.next()
                 } catch {
-                    return .failure(error is JobError ? error : JobError(job: job.name, kind: .failed(message: "\(error)")))
+                    // The map itself failed (the caller was killed).
+                    return .failure(error)
                 }
             }
         }

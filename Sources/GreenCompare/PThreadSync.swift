@@ -37,18 +37,7 @@ final class Monitor: @unchecked Sendable {
     func wait(until deadline: Double?, _ ready: () -> Bool) -> Bool {
         while !ready() {
             if let deadline {
-                let now = monotonicNow()
-                if now >= deadline { return false }
-                var t = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &t)
-                let remaining = deadline - now
-                var sec = t.tv_sec + Int(remaining)
-                var nsec = t.tv_nsec + Int((remaining - remaining.rounded(.down)) * 1e9)
-                if nsec >= 1_000_000_000 {
-                    sec += 1
-                    nsec -= 1_000_000_000
-                }
-                var until = timespec(tv_sec: sec, tv_nsec: nsec)
+                guard var until = monotonicTimespec(deadline) else { return false }
                 pthread_cond_timedwait(cond, mutex, &until)
             } else {
                 pthread_cond_wait(cond, mutex)
@@ -61,13 +50,31 @@ final class Monitor: @unchecked Sendable {
     func broadcast() { pthread_cond_broadcast(cond) }
 }
 
-func monotonicNow() -> Double {
+/// Seconds on CLOCK_MONOTONIC: system-wide, so comparable across the
+/// processes of a run.
+public func monotonicSeconds() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
-func deadline(after timeout: Double?) -> Double? { timeout.map { monotonicNow() + max(0, $0) } }
+/// `deadline` (in `monotonicSeconds`) as the absolute CLOCK_MONOTONIC
+/// time pthread_cond_timedwait takes; nil once it has passed.
+func monotonicTimespec(_ deadline: Double) -> timespec? {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    let remaining = deadline - (Double(t.tv_sec) + Double(t.tv_nsec) / 1e9)
+    guard remaining > 0 else { return nil }
+    var sec = t.tv_sec + Int(remaining)
+    var nsec = t.tv_nsec + Int((remaining - remaining.rounded(.down)) * 1e9)
+    if nsec >= 1_000_000_000 {
+        sec += 1
+        nsec -= 1_000_000_000
+    }
+    return timespec(tv_sec: sec, tv_nsec: nsec)
+}
+
+func deadline(after timeout: Double?) -> Double? { timeout.map { monotonicSeconds() + max(0, $0) } }
 
 /// A detached-or-joinable pthread running a closure; `join` waits for it.
 final class OSThreadHandle: @unchecked Sendable {
@@ -96,6 +103,9 @@ final class OSThreadHandle: @unchecked Sendable {
     }
 
     func join() { pthread_join(thread, nil) }
+
+    /// Lets the thread end on its own (nobody will join it).
+    func detach() { pthread_detach(thread) }
 }
 
 /// pthread_create failed: usually EAGAIN, the system's limit on threads

@@ -124,17 +124,7 @@ final class SharedRegion: @unchecked Sendable {
         while !ready() {
             var rc: Int32
             if let deadline {
-                let remaining = deadline - monotonicNow()
-                if remaining <= 0 { return false }
-                var t = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &t)
-                var sec = t.tv_sec + Int(remaining)
-                var nsec = t.tv_nsec + Int((remaining - remaining.rounded(.down)) * 1e9)
-                if nsec >= 1_000_000_000 {
-                    sec += 1
-                    nsec -= 1_000_000_000
-                }
-                var until = timespec(tv_sec: sec, tv_nsec: nsec)
+                guard var until = monotonicTimespec(deadline) else { return false }
                 rc = pthread_cond_timedwait(cond, mutex, &until)
             } else {
                 rc = pthread_cond_wait(cond, mutex)

@@ -61,7 +61,7 @@ final class WorkerProcess: @unchecked Sendable {
         frame.append(contentsOf: withUnsafeBytes(of: UInt16(name.count).littleEndian) { Array($0) })
         frame.append(contentsOf: name)
         frame.append(input)
-        guard try FrameIO.writeAll(fd, frame) else { throw died() }
+        guard try FrameIO.writeAll(fd, frame) else { throw died(job: job) }
     }
 
     /// Waits for the reply to the last request: the encoded output, or the
@@ -77,7 +77,7 @@ final class WorkerProcess: @unchecked Sendable {
     }
 
     /// The worker died: reaps it and says how.
-    private func died(job: String = "") -> JobError {
+    private func died(job: String) -> JobError {
         JobError(job: job, kind: .workerDied(how: reap()))
     }
 

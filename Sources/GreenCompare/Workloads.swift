@@ -429,11 +429,7 @@ public enum ConformanceJobs {
 
     /// The monotonic clock when the job starts (system-wide, so comparable
     /// across processes).
-    public static let startTime = Job<Int, Double>("conformance.start-time") { _, _ in
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
+    public static let startTime = Job<Int, Double>("conformance.start-time") { _, _ in monotonicSeconds() }
 
     public static let all: [AnyJob] = [square.erased, fail.erased, crash.erased, setEvent.erased, waitEvent.erased,
                                        lockedIncrements.erased, holdSemaphore.erased, startTime.erased]

@@ -151,7 +151,7 @@ struct GreenCompareCommand: ParsableCommand {
         // the greenlets model's process multi-threaded (every stack the
         // kernel reclaims would then cost a TLB shootdown).
         let sampler = name == "processes" ? TreeRSSSampler() : nil
-        let started = monotonic()
+        let started = monotonicSeconds()
         var p = parameters
         let outcome: WorkloadOutcome
         if name == "sequential" {
@@ -165,7 +165,7 @@ struct GreenCompareCommand: ParsableCommand {
             if kind == .processes { p.concurrency = min(p.concurrency, processLimit) }
             outcome = try w.run(on: Model(kind), p)
         }
-        let wall = monotonic() - started
+        let wall = monotonicSeconds() - started
         let peak = sampler?.stop() ?? 0
         let line: [String: Any] = ["wall_s": wall, "units": outcome.units, "figures": outcome.figures,
                                    "checksum": String(outcome.checksum), "tree_peak_rss_bytes": peak,
@@ -181,7 +181,7 @@ struct GreenCompareCommand: ParsableCommand {
         arguments.removeFirst()
         arguments = arguments.filter { $0 != "--check-with-time" }
         arguments += ["--run-one", model] + extra
-        var program = Entry.executable()
+        var program = Model.currentExecutable()
         let timeReport = checkWithTime ? "/tmp/green-compare-time.\(getpid()).\(model)" : nil
         if let timeReport {
             arguments = ["-v", "-o", timeReport, program] + arguments
@@ -284,19 +284,6 @@ struct Measurement {
     }
 }
 
-extension Entry {
-    static func executable() -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        return n > 0 ? String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-    }
-}
-
-func monotonic() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}
 
 func describe(_ status: Int32) -> String {
     let signal = status & 0x7f

@@ -74,12 +74,6 @@ public enum ModelCrawler {
         }
         return CrawlSummary(pages: pages, errors: errors, seconds: monotonicSeconds() - began)
     }
-
-    static func monotonicSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
 }
 
 /// Each worker thread's (or process's) crawler for a crawl, released when

@@ -115,6 +115,10 @@ final class CompareTests: GreenTestCase {
             XCTAssertThrowsError(try pool.map(ConformanceJobs.fail, ["first", "second"]), "\(model.kind)") { error in
                 XCTAssertEqual((error as? JobError)?.kind, .failed(message: "first"))
             }
+            // imap: a failed item is a failure in its place; the rest come.
+            let mixed = Array(pool.imap(ConformanceJobs.fail, ["a", "b", "c"]))
+            XCTAssertEqual(mixed.count, 3, "\(model.kind)")
+            XCTAssertEqual(mixed.compactMap { try? $0.get() }, [])
             // The pool still works after a failure.
             XCTAssertEqual(try pool.apply(ConformanceJobs.square, 5), 25)
         }
@@ -193,12 +197,6 @@ final class CompareTests: GreenTestCase {
             XCTAssertEqual(Set(outcomes.map(\.checksum)).count, 1, "\(workload): \(outcomes.map(\.checksum))")
             XCTAssertEqual(outcomes.map(\.units), [4, 4, 4], "\(workload)")
         }
-    }
-
-    private func monotonicSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     private func descendants(of pid: pid_t) -> [pid_t] {
