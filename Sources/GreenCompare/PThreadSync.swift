@@ -117,3 +117,28 @@ public struct ThreadStartError: Error, CustomStringConvertible {
             + (errno == EAGAIN ? "; the system's limit on threads (ulimit -u, kernel.threads-max) or on memory for their stacks is reached" : "")
     }
 }
+
+/// A value per OS thread, made on first use and released when the thread
+/// ends (a pthread key's destructor): per-thread state of a pool's workers
+/// (an HTTP client and its connections) goes with the worker.
+public final class PerThread<Value: AnyObject>: @unchecked Sendable {
+    private var key = pthread_key_t()
+    private let make: @Sendable () -> Value
+
+    public init(_ make: @escaping @Sendable () -> Value) {
+        self.make = make
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
+        }
+    }
+
+    /// This thread's value.
+    public var value: Value {
+        if let p = pthread_getspecific(key) {
+            return Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue() as! Value
+        }
+        let v = make()
+        pthread_setspecific(key, Unmanaged<AnyObject>.passRetained(v as AnyObject).toOpaque())
+        return v
+    }
+}

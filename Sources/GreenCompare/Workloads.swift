@@ -480,21 +480,15 @@ public final class WorkloadServer: @unchecked Sendable {
 }
 
 /// One HTTP client per thread (a client is confined to its hub's thread;
-/// its greenlets share it and its kept-alive connections).
+/// its greenlets share it and its kept-alive connections, which close when
+/// the thread ends).
 enum HTTPClients {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var clients: [pthread_t: HTTPClient] = [:]
-
-    static var current: HTTPClient {
-        let me = pthread_self()
-        return lock.withLock {
-            if let c = clients[me] { return c }
-            var options = HTTPClient.Options()
-            options.maxConnectionsPerHost = 10_000
-            options.maxIdlePerHost = 10_000
-            let c = HTTPClient(options: options)
-            clients[me] = c
-            return c
-        }
+    private static let perThread = PerThread<HTTPClient> {
+        var options = HTTPClient.Options()
+        options.maxConnectionsPerHost = 10_000
+        options.maxIdlePerHost = 10_000
+        return HTTPClient(options: options)
     }
+
+    static var current: HTTPClient { perThread.value }
 }

@@ -84,22 +84,10 @@ enum WorkerCrawlers {
         var crawler: Crawler?
     }
 
-    nonisolated(unsafe) private static var key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k) { pointer in
-            if let pointer { Unmanaged<Slot>.fromOpaque(pointer).release() }
-        }
-        return k
-    }()
+    private static let slots = PerThread<Slot> { Slot() }
 
     static func crawler(for crawl: String, options: Crawler.Options) -> Crawler {
-        let slot: Slot
-        if let p = pthread_getspecific(key) {
-            slot = Unmanaged<Slot>.fromOpaque(p).takeUnretainedValue()
-        } else {
-            slot = Slot()
-            pthread_setspecific(key, Unmanaged.passRetained(slot).toOpaque())
-        }
+        let slot = slots.value
         if slot.crawl != crawl || slot.crawler == nil {
             var o = options
             o.concurrency = 1

@@ -199,6 +199,26 @@ final class CompareTests: GreenTestCase {
         }
     }
 
+    func testPoolWorkersLeaveNoConnectionsBehind() throws {
+        func openFDs() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
+        let before = openFDs()
+        let server = try WorkloadServer(for: .httpFetch, latency: 0)
+        var p = WorkloadParameters()
+        p.tasks = 60
+        p.concurrency = 6
+        p.serverPort = server.port
+        for kind in [ModelKind.threads, .processes] {
+            let outcome = try Workload.httpFetch.run(on: Model(kind, workerExecutable: CompareTests.worker), p)
+            XCTAssertEqual(outcome.units, 60, "\(kind)")
+        }
+        server.stop()
+        // Each pool thread's client (and its kept-alive connections) went
+        // with its thread; the server closed its side.
+        let deadline = monotonicSeconds() + 5
+        while openFDs() > before && monotonicSeconds() < deadline { usleep(10_000) }
+        XCTAssertEqual(openFDs(), before)
+    }
+
     private func descendants(of pid: pid_t) -> [pid_t] {
         guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return [] }
         var out: [pid_t] = []
