@@ -93,6 +93,14 @@ public final class Model: @unchecked Sendable {
         try ModelQueue(kind, capacity: capacity)
     }
 
+    /// A duplex pipe: what one end sends, the other receives.
+    public func pipe<T: Codable & Sendable>(of: T.Type = T.self, capacity: Int = 16) throws
+        -> (ModelPipeEnd<T>, ModelPipeEnd<T>) {
+        let ab = try ModelQueue<T>(kind, capacity: capacity)
+        let ba = try ModelQueue<T>(kind, capacity: capacity)
+        return (ModelPipeEnd(outgoing: ab, incoming: ba), ModelPipeEnd(outgoing: ba, incoming: ab))
+    }
+
     /// A pool of `size` workers (greenlets, threads or processes).
     public func pool(size: Int) throws -> ModelPool { try ModelPool(model: self, size: size) }
 }

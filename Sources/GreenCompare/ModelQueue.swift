@@ -183,3 +183,44 @@ public struct ModelQueueItemTooLarge: Error, CustomStringConvertible {
     public let limit: Int
     public var description: String { "an item of \(bytes) encoded bytes does not fit the queue's shared buffer (\(limit) bytes)" }
 }
+
+/// One end of a duplex pipe between two tasks (multiprocessing's `Pipe`):
+/// `send` goes to the other end's `receive`, in order; `close` ends this
+/// end's sending, and the other end's `receive` returns nil once it has
+/// drained. Built on two bounded queues, one each way, so it works the
+/// same on every model and travels to a worker process inside a job's
+/// input.
+public final class ModelPipeEnd<Element: Codable & Sendable>: Codable, @unchecked Sendable {
+    private let outgoing: ModelQueue<Element>
+    private let incoming: ModelQueue<Element>
+
+    init(outgoing: ModelQueue<Element>, incoming: ModelQueue<Element>) {
+        self.outgoing = outgoing
+        self.incoming = incoming
+    }
+
+    /// Sends `item` to the other end, waiting while `capacity` items are
+    /// unread; throws `ModelQueueClosed` after `close`.
+    public func send(_ item: Element) throws { try outgoing.put(item) }
+
+    /// The next item from the other end; nil once it closed and all it
+    /// sent has been read.
+    public func receive() throws -> Element? { try incoming.get() }
+
+    /// No more sends from this end.
+    public func close() { outgoing.close() }
+
+    private enum Keys: String, CodingKey { case outgoing, incoming }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(outgoing, forKey: .outgoing)
+        try c.encode(incoming, forKey: .incoming)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        outgoing = try c.decode(ModelQueue<Element>.self, forKey: .outgoing)
+        incoming = try c.decode(ModelQueue<Element>.self, forKey: .incoming)
+    }
+}

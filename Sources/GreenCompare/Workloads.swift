@@ -382,6 +382,41 @@ public enum ConformanceJobs {
 
     public static let square = Job<Int, Int>("conformance.square") { n, _ in n * n }
 
+    public struct PipeInput: Codable, Sendable {
+        public let end: ModelPipeEnd<Int>
+        public let rounds: Int
+
+        public init(end: ModelPipeEnd<Int>, rounds: Int) {
+            self.end = end
+            self.rounds = rounds
+        }
+    }
+
+    /// Ping: sends 1, 2, ... and expects each back doubled; returns the sum
+    /// of the answers, then closes its end.
+    public static let ping = Job<PipeInput, Int>("conformance.ping") { input, _ in
+        var sum = 0
+        for i in 1...input.rounds {
+            try input.end.send(i)
+            guard let answer = try input.end.receive() else { throw Failure(message: "pong closed early") }
+            sum += answer
+        }
+        input.end.close()
+        return sum
+    }
+
+    /// Pong: answers each number doubled until the other end closes;
+    /// returns how many it answered.
+    public static let pong = Job<PipeInput, Int>("conformance.pong") { input, _ in
+        var count = 0
+        while let n = try input.end.receive() {
+            try input.end.send(2 * n)
+            count += 1
+        }
+        input.end.close()
+        return count
+    }
+
     public static let fail = Job<String, Int>("conformance.fail") { message, _ in throw Failure(message: message) }
 
     /// Kills its own process (processes) or fails (the other models, which
@@ -431,7 +466,7 @@ public enum ConformanceJobs {
     /// across processes).
     public static let startTime = Job<Int, Double>("conformance.start-time") { _, _ in monotonicSeconds() }
 
-    public static let all: [AnyJob] = [square.erased, fail.erased, crash.erased, setEvent.erased, waitEvent.erased,
+    public static let all: [AnyJob] = [square.erased, ping.erased, pong.erased, fail.erased, crash.erased, setEvent.erased, waitEvent.erased,
                                        lockedIncrements.erased, holdSemaphore.erased, startTime.erased]
 }
 

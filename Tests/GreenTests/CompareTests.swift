@@ -103,6 +103,17 @@ final class CompareTests: GreenTestCase {
         }
     }
 
+    func testPipeCarriesMessagesBothWaysAndCloses() throws {
+        for model in try models() {
+            let (a, b) = try model.pipe(of: Int.self, capacity: 2)
+            let pong = try model.spawn(ConformanceJobs.pong, .init(end: b, rounds: 0))
+            let ping = try model.spawn(ConformanceJobs.ping, .init(end: a, rounds: 100))
+            XCTAssertEqual(try ping.join(), 2 * (1...100).reduce(0, +), "\(model.kind)")
+            XCTAssertEqual(try pong.join(), 100, "\(model.kind)")
+            XCTAssertNil(try a.receive(), "\(model.kind): both ends closed")
+        }
+    }
+
     func testPoolMapKeepsOrderAndReportsTheFirstFailure() throws {
         for model in try models() {
             let pool = try model.pool(size: 3)
