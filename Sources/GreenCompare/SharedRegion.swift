@@ -21,8 +21,14 @@ final class SharedRegion: @unchecked Sendable {
 
     nonisolated(unsafe) private static var counter = 0
     private static let lock = NSLock()
-    /// Regions this process opened by name, shared by every handle.
-    nonisolated(unsafe) private static var opened: [String: SharedRegion] = [:]
+    /// Regions this process opened by name, shared by every live handle
+    /// (weakly: a worker that served many jobs keeps only the regions its
+    /// current values still use mapped).
+    nonisolated(unsafe) private static var opened: [String: Weak] = [:]
+
+    private struct Weak {
+        weak var region: SharedRegion?
+    }
 
     /// Creates a region with `dataBytes` of data area.
     init(dataBytes: Int) throws {
@@ -81,9 +87,10 @@ final class SharedRegion: @unchecked Sendable {
     /// The region called `name`, opened once per process.
     static func open(_ name: String) throws -> SharedRegion {
         try lock.withLock {
-            if let r = opened[name] { return r }
+            if let r = opened[name]?.region { return r }
             let r = try SharedRegion(opening: name)
-            opened[name] = r
+            opened = opened.filter { $0.value.region != nil }
+            opened[name] = Weak(region: r)
             return r
         }
     }

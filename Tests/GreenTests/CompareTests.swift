@@ -230,6 +230,26 @@ final class CompareTests: GreenTestCase {
         XCTAssertEqual(openFDs(), before)
     }
 
+    func testSharedMemoryGoesWithItsPrimitives() throws {
+        let model = try models()[2]
+        func ours() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
+                .filter { $0.hasPrefix("swift-green-compare.\(getpid()).") }
+        }
+        let before = ours().count
+        do {
+            let lock = try model.lock()
+            let queue = try model.queue(of: Int.self, capacity: 4)
+            let (a, _) = try model.pipe(of: Int.self)
+            XCTAssertEqual(ours().count, before + 4, "a lock, a queue and a pipe's two queues")
+            try queue.put(1)
+            try a.send(2)
+            try lock.acquire()
+            try lock.release()
+        }
+        XCTAssertEqual(ours().count, before, "the names are unlinked when the primitives go")
+    }
+
     private func descendants(of pid: pid_t) -> [pid_t] {
         guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return [] }
         var out: [pid_t] = []
