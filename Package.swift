@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "GreenCompareTool",
             dependencies: [
-                "GreenCompare",
+                "Green", "GreenCompare",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

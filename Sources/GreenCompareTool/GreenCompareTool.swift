@@ -11,6 +11,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import Green
 import GreenCompare
 
 @main
@@ -146,6 +147,10 @@ struct GreenCompareCommand: ParsableCommand {
     /// The child's side: runs the workload on one model and prints one
     /// JSON line (wall time, units, the tree's sampled peak RSS).
     private func runInThisProcess(_ w: Workload, _ name: String) throws {
+        // CPU-bound work on greenlets holds the hub by design here; the
+        // blocked-hub monitor's reports (and its backtrace signals) would
+        // only perturb the measurement.
+        HubMonitor.threshold = 0
         // Only a tree of processes needs sampling; a single process's peak
         // is the kernel's exact figure, and a sampler thread would make
         // the greenlets model's process multi-threaded (every stack the

@@ -235,4 +235,61 @@ int green_bench_c_pingpong(long count, size_t stack_size);
 }
 #endif
 
+
+// ------------------------------------------------------- blocked-hub monitor
+//
+// A watchdog thread notices a hub whose running greenlet has not switched
+// for longer than a threshold (a greenlet spinning, or blocking in a call
+// that does not cooperate) and reports it once per incident, naming the
+// greenlet, with a backtrace taken on the blocked thread (a signal).
+// Each hub owns a green_hub_monitor; the hub thread writes it on every
+// switch with plain stores (one writer), the watchdog only reads.
+
+typedef struct green_hub_monitor {
+    /// Bumped by the hub on every switch and every loop pass.
+    volatile uint64_t epoch;
+    /// 1 while the hub waits for events (idle, not blocked).
+    volatile int idle;
+    /// Spawned greenlets alive on the hub: a thread with none (only its
+    /// main greenlet) stalls nobody when it blocks, and is not reported.
+    volatile int others;
+    /// The context running on the hub.
+    const green_context *volatile current;
+    // The watchdog's own view, and the registry link.
+    uint64_t seen_epoch;
+    double seen_since;
+    int reported;
+    void *thread;                       // pthread_t of the hub's thread
+    struct green_hub_monitor *next;
+    // Filled by the blocked thread's signal handler.
+    void *volatile backtrace[48];
+    volatile int backtrace_count;
+    volatile int backtrace_ready;
+} green_hub_monitor;
+
+/// Registers `m` for the calling thread's hub (starts the watchdog on
+/// first use unless the monitor is off).
+void green_monitor_register(green_hub_monitor *m);
+void green_monitor_unregister(green_hub_monitor *m);
+
+static inline void green_monitor_switched(green_hub_monitor *m, const green_context *to) {
+    m->current = to;
+    m->epoch = m->epoch + 1;
+}
+static inline void green_monitor_set_idle(green_hub_monitor *m, int idle) {
+    m->idle = idle;
+    m->epoch = m->epoch + 1;
+}
+
+/// Seconds a greenlet may hold its hub before a report; 0 turns the
+/// monitor off. Default 0.1, or GREEN_MONITOR_MS (0: off) from the
+/// environment.
+void green_monitor_set_threshold(double seconds);
+double green_monitor_threshold(void);
+/// Reports made so far, and the last one's text (copied into `buffer`).
+uint64_t green_monitor_report_count(void);
+void green_monitor_last_report(char *buffer, size_t size);
+/// Whether reports also go to standard error (default 1).
+void green_monitor_set_print(int print);
+
 #endif

@@ -81,6 +81,8 @@ public final class Hub {
     @exclusivity(unchecked) var localIDLimit: UInt64 = 0
 
     let loop: OpaquePointer
+    /// The blocked-hub monitor's view of this hub (see `HubMonitor`).
+    let monitor: UnsafeMutablePointer<green_hub_monitor>
     let contextKind: Int32
     public let thread: pthread_t
     // Set at the end of init (they need `self`); never nil afterwards.
@@ -136,6 +138,9 @@ public final class Hub {
         pthread_key_create(&key) { p in
             guard let p else { return }
             green_hub_set(nil)
+            // The thread is going: the monitor must not signal it again,
+            // even if something keeps the hub object alive a while.
+            Unmanaged<Hub>.fromOpaque(p)._withUnsafeGuaranteedRef { green_monitor_unregister($0.monitor) }
             Unmanaged<Hub>.fromOpaque(p).release()
         }
         return key
@@ -156,6 +161,8 @@ public final class Hub {
         }
         self.loop = loop
         thread = pthread_self()
+        monitor = .allocate(capacity: 1)
+        green_monitor_register(monitor)
         asyncWatcher = .allocate(capacity: 1)
         asyncWatcher.initialize(to: ev_async())
         mailbox = HubMailbox(loop: loop, watcher: asyncWatcher)
@@ -231,6 +238,8 @@ public final class Hub {
         mainGreenlet.context = nil
         for (_, pool) in stackPools { green_stack_pool_destroy(pool) }
         ev_loop_destroy(loop)
+        green_monitor_unregister(monitor)
+        monitor.deallocate()
     }
 
     // MARK: - Time
@@ -326,6 +335,7 @@ public final class Hub {
     @inline(__always)
     private func addLive(_ g: AnyGreenlet) {
         liveGreenlets += 1
+        monitor.pointee.others = Int32(truncatingIfNeeded: liveGreenlets)
         let u = Unmanaged.passUnretained(g)
         g.liveNext = liveHead
         if let head = liveHead { head._withUnsafeGuaranteedRef { $0.livePrev = u } }
@@ -335,6 +345,7 @@ public final class Hub {
     @inline(__always)
     func removeLive(_ g: AnyGreenlet) {
         liveGreenlets -= 1
+        monitor.pointee.others = Int32(truncatingIfNeeded: liveGreenlets)
         let next = g.liveNext, prev = g.livePrev
         if let next { next._withUnsafeGuaranteedRef { $0.livePrev = prev } }
         if let prev {
@@ -562,6 +573,7 @@ public final class Hub {
             from.state = .running
             return
         }
+        green_monitor_switched(monitor, nextCtx)
         green_context_switch(fromCtx, nextCtx)
         afterSwitch()
     }
@@ -694,6 +706,7 @@ public final class Hub {
                 hub.current = next
                 return next.context!
             }
+            green_monitor_switched(hub.monitor, nextCtx)
             return (g.context!, nextCtx)
         }
     }
@@ -703,7 +716,10 @@ public final class Hub {
         afterSwitch()
         while true {
             if runQueue.isEmpty {
+                // Waiting for events is idle, not blocked.
+                green_monitor_set_idle(monitor, 1)
                 let active = ev_run(loop, Int32(EVRUN_ONCE))
+                green_monitor_set_idle(monitor, 0)
                 if runQueue.isEmpty && active == 0 { wakeMainBlockedForever() }
             } else {
                 ev_run(loop, Int32(EVRUN_NOWAIT))
@@ -711,6 +727,7 @@ public final class Hub {
             budget = Hub.runBudget
             let hubCtx = hubGreenletRef.context!
             guard let nextCtx = claimNext(after: hubGreenletRef) else { continue }
+            green_monitor_switched(monitor, nextCtx)
             green_context_switch(hubCtx, nextCtx)
             afterSwitch()
         }

@@ -1,0 +1,200 @@
+// The blocked-hub monitor: see green_context.h.
+#define _GNU_SOURCE
+#include "green_context.h"
+
+#include <execinfo.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static green_hub_monitor *registry = NULL;
+static int watchdog_started = 0;
+static _Atomic double threshold_seconds = -1;   // -1: not read from the environment yet
+static _Atomic uint64_t report_count = 0;
+static _Atomic int print_reports = 1;
+static char last_report[4096];
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local green_hub_monitor *thread_monitor = NULL;
+
+static void ensure_watchdog_locked(void);
+
+// The signal that asks a blocked thread for its backtrace: SIGURG, which
+// nothing else here uses and whose default action is to ignore it.
+#define GREEN_MONITOR_SIGNAL SIGURG
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+double green_monitor_threshold(void) {
+    double t = atomic_load(&threshold_seconds);
+    if (t < 0) {
+        const char *env = getenv("GREEN_MONITOR_MS");
+        t = env ? atof(env) / 1000.0 : 0.1;
+        if (t < 0) t = 0;
+        atomic_store(&threshold_seconds, t);
+    }
+    return t;
+}
+
+void green_monitor_set_threshold(double seconds) {
+    atomic_store(&threshold_seconds, seconds < 0 ? 0 : seconds);
+    pthread_mutex_lock(&registry_lock);
+    if (registry) ensure_watchdog_locked();
+    pthread_mutex_unlock(&registry_lock);
+}
+uint64_t green_monitor_report_count(void) { return atomic_load(&report_count); }
+void green_monitor_set_print(int print) { atomic_store(&print_reports, print); }
+
+void green_monitor_last_report(char *buffer, size_t size) {
+    if (size == 0) return;
+    pthread_mutex_lock(&report_lock);
+    strncpy(buffer, last_report, size - 1);
+    buffer[size - 1] = 0;
+    pthread_mutex_unlock(&report_lock);
+}
+
+// On the blocked thread: its backtrace, into its monitor. backtrace() was
+// called once on the watchdog before any signal, so libgcc is loaded and
+// the call does not allocate here.
+static void backtrace_handler(int sig) {
+    (void)sig;
+    green_hub_monitor *m = thread_monitor;
+    if (!m) return;
+    int n = backtrace((void **)m->backtrace, 48);
+    m->backtrace_count = n;
+    __atomic_store_n(&m->backtrace_ready, 1, __ATOMIC_RELEASE);
+}
+
+static void report(green_hub_monitor *m, double held) {
+    // The greenlet's name, read while the hub stays where it was.
+    char name[sizeof(((green_context *)0)->name) + 24] = "(the main greenlet)";
+    uint64_t before = m->epoch;
+    const green_context *ctx = m->current;
+    if (ctx) {
+        // Unnamed greenlets are "Greenlet-<id>", as Swift names them.
+        if (ctx->name[0]) {
+            memcpy(name, ctx->name, sizeof ctx->name);
+            name[sizeof ctx->name - 1] = 0;
+        } else {
+            snprintf(name, sizeof name, "Greenlet-%llu", (unsigned long long)ctx->id);
+        }
+    }
+    if (m->epoch != before) return;   // it moved on meanwhile: no incident
+    // Its backtrace, taken on its own thread.
+    __atomic_store_n(&m->backtrace_ready, 0, __ATOMIC_RELAXED);
+    m->backtrace_count = 0;
+    int have_backtrace = 0;
+    if (pthread_kill((pthread_t)m->thread, GREEN_MONITOR_SIGNAL) == 0) {
+        for (int i = 0; i < 200 && !__atomic_load_n(&m->backtrace_ready, __ATOMIC_ACQUIRE); i++) usleep(500);
+        have_backtrace = __atomic_load_n(&m->backtrace_ready, __ATOMIC_ACQUIRE);
+    }
+    char text[4096];
+    int len = snprintf(text, sizeof text,
+                       "swift-green: greenlet %s has held its hub for %.0f ms without switching "
+                       "(monitor threshold %.0f ms): a busy loop, or a call that blocks the thread\n",
+                       name, held * 1000, green_monitor_threshold() * 1000);
+    if (have_backtrace && len > 0 && len < (int)sizeof text) {
+        char **symbols = backtrace_symbols((void *const *)m->backtrace, m->backtrace_count);
+        for (int i = 0; symbols && i < m->backtrace_count && len < (int)sizeof text - 1; i++) {
+            int n = snprintf(text + len, sizeof text - len, "  %s\n", symbols[i]);
+            if (n < 0) break;
+            len += n;
+        }
+        free(symbols);
+    }
+    pthread_mutex_lock(&report_lock);
+    memcpy(last_report, text, sizeof last_report);
+    last_report[sizeof last_report - 1] = 0;
+    pthread_mutex_unlock(&report_lock);
+    atomic_fetch_add(&report_count, 1);
+    if (atomic_load(&print_reports)) {
+        ssize_t ignored = write(2, text, strlen(text));
+        (void)ignored;
+    }
+}
+
+static void *watchdog(void *arg) {
+    (void)arg;
+    void *warm[4];
+    backtrace(warm, 4);   // loads the unwinder now, not in a signal handler
+    for (;;) {
+        double threshold = green_monitor_threshold();
+        double interval = threshold > 0 ? threshold / 4 : 0.1;
+        if (interval < 0.005) interval = 0.005;
+        struct timespec pause = { (time_t)interval, (long)((interval - (double)(time_t)interval) * 1e9) };
+        nanosleep(&pause, NULL);
+        if (threshold <= 0) continue;
+        double now = now_seconds();
+        pthread_mutex_lock(&registry_lock);
+        for (green_hub_monitor *m = registry; m; m = m->next) {
+            uint64_t epoch = m->epoch;
+            if (m->idle || m->others == 0 || epoch != m->seen_epoch) {
+                m->seen_epoch = epoch;
+                m->seen_since = now;
+                m->reported = 0;
+            } else if (!m->reported && now - m->seen_since >= threshold) {
+                m->reported = 1;
+                report(m, now - m->seen_since);
+            }
+        }
+        pthread_mutex_unlock(&registry_lock);
+    }
+    return NULL;
+}
+
+// Starts the watchdog once the monitor is on; the registry lock held.
+static void ensure_watchdog_locked(void) {
+    if (!watchdog_started && green_monitor_threshold() > 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = backtrace_handler;
+        sa.sa_flags = SA_RESTART | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(GREEN_MONITOR_SIGNAL, &sa, NULL);
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attributes, 256 * 1024);
+        // The watchdog takes no signal meant for the program.
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        pthread_t t;
+        if (pthread_create(&t, &attributes, watchdog, NULL) == 0) watchdog_started = 1;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attributes);
+    }
+}
+
+void green_monitor_register(green_hub_monitor *m) {
+    memset(m, 0, sizeof *m);
+    m->thread = (void *)pthread_self();
+    m->seen_since = now_seconds();
+    thread_monitor = m;
+    pthread_mutex_lock(&registry_lock);
+    m->next = registry;
+    registry = m;
+    ensure_watchdog_locked();
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void green_monitor_unregister(green_hub_monitor *m) {
+    pthread_mutex_lock(&registry_lock);
+    for (green_hub_monitor **p = &registry; *p; p = &(*p)->next) {
+        if (*p == m) {
+            *p = m->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (thread_monitor == m) thread_monitor = NULL;
+}
