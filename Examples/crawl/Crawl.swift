@@ -121,6 +121,9 @@ struct Crawl: ParsableCommand {
         }
         defer { if output != nil { fclose(out) } else { fflush(out) } }
         let progress = Progress(enabled: isatty(2) != 0)
+        // kill -QUIT <pid> (or Ctrl-\) prints what every greenlet is doing.
+        let dump = GreenletDump.installSignalHandler()
+        defer { dump.cancel() }
         let cpuBefore = threadCPUSeconds()
         let treeBefore = treeCPUSeconds()
         var done = 0

@@ -67,6 +67,8 @@ public class AnyGreenlet {
     @exclusivity(unchecked) var livePrev: Unmanaged<AnyGreenlet>?
     /// What the greenlet is blocked on, for deadlock reports and dumps.
     @exclusivity(unchecked) var waitingOn: StaticString = ""
+    /// The hub's loop time when it last parked (for dumps).
+    @exclusivity(unchecked) var parkedSince: Double = 0
     /// The first greenlet waiting for this one to finish, unretained: a
     /// waiter is parked (so its hub holds it) and always removes itself.
     @exclusivity(unchecked) var firstWaiter: Unmanaged<AnyGreenlet>?

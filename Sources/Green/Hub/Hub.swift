@@ -83,6 +83,11 @@ public final class Hub {
     let loop: OpaquePointer
     /// The blocked-hub monitor's view of this hub (see `HubMonitor`).
     let monitor: UnsafeMutablePointer<green_hub_monitor>
+    /// libev's time at the last loop pass: a clock dumps may read without
+    /// a call.
+    @exclusivity(unchecked) var loopTime: Double = 0
+    /// This hub's entry in `HubRegistry` (for dumps of every hub).
+    private var registryID = 0
     let contextKind: Int32
     public let thread: pthread_t
     // Set at the end of init (they need `self`); never nil afterwards.
@@ -140,7 +145,10 @@ public final class Hub {
             green_hub_set(nil)
             // The thread is going: the monitor must not signal it again,
             // even if something keeps the hub object alive a while.
-            Unmanaged<Hub>.fromOpaque(p)._withUnsafeGuaranteedRef { green_monitor_unregister($0.monitor) }
+            Unmanaged<Hub>.fromOpaque(p)._withUnsafeGuaranteedRef {
+                green_monitor_unregister($0.monitor)
+                HubRegistry.unregister($0.registryID)
+            }
             Unmanaged<Hub>.fromOpaque(p).release()
         }
         return key
@@ -216,6 +224,8 @@ public final class Hub {
         // The watcher alone must not keep the loop alive (deadlock reports);
         // `beginRemoteWait` counts the greenlets that do wait on it.
         ev_unref(loop)
+        loopTime = ev_now(loop)
+        registryID = HubRegistry.register(mailbox, thread: thread)
     }
 
     deinit {
@@ -239,6 +249,7 @@ public final class Hub {
         for (_, pool) in stackPools { green_stack_pool_destroy(pool) }
         ev_loop_destroy(loop)
         green_monitor_unregister(monitor)
+        HubRegistry.unregister(registryID)
         monitor.deallocate()
     }
 
@@ -512,6 +523,7 @@ public final class Hub {
         precondition(ObjectIdentifier(g) != hubGreenletID, "swift-green: a blocking call ran on the hub itself (in a loop callback)")
         if let e = takeDeliverable(g) { throw e }
         g.waitingOn = what
+        g.parkedSince = loopTime
         g.state = .parked
         parkedCount += 1
         switchAway(from: g)
@@ -725,6 +737,7 @@ public final class Hub {
                 ev_run(loop, Int32(EVRUN_NOWAIT))
             }
             budget = Hub.runBudget
+            loopTime = ev_now(loop)
             let hubCtx = hubGreenletRef.context!
             guard let nextCtx = claimNext(after: hubGreenletRef) else { continue }
             green_monitor_switched(monitor, nextCtx)
