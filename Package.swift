@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "GreenHTTP", targets: ["GreenHTTP"]),
         .library(name: "GreenCrawl", targets: ["GreenCrawl"]),
         .library(name: "GreenCompare", targets: ["GreenCompare"]),
+        .library(name: "GreenPatch", targets: ["GreenPatch"]),
         .executable(name: "crawl", targets: ["Crawl"]),
         .executable(name: "green-compare", targets: ["GreenCompareTool"]),
         .executable(name: "green-bench", targets: ["GreenBench"]),
@@ -54,6 +55,15 @@ let package = Package(
         .target(
             name: "GreenCrawl",
             dependencies: ["Green", "GreenHTTP", "GreenCompare", "CGumbo"]
+        ),
+        .target(name: "CGreenPatch"),
+        .target(
+            name: "GreenPatch",
+            dependencies: ["Green", "CGreenPatch"]
+        ),
+        .target(
+            name: "CPatchProbe",
+            path: "Tests/CPatchProbe"
         ),
         .target(
             name: "GreenCompare",
@@ -157,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl"]
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe"]
         ),
     ],
     swiftLanguageModes: [.v6]

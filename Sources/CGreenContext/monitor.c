@@ -3,6 +3,7 @@
 #include "green_context.h"
 
 #include <execinfo.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -74,6 +75,26 @@ static void backtrace_handler(int sig) {
     __atomic_store_n(&m->backtrace_ready, 1, __ATOMIC_RELEASE);
 }
 
+// Names of the system calls a blocked greenlet is most often found in.
+static const char *syscall_name(long n) {
+#if defined(__x86_64__)
+    switch (n) {
+    case 0: return "read"; case 1: return "write"; case 7: return "poll"; case 23: return "select";
+    case 35: return "nanosleep"; case 42: return "connect"; case 43: return "accept"; case 44: return "sendto";
+    case 45: return "recvfrom"; case 61: return "wait4"; case 202: return "futex"; case 230: return "clock_nanosleep";
+    case 232: return "epoll_wait"; case 271: return "ppoll"; case 288: return "accept4";
+    }
+#elif defined(__aarch64__)
+    switch (n) {
+    case 63: return "read"; case 64: return "write"; case 73: return "ppoll"; case 98: return "futex";
+    case 101: return "nanosleep"; case 115: return "clock_nanosleep"; case 203: return "connect";
+    case 202: return "accept"; case 206: return "sendto"; case 207: return "recvfrom"; case 242: return "accept4";
+    case 260: return "wait4";
+    }
+#endif
+    return "";
+}
+
 static void report(green_hub_monitor *m, double held) {
     // The greenlet's name, read while the hub stays where it was.
     char name[sizeof(((green_context *)0)->name) + 24] = "(the main greenlet)";
@@ -89,11 +110,33 @@ static void report(green_hub_monitor *m, double held) {
         }
     }
     if (m->epoch != before) return;   // it moved on meanwhile: no incident
-    // Its backtrace, taken on its own thread.
+    // Running on the CPU, or waiting in the kernel? A thread in a system
+    // call is not signalled: the signal would cut its call short (EINTR).
+    char path[64], state = '?';
+    long syscall_number = -1;
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", m->tid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char buf[512];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        char *close_paren = strrchr(buf, ')');
+        if (close_paren && close_paren[1] == ' ') state = close_paren[2];
+    }
+    if (state != 'R') {
+        snprintf(path, sizeof path, "/proc/self/task/%d/syscall", m->tid);
+        f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "%ld", &syscall_number) != 1) syscall_number = -1;
+            fclose(f);
+        }
+    }
+    // Its backtrace, taken on its own thread (a running thread only).
     __atomic_store_n(&m->backtrace_ready, 0, __ATOMIC_RELAXED);
     m->backtrace_count = 0;
     int have_backtrace = 0;
-    if (pthread_kill((pthread_t)m->thread, GREEN_MONITOR_SIGNAL) == 0) {
+    if (state == 'R' && pthread_kill((pthread_t)m->thread, GREEN_MONITOR_SIGNAL) == 0) {
         for (int i = 0; i < 200 && !__atomic_load_n(&m->backtrace_ready, __ATOMIC_ACQUIRE); i++) usleep(500);
         have_backtrace = __atomic_load_n(&m->backtrace_ready, __ATOMIC_ACQUIRE);
     }
@@ -102,6 +145,12 @@ static void report(green_hub_monitor *m, double held) {
                        "swift-green: greenlet %s has held its hub for %.0f ms without switching "
                        "(monitor threshold %.0f ms): a busy loop, or a call that blocks the thread\n",
                        name, held * 1000, green_monitor_threshold() * 1000);
+    if (state != 'R' && len > 0 && len < (int)sizeof text) {
+        len += snprintf(text + len, sizeof text - len,
+                        "  the thread waits in the kernel, in system call %ld%s%s%s (no backtrace taken: a signal would interrupt it)\n",
+                        syscall_number, syscall_name(syscall_number)[0] ? " (" : "", syscall_name(syscall_number),
+                        syscall_name(syscall_number)[0] ? ")" : "");
+    }
     if (have_backtrace && len > 0 && len < (int)sizeof text) {
         char **symbols = backtrace_symbols((void *const *)m->backtrace, m->backtrace_count);
         for (int i = 0; symbols && i < m->backtrace_count && len < (int)sizeof text - 1; i++) {
@@ -178,6 +227,7 @@ static void ensure_watchdog_locked(void) {
 void green_monitor_register(green_hub_monitor *m) {
     memset(m, 0, sizeof *m);
     m->thread = (void *)pthread_self();
+    m->tid = (int)syscall(SYS_gettid);
     m->seen_since = now_seconds();
     thread_monitor = m;
     pthread_mutex_lock(&registry_lock);

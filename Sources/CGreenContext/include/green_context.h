@@ -260,6 +260,7 @@ typedef struct green_hub_monitor {
     double seen_since;
     int reported;
     void *thread;                       // pthread_t of the hub's thread
+    int tid;                            // its kernel thread id
     struct green_hub_monitor *next;
     // Filled by the blocked thread's signal handler.
     void *volatile backtrace[48];

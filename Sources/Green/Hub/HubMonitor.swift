@@ -10,8 +10,10 @@ import CGreenContext
 ///
 /// `GREEN_MONITOR_MS` sets the threshold from the environment (0 turns
 /// the monitor off). The cost on the switch path is two plain stores.
-/// The backtrace is taken with a signal (SIGURG) to the blocked thread: a
-/// blocking call there returns early with EINTR, once per report.
+/// A thread running on the CPU gets a signal (SIGURG) whose handler takes
+/// the backtrace; a thread waiting in the kernel is not signalled (that
+/// would cut its call short with EINTR): the report names its system call
+/// instead.
 public enum HubMonitor {
     /// Seconds a greenlet may hold its hub; 0 turns the monitor off.
     public static var threshold: Double {
@@ -31,5 +33,23 @@ public enum HubMonitor {
         var buffer = [CChar](repeating: 0, count: 4096)
         green_monitor_last_report(&buffer, buffer.count)
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension Hub {
+    /// Whether the calling thread runs a spawned greenlet (not a thread's
+    /// main greenlet), without creating a hub for a thread that has none.
+    /// For code that must know whether waiting may park (patch mode).
+    public static var isInSpawnedGreenlet: Bool {
+        guard let p = green_hub_get() else { return false }
+        return Unmanaged<Hub>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.current.parentID != 0 }
+    }
+
+    /// Makes the interrupt (kill or timeout) the current greenlet last
+    /// received pending again, to be thrown at its next blocking call: for
+    /// code that caught it where it could not be thrown (a C call that
+    /// returns EINTR instead).
+    public static func rearmInterrupt() {
+        withCurrent { $0.rearmLastInterrupt($0.current) }
     }
 }

@@ -1,0 +1,26 @@
+// Patch mode: blocking libc calls made inside a greenlet become
+// cooperative, the analogue of gevent.monkey.patch_all(). The functions
+// below are defined in this target with libc's names, so a program that
+// links it (import GreenPatch) calls them instead of libc's; each calls
+// the real one (dlsym(RTLD_NEXT)) unless patch mode is on and the caller
+// runs in a spawned greenlet, in which case it asks the runtime (the
+// hooks) to wait cooperatively.
+#ifndef SWIFT_GREEN_PATCH_H
+#define SWIFT_GREEN_PATCH_H
+
+typedef struct green_patch_hooks {
+    /// 1 when the calling thread runs a spawned greenlet (not a thread's
+    /// main greenlet): only then does a call cooperate.
+    int (*in_greenlet)(void);
+    /// Parks the calling greenlet for `seconds`; 0 when the time passed,
+    /// -1 when it was interrupted (killed, or a timeout expired).
+    int (*sleep_for)(double seconds);
+} green_patch_hooks;
+
+/// Turns patch mode on with `hooks`, or off with NULL.
+void green_patch_set_hooks(const green_patch_hooks *hooks);
+
+/// Calls that cooperated so far (for tests and diagnostics).
+unsigned long green_patch_cooperative_calls(void);
+
+#endif
