@@ -2,6 +2,9 @@
 #include "green_patch.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -24,6 +27,13 @@ static const green_patch_hooks *cooperating(void) {
 }
 
 typedef unsigned int (*sleep_fn)(unsigned int);
+typedef ssize_t (*read_fn)(int, void *, size_t);
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef ssize_t (*recv_fn)(int, void *, size_t, int);
+typedef ssize_t (*send_fn)(int, const void *, size_t, int);
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
+typedef int (*accept4_fn)(int, struct sockaddr *, socklen_t *, int);
 typedef int (*usleep_fn)(useconds_t);
 typedef int (*nanosleep_fn)(const struct timespec *, struct timespec *);
 
@@ -71,4 +81,126 @@ int nanosleep(const struct timespec *request, struct timespec *remaining) {
     }
     REAL(nanosleep);
     return nanosleep_real(request, remaining);
+}
+
+// ---------------------------------------------------------------- sockets
+//
+// On a socket in blocking mode, inside a greenlet: the call is made
+// without blocking (MSG_DONTWAIT, or O_NONBLOCK for the call's duration),
+// and when it would block the greenlet parks until the socket is ready,
+// then tries again. A socket the program made non-blocking itself, and
+// every other kind of fd (files, pipes, terminals), get libc's call.
+
+// Whether `fd` is a socket in blocking mode (two cheap system calls,
+// only in a greenlet with patch mode on).
+static int blocking_socket(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
+    int flags = fcntl(fd, F_GETFL);
+    return flags >= 0 && !(flags & O_NONBLOCK);
+}
+
+static int would_block(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
+
+ssize_t recv(int fd, void *buffer, size_t length, int flags) {
+    const green_patch_hooks *h = cooperating();
+    REAL(recv);
+    if (!h || (flags & MSG_DONTWAIT) || !blocking_socket(fd)) return recv_real(fd, buffer, length, flags);
+    for (;;) {
+        ssize_t n = recv_real(fd, buffer, length, flags | MSG_DONTWAIT);
+        if (n >= 0 || !would_block()) return n;
+        if (h->wait_fd(fd, 0) != 0) { errno = EINTR; return -1; }
+    }
+}
+
+ssize_t send(int fd, const void *buffer, size_t length, int flags) {
+    const green_patch_hooks *h = cooperating();
+    REAL(send);
+    if (!h || (flags & MSG_DONTWAIT) || !blocking_socket(fd)) return send_real(fd, buffer, length, flags);
+    for (;;) {
+        ssize_t n = send_real(fd, buffer, length, flags | MSG_DONTWAIT);
+        if (n >= 0 || !would_block()) return n;
+        if (h->wait_fd(fd, 1) != 0) { errno = EINTR; return -1; }
+    }
+}
+
+ssize_t read(int fd, void *buffer, size_t length) {
+    const green_patch_hooks *h = cooperating();
+    REAL(read);
+    if (!h || !blocking_socket(fd)) return read_real(fd, buffer, length);
+    REAL(recv);
+    for (;;) {
+        // recv with no flags is read on a socket.
+        ssize_t n = recv_real(fd, buffer, length, MSG_DONTWAIT);
+        if (n >= 0) return n;
+        if (errno == ENOTSOCK) return read_real(fd, buffer, length);
+        if (!would_block()) return n;
+        if (h->wait_fd(fd, 0) != 0) { errno = EINTR; return -1; }
+    }
+}
+
+ssize_t write(int fd, const void *buffer, size_t length) {
+    const green_patch_hooks *h = cooperating();
+    REAL(write);
+    if (!h || !blocking_socket(fd)) return write_real(fd, buffer, length);
+    REAL(send);
+    for (;;) {
+        // send with no flags is write on a socket (SIGPIPE included).
+        ssize_t n = send_real(fd, buffer, length, MSG_DONTWAIT);
+        if (n >= 0) return n;
+        if (errno == ENOTSOCK) return write_real(fd, buffer, length);
+        if (!would_block()) return n;
+        if (h->wait_fd(fd, 1) != 0) { errno = EINTR; return -1; }
+    }
+}
+
+int connect(int fd, const struct sockaddr *address, socklen_t length) {
+    const green_patch_hooks *h = cooperating();
+    REAL(connect);
+    if (!h || !blocking_socket(fd)) return connect_real(fd, address, length);
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    int rc = connect_real(fd, address, length);
+    int saved = errno;
+    if (rc != 0 && saved == EINPROGRESS) {
+        if (h->wait_fd(fd, 1) != 0) {
+            fcntl(fd, F_SETFL, flags);
+            errno = EINTR;
+            return -1;
+        }
+        int error = 0;
+        socklen_t size = sizeof error;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size);
+        rc = error == 0 ? 0 : -1;
+        saved = error;
+    }
+    fcntl(fd, F_SETFL, flags);
+    errno = saved;
+    return rc;
+}
+
+static int accept_common(int fd, struct sockaddr *address, socklen_t *length, int flags, int with_flags) {
+    const green_patch_hooks *h = cooperating();
+    REAL(accept4);
+    REAL(accept);
+    if (!h || !blocking_socket(fd)) {
+        return with_flags ? accept4_real(fd, address, length, flags) : accept_real(fd, address, length);
+    }
+    int listener = fcntl(fd, F_GETFL);
+    for (;;) {
+        fcntl(fd, F_SETFL, listener | O_NONBLOCK);
+        int c = accept4_real(fd, address, length, flags);
+        int saved = errno;
+        fcntl(fd, F_SETFL, listener);
+        if (c >= 0 || !(saved == EAGAIN || saved == EWOULDBLOCK)) {
+            errno = saved;
+            return c;
+        }
+        if (h->wait_fd(fd, 0) != 0) { errno = EINTR; return -1; }
+    }
+}
+
+int accept(int fd, struct sockaddr *address, socklen_t *length) { return accept_common(fd, address, length, 0, 0); }
+int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    return accept_common(fd, address, length, flags, 1);
 }

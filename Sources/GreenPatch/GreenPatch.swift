@@ -7,11 +7,13 @@ import Green
 /// meanwhile: the analogue of `gevent.monkey.patch_all()` for these calls.
 /// Outside greenlets, and when patch mode is off, the calls are libc's.
 ///
-/// Covered so far: the sleep family, when called from code linked into
-/// the program (the interposed symbols are defined in the executable).
-/// Not yet: sockets (read/write/recv/send/connect/accept/poll),
-/// getaddrinfo, and calls made from inside shared libraries (an
-/// LD_PRELOAD build of the same interposers).
+/// Covered: the sleep family, and `read`, `write`, `recv`, `send`,
+/// `connect`, `accept` and `accept4` on sockets in blocking mode (other
+/// fds, and sockets the program made non-blocking, get libc's call), when
+/// called from code linked into the program (the interposed symbols are
+/// defined in the executable). Not yet: `poll`/`select`, `getaddrinfo`,
+/// and calls made from inside shared libraries (an LD_PRELOAD build of the
+/// same interposers).
 public enum PatchMode {
     // Written once, then only read (by C, from any thread).
     nonisolated(unsafe) private static let hooks: UnsafeMutablePointer<green_patch_hooks> = {
@@ -25,6 +27,15 @@ public enum PatchMode {
                 } catch {
                     // The interrupt (kill, timeout) is re-armed for the
                     // greenlet's next cooperative call.
+                    Hub.rearmInterrupt()
+                    return -1
+                }
+            },
+            wait_fd: { fd, writable in
+                do {
+                    _ = writable != 0 ? try waitWritable(fd: fd) : try waitReadable(fd: fd)
+                    return 0
+                } catch {
                     Hub.rearmInterrupt()
                     return -1
                 }

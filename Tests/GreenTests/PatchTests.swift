@@ -88,4 +88,55 @@ final class PatchTests: GreenTestCase {
         XCTAssertEqual(errnoSeen, EINTR)
         XCTAssertTrue(g.error is GreenletExit, "\(String(describing: g.error))")
     }
+
+    func testBlockingCSocketClientsCooperateWithAServerOnTheSameHub() throws {
+        PatchMode.enable()
+        // A green echo server on this hub; C clients in greenlets of the
+        // same hub: without patch mode their blocking connect/read would
+        // stall the hub, and the server, for ever.
+        let server = try StreamServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, _ in
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let n = try buffer.withUnsafeMutableBytes { try conn.recv(into: $0) }
+            try buffer.withUnsafeBytes { try conn.sendAll(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        server.start()
+        defer { _ = try? server.stop(timeout: 1) }
+        let port = Int32(server.address.port)
+        let clients = (0..<10).map { i in
+            spawn { () -> String in
+                var reply = [CChar](repeating: 0, count: 64)
+                let n = patch_probe_roundtrip(port, "hello \(i)", &reply, 63, Int("hello \(i)".utf8.count))
+                XCTAssertGreaterThan(n, 0, "errno \(-n)")
+                return String(decoding: reply.prefix(max(0, n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+        }
+        XCTAssertEqual(try clients.map { try $0.get() }, (0..<10).map { "hello \($0)" })
+    }
+
+    func testABlockingCServerAcceptsWhileAGreenClientConnects() throws {
+        PatchMode.enable()
+        // A blocking listening socket made in C style (no O_NONBLOCK).
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, size) } }
+        XCTAssertEqual(listen(listener, 4), 0)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &size) } }
+        let port = UInt16(bigEndian: address.sin_port)
+        let cServer = spawn { patch_probe_serve_one(listener) }
+        let client = spawn { () -> [UInt8] in
+            let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
+            defer { s.close() }
+            try s.sendAll(Array("quiet".utf8))
+            var buffer = [UInt8](repeating: 0, count: 16)
+            let n = try buffer.withUnsafeMutableBytes { try s.recv(into: $0, timeout: 5) }
+            return Array(buffer[..<n])
+        }
+        XCTAssertEqual(try client.get(), Array("QUIET".utf8))
+        XCTAssertEqual(try cServer.get(), 5)
+    }
 }

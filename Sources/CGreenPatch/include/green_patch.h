@@ -15,6 +15,9 @@ typedef struct green_patch_hooks {
     /// Parks the calling greenlet for `seconds`; 0 when the time passed,
     /// -1 when it was interrupted (killed, or a timeout expired).
     int (*sleep_for)(double seconds);
+    /// Parks the calling greenlet until `fd` is readable (`writable` 0)
+    /// or writable (1); 0 when it is, -1 when interrupted.
+    int (*wait_fd)(int fd, int writable);
 } green_patch_hooks;
 
 /// Turns patch mode on with `hooks`, or off with NULL.

@@ -5,4 +5,12 @@
 unsigned int patch_probe_sleep(unsigned int seconds);
 int patch_probe_usleep(unsigned int microseconds);
 int patch_probe_nanosleep_ms(long milliseconds);
+/// A blocking TCP client in plain C: connects to 127.0.0.1:port, writes
+/// `message`, reads the reply into `reply` (up to `size` bytes, until the
+/// peer closes or `expect` bytes came). Returns the bytes read, or -errno.
+long patch_probe_roundtrip(int port, const char *message, char *reply, long size, long expect);
+/// A blocking C server step: accepts one connection on `listener` (a
+/// blocking listening socket), reads up to 64 bytes and writes them back
+/// uppercased, closes. Returns the bytes echoed, or -errno.
+long patch_probe_serve_one(int listener);
 #endif
