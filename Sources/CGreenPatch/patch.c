@@ -3,6 +3,9 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <errno.h>
@@ -34,6 +37,8 @@ typedef ssize_t (*send_fn)(int, const void *, size_t, int);
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
 typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
 typedef int (*accept4_fn)(int, struct sockaddr *, socklen_t *, int);
+typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
+typedef int (*getaddrinfo_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
 typedef int (*usleep_fn)(useconds_t);
 typedef int (*nanosleep_fn)(const struct timespec *, struct timespec *);
 
@@ -203,4 +208,55 @@ static int accept_common(int fd, struct sockaddr *address, socklen_t *length, in
 int accept(int fd, struct sockaddr *address, socklen_t *length) { return accept_common(fd, address, length, 0, 0); }
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
     return accept_common(fd, address, length, flags, 1);
+}
+
+// ------------------------------------------------------------------ poll
+
+int poll(struct pollfd *fds, nfds_t count, int timeout_ms) {
+    const green_patch_hooks *h = cooperating();
+    REAL(poll);
+    if (!h || timeout_ms == 0 || count > 1024) return poll_real(fds, count, timeout_ms);
+    // Ready now? Then as libc would answer.
+    int n = poll_real(fds, count, 0);
+    if (n != 0) return n;
+    int want_fd[1024], want_events[1024], k = 0;
+    for (nfds_t i = 0; i < count; i++) {
+        if (fds[i].fd < 0) continue;
+        int e = ((fds[i].events & (POLLIN | POLLPRI)) ? 1 : 0) | ((fds[i].events & POLLOUT) ? 2 : 0);
+        want_fd[k] = fds[i].fd;
+        want_events[k] = e ? e : 1;   // errors and hang-ups show as readable
+        k++;
+    }
+    if (h->wait_any(want_fd, want_events, k, timeout_ms < 0 ? -1.0 : timeout_ms / 1000.0) != 0) {
+        errno = EINTR;
+        return -1;
+    }
+    return poll_real(fds, count, 0);
+}
+
+// ---------------------------------------------------------- getaddrinfo
+
+struct resolve_job {
+    const char *node, *service;
+    const struct addrinfo *hints;
+    struct addrinfo **result;
+    int rc;
+};
+
+static void resolve_work(void *arg) {
+    struct resolve_job *j = arg;
+    REAL(getaddrinfo);
+    j->rc = getaddrinfo_real(j->node, j->service, j->hints, j->result);
+}
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **result) {
+    const green_patch_hooks *h = cooperating();
+    if (h) {
+        // The lookup blocks its thread: a pool thread, not the hub's.
+        struct resolve_job j = { node, service, hints, result, EAI_SYSTEM };
+        h->run_elsewhere(resolve_work, &j);
+        return j.rc;
+    }
+    REAL(getaddrinfo);
+    return getaddrinfo_real(node, service, hints, result);
 }

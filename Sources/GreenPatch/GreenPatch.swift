@@ -7,13 +7,13 @@ import Green
 /// meanwhile: the analogue of `gevent.monkey.patch_all()` for these calls.
 /// Outside greenlets, and when patch mode is off, the calls are libc's.
 ///
-/// Covered: the sleep family, and `read`, `write`, `recv`, `send`,
-/// `connect`, `accept` and `accept4` on sockets in blocking mode (other
-/// fds, and sockets the program made non-blocking, get libc's call), when
-/// called from code linked into the program (the interposed symbols are
-/// defined in the executable). Not yet: `poll`/`select`, `getaddrinfo`,
-/// and calls made from inside shared libraries (an LD_PRELOAD build of the
-/// same interposers).
+/// Covered: the sleep family; `read`, `write`, `recv`, `send`, `connect`,
+/// `accept` and `accept4` on sockets in blocking mode (other fds, and
+/// sockets the program made non-blocking, get libc's call); `poll`; and
+/// `getaddrinfo` (run on a pool thread), when called from code linked into
+/// the program (the interposed symbols are defined in the executable).
+/// Not yet: `select`/`epoll`, and calls made from inside shared libraries
+/// (an LD_PRELOAD build of the same interposers).
 public enum PatchMode {
     // Written once, then only read (by C, from any thread).
     nonisolated(unsafe) private static let hooks: UnsafeMutablePointer<green_patch_hooks> = {
@@ -39,6 +39,37 @@ public enum PatchMode {
                     Hub.rearmInterrupt()
                     return -1
                 }
+            },
+            wait_any: { fds, events, count, timeout in
+                var readable: [Int32] = []
+                var writable: [Int32] = []
+                for i in 0..<Int(count) {
+                    if events![i] & 1 != 0 { readable.append(fds![i]) }
+                    if events![i] & 2 != 0 { writable.append(fds![i]) }
+                }
+                do {
+                    _ = try select(readable: readable, writable: writable, timeout: timeout < 0 ? nil : timeout)
+                    return 0
+                } catch {
+                    Hub.rearmInterrupt()
+                    return -1
+                }
+            },
+            run_elsewhere: { work, arg in
+                // The pointers live on this greenlet's stack: wait for the
+                // work to end whatever happens (a kill is re-armed).
+                let job = UnsafeSendable(work: work!, arg: arg)
+                let done = AsyncResult<Bool>()
+                ThreadPool.shared.submit {
+                    job.work(job.arg)
+                    _ = done.set(true)
+                }
+                do {
+                    _ = try done.get()
+                } catch {
+                    Hub.rearmInterrupt()
+                    _ = try? shielded { try done.get() }
+                }
             }))
         return p
     }()
@@ -51,4 +82,11 @@ public enum PatchMode {
 
     /// Calls that cooperated since the program started.
     public static var cooperativeCalls: UInt { UInt(green_patch_cooperative_calls()) }
+}
+
+/// A C function and its argument, handed to a pool thread while the
+/// greenlet that owns the argument waits for it.
+private struct UnsafeSendable: @unchecked Sendable {
+    let work: @convention(c) (UnsafeMutableRawPointer?) -> Void
+    let arg: UnsafeMutableRawPointer?
 }

@@ -7,6 +7,8 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netdb.h>
+#include <poll.h>
 
 unsigned int patch_probe_sleep(unsigned int seconds) { return sleep(seconds); }
 int patch_probe_usleep(unsigned int microseconds) { return usleep(microseconds); }
@@ -47,4 +49,16 @@ long patch_probe_serve_one(int listener) {
     ssize_t w = send(c, buf, (size_t)n, 0);
     close(c);
     return w < 0 ? -errno : (long)w;
+}
+
+int patch_probe_poll_readable(int fd, int timeout_ms) {
+    struct pollfd p = { fd, POLLIN, 0 };
+    return poll(&p, 1, timeout_ms);
+}
+
+int patch_probe_resolve(const char *host) {
+    struct addrinfo *result = NULL;
+    int rc = getaddrinfo(host, "80", NULL, &result);
+    if (rc == 0) freeaddrinfo(result);
+    return rc;
 }

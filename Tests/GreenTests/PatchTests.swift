@@ -139,4 +139,27 @@ final class PatchTests: GreenTestCase {
         XCTAssertEqual(try client.get(), Array("QUIET".utf8))
         XCTAssertEqual(try cServer.get(), 5)
     }
+
+    func testPollAndGetaddrinfoCooperate() throws {
+        PatchMode.enable()
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        defer { close(fds[0]); close(fds[1]) }
+        // A C poll waits for data another greenlet of this hub sends.
+        let poller = spawn { patch_probe_poll_readable(fds[0], 5_000) }
+        let writer = spawn { () -> Int in
+            try Green.sleep(0.02)
+            return fds[1] >= 0 ? Glibc.send(fds[1], "x", 1, 0) : -1
+        }
+        XCTAssertEqual(try writer.get(), 1)
+        XCTAssertEqual(try poller.get(), 1)
+        // A C poll that times out, cooperatively: the ticker runs meanwhile.
+        let ticks = try ticksDuring { _ = patch_probe_poll_readable(fds[1], 150) }
+        XCTAssertGreaterThanOrEqual(ticks, 5)
+        // getaddrinfo from C, on a pool thread.
+        let calls = PatchMode.cooperativeCalls
+        let lookup = spawn { patch_probe_resolve("127.0.0.1") }
+        XCTAssertEqual(try lookup.get(), 0)
+        XCTAssertGreaterThan(PatchMode.cooperativeCalls, calls)
+    }
 }

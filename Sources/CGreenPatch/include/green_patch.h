@@ -18,6 +18,13 @@ typedef struct green_patch_hooks {
     /// Parks the calling greenlet until `fd` is readable (`writable` 0)
     /// or writable (1); 0 when it is, -1 when interrupted.
     int (*wait_fd)(int fd, int writable);
+    /// Parks until one of `count` fds is ready (`events`: 1 readable, 2
+    /// writable, 3 both) or `timeout` seconds passed (< 0: no limit); 0
+    /// when something is ready or the time is up, -1 when interrupted.
+    int (*wait_any)(const int *fds, const int *events, int count, double timeout);
+    /// Runs `work(arg)` on another OS thread and parks until it is done
+    /// (not interruptible: `arg` lives on the caller's stack).
+    void (*run_elsewhere)(void (*work)(void *), void *arg);
 } green_patch_hooks;
 
 /// Turns patch mode on with `hooks`, or off with NULL.

@@ -13,4 +13,8 @@ long patch_probe_roundtrip(int port, const char *message, char *reply, long size
 /// blocking listening socket), reads up to 64 bytes and writes them back
 /// uppercased, closes. Returns the bytes echoed, or -errno.
 long patch_probe_serve_one(int listener);
+/// poll(2) for readability of `fd` with a timeout: its result.
+int patch_probe_poll_readable(int fd, int timeout_ms);
+/// getaddrinfo(3) of `host` (numeric or "localhost"): 0, or its error.
+int patch_probe_resolve(const char *host);
 #endif
