@@ -10,10 +10,12 @@ import Green
 /// Covered: the sleep family; `read`, `write`, `recv`, `send`, `connect`,
 /// `accept` and `accept4` on sockets in blocking mode (other fds, and
 /// sockets the program made non-blocking, get libc's call); `poll`; and
-/// `getaddrinfo` (run on a pool thread), when called from code linked into
-/// the program (the interposed symbols are defined in the executable).
-/// Not yet: `select`/`epoll`, and calls made from inside shared libraries
-/// (an LD_PRELOAD build of the same interposers).
+/// `getaddrinfo` (run on a pool thread). The interposed symbols are
+/// defined in the executable; the linker also exports those that a linked
+/// shared library uses (Foundation uses them all), so that library's calls
+/// land here too: `FileHandle` reading a socket cooperates. Not yet:
+/// `select`/`epoll`, and a symbol no linked library uses (an LD_PRELOAD
+/// build of the same interposers would cover it).
 public enum PatchMode {
     // Written once, then only read (by C, from any thread).
     nonisolated(unsafe) private static let hooks: UnsafeMutablePointer<green_patch_hooks> = {

@@ -1,3 +1,4 @@
+import Foundation
 import CPatchProbe
 import Glibc
 import Green
@@ -161,5 +162,24 @@ final class PatchTests: GreenTestCase {
         let lookup = spawn { patch_probe_resolve("127.0.0.1") }
         XCTAssertEqual(try lookup.get(), 0)
         XCTAssertGreaterThan(PatchMode.cooperativeCalls, calls)
+    }
+
+    func testFoundationFileHandleReadingASocketCooperates() throws {
+        PatchMode.enable()
+        // Foundation's read(2) resolves to the program's interposer (the
+        // linker exports a symbol that a linked shared library uses).
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        defer { close(fds[1]) }
+        let reader = spawn { () -> Data in
+            let handle = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
+            return try handle.read(upToCount: 5) ?? Data()
+        }
+        let writer = spawn { () -> Int in
+            try Green.sleep(0.02)   // the reader is parked in FileHandle.read by now
+            return Glibc.send(fds[1], "hello", 5, 0)
+        }
+        XCTAssertEqual(try writer.get(), 5)
+        XCTAssertEqual(try reader.get(), Data("hello".utf8))
     }
 }
