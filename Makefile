@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare ci clean
+.PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz ci clean
 
 all: test
 
@@ -117,6 +117,12 @@ bench-peers: bench-deps
 compare: bench-deps
 	$(call build-release,green-compare)
 	Benchmarks/compare-models.sh
+
+# The libFuzzer targets (Fuzz/), 1,000,000 runs each from the seed corpus
+# (FUZZ_RUNS=N for more or fewer); about five minutes here.
+FUZZ_RUNS ?= 1000000
+fuzz: deps
+	Fuzz/run-fuzzers.sh --runs $(FUZZ_RUNS)
 
 ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke
 

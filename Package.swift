@@ -7,6 +7,18 @@ import PackageDescription
 let forceUcontext = Context.environment["GREEN_CONTEXT"] == "ucontext"
 let contextDefines: [CSetting] = forceUcontext ? [.define("GREEN_FORCE_UCONTEXT")] : []
 
+// GREEN_FUZZ=1 adds the libFuzzer targets (built by `make fuzz` with
+// -sanitize=fuzzer, which supplies their main).
+let fuzzing = Context.environment["GREEN_FUZZ"] == "1"
+let fuzzTargets: [Target] = fuzzing ? [
+    .executableTarget(name: "FuzzHTTP", dependencies: ["GreenHTTP"], path: "Fuzz/FuzzHTTP",
+                      swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+    .executableTarget(name: "FuzzURL", dependencies: ["GreenCrawl"], path: "Fuzz/FuzzURL",
+                      swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+    .executableTarget(name: "FuzzLinks", dependencies: ["GreenCrawl"], path: "Fuzz/FuzzLinks",
+                      swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+] : []
+
 let package = Package(
     name: "swift-green",
     products: [
@@ -169,6 +181,6 @@ let package = Package(
             name: "GreenTests",
             dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe"]
         ),
-    ],
+    ] + fuzzTargets,
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import CGumbo
 import Foundation
+import GreenHTTP
 
 /// Links of an HTML document, found by a real HTML5 parser (gumbo), never
 /// by regular expressions: every `<a href>`, resolved against the page's
@@ -200,7 +201,8 @@ struct FastResolver {
                 if u[i] == UInt8(ascii: "#") { return false }
                 i += 1
             }
-            return u[u.count - 1] != UInt8(ascii: "?")
+            // Nothing the normalizer would re-encode.
+            return u[u.count - 1] != UInt8(ascii: "?") && URLBytes.areVerbatim(u)
         }
     }
 
@@ -215,7 +217,10 @@ struct FastResolver {
         var i = start
         while i < end, href[i] != UInt8(ascii: "#") { i += 1 }
         end = i
-        if end > start, href[end - 1] == UInt8(ascii: "?") { end -= 1 }
+        // An empty query ("page?") goes; a "?" inside a query stays.
+        var firstQuestion = start
+        while firstQuestion < end, href[firstQuestion] != UInt8(ascii: "?") { firstQuestion += 1 }
+        if firstQuestion == end - 1 { end -= 1 }
         guard end > start else { return nil }
         let u = UnsafeBufferPointer(rebasing: href[start..<end])
         // "//host": another authority; "?q": a query on the base; anything
@@ -355,5 +360,29 @@ extension String {
             i = u.index(after: i)
         }
         return nil
+    }
+}
+
+/// Checks for fuzzers: the byte-level shortcuts against Foundation. Not
+/// API.
+@_spi(Fuzzing) public enum CrawlFuzzing {
+    /// `href` against `base` by the quick path (nil when it declines) and
+    /// by `URL` plus `URLNormalizer`, the way the extractor does both.
+    public static func resolve(href: String, base: String) -> (quick: String?, careful: String?) {
+        var h = href
+        let quick = FastResolver(base: base).flatMap { r in h.withUTF8 { r.resolve($0) } }
+        let trimmed = href.trimmingHTMLSpace()
+        guard !trimmed.isEmpty, let baseURL = URL(string: base),
+              let resolved = URL(string: trimmed, relativeTo: baseURL)?.absoluteURL
+                ?? URL(string: trimmed.addingPercentEncoding(withAllowedCharacters: .urlFragmentAllowed) ?? "",
+                       relativeTo: baseURL)?.absoluteURL
+        else { return (quick, nil) }
+        return (quick, URLNormalizer.normalize(resolved)?.absoluteString)
+    }
+
+    /// Whether the quick test calls `text` normalized, and what the
+    /// normalizer makes of it (equal to `text` when the test is right).
+    public static func normalized(_ text: String) -> (looksNormalized: Bool, normalizer: String?) {
+        (FastResolver.looksNormalized(text), URLNormalizer.normalize(text)?.absoluteString)
     }
 }

@@ -354,6 +354,14 @@ struct RequestURL {
             self = quick
             return
         }
+        self.init(foundationOnly: string)
+    }
+
+    /// The quick reading alone (for differential checks).
+    init?(quickOnly string: String) { self.init(quick: string) }
+
+    /// Foundation's reading alone.
+    init?(foundationOnly string: String) {
         guard let url = URL(string: string), let scheme = url.scheme?.lowercased(),
               let host = url.host, !host.isEmpty else { return nil }
         let port = url.port ?? (scheme == "https" ? 443 : 80)
@@ -413,32 +421,41 @@ struct RequestURL {
         let hasPort = hostEnd >= 0
         if !hasPort { hostEnd = i }
         guard hostEnd > authority, !hasPort || hostEnd < i - 1 else { return nil }
-        // The rest: only characters a URL holds as they are (RFC 3986's
-        // unreserved and reserved ones), and "%" with two hex digits.
-        while i < u.count {
-            let b = u[i]
-            switch b {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                 UInt8(ascii: "~"), UInt8(ascii: ":"), UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"),
-                 UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "@"), UInt8(ascii: "!"), UInt8(ascii: "$"),
-                 UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"),
-                 UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
-                break
-            case UInt8(ascii: "%"):
-                guard i + 2 < u.count, u[i + 1].isHexDigit, u[i + 2].isHexDigit else { return nil }
-            default:
-                return nil
-            }
-            i += 1
-        }
+        // The rest: only characters a URL holds as they are.
+        guard URLBytes.areVerbatim(UnsafeBufferPointer(rebasing: u[i...])) else { return nil }
         return (authority..<hostEnd, hasPort ? UInt16(port) : nil, https)
     }
 }
 
-extension UInt8 {
-    fileprivate var isHexDigit: Bool {
-        (self >= 0x30 && self <= 0x39) || (self | 0x20 >= 0x61 && self | 0x20 <= 0x66)
+/// Bytes of URL text.
+public enum URLBytes {
+    /// Whether `bytes` are all characters a URL's path, query and fragment
+    /// hold as they are (RFC 3986's unreserved and reserved ones but "["
+    /// and "]", which belong to IPv6 hosts), each "%" followed by two hex
+    /// digits: text that `URL` takes without re-encoding anything.
+    public static func areVerbatim(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        while i < bytes.count {
+            switch bytes[i] {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                 UInt8(ascii: "~"), UInt8(ascii: ":"), UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"),
+                 UInt8(ascii: "@"), UInt8(ascii: "!"), UInt8(ascii: "$"),
+                 UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"),
+                 UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+                break
+            case UInt8(ascii: "%"):
+                guard i + 2 < bytes.count, isHexDigit(bytes[i + 1]), isHexDigit(bytes[i + 2]) else { return false }
+            default:
+                return false
+            }
+            i += 1
+        }
+        return true
+    }
+
+    static func isHexDigit(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x66)
     }
 }
 

@@ -218,3 +218,38 @@ final class HTTPMessageParser {
         return 0
     }
 }
+
+/// Parsing a buffer that holds whole HTTP/1.x messages (a capture, a
+/// test, a fuzzer), with the limits the server and client apply. Throws
+/// `HTTPParseError` on malformed input, a limit exceeded, or a message
+/// cut short at the end.
+public enum HTTPParsing {
+    public static func requests(in bytes: [UInt8], limits: HTTPLimits = HTTPLimits()) throws -> [HTTPRequest] {
+        let parser = HTTPMessageParser(.request, limits: limits)
+        try bytes.withUnsafeBytes { try parser.feed($0) }
+        try parser.finish()
+        return parser.takeRequests()
+    }
+
+    /// Responses, as a client reads them (the last may run to the end of
+    /// the buffer).
+    public static func responses(in bytes: [UInt8], limits: HTTPLimits = HTTPLimits()) throws -> [HTTPResponse] {
+        let parser = HTTPMessageParser(.response, limits: limits)
+        try bytes.withUnsafeBytes { try parser.feed($0) }
+        try parser.finish()
+        return parser.takeResponses()
+    }
+}
+
+/// Checks for fuzzers: the client's quick reading of a URL against
+/// Foundation's. Not API.
+@_spi(Fuzzing) public enum HTTPFuzzing {
+    /// The quick parse (nil when it declines) and Foundation's, as
+    /// (text, scheme, host, port, target).
+    public static func requestURL(_ s: String) -> (quick: [String]?, careful: [String]?) {
+        func parts(_ r: RequestURL?) -> [String]? {
+            r.map { [$0.text, $0.scheme, $0.host, String($0.port), $0.target] }
+        }
+        return (parts(RequestURL(quickOnly: s)), parts(RequestURL(foundationOnly: s)))
+    }
+}

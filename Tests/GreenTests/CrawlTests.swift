@@ -223,7 +223,9 @@ extension CrawlTests {
                      "./same.html", "/a/./b", "//other.host/x", "?only=query", "%41.html", "a b.html",
                      "/päge", "mailto:a@b", "HTTP://H/X", "/-_~.html", "/a/b.c/d.html",
                      "../../../../above-root.html", ".", "..", "./", "../", "x/y/../z?k=v", "/a/b/..", "/a/b/.",
-                     "/a//b/../c", "sub/./../q.html", ".hidden/.x", "/..a/b..", "../x?y=../z", "  ../spaced.html "]
+                     "/a//b/../c", "sub/./../q.html", ".hidden/.x", "/..a/b..", "../x?y=../z", "  ../spaced.html ",
+                     // Found by the fuzzer (make fuzz): a "?" inside a query, brackets in a path.
+                     "6?.?", "a]b", "x?y?", "/p?q?"]
         let page = URL(string: "http://Example.com:8080/dir/sub/page.html")!
         let html = hrefs.map { "<a href=\"\($0)\">x</a>" }.joined()
         let got = LinkExtractor.linkStrings(in: Array(html.utf8), pageURL: page)
