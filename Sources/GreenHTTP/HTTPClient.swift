@@ -421,8 +421,10 @@ struct RequestURL {
         let hasPort = hostEnd >= 0
         if !hasPort { hostEnd = i }
         guard hostEnd > authority, !hasPort || hostEnd < i - 1 else { return nil }
-        // The rest: only characters a URL holds as they are.
-        guard URLBytes.areVerbatim(UnsafeBufferPointer(rebasing: u[i...])) else { return nil }
+        // The rest: only characters a URL holds as they are, and one "#"
+        // at most (URL encodes a second one, in the fragment).
+        let rest = UnsafeBufferPointer(rebasing: u[i...])
+        guard URLBytes.areVerbatim(rest), rest.lazy.filter({ $0 == UInt8(ascii: "#") }).count <= 1 else { return nil }
         return (authority..<hostEnd, hasPort ? UInt16(port) : nil, https)
     }
 }

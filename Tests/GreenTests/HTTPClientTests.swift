@@ -1,6 +1,6 @@
 import Foundation
 import Green
-import GreenHTTP
+@_spi(Fuzzing) import GreenHTTP
 import XCTest
 
 /// The HTTP client against GreenHTTP's own server on loopback.
@@ -161,5 +161,20 @@ final class HTTPClientTests: GreenTestCase {
         XCTAssertThrowsError(try client.get("ftp://127.0.0.1/x")) { error in
             guard case .unsupportedScheme("ftp")? = (error as? HTTPClientError)?.kind else { return XCTFail("\(error)") }
         }
+    }
+}
+
+extension HTTPClientTests {
+    func testTheClientsQuickURLReadingAgreesWithFoundation() throws {
+        let urls = ["http://example.com/", "http://example.com", "http://Example.COM:8080/a/b?c=d#e",
+                    "http://127.0.0.1:80/x", "https://h/p%41", "http://h/a b", "http://h/ä", "http://h:/x",
+                    "http://[::1]:8080/", "http://u@h/", "http://h/a]b", "http://h?q", "http://h/p%zz",
+                    // Found by the fuzzer: a second "#" (URL encodes it).
+                    "http://h#a:8080/b?x=1#f"]
+        for u in urls {
+            let (quick, careful) = HTTPFuzzing.requestURL(u)
+            if let quick { XCTAssertEqual(quick, careful, u) }
+        }
+        XCTAssertNotNil(HTTPFuzzing.requestURL("http://example.com:8080/a/b?c=d#e").quick, "the common form takes the quick path")
     }
 }
