@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz ci clean
+.PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults ci clean
 
 all: test
 
@@ -118,13 +118,20 @@ compare: bench-deps
 	$(call build-release,green-compare)
 	Benchmarks/compare-models.sh
 
+# Fault runs that must leave fds, greenlet stacks and RSS at their
+# baseline: 1,000,000 spawn/kill cycles, 100,000 connects that time out.
+faults: deps
+	$(call build-release,green-faults)
+	./.build/release/green-faults spawn-kill --cycles 1000000
+	./.build/release/green-faults timed-connects --count 100000 --concurrency 1000
+
 # The libFuzzer targets (Fuzz/), 1,000,000 runs each from the seed corpus
 # (FUZZ_RUNS=N for more or fewer); about five minutes here.
 FUZZ_RUNS ?= 1000000
 fuzz: deps
 	Fuzz/run-fuzzers.sh --runs $(FUZZ_RUNS)
 
-ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke
+ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke faults
 
 clean:
 	rm -rf .build $(UCONTEXT_BUILD)

@@ -37,6 +37,7 @@ let package = Package(
         .executable(name: "echo-load", targets: ["EchoLoad"]),
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "http-hello", targets: ["HTTPHello"]),
+        .executable(name: "green-faults", targets: ["Faults"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -171,6 +172,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/http-hello"
+        ),
+        .executableTarget(
+            name: "Faults",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/faults"
         ),
         .executableTarget(
             name: "GreenProbe",
