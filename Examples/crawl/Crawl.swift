@@ -2,7 +2,7 @@
 //
 //   crawl URL [--concurrency N] [--max-pages N] [--max-depth N] [--allow-host H ...]
 //             [--per-host N] [--delay S] [--timeout S] [--robots/--no-robots]
-//             [--parse-threads N] [--output FILE.jsonl] [--backend greenlets] [--demo]
+//             [--parse-threads N] [--output FILE.jsonl] [--backend greenlets|threads|processes] [--demo]
 //
 // One JSON line per fetched URL (url, status, content_type, bytes, depth,
 // links, ms, error), to --output or stdout; a live progress bar on a
