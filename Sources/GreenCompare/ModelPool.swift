@@ -103,15 +103,19 @@ public final class ModelPool: @unchecked Sendable {
             }
         }
         var taken = 0
+        var ended = false
         return ModelResults(count: count) {
-            guard taken < count else { return nil }
+            guard taken < count, !ended else { return nil }
             while state.results[taken] == nil {
                 state.waitingFor = taken
                 state.ready.clear()
                 do {
                     _ = try state.ready.wait()
                 } catch {
-                    return .failure(error)   // the reader was killed or timed out
+                    // The reader was killed or timed out (or nothing can
+                    // deliver any more): that error, then the end.
+                    ended = true
+                    return .failure(error)
                 }
             }
             defer {

@@ -135,6 +135,16 @@ final class CompareTests: GreenTestCase {
         }
     }
 
+    func testAGreenletsMapWhoseReaderTimesOutEnds() throws {
+        let pool = try Model(.greenlets).pool(size: 3)
+        defer { pool.close() }
+        let inputs = Array(repeating: SleepInput(seconds: 0.2), count: 3)
+        XCTAssertThrowsError(try withTimeout(0.02) { try pool.map(WorkloadJobs.sleep, inputs) }) { error in
+            XCTAssertTrue(error is TimeoutError, "\(error)")
+        }
+        try Green.sleep(0.3)   // the workers finish their sleeps
+    }
+
     func testACrashingWorkerProcessIsAnErrorAndIsReplaced() throws {
         let model = try models()[2]
         let pool = try model.pool(size: 1)
