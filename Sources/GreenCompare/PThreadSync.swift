@@ -1,4 +1,5 @@
 import Glibc
+import Green
 
 /// A pthread mutex with one condition variable: the threads model's
 /// building block (real kernel-backed blocking, as Python's threading
@@ -76,46 +77,20 @@ func monotonicTimespec(_ deadline: Double) -> timespec? {
 
 func deadline(after timeout: Double?) -> Double? { timeout.map { monotonicSeconds() + max(0, $0) } }
 
-/// A detached-or-joinable pthread running a closure; `join` waits for it.
+/// A joinable thread running a closure; `join` waits for it.
 final class OSThreadHandle: @unchecked Sendable {
-    private var thread = pthread_t()
+    private let thread: pthread_t
 
-    /// Starts `body` on a new thread; throws the errno of pthread_create
-    /// (EAGAIN when the system is out of threads or memory for stacks).
+    /// Starts `body` on a new thread; throws `OSThreadError` (EAGAIN when
+    /// the system is out of threads or memory for stacks).
     init(stackSize: Int = 0, _ body: @escaping @Sendable () -> Void) throws {
-        final class Box: @unchecked Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        if stackSize > 0 { pthread_attr_setstacksize(&attributes, stackSize) }
-        let rc = pthread_create(&thread, &attributes, { arg in
-            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
-            return nil
-        }, box)
-        if rc != 0 {
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw ThreadStartError(errno: rc)
-        }
+        thread = try OSThread.create(stackSize: stackSize, detached: false, body).get()
     }
 
     func join() { pthread_join(thread, nil) }
 
     /// Lets the thread end on its own (nobody will join it).
     func detach() { pthread_detach(thread) }
-}
-
-/// pthread_create failed: usually EAGAIN, the system's limit on threads
-/// (or on memory for their stacks) reached.
-public struct ThreadStartError: Error, CustomStringConvertible {
-    public let errno: Int32
-    public var description: String {
-        "cannot start a thread: pthread_create: \(String(cString: strerror(errno))) (errno \(errno))"
-            + (errno == EAGAIN ? "; the system's limit on threads (ulimit -u, kernel.threads-max) or on memory for their stacks is reached" : "")
-    }
 }
 
 /// A value per OS thread, made on first use and released when the thread
