@@ -157,16 +157,13 @@ public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked 
     }
 
     public func encode(to encoder: Encoder) throws {
-        guard case .process(let r) = backend else {
-            throw EncodingError.invalidValue("queue", .init(codingPath: encoder.codingPath, debugDescription:
-                "a greenlets or threads queue cannot travel to a worker process; make it with Model(.processes)"))
+        if case .process(let r) = backend { try Shared.encode(r, what: "queue", to: encoder) } else {
+            try Shared.encode(nil, what: "queue", to: encoder)
         }
-        var c = encoder.singleValueContainer()
-        try c.encode(r.name)
     }
 
     public init(from decoder: Decoder) throws {
-        let r = try SharedRegion.open(try decoder.singleValueContainer().decode(String.self))
+        let r = try Shared.decode(from: decoder)
         backend = .process(r)
         capacity = Int(r.slot(4).pointee)
     }

@@ -7,7 +7,7 @@ import Green
 /// `SharedRegion` and travels to a worker as the region's name (so it can
 /// sit in a job's `Codable` input, as multiprocessing passes a Lock to a
 /// Process); a greenlets or threads primitive stays in its process.
-private enum Shared {
+enum Shared {
     static func encode(_ region: SharedRegion?, what: String, to encoder: Encoder) throws {
         guard let region else {
             throw EncodingError.invalidValue(what, .init(codingPath: encoder.codingPath, debugDescription:
