@@ -80,7 +80,10 @@ let package = Package(
         ),
         .target(
             name: "GreenCompare",
-            dependencies: ["Green", "GreenHTTP", "CGreenLinux"]
+            dependencies: [
+                "Green", "GreenHTTP", "CGreenLinux",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
         ),
         .executableTarget(
             name: "GreenCompareTool",

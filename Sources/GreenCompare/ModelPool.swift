@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import Glibc
 import Green
@@ -219,8 +220,7 @@ final class WorkerSlot: @unchecked Sendable {
 /// `WorkerSlot` (used by the processes model).
 final class ThreadWorkers: @unchecked Sendable {
     private let monitor = Monitor()
-    private var work: [(@Sendable (WorkerSlot) -> Void)] = []
-    private var head = 0
+    private var work = Deque<@Sendable (WorkerSlot) -> Void>()
     private var closing = false
     private var threads: [OSThreadHandle] = []
 
@@ -247,15 +247,8 @@ final class ThreadWorkers: @unchecked Sendable {
         defer { slot.close() }
         while true {
             let job: (@Sendable (WorkerSlot) -> Void)? = monitor.locked {
-                _ = monitor.wait(until: nil) { closing || head < work.count }
-                guard head < work.count else { return nil }
-                let j = work[head]
-                head += 1
-                if head > 64 && head * 2 > work.count {
-                    work.removeFirst(head)
-                    head = 0
-                }
-                return j
+                _ = monitor.wait(until: nil) { closing || !work.isEmpty }
+                return work.popFirst()
             }
             guard let job else { return }
             job(slot)

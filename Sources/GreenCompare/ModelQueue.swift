@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import Glibc
 import Green
@@ -17,10 +18,9 @@ public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked 
     public let capacity: Int
 
     final class LocalRing: @unchecked Sendable {
-        var items: [Element?] = []
-        var head = 0
+        var items = Deque<Element>()
         var closed = false
-        var count: Int { items.count - head }
+        var count: Int { items.count }
     }
 
     /// Bytes of shared ring per queue in the processes model; an encoded
@@ -92,14 +92,7 @@ public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked 
         case .thread(let m, let ring):
             return m.locked {
                 _ = m.wait(until: nil) { ring.closed || ring.count > 0 }
-                guard ring.count > 0 else { return nil }
-                let item = ring.items[ring.head]
-                ring.items[ring.head] = nil
-                ring.head += 1
-                if ring.head > 64 && ring.head * 2 > ring.items.count {
-                    ring.items.removeFirst(ring.head)
-                    ring.head = 0
-                }
+                guard let item = ring.items.popFirst() else { return nil }
                 m.broadcast()
                 return item
             }

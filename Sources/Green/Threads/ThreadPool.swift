@@ -1,3 +1,4 @@
+import DequeModule
 import Glibc
 
 /// OS threads for blocking work, like gevent's threadpool: `run` hands a
@@ -21,8 +22,7 @@ public final class ThreadPool: @unchecked Sendable {
     // Guarded by `mutex`; `wakeup` signals work for an idle thread.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let wakeup = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var jobs: [(@Sendable () -> Void)] = []
-    private var jobsHead = 0
+    private var jobs = Deque<@Sendable () -> Void>()
     private var threads = 0
     private var idle = 0
 
@@ -82,7 +82,7 @@ public final class ThreadPool: @unchecked Sendable {
     public var queued: Int {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return jobs.count - jobsHead
+        return jobs.count
     }
 
     private func startWorker() {
@@ -99,7 +99,7 @@ public final class ThreadPool: @unchecked Sendable {
             Unmanaged<ThreadPool>.fromOpaque(box).release()
             pthread_mutex_lock(mutex)
             threads -= 1
-            let stranded = threads == 0 && jobs.count > jobsHead
+            let stranded = threads == 0 && !jobs.isEmpty
             pthread_mutex_unlock(mutex)
             // With no thread at all the queued jobs would wait forever: run
             // one here rather than lose it (the caller is then blocked for
@@ -111,30 +111,18 @@ public final class ThreadPool: @unchecked Sendable {
     private func takeJob() -> (@Sendable () -> Void)? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        guard jobsHead < jobs.count else { return nil }
-        let job = jobs[jobsHead]
-        jobsHead += 1
-        if jobsHead > 64 && jobsHead * 2 > jobs.count {
-            jobs.removeFirst(jobsHead)
-            jobsHead = 0
-        }
-        return job
+        return jobs.popFirst()
     }
 
     private func workLoop() -> Never {
         while true {
             pthread_mutex_lock(mutex)
-            while jobsHead == jobs.count {
+            while jobs.isEmpty {
                 idle += 1
                 pthread_cond_wait(wakeup, mutex)
                 idle -= 1
             }
-            let job = jobs[jobsHead]
-            jobsHead += 1
-            if jobsHead > 64 && jobsHead * 2 > jobs.count {
-                jobs.removeFirst(jobsHead)
-                jobsHead = 0
-            }
+            let job = jobs.removeFirst()
             pthread_mutex_unlock(mutex)
             job()
         }
