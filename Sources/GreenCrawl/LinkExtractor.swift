@@ -174,11 +174,10 @@ struct FastResolver {
     static func looksNormalized(_ text: String) -> Bool {
         var text = text
         return text.withUTF8 { u in
-            let http = Array("http://".utf8), https = Array("https://".utf8)
             let secure: Bool
-            if u.count >= 8 && u[..<8].elementsEqual(https) {
+            if u.count >= 8 && u[..<8].elementsEqual("https://".utf8) {
                 secure = true
-            } else if u.count >= 7 && u[..<7].elementsEqual(http) {
+            } else if u.count >= 7 && u[..<7].elementsEqual("http://".utf8) {
                 secure = false
             } else {
                 return false
@@ -193,7 +192,7 @@ struct FastResolver {
                 i += 1
             }
             guard i < u.count, i > hostStart, u[i - 1] != UInt8(ascii: ":") else { return false }
-            let defaultPort = Array((secure ? ":443" : ":80").utf8)
+            let defaultPort = (secure ? ":443" : ":80").utf8
             if i - hostStart > defaultPort.count && u[(i - defaultPort.count)..<i].elementsEqual(defaultPort) {
                 return false
             }
