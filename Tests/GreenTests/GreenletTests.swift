@@ -13,6 +13,29 @@ final class GreenletTests: GreenTestCase {
         XCTAssertTrue(g.isReady)
     }
 
+    func testAnOwnerKeepingItsFinishedGreenletIsReleased() throws {
+        // owner -> greenlet -> body -> owner: the cycle ends with the body.
+        final class Owner {
+            var task: Greenlet<Int>?
+            var runs = 0
+            func start() { task = spawn { self.runs += 1; return self.runs } }
+        }
+        weak var weakOwner: Owner?
+        weak var weakKilled: Owner?
+        try {
+            let owner = Owner()
+            weakOwner = owner
+            owner.start()
+            XCTAssertEqual(try owner.task!.get(), 1)
+            let killed = Owner()
+            weakKilled = killed
+            killed.start()
+            try killed.task!.kill()     // before it ever ran
+        }()
+        XCTAssertNil(weakOwner, "a finished greenlet kept what its body captured")
+        XCTAssertNil(weakKilled, "a greenlet killed before it ran kept what its body captured")
+    }
+
     func testGetReturnsTheValue() throws {
         let g = spawn { () throws -> Int in try Green.sleep(0); return 40 + 2 }
         XCTAssertEqual(try g.get(), 42)

@@ -14,10 +14,14 @@
 /// quiet). Not `Sendable`: use it on its own thread only.
 public final class Greenlet<Value>: AnyGreenlet {
     // No stored property here has a type built from `Value` other than a
-    // pointer or a function: the runtime's own code is not specialised for
+    // pointer or a (possibly absent) function: the runtime's own code is not specialised for
     // each `Value`, and a derived generic type (`Value?`, an enum of
     // `Value`) costs a metadata lookup at every use.
-    @exclusivity(unchecked) var body: () throws -> Value
+    /// Released when the greenlet starts (or is killed before it could):
+    /// a finished greenlet holds nothing its body captured, so an owner
+    /// that keeps its greenlet (`self.task = spawn { self.loop() }`) is not
+    /// kept alive by it, as gevent drops a finished greenlet's `run`.
+    @exclusivity(unchecked) var body: (() throws -> Value)?
     /// The returned value, once the body returned.
     @exclusivity(unchecked) var valuePointer: UnsafeMutablePointer<Value>?
 
@@ -84,11 +88,12 @@ public final class Greenlet<Value>: AnyGreenlet {
         linkAny { callback($0 as! Greenlet<Value>) }
     }
 
-    // The body (and what it captured) is released with the greenlet
-    // object: replacing it here would build a generic thunk per greenlet.
     override func runBody() {
+        // This frame holds the body while it runs; the greenlet does not.
+        let run = body.unsafelyUnwrapped
+        body = nil
         do {
-            let v = try body()
+            let v = try run()
             let p: UnsafeMutablePointer<Value>
             if MemoryLayout<Value>.size == 0 {
                 // Nothing to store; any aligned address will do.
@@ -104,6 +109,7 @@ public final class Greenlet<Value>: AnyGreenlet {
     }
 
     override func recordUnstarted(_ error: any Error) {
+        body = nil
         failureError = error
     }
 }
