@@ -5,7 +5,21 @@ import PackageDescription
 // makecontext/swapcontext path instead of the assembly switch, so CI can run
 // the whole suite on both.
 let forceUcontext = Context.environment["GREEN_CONTEXT"] == "ucontext"
-let contextDefines: [CSetting] = forceUcontext ? [.define("GREEN_FORCE_UCONTEXT")] : []
+
+// GREEN_SANITIZE=address|thread (with `swift build/test --sanitize=...`;
+// `make sanitize`) routes every context switch through the sanitizer's
+// fiber annotations (Sources/CGreenContext/sanitizers.c). The switch is
+// inlined into Swift code from a C header, so Swift's importer needs the
+// define too. GREEN_VALGRIND=1 registers greenlet stacks with Valgrind
+// (`make valgrind`). Other builds compile none of it.
+let sanitize = Context.environment["GREEN_SANITIZE"] ?? ""
+let annotateSwitches = sanitize == "address" || sanitize == "thread"
+let valgrind = Context.environment["GREEN_VALGRIND"] == "1"
+let contextDefines: [CSetting] = (forceUcontext ? [.define("GREEN_FORCE_UCONTEXT")] : [])
+    + (annotateSwitches ? [.define("GREEN_ANNOTATE_SWITCHES")] : [])
+    + (valgrind ? [.define("GREEN_VALGRIND")] : [])
+let switchImportFlags: [SwiftSetting] = annotateSwitches
+    ? [.unsafeFlags(["-Xcc", "-DGREEN_ANNOTATE_SWITCHES"])] : []
 
 // GREEN_FUZZ=1 adds the libFuzzer targets (built by `make fuzz` with
 // -sanitize=fuzzer, which supplies their main).
@@ -110,14 +124,16 @@ let package = Package(
                 "CGreenContext", "CLibev", "CGreenLinux",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
-            ]
+            ],
+            swiftSettings: switchImportFlags
         ),
         .executableTarget(
             name: "GreenBench",
             dependencies: [
                 "Green", "CGreenContext",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: switchImportFlags
         ),
         .executableTarget(
             name: "Sleepers",

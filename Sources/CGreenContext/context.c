@@ -1,12 +1,17 @@
 // swift-green: setting up contexts, and the ucontext fallback.
 #define _GNU_SOURCE
 #include "green_context.h"
+#include "green_tools.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
 #include <unistd.h>
+
+_Static_assert(offsetof(green_context, name) % sizeof(uint64_t) == 0,
+               "green_context_set_identity stores the name in 8-byte words");
 
 __thread green_context *green_current_context;
 __thread void *green_current_hub;
@@ -42,15 +47,32 @@ void green_context_init_current(green_context *ctx, int kind) {
         // Filled by the first swapcontext away from this stack.
         ctx->ucontext = calloc(1, sizeof(ucontext_t));
     }
+#if defined(GREEN_ANNOTATE_SWITCHES)
+    green_tools_init_current(ctx);
+#endif
 }
 
 // makecontext passes int arguments only, so the context pointer travels
 // as two 32-bit halves.
 static void ucontext_start(unsigned int hi, unsigned int lo) {
     green_context *ctx = (green_context *)(((uintptr_t)hi << 32) | (uintptr_t)lo);
+#if defined(GREEN_ANNOTATE_SWITCHES)
+    green_tools_first_entry(ctx);
+#endif
     ctx->entry(ctx->entry_arg);
     abort(); // entry functions never return
 }
+
+#if defined(GREEN_ANNOTATE_SWITCHES)
+// The first frame of an assembly context in an annotated build: tells the
+// tool the switch has landed, then runs the entry function.
+static void annotated_start(void *arg) {
+    green_context *ctx = arg;
+    green_tools_first_entry(ctx);
+    ctx->entry(ctx->entry_arg);
+    abort(); // entry functions never return
+}
+#endif
 
 #if defined(__x86_64__)
 extern void green_start_x86_64(void);
@@ -125,12 +147,23 @@ int green_context_init(green_context *ctx, int kind, green_stack *stack,
         uintptr_t p = (uintptr_t)ctx;
         makecontext(uc, (void (*)(void))ucontext_start, 2,
                     (unsigned int)(p >> 32), (unsigned int)(p & 0xffffffffu));
+#if defined(GREEN_ANNOTATE_SWITCHES)
+        green_tools_init(ctx);
+#endif
         return 0;
     }
+#if defined(GREEN_ANNOTATE_SWITCHES)
+    green_tools_init(ctx);
+    return init_asm_frame(ctx, annotated_start, ctx);
+#else
     return init_asm_frame(ctx, entry, arg);
+#endif
 }
 
 void green_context_destroy(green_context *ctx) {
+#if defined(GREEN_ANNOTATE_SWITCHES)
+    green_tools_destroy(ctx);
+#endif
     free(ctx->ucontext);
     ctx->ucontext = NULL;
 }

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "green_context.h"
 
+#include <errno.h>
 #include <execinfo.h>
 #include <sys/syscall.h>
 #include <pthread.h>
@@ -68,11 +69,14 @@ void green_monitor_last_report(char *buffer, size_t size) {
 // the call does not allocate here.
 static void backtrace_handler(int sig) {
     (void)sig;
+    int saved_errno = errno;   // the interrupted code may be about to read it
     green_hub_monitor *m = thread_monitor;
-    if (!m) return;
-    int n = backtrace((void **)m->backtrace, 48);
-    m->backtrace_count = n;
-    __atomic_store_n(&m->backtrace_ready, 1, __ATOMIC_RELEASE);
+    if (m) {
+        int n = backtrace((void **)m->backtrace, 48);
+        __atomic_store_n(&m->backtrace_count, n, __ATOMIC_RELAXED);
+        __atomic_store_n(&m->backtrace_ready, 1, __ATOMIC_RELEASE);
+    }
+    errno = saved_errno;
 }
 
 // Names of the system calls a blocked greenlet is most often found in.
@@ -98,18 +102,28 @@ static const char *syscall_name(long n) {
 static void report(green_hub_monitor *m, double held) {
     // The greenlet's name, read while the hub stays where it was.
     char name[sizeof(((green_context *)0)->name) + 24] = "(the main greenlet)";
-    uint64_t before = m->epoch;
-    const green_context *ctx = m->current;
+    uint64_t before = __atomic_load_n(&m->epoch, __ATOMIC_ACQUIRE);
+    const green_context *ctx = __atomic_load_n(&m->current, __ATOMIC_RELAXED);
     if (ctx) {
+        // Word by word, as green_context_set_identity writes it. A context
+        // being renamed or reused meanwhile shows as a changed epoch below.
+        char copy[sizeof ctx->name];
+        const uint64_t *slots = (const uint64_t *)(const void *)ctx->name;
+        for (size_t w = 0; w < sizeof copy / sizeof(uint64_t); w++) {
+            uint64_t word = __atomic_load_n(&slots[w], __ATOMIC_RELAXED);
+            memcpy(copy + w * sizeof word, &word, sizeof word);
+        }
+        copy[sizeof copy - 1] = 0;
+        uint64_t id = __atomic_load_n(&ctx->id, __ATOMIC_RELAXED);
         // Unnamed greenlets are "Greenlet-<id>", as Swift names them.
-        if (ctx->name[0]) {
-            memcpy(name, ctx->name, sizeof ctx->name);
-            name[sizeof ctx->name - 1] = 0;
+        if (copy[0]) {
+            memcpy(name, copy, sizeof copy);
         } else {
-            snprintf(name, sizeof name, "Greenlet-%llu", (unsigned long long)ctx->id);
+            snprintf(name, sizeof name, "Greenlet-%llu", (unsigned long long)id);
         }
     }
-    if (m->epoch != before) return;   // it moved on meanwhile: no incident
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&m->epoch, __ATOMIC_RELAXED) != before) return;   // it moved on meanwhile: no incident
     // Running on the CPU, or waiting in the kernel? A thread in a system
     // call is not signalled: the signal would cut its call short (EINTR).
     char path[64], state = '?';
@@ -134,7 +148,7 @@ static void report(green_hub_monitor *m, double held) {
     }
     // Its backtrace, taken on its own thread (a running thread only).
     __atomic_store_n(&m->backtrace_ready, 0, __ATOMIC_RELAXED);
-    m->backtrace_count = 0;
+    __atomic_store_n(&m->backtrace_count, 0, __ATOMIC_RELAXED);
     int have_backtrace = 0;
     if (state == 'R' && pthread_kill((pthread_t)m->thread, GREEN_MONITOR_SIGNAL) == 0) {
         for (int i = 0; i < 200 && !__atomic_load_n(&m->backtrace_ready, __ATOMIC_ACQUIRE); i++) usleep(500);
@@ -152,8 +166,9 @@ static void report(green_hub_monitor *m, double held) {
                         syscall_name(syscall_number)[0] ? ")" : "");
     }
     if (have_backtrace && len > 0 && len < (int)sizeof text) {
-        char **symbols = backtrace_symbols((void *const *)m->backtrace, m->backtrace_count);
-        for (int i = 0; symbols && i < m->backtrace_count && len < (int)sizeof text - 1; i++) {
+        int count = __atomic_load_n(&m->backtrace_count, __ATOMIC_RELAXED);
+        char **symbols = backtrace_symbols((void *const *)m->backtrace, count);
+        for (int i = 0; symbols && i < count && len < (int)sizeof text - 1; i++) {
             int n = snprintf(text + len, sizeof text - len, "  %s\n", symbols[i]);
             if (n < 0) break;
             len += n;
@@ -185,8 +200,9 @@ static void *watchdog(void *arg) {
         double now = now_seconds();
         pthread_mutex_lock(&registry_lock);
         for (green_hub_monitor *m = registry; m; m = m->next) {
-            uint64_t epoch = m->epoch;
-            if (m->idle || m->others == 0 || epoch != m->seen_epoch) {
+            uint64_t epoch = __atomic_load_n(&m->epoch, __ATOMIC_RELAXED);
+            if (__atomic_load_n(&m->idle, __ATOMIC_RELAXED) || __atomic_load_n(&m->others, __ATOMIC_RELAXED) == 0
+                || epoch != m->seen_epoch) {
                 m->seen_epoch = epoch;
                 m->seen_since = now;
                 m->reported = 0;

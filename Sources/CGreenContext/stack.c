@@ -44,6 +44,7 @@
 // without a system call or a page fault.
 #define _GNU_SOURCE
 #include "green_context.h"
+#include "green_tools.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -52,6 +53,19 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#if defined(GREEN_VALGRIND)
+// Valgrind tells stacks apart by their registered ranges; without them it
+// takes a switch between neighbouring stacks of a slab for a huge frame.
+#include <valgrind/valgrind.h>
+#endif
+
+#if GREEN_ASAN
+// LeakSanitizer scans threads' stacks for pointers, not memory it does not
+// know: the stack of a greenlet in use is registered as a root region, or
+// whatever only a parked greenlet references would be reported as leaked.
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -179,6 +193,14 @@ void green_stack_pool_destroy(green_stack_pool *pool) {
             if (s->stacks[i].guard_installed && s->stacks[i].guard_kind == GREEN_GUARD_MPROTECT) {
                 atomic_fetch_add(&mprotect_budget, 1);
             }
+#if defined(GREEN_VALGRIND)
+            if (s->stacks[i].guard_installed) VALGRIND_STACK_DEREGISTER(s->stacks[i].valgrind_id);
+#endif
+#if GREEN_ASAN
+            // Abandoned with the hub (its thread exited with greenlets
+            // parked): what only they referenced is leaked, and reported.
+            if (s->stacks[i].in_use) __lsan_unregister_root_region(s->stacks[i].base, s->stacks[i].size);
+#endif
         }
         munmap(s->mapping, s->mapping_size);
         free(s);
@@ -241,6 +263,9 @@ static void install_guard(green_stack_pool *pool, green_stack *st) {
     st->guard_size = kind == GREEN_GUARD_CANARY ? 0 : (uint32_t)pool->guard_size;
     st->guard_installed = 1;
     pool->guarded[kind]++;
+#if defined(GREEN_VALGRIND)
+    st->valgrind_id = VALGRIND_STACK_REGISTER(st->base, st->base + st->size);
+#endif
 }
 
 green_stack *green_stack_acquire(green_stack_pool *pool) {
@@ -261,6 +286,9 @@ green_stack *green_stack_acquire(green_stack_pool *pool) {
     st->next_free = NULL;
     st->in_use = 1;
     pool->in_use++;
+#if GREEN_ASAN
+    __lsan_register_root_region(st->base, st->size);
+#endif
     return st;
 }
 
@@ -274,6 +302,9 @@ void green_stack_release(green_stack_pool *pool, green_stack *st) {
     }
     st->in_use = 0;
     pool->in_use--;
+#if GREEN_ASAN
+    __lsan_unregister_root_region(st->base, st->size);
+#endif
     if (pool->free_count >= pool->idle_limit) {
         // Keep the slot and the guard, give the pages back.
         madvise(st->base, st->size, MADV_DONTNEED);

@@ -295,8 +295,8 @@ private func onOwnThread<T>(limit: Double = 15, _ body: @escaping @Sendable () t
 
 /// A value shared with other threads.
 private final class Shared<Value: Sendable>: Sendable {
-    private let state: Mutex<Value>
-    init(_ value: Value) { state = Mutex(value) }
+    private let state: TestLock<Value>
+    init(_ value: Value) { state = TestLock(value) }
     func get() -> Value { state.withLock { $0 } }
     func set(_ value: Value) { state.withLock { $0 = value } }
     func update(_ body: (inout Value) -> Void) { state.withLock { body(&$0) } }

@@ -163,13 +163,10 @@ final class CompareTests: GreenTestCase {
         guard let worker = CompareTests.worker else { throw TestError("green-compare not found") }
         // A green-compare run whose processes are busy for 30 s, killed
         // after its workers start: none may be left behind.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: worker)
-        p.arguments = ["--workload", "io-sleep", "--tasks", "3", "--concurrency", "3", "--latency", "30",
-                       "--models", "processes", "--run-one", "processes"]
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let runner = p.processIdentifier
+        let p = try Subprocess([worker, "--workload", "io-sleep", "--tasks", "3", "--concurrency", "3",
+                                "--latency", "30", "--models", "processes", "--run-one", "processes"],
+                               stdin: .null, stdout: .null, stderr: .inherit)
+        let runner = p.pid
         var workers: [pid_t] = []
         let deadline = monotonicSeconds() + 30
         while workers.count < 3 && monotonicSeconds() < deadline {
@@ -178,7 +175,7 @@ final class CompareTests: GreenTestCase {
         }
         XCTAssertEqual(workers.count, 3, "the run's three worker processes")
         kill(runner, SIGKILL)
-        p.waitUntilExit()
+        _ = try p.wait(timeout: 10)
         let gone = monotonicSeconds() + 10
         var alive = workers
         while !alive.isEmpty && monotonicSeconds() < gone {

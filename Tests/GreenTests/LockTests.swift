@@ -168,6 +168,12 @@ final class LockTests: GreenTestCase {
         let gate = Event()
         var acquired: Bool?
         var caught: (any Error)?
+        // Ready greenlets queued ahead of w, so that the hub polls its
+        // timers (w's deadline has passed) after w was granted the lock and
+        // before w runs.
+        // They start first, so that the 10 ms deadline runs from just
+        // before this greenlet's usleep, however long 300 starts take.
+        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
         let w = spawn {
             do {
                 try withTimeout(0.01) {
@@ -179,10 +185,6 @@ final class LockTests: GreenTestCase {
             }
             if acquired == true { try lock.release() }
         }
-        // Ready greenlets queued ahead of w, so that the hub polls its
-        // timers (w's deadline has passed) after w was granted the lock and
-        // before w runs.
-        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
         defer { cleanUp([w] + fillers) }
         try Green.sleep(0)
         letDeadlinesPass()
@@ -204,6 +206,9 @@ final class LockTests: GreenTestCase {
         let gate = Event()
         var timeout: Timeout?
         var acquired = false
+        // The fillers start first, so that w's 10 ms run from just before
+        // this greenlet's usleep, however long starting 300 greenlets takes.
+        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
         let w = spawn {
             let t = Timeout(0.01)
             timeout = t
@@ -213,7 +218,6 @@ final class LockTests: GreenTestCase {
             acquired = true
             try lock.release()
         }
-        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
         defer {
             cleanUp([w] + fillers)
             timeout = nil

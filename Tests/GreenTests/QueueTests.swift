@@ -184,6 +184,12 @@ final class QueueTests: GreenTestCase {
         let gate = Event()
         var got: String?
         var caught: (any Error)?
+        // Ready greenlets queued ahead of the getter, so that the hub polls
+        // its timers (the getter's deadline has passed) after the getter
+        // was handed the item and before it runs.
+        // They start first, so that the 10 ms deadline runs from just
+        // before this greenlet's usleep, however long 300 starts take.
+        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
         let getter = spawn {
             do {
                 try withTimeout(0.01) {
@@ -194,10 +200,6 @@ final class QueueTests: GreenTestCase {
                 caught = error
             }
         }
-        // Ready greenlets queued ahead of the getter, so that the hub polls
-        // its timers (the getter's deadline has passed) after the getter
-        // was handed the item and before it runs.
-        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
         defer { cleanUp([getter] + fillers) }
         try Green.sleep(0)
         letDeadlinesPass()

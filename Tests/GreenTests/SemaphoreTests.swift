@@ -176,6 +176,12 @@ final class SemaphoreTests: GreenTestCase {
         let gate = Event()
         var acquired: Bool?
         var caught: (any Error)?
+        // Ready greenlets queued ahead of w, so that the hub polls its
+        // timers (w's deadline has passed) after w was granted the permit
+        // and before w runs.
+        // They start first, so that the 10 ms deadline runs from just
+        // before this greenlet's usleep, however long 300 starts take.
+        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
         let w = spawn {
             do {
                 try withTimeout(0.01) {
@@ -189,10 +195,6 @@ final class SemaphoreTests: GreenTestCase {
             }
             if acquired == true { s.release() }
         }
-        // Ready greenlets queued ahead of w, so that the hub polls its
-        // timers (w's deadline has passed) after w was granted the permit
-        // and before w runs.
-        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
         defer { cleanUp([w] + fillers) }
         try Green.sleep(0)
         letDeadlinesPass()

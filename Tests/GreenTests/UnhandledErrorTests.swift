@@ -6,7 +6,7 @@ import XCTest
 /// object goes away; the hub keeps running.
 final class UnhandledErrorTests: GreenTestCase {
     final class Reports: Sendable {
-        let entries = Mutex<[String]>([])
+        let entries = TestLock<[String]>([])
         var all: [String] { entries.withLock { $0 } }
     }
 

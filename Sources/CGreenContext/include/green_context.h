@@ -66,6 +66,8 @@ typedef struct green_stack {
     uint8_t guard_kind;      // green_guard_kind
     uint8_t guard_installed; // guard set up on first use, kept across reuse
     uint8_t in_use;
+    /// Valgrind's id for this stack (builds with GREEN_VALGRIND only).
+    uint32_t valgrind_id;
 } green_stack;
 
 typedef struct green_stack_pool green_stack_pool;
@@ -126,6 +128,15 @@ typedef struct green_context {
     char name[48];
     uint8_t kind;          // green_context_kind
     uint8_t check_canary;  // stack has no guard page: check at switch-out
+    uint8_t tsan_fiber_owned; // tsan_fiber was created for this context
+    /// Sanitizer bookkeeping, used only by builds annotated for a sanitizer
+    /// (see sanitizers.c): AddressSanitizer's fake stack of this context
+    /// while it is suspended, the bounds of a thread's own stack (contexts
+    /// without a green_stack), ThreadSanitizer's fiber.
+    void *asan_fake_stack;
+    const void *own_stack_bottom;
+    size_t own_stack_size;
+    void *tsan_fiber;
 } green_context;
 
 /// The kind of context the runtime uses by default: assembly where it
@@ -144,6 +155,25 @@ int green_context_init(green_context *ctx, int kind, green_stack *stack,
                        green_entry_fn entry, void *arg);
 /// Frees what `green_context_init` allocated (the ucontext, if any).
 void green_context_destroy(green_context *ctx);
+
+/// Sets the id and name (`length` bytes of UTF-8, cut to fit; 0 for none)
+/// a context is reported by. The blocked-hub monitor reads them from its
+/// own thread, so they are written word by word with relaxed atomics.
+static inline void green_context_set_identity(green_context *ctx, uint64_t id,
+                                              const char *name, size_t length) {
+    __atomic_store_n(&ctx->id, id, __ATOMIC_RELAXED);
+    enum { words = sizeof ctx->name / sizeof(uint64_t) };
+    char padded[sizeof ctx->name];
+    __builtin_memset(padded, 0, sizeof padded);
+    if (length > sizeof padded - 1) length = sizeof padded - 1;
+    if (length) __builtin_memcpy(padded, name, length);
+    uint64_t *slots = (uint64_t *)(void *)ctx->name;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t word;
+        __builtin_memcpy(&word, padded + w * sizeof word, sizeof word);
+        __atomic_store_n(&slots[w], word, __ATOMIC_RELAXED);
+    }
+}
 
 /// Reports a smashed canary or a guard-page hit for `ctx` on stderr and
 /// aborts. Async-signal-safe.
@@ -206,13 +236,9 @@ void green_access_swap(green_context *from, green_context *to) {
     }
 }
 
-/// Suspends `from` (the running context) and resumes `to`. Returns when
-/// something switches back to `from`.
+/// The switch itself, without the canary check and sanitizer annotations.
 static inline __attribute__((always_inline))
-void green_context_switch(green_context *from, green_context *to) {
-    if (__builtin_expect(from->check_canary, 0) && !green_stack_canary_intact(from->stack)) {
-        green_context_report_overflow(from, NULL, "its canary was overwritten (stack has no guard page)");
-    }
+void green_context_switch_core(green_context *from, green_context *to) {
     green_access_swap(from, to);
     green_current_context = to;
 #if defined(GREEN_FORCE_UCONTEXT) || !(defined(__x86_64__) || defined(__aarch64__))
@@ -225,6 +251,47 @@ void green_context_switch(green_context *from, green_context *to) {
     }
 #endif
 }
+
+// Sanitizers (AddressSanitizer, ThreadSanitizer) must be told about every
+// switch between stacks. Builds for them define GREEN_ANNOTATE_SWITCHES for
+// this header in C and in Swift (env GREEN_SANITIZE=address|thread when
+// building the package; `make sanitize`), and the switch then goes through
+// sanitizers.c. Other builds compile none of it.
+#if defined(GREEN_ANNOTATE_SWITCHES)
+/// `final`: `from` has finished and is never switched back to.
+void green_context_switch_annotated(green_context *from, green_context *to, int final);
+#endif
+
+/// Suspends `from` (the running context) and resumes `to`. Returns when
+/// something switches back to `from`.
+static inline __attribute__((always_inline))
+void green_context_switch(green_context *from, green_context *to) {
+    if (__builtin_expect(from->check_canary, 0) && !green_stack_canary_intact(from->stack)) {
+        green_context_report_overflow(from, NULL, "its canary was overwritten (stack has no guard page)");
+    }
+#if defined(GREEN_ANNOTATE_SWITCHES)
+    green_context_switch_annotated(from, to, 0);
+#else
+    green_context_switch_core(from, to);
+#endif
+}
+
+/// The last switch away from a finished context, which is never resumed.
+static inline __attribute__((always_inline))
+void green_context_exit_to(green_context *from, green_context *to) {
+#if defined(GREEN_ANNOTATE_SWITCHES)
+    if (__builtin_expect(from->check_canary, 0) && !green_stack_canary_intact(from->stack)) {
+        green_context_report_overflow(from, NULL, "its canary was overwritten (stack has no guard page)");
+    }
+    green_context_switch_annotated(from, to, 1);
+#else
+    green_context_switch(from, to);
+#endif
+}
+
+/// Which tools this build annotates switches and stacks for: a mask of
+/// 1 (AddressSanitizer), 2 (ThreadSanitizer), 4 (Valgrind).
+int green_context_tool_annotations(void);
 
 /// The bare switch without the runtime's bookkeeping, for the baseline
 /// figure `c_switch_ns`: a C ping-pong between two contexts, `count` round
@@ -243,18 +310,22 @@ int green_bench_c_pingpong(long count, size_t stack_size);
 // that does not cooperate) and reports it once per incident, naming the
 // greenlet, with a backtrace taken on the blocked thread (a signal).
 // Each hub owns a green_hub_monitor; the hub thread writes it on every
-// switch with plain stores (one writer), the watchdog only reads.
+// switch (one writer) and the watchdog only reads. Both sides use relaxed
+// atomic loads and stores, which on x86_64 and aarch64 are the plain moves
+// they would be anyway, and make the sharing well defined (and clean under
+// ThreadSanitizer). The epoch tells the watchdog whether what it read is
+// still the same incident, as in a sequence lock.
 
 typedef struct green_hub_monitor {
     /// Bumped by the hub on every switch and every loop pass.
-    volatile uint64_t epoch;
+    uint64_t epoch;
     /// 1 while the hub waits for events (idle, not blocked).
-    volatile int idle;
+    int idle;
     /// Spawned greenlets alive on the hub: a thread with none (only its
     /// main greenlet) stalls nobody when it blocks, and is not reported.
-    volatile int others;
+    int others;
     /// The context running on the hub.
-    const green_context *volatile current;
+    const green_context *current;
     // The watchdog's own view, and the registry link.
     uint64_t seen_epoch;
     double seen_since;
@@ -263,9 +334,9 @@ typedef struct green_hub_monitor {
     int tid;                            // its kernel thread id
     struct green_hub_monitor *next;
     // Filled by the blocked thread's signal handler.
-    void *volatile backtrace[48];
-    volatile int backtrace_count;
-    volatile int backtrace_ready;
+    void *backtrace[48];
+    int backtrace_count;
+    int backtrace_ready;
 } green_hub_monitor;
 
 /// Registers `m` for the calling thread's hub (starts the watchdog on
@@ -274,12 +345,15 @@ void green_monitor_register(green_hub_monitor *m);
 void green_monitor_unregister(green_hub_monitor *m);
 
 static inline void green_monitor_switched(green_hub_monitor *m, const green_context *to) {
-    m->current = to;
-    m->epoch = m->epoch + 1;
+    __atomic_store_n(&m->current, to, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->epoch, __atomic_load_n(&m->epoch, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 }
 static inline void green_monitor_set_idle(green_hub_monitor *m, int idle) {
-    m->idle = idle;
-    m->epoch = m->epoch + 1;
+    __atomic_store_n(&m->idle, idle, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->epoch, __atomic_load_n(&m->epoch, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+static inline void green_monitor_set_others(green_hub_monitor *m, int others) {
+    __atomic_store_n(&m->others, others, __ATOMIC_RELAXED);
 }
 
 /// Seconds a greenlet may hold its hub before a report; 0 turns the

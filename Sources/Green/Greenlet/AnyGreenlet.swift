@@ -210,12 +210,9 @@ public class AnyGreenlet {
     }
 
     func copyName(into ctx: UnsafeMutablePointer<green_context>) {
-        ctx.pointee.id = id
-        withUnsafeMutableBytes(of: &ctx.pointee.name) { raw in
-            raw.initializeMemory(as: UInt8.self, repeating: 0)
-            guard let customName else { return }
-            let utf8 = Array(customName.utf8.prefix(raw.count - 1))
-            raw.copyBytes(from: utf8)
+        guard var name = customName else { return green_context_set_identity(ctx, id, nil, 0) }
+        name.withUTF8 { utf8 in
+            utf8.withMemoryRebound(to: CChar.self) { green_context_set_identity(ctx, id, $0.baseAddress, $0.count) }
         }
     }
 

@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// Thrown into a greenlet by `kill()` with no explicit error. A greenlet
 /// that ends with it counts as killed, not failed: it is never reported.
@@ -62,7 +61,7 @@ public enum GreenError: Error, CustomStringConvertible {
 public enum UnhandledErrorReporter {
     public typealias Handler = @Sendable (_ greenletName: String, _ error: any Error) -> Void
 
-    private static let handler = Mutex<Handler?>(nil)
+    private static let handler = Locked<Handler?>(nil)
 
     /// Replaces the handler; `nil` restores the default (stderr).
     public static func setHandler(_ h: Handler?) {

@@ -1,6 +1,5 @@
 import CLibev
 import Glibc
-import Synchronization
 
 /// Every hub of the process, reachable from any thread (for dumps).
 enum HubRegistry {
@@ -9,7 +8,7 @@ enum HubRegistry {
         let thread: UInt
     }
 
-    private static let hubs = Mutex<(next: Int, entries: [Int: Entry])>((1, [:]))
+    private static let hubs = Locked<(next: Int, entries: [Int: Entry])>((1, [:]))
 
     static func register(_ mailbox: HubMailbox, thread: pthread_t) -> Int {
         hubs.withLock { s in

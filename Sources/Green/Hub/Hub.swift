@@ -346,7 +346,7 @@ public final class Hub {
     @inline(__always)
     private func addLive(_ g: AnyGreenlet) {
         liveGreenlets += 1
-        monitor.pointee.others = Int32(truncatingIfNeeded: liveGreenlets)
+        green_monitor_set_others(monitor, Int32(truncatingIfNeeded: liveGreenlets))
         let u = Unmanaged.passUnretained(g)
         g.liveNext = liveHead
         if let head = liveHead { head._withUnsafeGuaranteedRef { $0.livePrev = u } }
@@ -356,7 +356,7 @@ public final class Hub {
     @inline(__always)
     func removeLive(_ g: AnyGreenlet) {
         liveGreenlets -= 1
-        monitor.pointee.others = Int32(truncatingIfNeeded: liveGreenlets)
+        green_monitor_set_others(monitor, Int32(truncatingIfNeeded: liveGreenlets))
         let next = g.liveNext, prev = g.livePrev
         if let next { next._withUnsafeGuaranteedRef { $0.livePrev = prev } }
         if let prev {
@@ -674,13 +674,12 @@ public final class Hub {
         }
         green_context_init(ctx, contextKind, stack, { arg in
             let (from, to) = Hub.runGreenlet(arg!)
-            green_context_switch(from, to)
+            green_context_exit_to(from, to)
             // A finished greenlet is never switched back to.
             abort()
         }, Unmanaged.passUnretained(g).toOpaque())
         if g.customName == nil {
-            ctx.pointee.id = g.id
-            ctx.pointee.name.0 = 0
+            green_context_set_identity(ctx, g.id, nil, 0)
         } else {
             g.copyName(into: ctx)
         }

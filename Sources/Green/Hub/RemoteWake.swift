@@ -14,7 +14,6 @@
 // `endRemoteWait`.
 import CLibev
 import Glibc
-import Synchronization
 
 /// The one part of a hub that other threads may use. Outlives the hub when
 /// another thread still holds it; posts after the hub's thread exited are
@@ -34,10 +33,10 @@ final class HubMailbox: Sendable {
         let watcher: UnsafeMutablePointer<ev_async>
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(loop: OpaquePointer, watcher: UnsafeMutablePointer<ev_async>) {
-        state = Mutex(State(jobs: [], target: Target(loop: loop, watcher: watcher)))
+        state = Locked(State(jobs: [], target: Target(loop: loop, watcher: watcher)))
     }
 
     /// Queues `job` to run on the hub's thread. Returns false (and drops

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// A value or an error that arrives once, possibly from another OS thread,
 /// like gevent's `AsyncResult`. Greenlets (on any hub) wait for it with
@@ -17,7 +16,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
         var waiters: [RemoteWaiter] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 
