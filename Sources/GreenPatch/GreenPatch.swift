@@ -1,21 +1,31 @@
 import CGreenPatch
+import Glibc
 import Green
 
-/// Patch mode (opt-in): inside a spawned greenlet, `sleep`, `usleep` and
-/// `nanosleep` called from C (or any code in this program that calls
-/// libc's) park the greenlet instead of the thread, so other greenlets run
-/// meanwhile: the analogue of `gevent.monkey.patch_all()` for these calls.
-/// Outside greenlets, and when patch mode is off, the calls are libc's.
+/// Patch mode (opt-in): inside a spawned greenlet, blocking libc calls
+/// made from C (or any code in this program, or in a shared library it
+/// loads, that calls libc's) park the greenlet instead of the thread, so
+/// other greenlets run meanwhile: the analogue of
+/// `gevent.monkey.patch_all()`. Outside greenlets, and when patch mode is
+/// off, the calls are libc's.
 ///
-/// Covered: the sleep family; `read`, `write`, `recv`, `send`, `connect`,
-/// `accept` and `accept4` on sockets in blocking mode (other fds, and
-/// sockets the program made non-blocking, get libc's call); `poll`; and
-/// `getaddrinfo` (run on a pool thread). The interposed symbols are
-/// defined in the executable; the linker also exports those that a linked
-/// shared library uses (Foundation uses them all), so that library's calls
-/// land here too: `FileHandle` reading a socket cooperates. Not yet:
-/// `select`/`epoll`, and a symbol no linked library uses (an LD_PRELOAD
-/// build of the same interposers would cover it).
+/// Covered: the sleeps (`sleep`, `usleep`, `nanosleep`, `clock_nanosleep`);
+/// the waits on fds (`poll`, `ppoll`, `select`, `pselect`, `epoll_wait`,
+/// `epoll_pwait`, `epoll_pwait2`), whose answers are libc's own; on sockets
+/// in blocking mode `read`, `write`, `readv`, `writev`, `recv`, `send`,
+/// `recvfrom`, `sendto`, `recvmsg`, `sendmsg`, `connect`, `accept` and
+/// `accept4` (other fds, and sockets the program made non-blocking, get
+/// libc's call); the `_FORTIFY_SOURCE` entry points `__read_chk`,
+/// `__recv_chk`, `__recvfrom_chk`, `__poll_chk`, `__ppoll_chk`; and
+/// `getaddrinfo` (run on a pool thread). A wait with a signal mask is
+/// libc's call (the mask cannot apply to a cooperative wait only). A kill
+/// or an expiring timeout ends the call as a signal would (EINTR) and is
+/// thrown at the greenlet's next cooperative call. The README's "Patch
+/// mode" lists exactly what is and is not covered.
+///
+/// The functions are defined in this program and exported (`functions`,
+/// `unexported`): the linker exports a definition that a linked shared
+/// library (here libc) also defines.
 public enum PatchMode {
     // Written once, then only read (by C, from any thread).
     nonisolated(unsafe) private static let hooks: UnsafeMutablePointer<green_patch_hooks> = {
@@ -84,6 +94,31 @@ public enum PatchMode {
 
     /// Calls that cooperated since the program started.
     public static var cooperativeCalls: UInt { UInt(green_patch_cooperative_calls()) }
+
+    /// The libc functions patch mode defines, each with this program's
+    /// definition.
+    private static var definitions: [(name: String, address: UnsafeMutableRawPointer?)] {
+        var all: [(String, UnsafeMutableRawPointer?)] = []
+        var address: UnsafeMutableRawPointer?
+        var index: UInt32 = 0
+        while let name = green_patch_interposer(index, &address) {
+            all.append((String(cString: name), address))
+            index += 1
+        }
+        return all
+    }
+
+    /// The names of the libc functions patch mode defines.
+    public static var functions: [String] { definitions.map(\.name) }
+
+    /// Those of `functions` whose name does not resolve, among the
+    /// program's dynamic symbols, to patch mode's definition: a shared
+    /// library calling one (loaded at start or later with `dlopen`) would
+    /// get libc's. Empty when the link exported them all, as it does when
+    /// libc is a shared library (see the README).
+    public static var unexported: [String] {
+        definitions.filter { dlsym(nil, $0.name) != $0.address }.map(\.name)
+    }
 }
 
 /// A C function and its argument, handed to a pool thread while the

@@ -33,4 +33,11 @@ void green_patch_set_hooks(const green_patch_hooks *hooks);
 /// Calls that cooperated so far (for tests and diagnostics).
 unsigned long green_patch_cooperative_calls(void);
 
+/// The libc functions this target defines: the name of the `index`th
+/// (from 0), and in `*address` (unless NULL) this program's definition of
+/// it; NULL past the last. For checking that each is exported (a shared
+/// library's call, or a dlopen'ed one's, binds to the definition found
+/// first in the program's dynamic symbols).
+const char *green_patch_interposer(unsigned index, void **address);
+
 #endif
