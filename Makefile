@@ -119,11 +119,18 @@ compare: bench-deps
 	Benchmarks/compare-models.sh
 
 # Fault runs that must leave fds, greenlet stacks and RSS at their
-# baseline: 1,000,000 spawn/kill cycles, 100,000 connects that time out.
+# baseline: 1,000,000 spawn/kill cycles, 100,000 connects that time out,
+# and an HTTP server facing 10,000 connections at once, slowloris, an
+# idle-connection storm beyond its fd limit, and resets mid-request and
+# mid-response (the last two with normal clients' p99 under 100 ms).
 faults: deps
 	$(call build-release,green-faults)
 	./.build/release/green-faults spawn-kill --cycles 1000000
 	./.build/release/green-faults timed-connects --count 100000 --concurrency 1000
+	./.build/release/green-faults http-connections --count 10000
+	./.build/release/green-faults slowloris --slow 1000 --seconds 6 --header-timeout 3
+	./.build/release/green-faults fd-storm --fd-limit 512 --storm 1000 --seconds 5
+	./.build/release/green-faults resets --count 2000
 
 # The whole suite under AddressSanitizer (LeakSanitizer included) and under
 # ThreadSanitizer, each in its own build directory, with every context

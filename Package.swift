@@ -196,6 +196,7 @@ let package = Package(
             name: "Faults",
             dependencies: [
                 "Green",
+                "GreenHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/faults"

@@ -4,6 +4,10 @@
 //
 //   green-faults spawn-kill [--cycles 1000000]
 //   green-faults timed-connects [--count 100000] [--concurrency 1000]
+//   green-faults http-connections [--count 10000]
+//   green-faults slowloris [--slow 1000] [--seconds 6] [--header-timeout 10]
+//   green-faults fd-storm [--fd-limit 512] [--storm 1000] [--seconds 5]
+//   green-faults resets [--count 2000]
 //
 // Exits non-zero, naming the figure, if something did not come back.
 import ArgumentParser
@@ -16,7 +20,8 @@ struct Faults: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "green-faults",
         abstract: "Fault runs that must leave fds, stacks and memory where they were.",
-        subcommands: [SpawnKill.self, TimedConnects.self])
+        subcommands: [SpawnKill.self, TimedConnects.self, HTTPConnections.self, Slowloris.self, FDStorm.self,
+                      Resets.self, Client.self])
 }
 
 /// What must come back after a fault run.
@@ -25,9 +30,18 @@ struct Baseline {
     let stacksInUse: Int
     let rssBytes: Int
 
+    /// Measured after `malloc_trim`, so that RSS counts memory in use, not
+    /// free memory glibc keeps for reuse.
     static func now() -> Baseline {
-        Baseline(fds: (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1,
+        trimMalloc()
+        return Baseline(fds: (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1,
                  stacksInUse: Hub.current.stackStats.inUse, rssBytes: residentBytes())
+    }
+
+    /// glibc's malloc_trim (not in the Glibc module: malloc.h).
+    static func trimMalloc() {
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let f = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(f, to: Trim.self)(0) }
     }
 
     static func residentBytes() -> Int {

@@ -15,7 +15,11 @@ import Green
 /// Malformed requests get 400, requests over the limits 431 or 413, a
 /// client that does not finish its headers within `headerTimeout` 408;
 /// each then has its connection closed. A handler that throws produces
-/// a 500. `init(on:workers:...)` runs one hub per thread on `SO_REUSEPORT`
+/// a 500. A client that resets its connection, or stops reading for
+/// `writeTimeout`, ends only its connection, quietly. Connections waiting
+/// for their next request are listed in `IdleConnections`: when the
+/// process runs out of file descriptors, the longest-idle are closed so
+/// that new clients are still accepted. `init(on:workers:...)` runs one hub per thread on `SO_REUSEPORT`
 /// listeners (the handler must then be `@Sendable`; see `ServerThreads`).
 public final class HTTPServer {
     /// A handler confined to the server's hub (one hub).
@@ -34,6 +38,12 @@ public final class HTTPServer {
         public var writeTimeout = 30.0
         /// Connections handled at once per hub (nil: no limit).
         public var maxConnections: Int?
+        /// Whether the kernel hands a connection over only once its first
+        /// bytes arrived (`TCP_DEFER_ACCEPT`, for up to `headerTimeout`
+        /// seconds; nginx's `deferred`): connections that never send take
+        /// no descriptor and no greenlet meanwhile. HTTP clients speak
+        /// first, so nothing changes for them.
+        public var deferAccept = true
 
         public init() {}
     }
@@ -48,6 +58,7 @@ public final class HTTPServer {
         let s = try StreamServer(on: address, maxConnections: options.maxConnections) { conn, peer in
             try HTTPConnection(socket: conn, peer: peer, options: options, handler: handler).run()
         }
+        try options.configure(s.listener)
         single = s
         threads = nil
         self.address = s.address
@@ -57,7 +68,8 @@ public final class HTTPServer {
     /// listeners on one address; it serves at once (no `start` needed).
     public init(on address: SocketAddress, workers: Int, options: Options = Options(),
                 handler: @escaping SendableHandler) throws {
-        let t = try ServerThreads.start(threads: workers, on: address, maxConnections: options.maxConnections) { conn, peer in
+        let t = try ServerThreads.start(threads: workers, on: address, maxConnections: options.maxConnections,
+                                        configureListener: options.configure) { conn, peer in
             try HTTPConnection(socket: conn, peer: peer, options: options, handler: handler).run()
         }
         threads = t
@@ -71,6 +83,13 @@ public final class HTTPServer {
         single?.start()
     }
 
+    /// Connections being handled now (one hub; nil with several).
+    public var connectionCount: Int? { single?.connectionCount }
+
+    /// Idle connections closed so far to go on accepting when the process
+    /// ran out of file descriptors (one hub; nil with several).
+    public var idleConnectionsClosed: Int? { single?.idleConnectionsClosed }
+
     /// Serves until `stop`.
     public func serveForever() throws {
         if let single { try single.serveForever() } else { try threads!.join() }
@@ -83,6 +102,15 @@ public final class HTTPServer {
     }
 }
 
+extension HTTPServer.Options {
+    /// Sets the listening socket's options.
+    func configure(_ listener: Socket) throws {
+        guard deferAccept, listener.family == AF_INET || listener.family == AF_INET6 else { return }
+        try listener.setOption(level: Int32(IPPROTO_TCP), name: TCP_DEFER_ACCEPT,
+                               value: Int32(min(max(headerTimeout.rounded(.up), 1), 3600)))
+    }
+}
+
 /// One server connection: read, parse, answer, until it closes.
 final class HTTPConnection {
     let socket: Socket
@@ -90,6 +118,7 @@ final class HTTPConnection {
     let options: HTTPServer.Options
     let handler: HTTPServer.Handler
     private let parser: HTTPMessageParser
+    private let idleEntry: IdleConnections.Entry
     private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
     private var out: [UInt8] = []
 
@@ -99,6 +128,7 @@ final class HTTPConnection {
         self.options = options
         self.handler = handler
         parser = HTTPMessageParser(.request, limits: options.limits)
+        idleEntry = IdleConnections.Entry(socket)
         out.reserveCapacity(1024)
     }
 
@@ -117,7 +147,14 @@ final class HTTPConnection {
                 }
                 let n: Int
                 do {
-                    n = try buffer.withUnsafeMutableBytes { try socket.recv(into: $0, timeout: timeout) }
+                    n = try buffer.withUnsafeMutableBytes { buffer in
+                        // Between messages the connection may be closed
+                        // when the process runs out of descriptors.
+                        if parser.inMessage { return try socket.recv(into: buffer, timeout: timeout) }
+                        return try Hub.current.idleConnections.whileIdle(idleEntry) {
+                            try socket.recv(into: buffer, timeout: timeout)
+                        }
+                    }
                 } catch let e as SocketError {
                     if case .timedOut = e.reason, waitingForHeaders {
                         try? send(HTTPResponse(status: 408, text: "request header timeout\n"), keepAlive: false,
@@ -158,7 +195,13 @@ final class HTTPConnection {
                     response = HTTPResponse(status: 500, text: "internal server error\n")
                 }
                 let keepAlive = parser.keepAlive && !(request.headers["Connection"]?.caseInsensitiveEquals("close") ?? false)
-                try send(response, keepAlive: keepAlive, head: request.method == "HEAD")
+                do {
+                    try send(response, keepAlive: keepAlive, head: request.method == "HEAD")
+                } catch is SocketError {
+                    // The client reset the connection or stopped reading
+                    // (write timeout): its loss, not the server's error.
+                    return
+                }
                 if !keepAlive { return }
             }
         }

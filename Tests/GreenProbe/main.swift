@@ -177,6 +177,9 @@ func run(_ scenario: String) throws -> Int32 {
     case "emfile-server":
         return try emfileServer()
 
+    case "emfile-sheds-idle":
+        return try emfileShedsIdle()
+
     default:
         writeLine(2, "GreenProbe: unknown scenario '\(scenario)'")
         return 2
@@ -241,6 +244,66 @@ func emfileServer() throws -> Int32 {
     writeLine(1, String(decoding: got, as: UTF8.self) == "ping" ? "recovered" : "not served: \(got)")
     try server.stop(timeout: 5)
     return server.isServing ? 1 : 0
+}
+
+/// An echo server whose connections wait for their next message listed in
+/// `IdleConnections`, with fewer descriptors than clients: each new client
+/// must still be served, the longest-idle connections being closed for it.
+func emfileShedsIdle() throws -> Int32 {
+    let clientCount = 80
+    // The clients' sockets are made first and moved above the limit to
+    // come (descriptors already open stay usable), so that only the
+    // server's descriptors count against it.
+    var clients: [Socket] = []
+    for i in 0..<clientCount {
+        let s = try Socket()
+        let high = fcntl(s.fd, F_DUPFD_CLOEXEC, Int32(500 + i))
+        guard high >= 500 else { writeLine(2, "F_DUPFD failed"); return 4 }
+        s.close()
+        clients.append(Socket(adopting: high, family: AF_INET, type: .stream))
+    }
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = 48
+    guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else {
+        writeLine(2, "setrlimit failed")
+        return 4
+    }
+    let server = try StreamServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, _ in
+        let entry = IdleConnections.Entry(conn)
+        while true {
+            let data = try IdleConnections.current.whileIdle(entry) { try conn.recv() }
+            if data.isEmpty { return }
+            try conn.sendAll(data)
+        }
+    }
+    server.start()
+    // One after another, each client connects and is answered, though the
+    // server has room for fewer than half of them.
+    var served = 0
+    for (i, c) in clients.enumerated() {
+        try c.connect(to: server.address, timeout: 5)
+        let message = Array("ping \(i)".utf8)
+        try c.sendAll(message)
+        var got: [UInt8] = []
+        while got.count < message.count {
+            let chunk = try c.recv(timeout: 5)
+            if chunk.isEmpty { break }
+            got += chunk
+        }
+        if got == message { served += 1 }
+    }
+    // The first client waited longest: its connection was closed.
+    let first = try clients[0].recv(timeout: 5)
+    // The last is still served.
+    try clients[clientCount - 1].sendAll("again")
+    let again = try clients[clientCount - 1].recv(timeout: 5)
+    writeLine(1, "served \(served) of \(clientCount); idle closed \(server.idleConnectionsClosed); " +
+                 "exhaustions \(server.descriptorExhaustions); first closed \(first.isEmpty); " +
+                 "last answered \(String(decoding: again, as: UTF8.self) == "again")")
+    for c in clients { c.close() }
+    try server.stop(timeout: 5)
+    return 0
 }
 
 let arguments = CommandLine.arguments

@@ -1,3 +1,4 @@
+import Glibc
 import Green
 import GreenHTTP
 import XCTest
@@ -93,6 +94,88 @@ final class HTTPServerTests: GreenTestCase {
             let reply = try exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n")   // never finishes
             XCTAssertTrue(reply.hasPrefix("HTTP/1.1 408 "), reply)
         }
+    }
+
+    /// Runs `body` with unhandled greenlet errors collected; returns them.
+    private func collectingUnhandledErrors(_ body: () throws -> Void) throws -> [String] {
+        let errors = TestLock<[String]>([])
+        UnhandledErrorReporter.setHandler { name, error in errors.withLock { $0.append("\(name): \(error)") } }
+        defer { UnhandledErrorReporter.setHandler(nil) }
+        try body()
+        return errors.withLock { $0 }
+    }
+
+    /// Waits (at most 5 s) until `condition` holds.
+    private func waitUntil(_ what: String, _ condition: () -> Bool) throws {
+        let deadline = Hub.current.nowUpdated() + 5
+        while !condition() {
+            guard Hub.current.nowUpdated() < deadline else { throw TestError("timed out waiting until \(what)") }
+            try Green.sleep(0.001)
+        }
+    }
+
+    func testAnIdleKeepAliveConnectionIsListedAndMayBeClosedQuietly() throws {
+        let idle = IdleConnections.current
+        let errors = try collectingUnhandledErrors {
+            let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), handler: hello)
+            server.start()
+            defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+            let before = idle.count
+            let s = try Socket.connect(host: "127.0.0.1", port: server.address.port, timeout: 5)
+            defer { s.close() }
+            try s.sendAll("GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+            let reply = String(decoding: try s.recv(timeout: 5), as: UTF8.self)
+            XCTAssertTrue(reply.hasSuffix("hello GET /a 0"), reply)
+            // Waiting for its next request, the connection is listed.
+            try waitUntil("the connection is idle") { idle.count == before + 1 }
+            XCTAssertEqual(idle.closeLongestIdle(1), 1)
+            XCTAssertEqual(try s.recv(timeout: 5), [], "the client sees the end of the stream")
+            try waitUntil("its handler ended") { server.connectionCount == 0 }
+            XCTAssertEqual(idle.count, before)
+        }
+        XCTAssertEqual(errors, [], "a connection closed while idle is not a failed handler")
+    }
+
+    func testAClientResettingMidResponseEndsOnlyItsConnectionQuietly() throws {
+        let big = [UInt8](repeating: 7, count: 4 << 20)
+        let errors = try collectingUnhandledErrors {
+            let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { request in
+                request.path == "/big" ? HTTPResponse(body: big) : HTTPResponse(text: "fine")
+            }
+            server.start()
+            defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+            for _ in 0..<3 {
+                let s = try Socket.connect(host: "127.0.0.1", port: server.address.port, timeout: 5)
+                try s.sendAll("GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+                XCTAssertFalse(try s.recv(timeout: 5).isEmpty)
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                s.close()   // a reset, with most of the 4 MiB unsent
+            }
+            try waitUntil("the handlers ended") { server.connectionCount == 0 }
+            let reply = try exchange(server.address.port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(reply.hasSuffix("fine"), reply)
+        }
+        XCTAssertEqual(errors, [], "a peer's reset is not the server's error")
+    }
+
+    func testAConnectionThatSendsNothingIsNotHandedOver() throws {
+        // TCP_DEFER_ACCEPT: the kernel keeps a silent connection until its
+        // first bytes come, so it takes no descriptor or greenlet here.
+        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), handler: hello)
+        server.start()
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        let silent = try Socket.connect(host: "127.0.0.1", port: server.address.port, timeout: 5)
+        defer { silent.close() }
+        // A client that came after it is answered; the silent one, first
+        // in the accept queue, was not accepted.
+        let reply = try exchange(server.address.port, "GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(reply.hasSuffix("hello GET /after 0"), reply)
+        try waitUntil("the answered connection's handler ended") { server.connectionCount == 0 }
+        // Once it speaks, it is served.
+        try silent.sendAll("GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+        let late = String(decoding: try silent.recv(timeout: 5), as: UTF8.self)
+        XCTAssertTrue(late.hasSuffix("hello GET /late 0"), late)
     }
 
     func testAHandlerErrorGives500() throws {

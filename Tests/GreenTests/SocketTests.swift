@@ -519,6 +519,80 @@ final class StreamServerTests: GreenTestCase {
             .first { $0.hasPrefix("exhaustions ") }.flatMap { Int($0.dropFirst("exhaustions ".count)) } ?? 0
         XCTAssertGreaterThan(exhaustions, 0, outcome.stdout)
     }
+
+    func testAServerOutOfFileDescriptorsClosesItsLongestIdleConnections() throws {
+        let outcome = try Probe.run("emfile-sheds-idle", limit: 60)
+        XCTAssertEqual(outcome.reason, .exit, outcome.stderr)
+        XCTAssertEqual(outcome.status, 0, "stdout: \(outcome.stdout)\nstderr: \(outcome.stderr)")
+        XCTAssertTrue(outcome.stdout.contains("served 80 of 80;"), outcome.stdout)
+        XCTAssertTrue(outcome.stdout.contains("first closed true; last answered true"), outcome.stdout)
+        XCTAssertEqual(outcome.stderr, "", "a connection closed while idle is not a failed handler")
+        let closed = outcome.stdout.split(separator: ";")
+            .first { $0.contains("idle closed ") }.flatMap { Int($0.split(separator: " ").last!) } ?? 0
+        XCTAssertGreaterThan(closed, 0, outcome.stdout)
+    }
+}
+
+/// A connected pair of Unix stream sockets.
+private func greenSocketPair() throws -> (Socket, Socket) {
+    var fds: [Int32] = [0, 0]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+        throw TestError("socketpair: errno \(errno)")
+    }
+    return (Socket(adopting: fds[0], family: AF_UNIX, type: .stream), Socket(adopting: fds[1], family: AF_UNIX, type: .stream))
+}
+
+final class IdleConnectionsTests: GreenTestCase {
+    func testTheLongestIdleAreClosedFirstAndTheirWaitersSeeClosed() throws {
+        let idle = IdleConnections()
+        var pairs: [(Socket, Socket)] = []
+        defer { for (a, b) in pairs { a.close(); b.close() } }
+        for _ in 0..<4 { pairs.append(try greenSocketPair()) }
+        var waiters: [Greenlet<String>] = []
+        for (i, (a, _)) in pairs.enumerated() {
+            waiters.append(spawn {
+                let entry = IdleConnections.Entry(a)
+                do {
+                    let data = try idle.whileIdle(entry) { try a.recv() }
+                    return "\(i) got \(data.count)"
+                } catch let e as SocketError where e.reason == .closed {
+                    return "\(i) closed"
+                }
+            })
+            try Green.sleep(0)   // each starts waiting before the next
+        }
+        XCTAssertEqual(idle.count, 4)
+        // One that is answered leaves the list.
+        try pairs[1].1.sendAll("x")
+        XCTAssertEqual(try waiters[1].get(), "1 got 1")
+        XCTAssertEqual(idle.count, 3)
+        XCTAssertEqual(idle.closeLongestIdle(2), 2)
+        XCTAssertEqual(try waiters[0].get(), "0 closed")
+        XCTAssertEqual(try waiters[2].get(), "2 closed")
+        XCTAssertTrue(pairs[0].0.isClosed)
+        XCTAssertFalse(pairs[3].0.isClosed)
+        XCTAssertEqual(idle.count, 1)
+        XCTAssertEqual(idle.closedTotal, 2)
+        // The list may run dry: it closes what it has.
+        XCTAssertEqual(idle.closeLongestIdle(5), 1)
+        XCTAssertEqual(try waiters[3].get(), "3 closed")
+        XCTAssertEqual(idle.count, 0)
+        XCTAssertEqual(idle.closeLongestIdle(1), 0)
+    }
+
+    func testAKilledWaiterLeavesTheList() throws {
+        let idle = IdleConnections.current
+        let before = idle.count
+        let (a, b) = try greenSocketPair()
+        defer { a.close(); b.close() }
+        let entry = IdleConnections.Entry(a)
+        let g = spawn { try idle.whileIdle(entry) { try a.recv() } }
+        try Green.sleep(0)
+        XCTAssertEqual(idle.count, before + 1)
+        try g.kill()
+        XCTAssertThrowsError(try g.get())
+        XCTAssertEqual(idle.count, before, "a killed waiter leaves the list")
+    }
 }
 
 final class DatagramServerTests: GreenTestCase {

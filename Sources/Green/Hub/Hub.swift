@@ -107,6 +107,8 @@ public final class Hub {
     @exclusivity(unchecked) var finishedPending: Unmanaged<AnyGreenlet>?
     /// Contexts of finished greenlets, linked through `next_free`.
     @exclusivity(unchecked) var freeContexts: UnsafeMutablePointer<green_context>?
+    @exclusivity(unchecked) var freeContextCount = 0
+    static let freeContextLimit = 1024
     /// Spawned greenlets that have not finished.
     @exclusivity(unchecked) public private(set) var liveGreenlets = 0
     /// Greenlets currently parked (for deadlock reports).
@@ -117,6 +119,9 @@ public final class Hub {
     /// Where other threads post wake-ups; see RemoteWake.swift.
     let mailbox: HubMailbox
     private let asyncWatcher: UnsafeMutablePointer<ev_async>
+    /// This hub's connections waiting on their peers (see
+    /// `IdleConnections`).
+    public private(set) lazy var idleConnections = IdleConnections()
     /// Greenlets waiting for another thread (they keep the loop alive).
     @exclusivity(unchecked) private var remoteWaits = 0
 
@@ -639,8 +644,17 @@ public final class Hub {
         if let ctx = g.context {
             green_stack_release(pool(for: g.stackSize), ctx.pointee.stack)
             g.context = nil
-            ctx.pointee.next_free = freeContexts
-            freeContexts = ctx
+            // Kept for reuse up to the stack pool's count of warm stacks;
+            // beyond, freed: a burst of greenlets must not leave its
+            // contexts behind, each pinning a page of the heap.
+            if freeContextCount < Hub.freeContextLimit {
+                ctx.pointee.next_free = freeContexts
+                freeContexts = ctx
+                freeContextCount += 1
+            } else {
+                green_context_destroy(ctx)
+                ctx.deallocate()
+            }
         }
         dead.release()
     }
@@ -667,6 +681,7 @@ public final class Hub {
         let ctx: UnsafeMutablePointer<green_context>
         if let c = freeContexts {
             freeContexts = c.pointee.next_free
+            freeContextCount -= 1
             ctx = c
         } else {
             ctx = .allocate(capacity: 1)

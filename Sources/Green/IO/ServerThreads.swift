@@ -34,8 +34,10 @@ public final class ServerThreads: Sendable {
     }
 
     /// Starts `threads` threads serving `address`. `maxConnections` caps
-    /// each thread's handlers.
+    /// each thread's handlers; `configureListener` may set options on each
+    /// listening socket before it serves.
     public static func start(threads count: Int, on address: SocketAddress, maxConnections: Int? = nil,
+                             configureListener: ((Socket) throws -> Void)? = nil,
                              handler: @escaping @Sendable (Socket, SocketAddress) throws -> Void) throws -> ServerThreads {
         precondition(count >= 1, "ServerThreads.start needs at least one thread")
         // Bind every listener here, so that port 0 becomes one real port
@@ -45,8 +47,9 @@ public final class ServerThreads: Sendable {
         do {
             for _ in 0..<count {
                 let s = try Socket.listen(on: bound, reusePort: true)
-                if bound.port == 0, let local = s.localAddress { bound = local }
                 listeners.append(s)
+                if bound.port == 0, let local = s.localAddress { bound = local }
+                try configureListener?(s)
             }
         } catch {
             for s in listeners { s.close() }

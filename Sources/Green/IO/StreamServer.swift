@@ -14,7 +14,10 @@ import Glibc
 /// With `maxConnections`, handlers run in a `Pool` of that size and the
 /// server stops accepting while it is full (the kernel's backlog queues the
 /// rest). When the process runs out of file descriptors (EMFILE, ENFILE)
-/// the accept loop backs off and retries instead of spinning or dying.
+/// the accept loop closes the hub's longest-idle connections (those whose
+/// handlers wait for the peer inside `IdleConnections.whileIdle`, as
+/// `HTTPServer`'s do between requests) and accepts again; with none idle
+/// it backs off and retries instead of spinning or dying.
 /// A handler's error is reported like any greenlet's (once, on stderr by
 /// default) and ends only that connection. Confined to the thread that
 /// made it.
@@ -28,6 +31,10 @@ public final class StreamServer {
     private var stopping = false
     /// Times the accept loop found no file descriptor left.
     public private(set) var descriptorExhaustions = 0
+    /// Idle connections it closed to go on accepting (see `IdleConnections`).
+    public private(set) var idleConnectionsClosed = 0
+    /// Connections being handled now.
+    public var connectionCount: Int { handlers.count }
 
     /// A server on `address`. `maxConnections` caps concurrent handlers;
     /// `reusePort` lets several servers (one per thread) share the address.
@@ -92,9 +99,18 @@ public final class StreamServer {
             } catch let e as SocketError {
                 if stopping || e.reason == .closed { return }
                 if e.errno == EMFILE || e.errno == ENFILE || e.errno == ENOBUFS || e.errno == ENOMEM {
-                    // Out of descriptors or memory: let handlers finish and
-                    // free some, then try again.
                     descriptorExhaustions += 1
+                    // Out of descriptors or memory: close the connections
+                    // that have waited longest for their peers (a few at
+                    // a time, so that a storm costs one failed accept per
+                    // batch) and accept again at once; with none idle, let
+                    // handlers finish and free some, then try again.
+                    let idle = Hub.current.idleConnections
+                    let closed = idle.closeLongestIdle(max(1, idle.count / 16))
+                    if closed > 0 {
+                        idleConnectionsClosed += closed
+                        continue
+                    }
                     try Green.sleep(backoff)
                     backoff = min(backoff * 2, 0.5)
                     continue
@@ -105,7 +121,12 @@ public final class StreamServer {
             let handler = self.handler
             try handlers.spawn(name: "connection \(peer)") {
                 defer { socket.close() }
-                try handler(socket, peer)
+                do {
+                    try handler(socket, peer)
+                } catch let e as SocketError where e.reason == .closed && socket.isClosed {
+                    // Closed while idle to free its descriptor (or by the
+                    // handler itself): the connection's end, not a failure.
+                }
             }
         }
     }
