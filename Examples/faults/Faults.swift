@@ -6,7 +6,7 @@
 //   green-faults timed-connects [--count 100000] [--concurrency 1000]
 //   green-faults http-connections [--count 10000]
 //   green-faults slowloris [--slow 1000] [--seconds 6] [--header-timeout 10]
-//   green-faults fd-storm [--fd-limit 512] [--storm 1000] [--seconds 5]
+//   green-faults fd-storm [--fd-limit 512] [--storm 768] [--seconds 5]
 //   green-faults resets [--count 2000]
 //
 // Exits non-zero, naming the figure, if something did not come back.

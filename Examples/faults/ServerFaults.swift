@@ -9,6 +9,7 @@ import Foundation
 import Glibc
 import Green
 import GreenHTTP
+import Synchronization
 
 let hello = Array("Hello, World!".utf8)
 let bigBody = [UInt8](repeating: UInt8(ascii: "x"), count: 1 << 20)
@@ -142,23 +143,11 @@ struct ServerFault {
 }
 
 /// Unhandled greenlet errors, collected (the reporter may run on any thread).
-final class ErrorLog: @unchecked Sendable {
+final class ErrorLog: Sendable {
     static let shared = ErrorLog()
-    private var lock = pthread_mutex_t()
-    private var lines: [String] = []
-    init() { pthread_mutex_init(&lock, nil) }
-    func append(_ line: String) {
-        pthread_mutex_lock(&lock)
-        lines.append(line)
-        pthread_mutex_unlock(&lock)
-    }
-    func take() -> [String] {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        let all = lines
-        lines.removeAll()
-        return all
-    }
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    func take() -> [String] { lines.withLock { all in defer { all.removeAll() }; return all } }
 }
 
 /// Latency figures of the normal clients, as the child reports them.
@@ -243,7 +232,7 @@ struct FDStorm: ParsableCommand {
     var fdLimit = 512
 
     @Option(help: "Keep-alive connections, idle after one request, the storm keeps trying to hold (each reconnects when closed).")
-    var storm = 1_000
+    var storm = 768
 
     @Option(help: "Seconds the storm lasts.")
     var seconds = 5.0
