@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo test test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
+.PHONY: all deps bench-deps demo test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
 
 all: test
 
@@ -42,6 +42,11 @@ demo: deps
 
 test: deps
 	$(SWIFT) test
+
+# The whole suite again with compact stacks as the default mode (see
+# StackMode): every spawn that names no mode shares the hub's run stack.
+test-compact: deps
+	GREEN_STACK_MODE=compact $(SWIFT) test
 
 # The whole suite again with every context on makecontext/swapcontext.
 test-ucontext: deps
@@ -167,7 +172,7 @@ FUZZ_RUNS ?= 1000000
 fuzz: deps
 	Fuzz/run-fuzzers.sh --runs $(FUZZ_RUNS)
 
-ci: test test-ucontext check-aarch64 demo bench-smoke examples-smoke faults
+ci: test test-compact test-ucontext check-aarch64 demo bench-smoke examples-smoke faults
 
 clean:
 	rm -rf .build $(UCONTEXT_BUILD)

@@ -52,6 +52,7 @@ let package = Package(
         .executable(name: "chat", targets: ["Chat"]),
         .executable(name: "http-hello", targets: ["HTTPHello"]),
         .executable(name: "green-faults", targets: ["Faults"]),
+        .executable(name: "idle-connections", targets: ["IdleConnectionsExample"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -200,6 +201,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/faults"
+        ),
+        .executableTarget(
+            name: "IdleConnectionsExample",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/idle-connections"
         ),
         .executableTarget(
             name: "GreenProbe",

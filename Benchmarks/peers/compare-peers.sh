@@ -150,7 +150,8 @@ names = ["swift-green", "go", "gevent"]
 keys = ["c_switch_ns", "switch_ns", "ucontext_switch_ns", "yield_ns", "spawn_join_ns",
         "event_wakeup_ns", "queue_pingpong_ns", "channel_pingpong_ns", "lock_uncontended_ns",
         "semaphore_handoff_ns", "pool_map_ns_per_item", "pool_map_blocking_ns_per_item",
-        "parked_bytes_per_greenlet", "max_parked_greenlets", "max_parked_rss_bytes"]
+        "parked_bytes_per_greenlet", "compact_parked_bytes_per_greenlet",
+        "max_parked_greenlets", "max_parked_rss_bytes"]
 
 results = {n: [json.load(open(os.path.join(work, f"{n}.{r}.json"))) for r in range(1, rounds + 1)]
            for n in names}

@@ -81,7 +81,7 @@ extern void green_start_aarch64(void);
 #endif
 
 // Builds the first frame green_switch_asm will pop on a fresh stack.
-static int init_asm_frame(green_context *ctx, green_entry_fn entry, void *arg) {
+int green_context_first_frame(green_context *ctx, green_entry_fn entry, void *arg) {
     uintptr_t top = ((uintptr_t)ctx->stack->base + ctx->stack->size) & ~(uintptr_t)15;
 #if defined(__x86_64__)
     // See switch_x86_64.S for the frame. The return slot sits at an
@@ -126,6 +126,7 @@ int green_context_init(green_context *ctx, int kind, green_stack *stack,
                        green_entry_fn entry, void *arg) {
     ctx->sp = NULL;
     ctx->access_set[0] = ctx->access_set[1] = NULL;
+    ctx->shared = NULL;
     ctx->stack = stack;
     ctx->entry = entry;
     ctx->entry_arg = arg;
@@ -154,9 +155,9 @@ int green_context_init(green_context *ctx, int kind, green_stack *stack,
     }
 #if defined(GREEN_ANNOTATE_SWITCHES)
     green_tools_init(ctx);
-    return init_asm_frame(ctx, annotated_start, ctx);
+    return green_context_first_frame(ctx, annotated_start, ctx);
 #else
-    return init_asm_frame(ctx, entry, arg);
+    return green_context_first_frame(ctx, entry, arg);
 #endif
 }
 
@@ -199,7 +200,7 @@ int green_bench_c_pingpong(long count, size_t stack_size) {
     memset(&ctx, 0, sizeof ctx);
     ctx.stack = stack;
     ctx.kind = GREEN_CONTEXT_ASM; // whatever the build's default
-    init_asm_frame(&ctx, pingpong_peer, NULL);
+    green_context_first_frame(&ctx, pingpong_peer, NULL);
     pingpong_peer_sp = ctx.sp;
     pingpong_count = count;
     for (long i = 0; i < pingpong_count; i++) {

@@ -18,6 +18,10 @@
 #define GREEN_TSAN 0
 #endif
 
+/// Writes the first frame of `ctx` (assembly kind) at the top of
+/// ctx->stack and points ctx->sp at it (context.c).
+int green_context_first_frame(green_context *ctx, green_entry_fn entry, void *arg);
+
 #if defined(GREEN_ANNOTATE_SWITCHES)
 /// A context for the thread's own stack was made (green_context_init_current).
 void green_tools_init_current(green_context *ctx);

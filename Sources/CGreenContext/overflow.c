@@ -61,7 +61,7 @@ void green_context_report_overflow(const green_context *ctx, const void *fault, 
         at = cat(buf, at, sizeof buf, "Greenlet-");
         at = cat_u64(buf, at, sizeof buf, ctx->id, 0);
     }
-    at = cat(buf, at, sizeof buf, "' (stack size ");
+    at = cat(buf, at, sizeof buf, ctx->shared ? "' (compact: the hub's shared run stack of " : "' (stack size ");
     at = cat_u64(buf, at, sizeof buf, ctx->stack ? ctx->stack->size : 0, 0);
     at = cat(buf, at, sizeof buf, " bytes): ");
     at = cat(buf, at, sizeof buf, how);
@@ -69,7 +69,9 @@ void green_context_report_overflow(const green_context *ctx, const void *fault, 
         at = cat(buf, at, sizeof buf, " at ");
         at = cat_u64(buf, at, sizeof buf, (uint64_t)(uintptr_t)fault, 1);
     }
-    at = cat(buf, at, sizeof buf, ". Give it a larger stack (stackSize:) or recurse less.\n");
+    at = cat(buf, at, sizeof buf,
+             ctx->shared ? ". Recurse less, or give it a dedicated stack (stackMode: .dedicated, stackSize:).\n"
+                         : ". Give it a larger stack (stackSize:) or recurse less.\n");
     (void)!write(2, buf, at);
     // Die by SIGABRT whatever handlers the program installed.
     struct sigaction dfl;

@@ -52,6 +52,54 @@ green_switch_asm:
     .cfi_endproc
     .size green_switch_asm,.-green_switch_asm
 
+// void green_switch_via(void **save_sp /* x0 */, void *arg /* x1 */,
+//                       void *(*fn)(void *) /* x2 */, void *scratch_top /* x3 */)
+//
+// Suspends the current context exactly as green_switch_asm does, then runs
+// fn(arg) on the scratch stack (16-byte aligned top) and resumes the
+// context whose saved stack pointer fn returns (see switch_x86_64.S).
+    .globl green_switch_via
+    .type green_switch_via,%function
+    .p2align 4
+green_switch_via:
+    .cfi_startproc
+    sub sp, sp, #176
+    stp x19, x20, [sp, #0]
+    stp x21, x22, [sp, #16]
+    stp x23, x24, [sp, #32]
+    stp x25, x26, [sp, #48]
+    stp x27, x28, [sp, #64]
+    stp x29, x30, [sp, #80]
+    stp d8, d9, [sp, #96]
+    stp d10, d11, [sp, #112]
+    stp d12, d13, [sp, #128]
+    stp d14, d15, [sp, #144]
+    mrs x9, fpcr
+    str x9, [sp, #160]
+    mov x9, sp
+    str x9, [x0]
+    mov sp, x3
+    .cfi_undefined x30
+    mov x0, x1
+    blr x2
+    mov sp, x0
+    ldr x9, [sp, #160]
+    msr fpcr, x9
+    ldp x19, x20, [sp, #0]
+    ldp x21, x22, [sp, #16]
+    ldp x23, x24, [sp, #32]
+    ldp x25, x26, [sp, #48]
+    ldp x27, x28, [sp, #64]
+    ldp x29, x30, [sp, #80]
+    ldp d8, d9, [sp, #96]
+    ldp d10, d11, [sp, #112]
+    ldp d12, d13, [sp, #128]
+    ldp d14, d15, [sp, #144]
+    add sp, sp, #176
+    ret
+    .cfi_endproc
+    .size green_switch_via,.-green_switch_via
+
 // First frame of every new context, entered by `ret` with sp 16-byte
 // aligned. x29 = 0 ends frame-pointer walks here.
     .globl green_start_aarch64

@@ -46,6 +46,47 @@ green_switch_asm:
     .cfi_endproc
     .size green_switch_asm,.-green_switch_asm
 
+// void green_switch_via(void **save_sp /* rdi */, void *arg /* rsi */,
+//                       void *(*fn)(void *) /* rdx */, void *scratch_top /* rcx */)
+//
+// Suspends the current context exactly as green_switch_asm does (same
+// frame, stack pointer stored in *save_sp), then runs fn(arg) on the
+// scratch stack (16-byte aligned top) and resumes the context whose saved
+// stack pointer fn returns. Compact contexts switch through it: fn copies
+// stack images while no context runs on the stacks it copies.
+    .globl green_switch_via
+    .type green_switch_via,@function
+    .p2align 4
+green_switch_via:
+    .cfi_startproc
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rcx, %rsp
+    .cfi_undefined rip
+    movq %rsi, %rdi
+    callq *%rdx
+    movq %rax, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .cfi_endproc
+    .size green_switch_via,.-green_switch_via
+
 // First frame of every new context. Entered by `ret` from green_switch_asm
 // with rsp 16-byte aligned (green_context_init arranges it), so the `call`
 // below leaves the entry function with the alignment the ABI promises.

@@ -53,10 +53,26 @@ struct GreenBench: ParsableCommand {
                "the same through makecontext/swapcontext")
         try record("yield_ns", try median(runs) { try yieldNs(1_000_000 / scale) },
                "two greenlets alternating Green.sleep(0), per yield")
+        record("compact_switch_ns", median(runs) { compactSwitchNs(switches / 4) },
+               "switch between two compact contexts on one run stack (each copies the other's image out, its own in)")
+        if wanted("compact_yield_ns") {
+            var depth = 0.0
+            try record("yield_deep_ns", try median(runs) { try yieldNs(1_000_000 / scale, stackMode: .dedicated, pad: true).ns },
+                   "yield_ns from deeper in the stack (the frames compact_yield_ns copies), dedicated stacks")
+            try record("compact_yield_ns", try median(runs) {
+                let r = try yieldNs(1_000_000 / scale, stackMode: .compact, pad: true)
+                depth = r.imageBytes
+                return r.ns
+            }, "the same two greenlets in compact mode (each yield copies one image out, the other in)")
+            figures[figures.count - 1].2 += String(format: "; images of %.0f bytes", depth)
+        }
         try record("spawn_join_ns", try median(runs) { try spawnJoinNs(100_000 / scale) },
                "spawn a greenlet that returns at once, join it")
         try record("parked_bytes_per_greenlet", try median(quick ? 1 : 3) { try parkedBytes(100_000 / scale).perGreenlet },
                "RSS growth per greenlet, 100,000 parked on an Event")
+        try record("compact_parked_bytes_per_greenlet",
+                   try median(quick ? 1 : 3) { try parkedBytes(1_000_000 / scale, stackMode: .compact).perGreenlet },
+                   "RSS growth per greenlet, 1,000,000 compact greenlets parked on an Event")
         let rounds = 500_000 / scale
         try record("event_wakeup_ns", try median(runs) { try eventWakeupNs(rounds) },
                "Event.set in one greenlet -> the waiter in another runs, per wake-up")
@@ -198,20 +214,103 @@ func runtimeSwitchNs(_ switches: Int, kind: green_context_kind) -> Double {
 // MARK: - Scheduler figures
 
 func yieldNs(_ yields: Int) throws -> Double {
+    try yieldNs(yields, stackMode: .dedicated, pad: false).ns
+}
+
+/// Two greenlets alternating `Green.sleep(0)`; with `pad`, from under a
+/// frame of 1 KiB (a typical depth). Also returns the mean compact image
+/// copied per save or restore (0 for dedicated stacks).
+func yieldNs(_ yields: Int, stackMode: StackMode, pad: Bool) throws -> (ns: Double, imageBytes: Double) {
     let perGreenlet = yields / 2
     let start = Event()
     let body = {
         try start.wait()
-        for _ in 0..<perGreenlet { try Green.sleep(0) }
+        if pad {
+            try yieldUnderAFrame(perGreenlet)
+        } else {
+            for _ in 0..<perGreenlet { try Green.sleep(0) }
+        }
     }
-    let a = spawn(body)
-    let b = spawn(body)
+    let a = spawn(stackMode: stackMode, body)
+    let b = spawn(stackMode: stackMode, body)
     try Green.sleep(0) // both are parked on the event now
+    let before = Hub.current.compactStats
     let t0 = monotonicNs()
     start.set()
     try a.join()
     try b.join()
-    return Double(monotonicNs() - t0) / Double(perGreenlet * 2)
+    let ns = Double(monotonicNs() - t0) / Double(perGreenlet * 2)
+    let after = Hub.current.compactStats
+    let copies = Double(after.saves - before.saves + after.restores - before.restores)
+    return (ns, copies > 0 ? Double(after.bytesCopied - before.bytesCopied) / copies : 0)
+}
+
+/// Yields `count` times from under a frame holding 1 KiB of locals.
+@inline(never)
+func yieldUnderAFrame(_ count: Int) throws {
+    try withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 128) { locals in
+        for i in 0..<locals.count { locals[i] = UInt64(i) }
+        for i in 0..<count {
+            try Green.sleep(0)
+            locals[i & 127] &+= 1
+        }
+        if locals[0] == .max { print("") }   // keeps the frame
+    }
+}
+
+/// State of the compact ping-pong, in manually allocated memory.
+struct CompactPingPong {
+    var main = green_context()
+    var a = green_context()
+    var b = green_context()
+    var left = 0
+}
+nonisolated(unsafe) let compactPingPong: UnsafeMutablePointer<CompactPingPong> = {
+    let p = UnsafeMutablePointer<CompactPingPong>.allocate(capacity: 1)
+    p.initialize(to: CompactPingPong())
+    return p
+}()
+
+/// Two compact contexts on one shared run stack switching to each other:
+/// every switch saves one image and restores the other.
+func compactSwitchNs(_ switches: Int) -> Double {
+    guard let shared = green_shared_stack_create(64 * 1024) else { return .nan }
+    defer { green_shared_stack_destroy(shared) }
+    let p = compactPingPong
+    let main = withUnsafeMutablePointer(to: &p.pointee.main) { $0 }
+    let a = withUnsafeMutablePointer(to: &p.pointee.a) { $0 }
+    let b = withUnsafeMutablePointer(to: &p.pointee.b) { $0 }
+    green_context_init_current(main, Int32(GREEN_CONTEXT_ASM.rawValue))
+    a.pointee = green_context()
+    b.pointee = green_context()
+    green_context_init_compact(a, shared, { _ in
+        let p = compactPingPong
+        while true {
+            p.pointee.left -= 1
+            green_context_switch(withUnsafeMutablePointer(to: &p.pointee.a) { $0 },
+                                 p.pointee.left > 0 ? withUnsafeMutablePointer(to: &p.pointee.b) { $0 }
+                                                    : withUnsafeMutablePointer(to: &p.pointee.main) { $0 })
+        }
+    }, nil)
+    green_context_init_compact(b, shared, { _ in
+        let p = compactPingPong
+        while true {
+            green_context_switch(withUnsafeMutablePointer(to: &p.pointee.b) { $0 },
+                                 withUnsafeMutablePointer(to: &p.pointee.a) { $0 })
+        }
+    }, nil)
+    // a and b each run once first, so that both have images.
+    p.pointee.left = 2
+    green_context_switch(main, a)
+    let rounds = switches / 2
+    p.pointee.left = rounds + 1
+    let t0 = monotonicNs()
+    green_context_switch(main, a)
+    let ns = Double(monotonicNs() - t0) / Double(rounds * 2)
+    green_context_compact_release(a)
+    green_context_compact_release(b)
+    green_context_destroy(main)
+    return ns
 }
 
 func spawnJoinNs(_ count: Int) throws -> Double {
@@ -221,6 +320,12 @@ func spawnJoinNs(_ count: Int) throws -> Double {
         try g.join()
     }
     return Double(monotonicNs() - t0) / Double(count)
+}
+
+/// glibc's malloc_trim(0) (malloc.h is not in the Glibc module).
+func trimMalloc() {
+    typealias Trim = @convention(c) (Int) -> Int32
+    if let f = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(f, to: Trim.self)(0) }
 }
 
 func residentBytes() -> Int {
@@ -237,14 +342,18 @@ func residentBytes() -> Int {
 
 /// Parks `count` greenlets on one Event, measures RSS growth, wakes them
 /// and joins them.
-func parkedBytes(_ count: Int) throws -> (perGreenlet: Double, parked: Int, rss: Int) {
+func parkedBytes(_ count: Int, stackMode: StackMode = .dedicated) throws -> (perGreenlet: Double, parked: Int, rss: Int) {
     let event = Event()
     var started = 0
+    // What an earlier run freed goes back to the kernel first (glibc keeps
+    // freed heap for reuse, and compact greenlets live on the heap): else
+    // a second run would fill the first one's memory and show no growth.
+    trimMalloc()
     let before = residentBytes()
     var greenlets: [Greenlet<Void>] = []
     greenlets.reserveCapacity(count)
     for _ in 0..<count {
-        greenlets.append(spawn {
+        greenlets.append(spawn(stackMode: stackMode) {
             started += 1
             try event.wait()
         })

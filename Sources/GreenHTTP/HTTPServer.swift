@@ -44,6 +44,9 @@ public final class HTTPServer {
         /// no descriptor and no greenlet meanwhile. HTTP clients speak
         /// first, so nothing changes for them.
         public var deferAccept = true
+        /// How connection greenlets keep their stacks: `.compact` for very
+        /// many mostly idle keep-alive connections (see `StackMode`).
+        public var stackMode = StackMode.default
 
         public init() {}
     }
@@ -55,7 +58,8 @@ public final class HTTPServer {
 
     /// A server on the calling thread's hub.
     public init(on address: SocketAddress, options: Options = Options(), handler: @escaping Handler) throws {
-        let s = try StreamServer(on: address, maxConnections: options.maxConnections) { conn, peer in
+        let s = try StreamServer(on: address, maxConnections: options.maxConnections,
+                                 stackMode: options.stackMode) { conn, peer in
             try HTTPConnection(socket: conn, peer: peer, options: options, handler: handler).run()
         }
         try options.configure(s.listener)
@@ -69,6 +73,7 @@ public final class HTTPServer {
     public init(on address: SocketAddress, workers: Int, options: Options = Options(),
                 handler: @escaping SendableHandler) throws {
         let t = try ServerThreads.start(threads: workers, on: address, maxConnections: options.maxConnections,
+                                        stackMode: options.stackMode,
                                         configureListener: options.configure) { conn, peer in
             try HTTPConnection(socket: conn, peer: peer, options: options, handler: handler).run()
         }

@@ -68,8 +68,9 @@ public enum PatchMode {
                 }
             },
             run_elsewhere: { work, arg in
-                // The pointers live on this greenlet's stack: wait for the
-                // work to end whatever happens (a kill is re-armed).
+                // `arg` is the caller's (on the heap: a compact greenlet's
+                // stack is not there while it parks): wait for the work to
+                // end whatever happens (a kill is re-armed).
                 let job = UnsafeSendable(work: work!, arg: arg)
                 let done = AsyncResult<Bool>()
                 ThreadPool.shared.submit {

@@ -53,6 +53,27 @@ func recurseForever(_ depth: UInt64) -> UInt64 {
     return below &+ buffer.7
 }
 
+/// Recurses `depth` frames of 128 bytes of locals each, then waits for
+/// `event` twice (parking with a deep stack), and sums on the way back.
+@inline(never)
+func recurseAndWait(depth: Int, _ event: Event) throws -> UInt64 {
+    var buffer: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                 UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    withUnsafeMutableBytes(of: &buffer) { p in
+        for i in 0..<p.count { p[i] = UInt8(truncatingIfNeeded: depth &+ i) }
+    }
+    let below: UInt64
+    if depth == 0 {
+        try event.wait()
+        try Green.sleep(0)
+        below = 0
+    } else {
+        below = try recurseAndWait(depth: depth - 1, event)
+    }
+    return below &+ buffer.0 &+ buffer.15
+}
+
 /// Recurses until a frame lies more than `limit` bytes below `start` (the
 /// address of a local at the greenlet's first frame), then unwinds.
 @inline(never)
@@ -112,7 +133,7 @@ func run(_ scenario: String) throws -> Int32 {
         return 0
 
     case "overflow":
-        let g = spawn(name: "deep-recursion", stackSize: probeStackSize) { () -> UInt64 in
+        let g = spawn(name: "deep-recursion", stackSize: probeStackSize, stackMode: .dedicated) { () -> UInt64 in
             printGuards()
             return recurseForever(0)
         }
@@ -120,8 +141,39 @@ func run(_ scenario: String) throws -> Int32 {
         writeLine(1, "overflow not detected")
         return 1
 
+    case "overflow-compact":
+        let g = spawn(name: "deep-recursion", stackMode: .compact) { () -> UInt64 in
+            writeLine(1, "compact \(AnyGreenlet.current.isCompact)")
+            return recurseForever(0)
+        }
+        _ = try? g.join()
+        writeLine(1, "overflow not detected")
+        return 1
+
+    case "compact-large-image":
+        // A compact greenlet parked with more stack than the report limit,
+        // twice: one report.
+        Hub.current.compactReportLimit = 4096
+        let go = Event()
+        let deep = spawn(name: "deep-parker", stackMode: .compact) { () -> UInt64 in
+            try recurseAndWait(depth: 64, go)
+        }
+        let other = spawn(name: "other", stackMode: .compact) {
+            for _ in 0..<3 { try Green.sleep(0) }   // each switch to it saves deep-parker's image
+        }
+        try other.join()
+        try Green.sleep(0)
+        go.set()
+        let expected = try spawn(stackMode: .dedicated) { () -> UInt64 in
+            let e = Event()
+            e.set()
+            return try recurseAndWait(depth: 64, e)
+        }.get()
+        writeLine(1, "compact \(deep.isCompact); values survived \(try deep.get() == expected)")
+        return 0
+
     case "overflow-canary":
-        let g = spawn(name: "deep-recursion", stackSize: probeStackSize) { () throws -> UInt64 in
+        let g = spawn(name: "deep-recursion", stackSize: probeStackSize, stackMode: .dedicated) { () throws -> UInt64 in
             printGuards()
             var top: UInt64 = 0
             let start = withUnsafeMutableBytes(of: &top) { frameAddress($0) }
@@ -138,7 +190,7 @@ func run(_ scenario: String) throws -> Int32 {
         return 1
 
     case "overflow-canary-finish":
-        let g = spawn(name: "deep-recursion", stackSize: probeStackSize) { () -> UInt64 in
+        let g = spawn(name: "deep-recursion", stackSize: probeStackSize, stackMode: .dedicated) { () -> UInt64 in
             var top: UInt64 = 0
             let start = withUnsafeMutableBytes(of: &top) { frameAddress($0) }
             return recurseUntil(start: start, limit: UInt(probeStackSize + 4096), 0) &+ top
@@ -148,7 +200,7 @@ func run(_ scenario: String) throws -> Int32 {
         return 1
 
     case "overflow-unnamed":
-        let g = spawn(stackSize: probeStackSize) { () -> UInt64 in recurseForever(0) }
+        let g = spawn(stackSize: probeStackSize, stackMode: .dedicated) { () -> UInt64 in recurseForever(0) }
         writeLine(1, "id \(g.id)")
         _ = try? g.join()
         writeLine(1, "overflow not detected")
@@ -156,7 +208,7 @@ func run(_ scenario: String) throws -> Int32 {
 
     case "overflow-renamed":
         let go = Event()
-        let g = spawn(name: "before-rename", stackSize: probeStackSize) { () throws -> UInt64 in
+        let g = spawn(name: "before-rename", stackSize: probeStackSize, stackMode: .dedicated) { () throws -> UInt64 in
             try go.wait()
             return recurseForever(0)
         }

@@ -129,6 +129,7 @@ typedef struct green_context {
     uint8_t kind;          // green_context_kind
     uint8_t check_canary;  // stack has no guard page: check at switch-out
     uint8_t tsan_fiber_owned; // tsan_fiber was created for this context
+    uint8_t compact_reported; // its image outgrew the report limit (reported)
     /// Sanitizer bookkeeping, used only by builds annotated for a sanitizer
     /// (see sanitizers.c): AddressSanitizer's fake stack of this context
     /// while it is suspended, the bounds of a thread's own stack (contexts
@@ -137,6 +138,12 @@ typedef struct green_context {
     const void *own_stack_bottom;
     size_t own_stack_size;
     void *tsan_fiber;
+    /// Compact contexts only (see compact.c): the run stack they share,
+    /// and the image of their stack while another context runs on it.
+    struct green_shared_stack *shared;
+    void *saved;
+    uint32_t saved_size;
+    uint32_t saved_cap;
 } green_context;
 
 /// The kind of context the runtime uses by default: assembly where it
@@ -203,6 +210,10 @@ int green_overflow_handler_install_for_thread(void);
 // stack, stores the stack pointer in *save_sp, switches to load_sp and
 // returns into whatever was saved there.
 void green_switch_asm(void **save_sp, void *load_sp);
+// Saves the callee-saved state on the current stack and the stack pointer
+// in *save_sp like green_switch_asm, then calls fn(arg) on `scratch_top`,
+// and switches to the stack pointer fn returns.
+void green_switch_via(void **save_sp, void *arg, void *(*fn)(void *), void *scratch_top);
 void green_context_switch_ucontext(green_context *from, green_context *to);
 
 // Provided by the Swift runtime (libswiftCore); see the design note above.
@@ -236,6 +247,57 @@ void green_access_swap(green_context *from, green_context *to) {
     }
 }
 
+// ------------------------------------------------------ compact contexts
+//
+// A compact context runs on a run stack it shares with the hub's other
+// compact contexts, and while another one runs there, its stack lives on
+// the heap: only the bytes in use, [sp, top). Switching to a compact
+// context whose image is not on the shared stack saves the current
+// occupant's image and copies the target's back to the same addresses (so
+// pointers into a stack stay valid across switches), on a small scratch
+// stack of its own. Assembly contexts only; builds annotated for a
+// sanitizer or Valgrind have none (init returns -1, ENOTSUP).
+
+typedef struct green_shared_stack {
+    /// The run stack (guarded like any other) and the scratch stack the
+    /// copies run on; each from a one-stack pool of its own.
+    green_stack *stack;
+    green_stack *scratch;
+    green_stack_pool *stack_pool;
+    green_stack_pool *scratch_pool;
+    char *top;
+    char *scratch_top;
+    /// The context whose stack is on the run stack now (NULL: none).
+    struct green_context *owner;
+    /// An image saved beyond this many bytes is reported on stderr, once
+    /// per context (0: never).
+    size_t report_limit;
+    /// Images saved and restored so far, and bytes copied doing it.
+    uint64_t saves, restores, bytes_copied;
+} green_shared_stack;
+
+/// A shared run stack of `size` usable bytes (guarded), or NULL with errno
+/// set. Thread-confined, like the hub that owns it.
+green_shared_stack *green_shared_stack_create(size_t size);
+/// Only when no compact context on it is alive.
+void green_shared_stack_destroy(green_shared_stack *shared);
+/// Whether compact contexts exist in this build (assembly switch, no
+/// sanitizer or Valgrind annotations).
+int green_compact_available(void);
+/// Prepares `ctx` to start `entry(arg)` on `shared` when first switched
+/// to (its first frame is written then, not now: the shared stack may be
+/// in use). Returns 0, or -1 with errno set (ENOTSUP: see above).
+int green_context_init_compact(green_context *ctx, green_shared_stack *shared,
+                               green_entry_fn entry, void *arg);
+/// Frees a finished compact context's image (and leaves the shared stack
+/// to nobody if it was the occupant). Nothing for other contexts.
+void green_context_compact_release(green_context *ctx);
+/// The out-of-line half of a switch to a compact context that is not on
+/// its shared stack (defined in compact.c).
+void green_switch_compact(green_context *from, green_context *to);
+/// Bytes of stack `ctx` holds on the heap while parked (0 if none).
+static inline size_t green_context_saved_bytes(const green_context *ctx) { return ctx->saved_size; }
+
 /// The switch itself, without the canary check and sanitizer annotations.
 static inline __attribute__((always_inline))
 void green_context_switch_core(green_context *from, green_context *to) {
@@ -245,7 +307,11 @@ void green_context_switch_core(green_context *from, green_context *to) {
     green_context_switch_ucontext(from, to);
 #else
     if (__builtin_expect(from->kind == GREEN_CONTEXT_ASM, 1)) {
-        green_switch_asm(&from->sp, to->sp);
+        if (__builtin_expect(to->shared != NULL, 0) && to->shared->owner != to) {
+            green_switch_compact(from, to);
+        } else {
+            green_switch_asm(&from->sp, to->sp);
+        }
     } else {
         green_context_switch_ucontext(from, to);
     }
@@ -279,6 +345,8 @@ void green_context_switch(green_context *from, green_context *to) {
 /// The last switch away from a finished context, which is never resumed.
 static inline __attribute__((always_inline))
 void green_context_exit_to(green_context *from, green_context *to) {
+    // A finished compact context's stack is dead: nothing to save.
+    if (__builtin_expect(from->shared != NULL, 0) && from->shared->owner == from) from->shared->owner = NULL;
 #if defined(GREEN_ANNOTATE_SWITCHES)
     if (__builtin_expect(from->check_canary, 0) && !green_stack_canary_intact(from->stack)) {
         green_context_report_overflow(from, NULL, "its canary was overwritten (stack has no guard page)");

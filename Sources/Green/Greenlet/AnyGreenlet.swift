@@ -49,6 +49,9 @@ public class AnyGreenlet {
     public let parentID: UInt64
     /// Requested stack size in bytes; 0 means the hub's default.
     let stackSize: Int
+    /// Runs on the hub's shared run stack, its stack on the heap while
+    /// parked (`StackMode.compact`, where this build has it).
+    public let isCompact: Bool
 
     @exclusivity(unchecked) var state: State = .pending
     @exclusivity(unchecked) var wakeReason: WakeReason = .normal
@@ -87,14 +90,22 @@ public class AnyGreenlet {
     /// reported when the greenlet object goes away.
     @exclusivity(unchecked) var outcomeObserved = false
 
-    init(hub: Hub, id: UInt64, parentID: UInt64, stackSize: Int) {
+    init(hub: Hub, id: UInt64, parentID: UInt64, stackSize: Int, stackMode: StackMode = .default) {
         self.hub = hub
         self.id = id
         self.parentID = parentID
         self.stackSize = stackSize
+        // The shared run stack has the hub's default size: a greenlet that
+        // asks for more gets a stack of its own.
+        isCompact = stackMode == .compact && StackMode.compactAvailable
+            && (stackSize == 0 || stackSize <= Hub.defaultStackSize)
     }
 
     // MARK: - Public surface
+
+    /// Bytes of stack a parked compact greenlet keeps on the heap (0 for
+    /// dedicated stacks, and while its stack is on the run stack).
+    public var savedStackBytes: Int { context.map { Int(green_context_saved_bytes($0)) } ?? 0 }
 
     /// Whether the greenlet has finished (returned, thrown or been killed).
     public var isReady: Bool { state == .finished }

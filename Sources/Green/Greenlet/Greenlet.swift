@@ -26,9 +26,10 @@ public final class Greenlet<Value>: AnyGreenlet {
     @exclusivity(unchecked) var valuePointer: UnsafeMutablePointer<Value>?
 
     @usableFromInline
-    init(hub: Hub, id: UInt64, parentID: UInt64, stackSize: Int, body: @escaping () throws -> Value) {
+    init(hub: Hub, id: UInt64, parentID: UInt64, stackSize: Int, stackMode: StackMode = .default,
+         body: @escaping () throws -> Value) {
         self.body = body
-        super.init(hub: hub, id: id, parentID: parentID, stackSize: stackSize)
+        super.init(hub: hub, id: id, parentID: parentID, stackSize: stackSize, stackMode: stackMode)
     }
 
     deinit {
@@ -41,13 +42,15 @@ public final class Greenlet<Value>: AnyGreenlet {
 
     /// Spawns a greenlet that runs `body` on the calling thread's hub,
     /// starting soon after the caller blocks or yields. `stackSize` (bytes)
-    /// overrides the hub's default; `name` is used in reports.
+    /// overrides the hub's default; `stackMode` picks how the stack is kept
+    /// (see `StackMode`); `name` is used in reports.
     @discardableResult @inlinable
-    public static func spawn(name: String? = nil, stackSize: Int = 0,
+    public static func spawn(name: String? = nil, stackSize: Int = 0, stackMode: StackMode = .default,
                              _ body: @escaping () throws -> Value) -> Greenlet<Value> {
         Hub.withCurrent { hub in
             let (id, parentID) = hub.newGreenletIdentity()
-            let g = Greenlet(hub: hub, id: id, parentID: parentID, stackSize: stackSize, body: body)
+            let g = Greenlet(hub: hub, id: id, parentID: parentID, stackSize: stackSize, stackMode: stackMode,
+                             body: body)
             if let name { g.customName = name }
             hub.schedule(new: g)
             return g
@@ -58,10 +61,12 @@ public final class Greenlet<Value>: AnyGreenlet {
     /// means it never runs.
     @discardableResult @inlinable
     public static func spawn(after seconds: Double, name: String? = nil, stackSize: Int = 0,
+                             stackMode: StackMode = .default,
                              _ body: @escaping () throws -> Value) -> Greenlet<Value> {
         let hub = Hub.current
         let (id, parentID) = hub.newGreenletIdentity()
-        let g = Greenlet(hub: hub, id: id, parentID: parentID, stackSize: stackSize, body: body)
+        let g = Greenlet(hub: hub, id: id, parentID: parentID, stackSize: stackSize, stackMode: stackMode,
+                         body: body)
         if let name { g.customName = name }
         hub.schedule(new: g, after: seconds)
         return g
@@ -116,16 +121,17 @@ public final class Greenlet<Value>: AnyGreenlet {
 
 /// Spawns a greenlet on the calling thread's hub; see `Greenlet.spawn`.
 @discardableResult @inlinable
-public func spawn<Value>(name: String? = nil, stackSize: Int = 0,
+public func spawn<Value>(name: String? = nil, stackSize: Int = 0, stackMode: StackMode = .default,
                          _ body: @escaping () throws -> Value) -> Greenlet<Value> {
-    Greenlet<Value>.spawn(name: name, stackSize: stackSize, body)
+    Greenlet<Value>.spawn(name: name, stackSize: stackSize, stackMode: stackMode, body)
 }
 
 /// Spawns a greenlet that starts after `seconds`; see `Greenlet.spawn(after:)`.
 @discardableResult @inlinable
 public func spawn<Value>(after seconds: Double, name: String? = nil, stackSize: Int = 0,
+                         stackMode: StackMode = .default,
                          _ body: @escaping () throws -> Value) -> Greenlet<Value> {
-    Greenlet<Value>.spawn(after: seconds, name: name, stackSize: stackSize, body)
+    Greenlet<Value>.spawn(after: seconds, name: name, stackSize: stackSize, stackMode: stackMode, body)
 }
 
 extension AnyGreenlet {

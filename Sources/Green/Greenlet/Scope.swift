@@ -25,10 +25,10 @@ public final class Scope {
     /// other children are killed, the scope's block is interrupted at its
     /// next blocking point with that error, and `withScope` rethrows it.
     @discardableResult
-    public func spawn<T>(name: String? = nil, stackSize: Int = 0,
+    public func spawn<T>(name: String? = nil, stackSize: Int = 0, stackMode: StackMode = .default,
                          _ body: @escaping () throws -> T) -> Greenlet<T> {
         precondition(!closed, "Scope.spawn after the scope ended")
-        let g = Greenlet<T>.spawn(name: name, stackSize: stackSize, body)
+        let g = Greenlet<T>.spawn(name: name, stackSize: stackSize, stackMode: stackMode, body)
         children.append(g)
         if firstError != nil {
             try? g.kill(block: false)

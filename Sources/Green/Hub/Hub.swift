@@ -109,6 +109,9 @@ public final class Hub {
     @exclusivity(unchecked) var freeContexts: UnsafeMutablePointer<green_context>?
     @exclusivity(unchecked) var freeContextCount = 0
     static let freeContextLimit = 1024
+    /// The run stack of compact greenlets, made with the first one.
+    @exclusivity(unchecked) var sharedStack: UnsafeMutablePointer<green_shared_stack>?
+    private var pendingCompactReportLimit = 64 * 1024
     /// Spawned greenlets that have not finished.
     @exclusivity(unchecked) public private(set) var liveGreenlets = 0
     /// Greenlets currently parked (for deadlock reports).
@@ -188,7 +191,7 @@ public final class Hub {
         stackPools[defaultPoolSize] = pool
         _ = green_overflow_handler_install_for_thread()
 
-        let main = AnyGreenlet(hub: self, id: 0, parentID: 0, stackSize: 0)
+        let main = AnyGreenlet(hub: self, id: 0, parentID: 0, stackSize: 0, stackMode: .dedicated)
         mainGreenlet = main
         current = main
         main.id = newGreenletIdentity().id
@@ -200,7 +203,7 @@ public final class Hub {
         main.copyName(into: mainCtx)
         green_current_context_set(mainCtx)
 
-        let hubGreenlet = AnyGreenlet(hub: self, id: 0, parentID: 0, stackSize: 0)
+        let hubGreenlet = AnyGreenlet(hub: self, id: 0, parentID: 0, stackSize: 0, stackMode: .dedicated)
         self.hubGreenlet = hubGreenlet
         hubGreenletID = ObjectIdentifier(hubGreenlet)
         hubGreenletRef = hubGreenlet
@@ -247,6 +250,7 @@ public final class Hub {
             green_context_destroy(ctx)
             ctx.deallocate()
         }
+        if let shared = sharedStack { green_shared_stack_destroy(shared) }
         if let ctx = hubGreenlet.context { green_context_destroy(ctx); ctx.deallocate() }
         if let ctx = mainGreenlet.context { green_context_destroy(ctx); ctx.deallocate() }
         hubGreenlet.context = nil
@@ -558,8 +562,12 @@ public final class Hub {
         // the offset between the two clocks each time, and deadlines a
         // microsecond apart set by different greenlets could swap.
         try withUnsafeTemporaryAllocation(of: ev_timer.self, capacity: 1) { buf in
-            let timer = buf.baseAddress!
+            // libev writes into every timer it moves in its heap: a compact
+            // greenlet's goes on the heap (see StackMode).
+            let onHeap = g.isCompact
+            let timer = onHeap ? UnsafeMutablePointer<ev_timer>.allocate(capacity: 1) : buf.baseAddress!
             timer.initialize(to: ev_timer())
+            defer { if onHeap { timer.deallocate() } }
             green_ev_timer_init(timer, { _, w, _ in
                 let g = Unmanaged<AnyGreenlet>.fromOpaque(w!.pointee.data).takeUnretainedValue()
                 g.hub.ready(g)
@@ -642,7 +650,11 @@ public final class Hub {
     private func recycle(_ dead: Unmanaged<AnyGreenlet>) {
         let g = dead.takeUnretainedValue()
         if let ctx = g.context {
-            green_stack_release(pool(for: g.stackSize), ctx.pointee.stack)
+            if ctx.pointee.shared != nil {
+                green_context_compact_release(ctx)
+            } else {
+                green_stack_release(pool(for: g.stackSize), ctx.pointee.stack)
+            }
             g.context = nil
             // Kept for reuse up to the stack pool's count of warm stacks;
             // beyond, freed: a burst of greenlets must not leave its
@@ -670,29 +682,30 @@ public final class Hub {
     /// Gives a greenlet that is about to run for the first time its stack
     /// and context. On failure the greenlet finishes with the error.
     private func prepare(_ g: AnyGreenlet) -> Bool {
-        let pool = pool(for: g.stackSize)
-        guard let stack = green_stack_acquire(pool) else {
-            let err = errno
-            g.state = .pending
-            finishUnstarted(g, failure: GreenError.stackAllocationFailed(
-                greenlet: g.name, stackSize: Int(green_stack_pool_stack_size(pool)), errno: err))
-            return false
-        }
-        let ctx: UnsafeMutablePointer<green_context>
-        if let c = freeContexts {
-            freeContexts = c.pointee.next_free
-            freeContextCount -= 1
-            ctx = c
-        } else {
-            ctx = .allocate(capacity: 1)
-            ctx.initialize(to: green_context())
-        }
-        green_context_init(ctx, contextKind, stack, { arg in
+        let entry: green_entry_fn = { arg in
             let (from, to) = Hub.runGreenlet(arg!)
             green_context_exit_to(from, to)
             // A finished greenlet is never switched back to.
             abort()
-        }, Unmanaged.passUnretained(g).toOpaque())
+        }
+        let arg = Unmanaged.passUnretained(g).toOpaque()
+        let ctx: UnsafeMutablePointer<green_context>
+        if g.isCompact {
+            guard let shared = compactRunStack(for: g) else { return false }
+            ctx = takeContext()
+            green_context_init_compact(ctx, shared, entry, arg)
+        } else {
+            let pool = pool(for: g.stackSize)
+            guard let stack = green_stack_acquire(pool) else {
+                let err = errno
+                g.state = .pending
+                finishUnstarted(g, failure: GreenError.stackAllocationFailed(
+                    greenlet: g.name, stackSize: Int(green_stack_pool_stack_size(pool)), errno: err))
+                return false
+            }
+            ctx = takeContext()
+            green_context_init(ctx, contextKind, stack, entry, arg)
+        }
         if g.customName == nil {
             green_context_set_identity(ctx, g.id, nil, 0)
         } else {
@@ -700,6 +713,62 @@ public final class Hub {
         }
         g.context = ctx
         return true
+    }
+
+    /// A context from the free list, or a new one.
+    @inline(__always)
+    private func takeContext() -> UnsafeMutablePointer<green_context> {
+        if let c = freeContexts {
+            freeContexts = c.pointee.next_free
+            freeContextCount -= 1
+            return c
+        }
+        let c = UnsafeMutablePointer<green_context>.allocate(capacity: 1)
+        c.initialize(to: green_context())
+        return c
+    }
+
+    /// The hub's shared run stack for compact greenlets (the default stack
+    /// size, guarded), made the first time; on failure `g` finishes with
+    /// the error.
+    private func compactRunStack(for g: AnyGreenlet) -> UnsafeMutablePointer<green_shared_stack>? {
+        if let sharedStack { return sharedStack }
+        guard let shared = green_shared_stack_create(defaultPoolSize) else {
+            let err = errno
+            g.state = .pending
+            finishUnstarted(g, failure: GreenError.stackAllocationFailed(
+                greenlet: g.name, stackSize: defaultPoolSize, errno: err))
+            return nil
+        }
+        shared.pointee.report_limit = pendingCompactReportLimit
+        sharedStack = shared
+        return shared
+    }
+
+    /// Compact greenlets' run stack and copies (see `StackMode`).
+    public struct CompactStats: Sendable {
+        /// Stack images saved (a compact greenlet leaving the run stack to
+        /// another) and restored, and the bytes both copied.
+        public var saves: UInt64
+        public var restores: UInt64
+        public var bytesCopied: UInt64
+    }
+
+    /// Figures of this hub's compact greenlets so far. Call on the hub's
+    /// thread.
+    public var compactStats: CompactStats {
+        guard let s = sharedStack else { return CompactStats(saves: 0, restores: 0, bytesCopied: 0) }
+        return CompactStats(saves: s.pointee.saves, restores: s.pointee.restores, bytesCopied: s.pointee.bytes_copied)
+    }
+
+    /// Bytes of stack beyond which a parked compact greenlet is reported
+    /// on stderr, once per greenlet (0: never). 64 KiB by default.
+    public var compactReportLimit: Int {
+        get { sharedStack.map { Int($0.pointee.report_limit) } ?? pendingCompactReportLimit }
+        set {
+            pendingCompactReportLimit = newValue
+            sharedStack?.pointee.report_limit = newValue
+        }
     }
 
     /// The life of a spawned greenlet, on its own stack. Returns the

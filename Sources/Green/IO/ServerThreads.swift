@@ -34,9 +34,11 @@ public final class ServerThreads: Sendable {
     }
 
     /// Starts `threads` threads serving `address`. `maxConnections` caps
-    /// each thread's handlers; `configureListener` may set options on each
-    /// listening socket before it serves.
+    /// each thread's handlers, `stackMode` is how they keep their stacks;
+    /// `configureListener` may set options on each listening socket before
+    /// it serves.
     public static func start(threads count: Int, on address: SocketAddress, maxConnections: Int? = nil,
+                             stackMode: StackMode = .default,
                              configureListener: ((Socket) throws -> Void)? = nil,
                              handler: @escaping @Sendable (Socket, SocketAddress) throws -> Void) throws -> ServerThreads {
         precondition(count >= 1, "ServerThreads.start needs at least one thread")
@@ -63,7 +65,7 @@ public final class ServerThreads: Sendable {
             let transfer = SocketTransfer(listener)
             thread.handle.spawn(name: "server-\(i) main") {
                 let server = StreamServer(listener: transfer.socket, maxConnections: maxConnections,
-                                          handler: handler)
+                                          stackMode: stackMode, handler: handler)
                 box.server = server
                 defer { box.stopped.set(true) }
                 try server.serveForever()

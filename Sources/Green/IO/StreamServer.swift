@@ -37,21 +37,24 @@ public final class StreamServer {
     public var connectionCount: Int { handlers.count }
 
     /// A server on `address`. `maxConnections` caps concurrent handlers;
-    /// `reusePort` lets several servers (one per thread) share the address.
+    /// `reusePort` lets several servers (one per thread) share the address;
+    /// `stackMode` is how handlers keep their stacks (`.compact` for very
+    /// many mostly idle connections; see `StackMode`).
     public init(on address: SocketAddress, maxConnections: Int? = nil, reusePort: Bool = false,
-                backlog: Int32 = 1024, handler: @escaping (Socket, SocketAddress) throws -> Void) throws {
+                backlog: Int32 = 1024, stackMode: StackMode = .default,
+                handler: @escaping (Socket, SocketAddress) throws -> Void) throws {
         listener = try Socket.listen(on: address, backlog: backlog, reusePort: reusePort)
         self.address = listener.localAddress ?? address
-        handlers = maxConnections.map { Pool(size: $0) } ?? Group()
+        handlers = maxConnections.map { Pool(size: $0, stackMode: stackMode) } ?? Group(stackMode: stackMode)
         self.handler = handler
     }
 
     /// A server on an already listening socket.
-    public init(listener: Socket, maxConnections: Int? = nil,
+    public init(listener: Socket, maxConnections: Int? = nil, stackMode: StackMode = .default,
                 handler: @escaping (Socket, SocketAddress) throws -> Void) {
         self.listener = listener
         address = listener.localAddress ?? (try! SocketAddress(ip: "0.0.0.0", port: 0))
-        handlers = maxConnections.map { Pool(size: $0) } ?? Group()
+        handlers = maxConnections.map { Pool(size: $0, stackMode: stackMode) } ?? Group(stackMode: stackMode)
         self.handler = handler
     }
 

@@ -1,7 +1,7 @@
 // Waiting for a file descriptor, the primitive under every socket call.
 //
 // A greenlet that would block on an fd starts a libev io watcher kept on
-// its own stack, parks, and is made ready by the watcher's callback. The
+// its own stack (on the heap for a compact greenlet), parks, and is made ready by the watcher's callback. The
 // watcher is stopped before the call returns, whatever happens, so libev
 // never holds a watcher whose memory is gone or whose fd was closed.
 import CLibev
@@ -35,7 +35,11 @@ extension Hub {
         let g: AnyGreenlet = current
         try checkpoint(g)
         return try withUnsafeTemporaryAllocation(of: FDWait.self, capacity: 1) { buf in
-            let wait = buf.baseAddress!
+            // libev writes into the watcher, and `Socket.close` may end the
+            // wait, while the greenlet is parked: a compact greenlet's goes
+            // on the heap (its stack is not there then; see StackMode).
+            let onHeap = g.isCompact
+            let wait = onHeap ? UnsafeMutablePointer<FDWait>.allocate(capacity: 1) : buf.baseAddress!
             wait.initialize(to: FDWait(greenlet: g))
             green_ev_io_init(&wait.pointee.watcher, { _, w, _ in
                 let wait = w!.pointee.data.assumingMemoryBound(to: FDWait.self)
@@ -49,6 +53,7 @@ extension Hub {
                 register(nil)
                 ev_io_stop(loop, &wait.pointee.watcher)
                 wait.deinitialize(count: 1)
+                if onHeap { wait.deallocate() }
             }
             let block = {
                 while !wait.pointee.fired && !wait.pointee.closed {

@@ -15,7 +15,12 @@ public class Group {
     /// Greenlets waiting in `waitAvailable` or `Pool.spawn`.
     let slotWaiters = WaitList()
 
-    public init() {}
+    /// How the group's greenlets keep their stacks (see `StackMode`).
+    public let stackMode: StackMode
+
+    public init(stackMode: StackMode = .default) {
+        self.stackMode = stackMode
+    }
 
     // MARK: - Members
 
@@ -57,7 +62,7 @@ public class Group {
     }
 
     func start<T>(name: String?, stackSize: Int, _ body: @escaping () throws -> T) -> Greenlet<T> {
-        let g = Greenlet<T>.spawn(name: name, stackSize: stackSize, body)
+        let g = Greenlet<T>.spawn(name: name, stackSize: stackSize, stackMode: stackMode, body)
         track(g)
         return g
     }

@@ -21,9 +21,10 @@ public final class Pool: Group {
     @exclusivity(unchecked) private var reserved = 0
     private let availabilityWaiters = WaitList()
 
-    public init(size: Int) {
+    public init(size: Int, stackMode: StackMode = .default) {
         precondition(size >= 1, "Pool(size:) needs a size of at least 1, got \(size)")
         self.size = size
+        super.init(stackMode: stackMode)
     }
 
     public override var freeCount: Int { size - reserved }

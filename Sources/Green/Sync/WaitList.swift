@@ -2,7 +2,8 @@
 //
 // A waiter is a node on the waiting greenlet's own stack (stacks never
 // move, so its address is stable for the whole wait): waiting allocates
-// nothing. Nodes form a FIFO, doubly linked so that a waiter that times
+// nothing. A compact greenlet's node is on the heap: its stack is not
+// there while it is parked, and wakers and neighbours write into nodes. Nodes form a FIFO, doubly linked so that a waiter that times
 // out or is killed unlinks itself in O(1).
 //
 // Waking is a *grant*: the waker unlinks the first waiter, records the
@@ -131,13 +132,17 @@ extension Hub {
     func wait(in list: WaitList, on what: StaticString, slot: UnsafeMutableRawPointer? = nil,
               count: Int = 0, takeDirectly: () -> Bool = { false }) throws -> WaitNode.Outcome {
         return try withCurrentGreenlet { g in try withUnsafeTemporaryAllocation(of: WaitNode.self, capacity: 1) { buf in
-            let node = buf.baseAddress!
+            // A compact greenlet's stack is not there while it is parked
+            // (see StackMode): its node goes on the heap.
+            let onHeap = g.isCompact
+            let node = onHeap ? UnsafeMutablePointer<WaitNode>.allocate(capacity: 1) : buf.baseAddress!
             node.initialize(to: WaitNode(greenlet: g, slot: slot))
             node.pointee.count = count
             list.append(node)
             defer {
                 list.remove(node)
                 node.deinitialize(count: 1)
+                if onHeap { node.deallocate() }
             }
             while node.pointee.outcome == .waiting {
                 if takeDirectly() { return .granted }
