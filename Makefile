@@ -83,8 +83,10 @@ bench-smoke: bench-deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: bench-deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare)
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections)
 	./.build/release/sleepers --count 2000
+	./.build/release/idle-connections --count 2000 --stack-mode compact
+	./.build/release/idle-connections --count 2000 --stack-mode dedicated
 	./.build/release/producer-consumer --items 20000
 	./.build/release/producer-consumer --items 5000 --capacity 0
 	./.build/release/bank-balance --iterations 2000
