@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 enum { SCRATCH_STACK_BYTES = 64 * 1024 };
@@ -102,8 +103,13 @@ void green_context_compact_release(green_context *ctx) {
     ctx->compact_reported = 0;
 }
 
+// Messages go out by the system call itself: with patch mode linked,
+// write() is an interposer that may run Swift code and even park, which
+// must not happen in the middle of a switch.
+static void say(const char *msg, size_t len) { (void)!syscall(SYS_write, 2, msg, len); }
+
 static void die(const char *msg, size_t len) {
-    (void)!write(2, msg, len);
+    say(msg, len);
     abort();
 }
 
@@ -117,7 +123,7 @@ static void report_large_image(const green_shared_stack *sh, green_context *c, s
                        "swift-green: compact greenlet %s (id %llu) parked with %zu bytes of stack, over the "
                        "report limit of %zu: its image costs that much heap while it is parked\n",
                        name[0] ? name : "(unnamed)", (unsigned long long)c->id, n, sh->report_limit);
-    if (len > 0) (void)!write(2, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
+    if (len > 0) say(line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
 }
 
 // Copies the run stack's owner out to its image.

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 _Static_assert(offsetof(green_context, name) % sizeof(uint64_t) == 0,
@@ -172,7 +173,7 @@ void green_context_destroy(green_context *ctx) {
 void green_context_switch_ucontext(green_context *from, green_context *to) {
     if (swapcontext((ucontext_t *)from->ucontext, (ucontext_t *)to->ucontext) != 0) {
         static const char msg[] = "swift-green: swapcontext failed\n";
-        (void)!write(2, msg, sizeof msg - 1);
+        (void)!syscall(SYS_write, 2, msg, sizeof msg - 1);
         abort();
     }
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 enum { ALT_STACK_BYTES = 64 * 1024 };
@@ -72,7 +73,9 @@ void green_context_report_overflow(const green_context *ctx, const void *fault, 
     at = cat(buf, at, sizeof buf,
              ctx->shared ? ". Recurse less, or give it a dedicated stack (stackMode: .dedicated, stackSize:).\n"
                          : ". Give it a larger stack (stackSize:) or recurse less.\n");
-    (void)!write(2, buf, at);
+    // The system call itself: with patch mode linked, write() is an
+    // interposer that runs Swift code, not something for a signal handler.
+    (void)!syscall(SYS_write, 2, buf, at);
     // Die by SIGABRT whatever handlers the program installed.
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);

@@ -23,7 +23,9 @@ typedef struct green_patch_hooks {
     /// when something is ready or the time is up, -1 when interrupted.
     int (*wait_any)(const int *fds, const int *events, int count, double timeout);
     /// Runs `work(arg)` on another OS thread and parks until it is done
-    /// (not interruptible: `arg` lives on the caller's stack).
+    /// (not interruptible: `arg` is the caller's until then). `arg`, and
+    /// all `work` touches, must be on the heap, never on the caller's
+    /// stack: a compact greenlet's stack is not there while it is parked.
     void (*run_elsewhere)(void (*work)(void *), void *arg);
 } green_patch_hooks;
 

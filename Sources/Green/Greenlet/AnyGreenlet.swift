@@ -98,7 +98,7 @@ public class AnyGreenlet {
         // The shared run stack has the hub's default size: a greenlet that
         // asks for more gets a stack of its own.
         isCompact = stackMode == .compact && StackMode.compactAvailable
-            && (stackSize == 0 || stackSize <= Hub.defaultStackSize)
+            && (stackSize == 0 || stackSize <= hub.defaultPoolSize)
     }
 
     // MARK: - Public surface

@@ -24,9 +24,10 @@ import Glibc
 /// or have deep stacks. Both kinds run side by side on one hub. Compact
 /// needs the assembly switch, and builds annotated for a sanitizer or
 /// Valgrind have none: there, `compact` greenlets get a dedicated stack
-/// (`AnyGreenlet.isCompact` tells). The shared run stack has the hub's
-/// default size (`Hub.defaultStackSize`): a compact greenlet that asks for
-/// a larger `stackSize` gets a dedicated stack of that size.
+/// (`AnyGreenlet.isCompact` tells). The shared run stack has the default
+/// stack size the hub was made with (`Hub.defaultStackSize`): a compact
+/// greenlet that asks for a larger `stackSize` gets a dedicated stack of
+/// that size.
 public enum StackMode: Sendable, Equatable {
     case dedicated
     case compact
@@ -36,7 +37,14 @@ public enum StackMode: Sendable, Equatable {
     /// (`make test-compact` runs the whole suite so).
     public static let `default`: StackMode = {
         guard let v = getenv("GREEN_STACK_MODE") else { return .dedicated }
-        return String(cString: v) == "compact" ? .compact : .dedicated
+        switch String(cString: v) {
+        case "compact": return .compact
+        case "dedicated", "": return .dedicated
+        case let other:
+            let line = "swift-green: GREEN_STACK_MODE=\(other) is neither compact nor dedicated; using dedicated\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+            return .dedicated
+        }
     }()
 
     /// Whether this build and process can run compact greenlets (the

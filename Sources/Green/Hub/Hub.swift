@@ -98,7 +98,9 @@ public final class Hub {
     @exclusivity(unchecked) private var hubGreenletID = ObjectIdentifier(Hub.self)
     @exclusivity(unchecked) var stackPools: [Int: OpaquePointer] = [:]
     private let defaultPool: OpaquePointer
-    private let defaultPoolSize: Int
+    /// The default stack size when the hub was made: its pool's, and its
+    /// compact run stack's.
+    let defaultPoolSize: Int
 
     // Unretained: the hub holds every live greenlet (and its own two) already.
     @exclusivity(unchecked) unowned(unsafe) var current: AnyGreenlet!
@@ -249,6 +251,14 @@ public final class Hub {
             freeContexts = ctx.pointee.next_free
             green_context_destroy(ctx)
             ctx.deallocate()
+        }
+        // Parked compact greenlets' stacks are heap images: freed here, as
+        // dedicated stacks go with their pools.
+        var cursor = liveHead
+        while let u = cursor {
+            let g = u.takeUnretainedValue()
+            if let ctx = g.context, ctx.pointee.shared != nil { green_context_compact_release(ctx) }
+            cursor = g.liveNext
         }
         if let shared = sharedStack { green_shared_stack_destroy(shared) }
         if let ctx = hubGreenlet.context { green_context_destroy(ctx); ctx.deallocate() }
@@ -693,7 +703,9 @@ public final class Hub {
         if g.isCompact {
             guard let shared = compactRunStack(for: g) else { return false }
             ctx = takeContext()
-            green_context_init_compact(ctx, shared, entry, arg)
+            // Cannot fail once the run stack exists (compact builds only).
+            let rc = green_context_init_compact(ctx, shared, entry, arg)
+            precondition(rc == 0, "swift-green: green_context_init_compact failed")
         } else {
             let pool = pool(for: g.stackSize)
             guard let stack = green_stack_acquire(pool) else {
