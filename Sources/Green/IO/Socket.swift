@@ -82,25 +82,54 @@ public final class Socket {
 
     // MARK: - Waiting
 
+    @inline(__always)
     private func checkOpen(_ operation: String) throws {
-        if fd < 0 { throw SocketError(operation: operation, reason: .closed) }
+        if fd < 0 { throw Socket.closedError(operation) }
+    }
+
+    @inline(never)
+    private static func closedError(_ operation: String) -> any Error {
+        SocketError(operation: operation, reason: .closed)
     }
 
     /// Waits until the socket is ready to read (or write); throws
     /// `.timedOut` after `timeout` (or the socket's default).
+    ///
+    /// Its frame stays small (the errors are made out of line): a parked
+    /// compact greenlet keeps what it holds.
     private func wait(writing: Bool, _ operation: String, timeout: Double?, address: SocketAddress? = nil) throws {
-        try checkOpen(operation)
-        if let other = writing ? writer : reader {
-            throw SocketError(operation: operation, reason: .busy(waiter: other.pointee.greenlet.takeUnretainedValue().name),
-                              address: address)
+        if fd < 0 || (writing ? writer : reader) != nil {
+            throw refusedWait(writing: writing, operation, address: address)
         }
         let limit = timeout ?? self.timeout
-        let inTime = try Hub.current.waitIO(
+        let outcome = try Hub.current.waitIO(
             fd: fd, events: Int32(writing ? EV_WRITE : EV_READ), timeout: limit,
             on: writing ? "Socket.send" : "Socket.recv",
-            register: { if writing { self.writer = $0 } else { self.reader = $0 } },
-            closedError: { SocketError(operation: operation, reason: .closed, address: address) })
-        if !inTime { throw SocketError(operation: operation, reason: .timedOut(seconds: limit ?? 0), address: address) }
+            register: { if writing { self.writer = $0 } else { self.reader = $0 } })
+        if outcome != .ready { throw waitFailed(outcome, operation, limit: limit, address: address) }
+    }
+
+    /// The error of a wait that cannot start: the socket is closed, or
+    /// another greenlet already waits the same way.
+    @inline(never)
+    private func refusedWait(writing: Bool, _ operation: String, address: SocketAddress?) -> any Error {
+        guard fd >= 0, let other = writing ? writer : reader else {
+            return SocketError(operation: operation, reason: .closed, address: address)
+        }
+        return SocketError(operation: operation, reason: .busy(waiter: other.pointee.greenlet.takeUnretainedValue().name),
+                           address: address)
+    }
+
+    @inline(never)
+    private func waitFailed(_ outcome: Hub.IOWaitOutcome, _ operation: String, limit: Double?,
+                            address: SocketAddress?) -> any Error {
+        if outcome == .closed { return SocketError(operation: operation, reason: .closed, address: address) }
+        return SocketError(operation: operation, reason: .timedOut(seconds: limit ?? 0), address: address)
+    }
+
+    @inline(never)
+    private static func systemError(_ operation: String, _ err: Int32, _ address: () -> SocketAddress?) -> any Error {
+        SocketError.system(operation, err, address: address())
     }
 
     /// Runs the non-blocking system call `call` until it succeeds: on
@@ -118,7 +147,7 @@ public final class Socket {
             switch err {
             case EAGAIN, EWOULDBLOCK: try wait(writing: writing, operation, timeout: timeout, address: waitAddress)
             case EINTR, retryOn: continue
-            default: throw SocketError.system(operation, err, address: errorAddress())
+            default: throw Socket.systemError(operation, err, errorAddress)
             }
         }
     }

@@ -22,16 +22,21 @@ struct FDWait {
 }
 
 extension Hub {
+    /// How a `waitIO` ended (other than by an interrupt, which it throws).
+    enum IOWaitOutcome {
+        case ready, timedOut, closed
+    }
+
     /// Parks the calling greenlet until `fd` is ready for `events`
-    /// (`EV_READ`, `EV_WRITE`), at most `timeout` seconds. Returns false on
-    /// timeout. `register` sees the wait before the greenlet parks (a
-    /// socket keeps it so that closing can end it); the wait is over, and
-    /// its memory gone, when this returns. Throws `closedError()` if the
-    /// owner ended the wait by closing, and the interrupt if the greenlet
-    /// is killed or an enclosing timeout expires.
+    /// (`EV_READ`, `EV_WRITE`), at most `timeout` seconds. `register` sees
+    /// the wait before the greenlet parks (a socket keeps it so that
+    /// closing can end it); the wait is over, and its memory gone, when
+    /// this returns. Returns `.closed` if the owner ended the wait by
+    /// closing; throws the interrupt if the greenlet is killed or an
+    /// enclosing timeout expires. (The caller makes the errors, out of
+    /// line: what this frame holds, a parked compact greenlet keeps.)
     func waitIO(fd: Int32, events: Int32, timeout: Double?, on what: StaticString,
-                register: (UnsafeMutablePointer<FDWait>?) -> Void = { _ in },
-                closedError: () -> any Error) throws -> Bool {
+                register: (UnsafeMutablePointer<FDWait>?) -> Void = { _ in }) throws -> IOWaitOutcome {
         let g: AnyGreenlet = current
         try checkpoint(g)
         return try withUnsafeTemporaryAllocation(of: FDWait.self, capacity: 1) { buf in
@@ -67,8 +72,8 @@ extension Hub {
                 try block()
                 inTime = true
             }
-            if wait.pointee.closed { throw closedError() }
-            return inTime
+            if wait.pointee.closed { return .closed }
+            return inTime ? .ready : .timedOut
         }
     }
 
@@ -88,13 +93,19 @@ extension Hub {
 /// greenlet is killed or an enclosing timeout expires.
 @discardableResult
 public func waitReadable(fd: Int32, timeout: Double? = nil) throws -> Bool {
-    try Hub.current.waitIO(fd: fd, events: Int32(EV_READ), timeout: timeout, on: "waitReadable",
-                           closedError: { SocketError(operation: "waitReadable", reason: .closed) })
+    switch try Hub.current.waitIO(fd: fd, events: Int32(EV_READ), timeout: timeout, on: "waitReadable") {
+    case .ready: return true
+    case .timedOut: return false
+    case .closed: throw SocketError(operation: "waitReadable", reason: .closed)
+    }
 }
 
 /// Waits until `fd` can be written without blocking; see `waitReadable`.
 @discardableResult
 public func waitWritable(fd: Int32, timeout: Double? = nil) throws -> Bool {
-    try Hub.current.waitIO(fd: fd, events: Int32(EV_WRITE), timeout: timeout, on: "waitWritable",
-                           closedError: { SocketError(operation: "waitWritable", reason: .closed) })
+    switch try Hub.current.waitIO(fd: fd, events: Int32(EV_WRITE), timeout: timeout, on: "waitWritable") {
+    case .ready: return true
+    case .timedOut: return false
+    case .closed: throw SocketError(operation: "waitWritable", reason: .closed)
+    }
 }
