@@ -7,7 +7,7 @@
 # print the exact command to run.
 
 SWIFT ?= swift
-DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev
+DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libssl-dev openssl
 UCONTEXT_BUILD := .build-ucontext
 
 .PHONY: all deps bench-deps demo test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
@@ -83,7 +83,8 @@ bench-smoke: bench-deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: bench-deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections)
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections https-get)
+	Examples/https-get/smoke-test.sh $(CURDIR)/.build/release/https-get
 	./.build/release/sleepers --count 2000
 	./.build/release/idle-connections --count 2000 --stack-mode compact
 	./.build/release/idle-connections --count 2000 --stack-mode dedicated

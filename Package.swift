@@ -38,6 +38,7 @@ let package = Package(
     products: [
         .library(name: "Green", targets: ["Green"]),
         .library(name: "GreenHTTP", targets: ["GreenHTTP"]),
+        .library(name: "GreenTLS", targets: ["GreenTLS"]),
         .library(name: "GreenCrawl", targets: ["GreenCrawl"]),
         .library(name: "GreenCompare", targets: ["GreenCompare"]),
         .library(name: "GreenPatch", targets: ["GreenPatch"]),
@@ -53,6 +54,7 @@ let package = Package(
         .executable(name: "http-hello", targets: ["HTTPHello"]),
         .executable(name: "green-faults", targets: ["Faults"]),
         .executable(name: "idle-connections", targets: ["IdleConnectionsExample"]),
+        .executable(name: "https-get", targets: ["HTTPSGet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,6 +69,14 @@ let package = Package(
         .systemLibrary(
             name: "CHTTPParser",
             providers: [.apt(["libhttp-parser-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "GreenTLS",
+            dependencies: ["Green", "COpenSSL"]
         ),
         .systemLibrary(
             name: "CZlib",
@@ -211,13 +221,24 @@ let package = Package(
             path: "Examples/idle-connections"
         ),
         .executableTarget(
+            name: "HTTPSGet",
+            dependencies: [
+                "Green",
+                "GreenHTTP",
+                "GreenTLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/https-get",
+            exclude: ["smoke-test.sh"]
+        ),
+        .executableTarget(
             name: "GreenProbe",
             dependencies: ["Green"],
             path: "Tests/GreenProbe"
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe"]
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS"]
         ),
     ] + fuzzTargets,
     swiftLanguageModes: [.v6]

@@ -109,6 +109,20 @@ public final class Socket {
         if outcome != .ready { throw waitFailed(outcome, operation, limit: limit, address: address) }
     }
 
+    /// Waits until the socket can be read without blocking, at most
+    /// `timeout` seconds (or the socket's default); throws `.timedOut`,
+    /// or `.closed` if it is closed meanwhile. For protocol layers over
+    /// the socket (TLS) that make their own non-blocking calls.
+    public func waitReadable(timeout: Double? = nil, operation: String = "wait for reading") throws {
+        try wait(writing: false, operation, timeout: timeout)
+    }
+
+    /// Waits until the socket can be written without blocking; see
+    /// `waitReadable`.
+    public func waitWritable(timeout: Double? = nil, operation: String = "wait for writing") throws {
+        try wait(writing: true, operation, timeout: timeout)
+    }
+
     /// The error of a wait that cannot start: the socket is closed, or
     /// another greenlet already waits the same way.
     @inline(never)

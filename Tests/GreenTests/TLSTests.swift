@@ -1,0 +1,258 @@
+import Foundation
+import Glibc
+import Green
+import GreenTLS
+import XCTest
+
+/// A throwaway CA and certificates, made with the `openssl` command once
+/// per test run, in a temporary directory.
+final class TLSFixture: @unchecked Sendable {
+    let dir: String
+    var ca: String { dir + "/ca.pem" }
+    var otherCA: String { dir + "/other-ca.pem" }
+    var serverCert: String { dir + "/server.pem" }
+    var serverKey: String { dir + "/server.key" }
+    var expiredCert: String { dir + "/expired.pem" }
+
+    static let shared: Result<TLSFixture, Error> = Result { try TLSFixture() }
+
+    private init() throws {
+        var template = Array("/tmp/green-tls-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestError("mkdtemp failed") }
+        dir = String(cString: made)
+        let ext = dir + "/server.ext"
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(toFile: ext, atomically: true, encoding: .utf8)
+        for (name, cn) in [("ca", "swift-green test CA"), ("other-ca", "another test CA")] {
+            try run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(dir)/\(name).key",
+                     "-out", "\(dir)/\(name).pem", "-days", "2", "-subj", "/CN=\(cn)",
+                     "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        }
+        try run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", serverKey, "-out", "\(dir)/server.csr",
+                 "-subj", "/CN=localhost"])
+        try run(["x509", "-req", "-in", "\(dir)/server.csr", "-CA", ca, "-CAkey", "\(dir)/ca.key",
+                 "-CAcreateserial", "-out", serverCert, "-days", "2", "-extfile", ext])
+        // Valid until a day before it was issued: expired.
+        try run(["x509", "-req", "-in", "\(dir)/server.csr", "-CA", ca, "-CAkey", "\(dir)/ca.key",
+                 "-CAcreateserial", "-out", expiredCert, "-days", "-1", "-extfile", ext])
+    }
+
+    private func run(_ arguments: [String]) throws {
+        let p = try Subprocess(["/usr/bin/openssl"] + arguments, stdin: .null, stdout: .null, stderr: .null)
+        guard try p.wait(timeout: 60) == .exited(0) else {
+            throw TestError("openssl \(arguments.joined(separator: " ")) failed")
+        }
+    }
+}
+
+final class TLSTests: GreenTestCase {
+    private var fixture: TLSFixture!
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "no openssl command")
+        fixture = try TLSFixture.shared.get()
+    }
+
+    /// Starts `openssl s_server` on a free loopback port with `certificate`
+    /// (reversing each line it gets: -rev); returns it and its port.
+    private func startOpenSSLServer(certificate: String, extra: [String] = []) throws -> (Subprocess, UInt16) {
+        let server = try Subprocess(["openssl", "s_server", "-accept", "0", "-cert", certificate,
+                                     "-key", fixture.serverKey, "-alpn", "http/1.1", "-rev"] + extra,
+                                    stdin: .null, stdout: .pipe, stderr: .null)
+        var seen: [UInt8] = []
+        let port: UInt16? = try withTimeout(10) {
+            while true {
+                let chunk = try server.stdout!.recv()
+                if chunk.isEmpty { return nil }
+                seen += chunk
+                let text = String(decoding: seen, as: UTF8.self)
+                if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT") }),
+                   let p = line.split(separator: ":").last.flatMap({ UInt16($0.trimmingCharacters(in: .whitespaces)) }) {
+                    return p
+                }
+            }
+        }
+        guard let port else {
+            server.kill(SIGKILL)
+            throw TestError("s_server did not start: \(String(decoding: seen, as: UTF8.self))")
+        }
+        return (server, port)
+    }
+
+    private func stop(_ p: Subprocess) {
+        p.kill(SIGKILL)
+        _ = try? p.wait(timeout: 5)
+    }
+
+    /// Reads until `marker` shows up (at most 5 s).
+    private func read(_ tls: TLSSocket, until marker: String) throws -> String {
+        var got: [UInt8] = []
+        try withTimeout(5) {
+            while !String(decoding: got, as: UTF8.self).contains(marker) {
+                let chunk = try tls.recv()
+                if chunk.isEmpty { break }
+                got += chunk
+            }
+        }
+        return String(decoding: got, as: UTF8.self)
+    }
+
+    func testAClientTalksToOpenSSLsServerVerifyingItAgainstItsCA() throws {
+        let (server, port) = try startOpenSSLServer(certificate: fixture.serverCert)
+        defer { stop(server) }
+        let context = try TLSContext.client(verification: .caFile(fixture.ca))
+        let tls = try TLSSocket.connect(host: "localhost", port: port, context: context, timeout: 10)
+        defer { tls.close() }
+        XCTAssertEqual(tls.alpnProtocol, "http/1.1")
+        XCTAssertNotNil(tls.protocolVersion)
+        try tls.sendAll("hello green\n")
+        XCTAssertTrue(try read(tls, until: "neerg olleh").contains("neerg olleh"))
+        tls.shutdown()
+    }
+
+    func testAnIPAddressIsVerifiedAgainstTheCertificatesIPNames() throws {
+        let (server, port) = try startOpenSSLServer(certificate: fixture.serverCert)
+        defer { stop(server) }
+        let context = try TLSContext.client(verification: .caFile(fixture.ca))
+        let tls = try TLSSocket.connect(host: "127.0.0.1", port: port, context: context, timeout: 10)
+        tls.close()
+    }
+
+    private func assertVerificationFails(host: String = "localhost", certificate: String, ca: TLSVerification,
+                                         mentioning reason: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (server, port) = try startOpenSSLServer(certificate: certificate)
+        defer { stop(server) }
+        let context = try TLSContext.client(verification: ca)
+        let fdsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        // Connected to loopback whatever `host` says; `host` is the name
+        // the certificate must match.
+        let connectAndVerify = { () throws -> Void in
+            let socket = try Socket.connect(host: "127.0.0.1", port: port, timeout: 10)
+            defer { socket.close() }
+            try TLSSocket(client: socket, context: context, serverName: host).handshake(timeout: 10)
+        }
+        XCTAssertThrowsError(try connectAndVerify(), file: file, line: line) { error in
+            guard let e = error as? TLSError else { return XCTFail("not a TLSError: \(error)", file: file, line: line) }
+            XCTAssertEqual(e.kind, .verification, "\(e)", file: file, line: line)
+            XCTAssertTrue(e.description.contains(reason), "\(e)", file: file, line: line)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count, fdsBefore,
+                       "the failed connection's socket is closed", file: file, line: line)
+    }
+
+    func testAWrongHostIsAVerificationError() throws {
+        // The certificate names localhost and 127.0.0.1, not this.
+        try assertVerificationFails(host: "wrong.example", certificate: fixture.serverCert,
+                                    ca: .caFile(fixture.ca), mentioning: "hostname mismatch")
+    }
+
+    func testAnUnknownCAIsAVerificationError() throws {
+        try assertVerificationFails(certificate: fixture.serverCert, ca: .caFile(fixture.otherCA),
+                                    mentioning: "did not verify")
+        try assertVerificationFails(certificate: fixture.serverCert, ca: .systemTrustStore,
+                                    mentioning: "did not verify")
+    }
+
+    func testAnExpiredCertificateIsAVerificationError() throws {
+        try assertVerificationFails(certificate: fixture.expiredCert, ca: .caFile(fixture.ca),
+                                    mentioning: "certificate has expired")
+    }
+
+    func testTheLoudlyNamedOptOutAcceptsAnUnknownCA() throws {
+        let (server, port) = try startOpenSSLServer(certificate: fixture.expiredCert)
+        defer { stop(server) }
+        let context = try TLSContext.client(verification: .insecureNoVerificationForTestsOnly)
+        let tls = try TLSSocket.connect(host: "localhost", port: port, context: context, timeout: 10)
+        try tls.sendAll("abc\n")
+        XCTAssertTrue(try read(tls, until: "cba").contains("cba"))
+        tls.close()
+    }
+
+    func testAServerThatStallsMidHandshakeTimesOutWithoutStallingOthers() throws {
+        // A TCP listener that accepts and never speaks TLS.
+        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        defer { listener.close() }
+        var held: [Socket] = []
+        defer { for s in held { s.close() } }
+        let acceptor = spawn { while true { held.append(try listener.accept().0) } }
+        defer { try? acceptor.kill() }
+        var ticks = 0
+        let ticker = spawn { while true { try Green.sleep(0.01); ticks += 1 } }
+        defer { try? ticker.kill() }
+        let context = try TLSContext.client(verification: .caFile(fixture.ca))
+        let started = Hub.current.nowUpdated()
+        XCTAssertThrowsError(try TLSSocket.connect(host: "127.0.0.1", port: listener.localAddress!.port,
+                                                   context: context, timeout: 0.3)) { error in
+            guard let e = error as? SocketError, case .timedOut = e.reason else { return XCTFail("\(error)") }
+            XCTAssertTrue(e.operation.contains("handshake"), "\(e)")
+        }
+        XCTAssertGreaterThanOrEqual(Hub.current.nowUpdated() - started, 0.29)
+        XCTAssertGreaterThan(ticks, 5, "other greenlets ran while the handshake waited")
+    }
+
+    /// A one-request HTTPS server on TLSSocket: answers `body` to each
+    /// connection, then sends close_notify.
+    private func startServer(connections: Int, body: String) throws -> (UInt16, Greenlet<Int>) {
+        let context = try TLSContext.server(certificateFile: fixture.serverCert, keyFile: fixture.serverKey)
+        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        let port = listener.localAddress!.port
+        let server = spawn { () -> Int in
+            defer { listener.close() }
+            var served = 0
+            try withScope { scope in
+                for _ in 0..<connections {
+                    let (conn, _) = try listener.accept()
+                    scope.spawn {
+                        let tls = try TLSSocket(server: conn, context: context)
+                        defer { tls.close() }
+                        try tls.handshake(timeout: 10)
+                        var request: [UInt8] = []
+                        while !String(decoding: request, as: UTF8.self).contains("\r\n\r\n") {
+                            let chunk = try tls.recv(timeout: 10)
+                            if chunk.isEmpty { return }
+                            request += chunk
+                        }
+                        try tls.sendAll("HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+                        served += 1
+                        tls.shutdown()
+                    }
+                }
+            }
+            return served
+        }
+        return (port, server)
+    }
+
+    func testCurlAndOpenSSLsClientTalkToOurServer() throws {
+        let (port, server) = try startServer(connections: 2, body: "hello over tls")
+        let curl = try Subprocess(["curl", "-sS", "--max-time", "10", "--cacert", fixture.ca,
+                                   "-w", "\n%{http_version}", "https://localhost:\(port)/"],
+                                  stdin: .null, stdout: .pipe, stderr: .pipe)
+        let (out, err) = try withTimeout(15) { try curl.communicate() }
+        XCTAssertEqual(curl.status, .exited(0), String(decoding: err, as: UTF8.self))
+        XCTAssertEqual(String(decoding: out, as: UTF8.self), "hello over tls\n1.1")
+        let client = try Subprocess(["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", fixture.ca,
+                                     "-verify_return_error", "-alpn", "http/1.1", "-quiet"],
+                                    stdin: .pipe, stdout: .pipe, stderr: .pipe)
+        let (reply, clientErr) = try withTimeout(15) {
+            try client.communicate(input: Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
+        }
+        XCTAssertEqual(client.status, .exited(0), String(decoding: clientErr, as: UTF8.self))
+        XCTAssertTrue(String(decoding: reply, as: UTF8.self).hasSuffix("hello over tls"),
+                      String(decoding: reply, as: UTF8.self))
+        XCTAssertEqual(try server.get(), 2)
+    }
+
+    func testAKillReachesAGreenletBlockedInATLSRead() throws {
+        let (server, port) = try startOpenSSLServer(certificate: fixture.serverCert)
+        defer { stop(server) }
+        let context = try TLSContext.client(verification: .caFile(fixture.ca))
+        let tls = try TLSSocket.connect(host: "localhost", port: port, context: context, timeout: 10)
+        defer { tls.close() }
+        let reader = spawn { try tls.recv() }   // s_server -rev sends nothing unasked
+        try Green.sleep(0)                       // it parks in the read
+        try reader.kill()
+        XCTAssertThrowsError(try reader.get()) { XCTAssertTrue($0 is GreenletExit, "\($0)") }
+    }
+}
