@@ -84,7 +84,7 @@ let package = Package(
         ),
         .target(
             name: "GreenHTTP",
-            dependencies: ["Green", "CHTTPParser", "CZlib"]
+            dependencies: ["Green", "GreenTLS", "CHTTPParser", "CZlib"]
         ),
         .systemLibrary(
             name: "CGumbo",

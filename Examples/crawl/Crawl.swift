@@ -58,6 +58,12 @@ struct Crawl: ParsableCommand {
     @Option(help: "OS threads that parse pages beside the hub (0: on the hub's thread; default: 1 on a machine with 2 or more cores, 0 with --demo, whose site takes the other core).")
     var parseThreads: Int?
 
+    @Option(help: "For https:// sites: trust the certificates in this PEM file instead of the system's.")
+    var caFile: String?
+
+    @Flag(help: "For https:// sites: check no certificate at all (throwaway test certificates only).")
+    var insecure = false
+
     @Option(help: "Write the JSON lines here instead of stdout.")
     var output: String?
 
@@ -109,6 +115,8 @@ struct Crawl: ParsableCommand {
         options.timeout = timeout
         options.obeyRobots = robots
         options.parseThreads = parseThreadCount
+        options.caFile = caFile
+        options.insecureTLS = insecure
         let crawler = Crawler(options: options)
         let model = ModelKind(rawValue: backend).flatMap { $0 == .greenlets ? nil : Model($0) }
 

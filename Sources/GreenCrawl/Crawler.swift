@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Green
 import GreenHTTP
+import GreenTLS
 
 /// A polite web crawler on greenlets: up to `concurrency` pages in flight,
 /// same host(s) only, robots.txt obeyed, per-host connection cap and
@@ -27,6 +28,11 @@ public final class Crawler {
         /// pages parse on other cores; 0 parses on the hub. Crawlers asking
         /// for the same number share one pool.
         public var parseThreads = 0
+        /// For https:// pages: trust the certificates in this PEM file
+        /// instead of the system's.
+        public var caFile: String?
+        /// For https:// pages: check no certificate at all (tests only).
+        public var insecureTLS = false
 
         public init() {}
     }
@@ -76,6 +82,8 @@ public final class Crawler {
         c.userAgent = options.userAgent
         c.limits.maxBodyBytes = options.maxBodyBytes
         c.maxIdlePerHost = options.perHost
+        c.tlsVerification = options.insecureTLS ? .insecureNoVerificationForTestsOnly
+            : options.caFile.map { .caFile($0) } ?? .systemTrustStore
         client = HTTPClient(options: c)
         parsers = options.parseThreads > 0 ? Crawler.parsePool(size: options.parseThreads) : nil
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Green
+import GreenTLS
 
 /// An HTTP/1.1 client on greenlets: calls look blocking and park only the
 /// calling greenlet, so many greenlets fetch at once.
@@ -38,14 +39,20 @@ public final class HTTPClient {
         public var userAgent = "swift-green/0.1"
         /// Idle connections kept per host.
         public var maxIdlePerHost = 8
+        /// How `https://` servers are checked: the system trust store by
+        /// default, a CA file, or (tests only) not at all.
+        public var tlsVerification = TLSVerification.systemTrustStore
 
         public init() {}
     }
 
     public let options: Options
     private var pools: [PoolKey: HostPool] = [:]
+    /// Made with the first https request; shared by every host.
+    private var tlsContext: TLSContext?
 
     private struct PoolKey: Hashable {
+        let secure: Bool
         let host: String
         let port: UInt16
     }
@@ -133,15 +140,31 @@ public final class HTTPClient {
     private func once(method: String, url: RequestURL, headers: HTTPHeaders, body: [UInt8]) throws
         -> HTTPClientResponse {
         let text = url.text
-        guard url.scheme == "http" else { throw HTTPClientError(url: text, kind: .unsupportedScheme(url.scheme)) }
+        guard url.scheme == "http" || url.scheme == "https" else {
+            throw HTTPClientError(url: text, kind: .unsupportedScheme(url.scheme))
+        }
+        let secure = url.scheme == "https"
         let host = url.host
         let port = url.port
-        let key = PoolKey(host: host.lowercased(), port: port)
-        let pool = pools[key] ?? {
-            let p = HostPool(host: host, port: port, options: options)
-            pools[key] = p
-            return p
-        }()
+        let key = PoolKey(secure: secure, host: host.lowercased(), port: port)
+        let pool: HostPool
+        if let p = pools[key] {
+            pool = p
+        } else {
+            var context: TLSContext?
+            if secure {
+                if tlsContext == nil {
+                    do {
+                        tlsContext = try TLSContext.client(verification: options.tlsVerification)
+                    } catch let e as TLSError {
+                        throw HTTPClientError(url: text, kind: .tls(e))
+                    }
+                }
+                context = tlsContext
+            }
+            pool = HostPool(host: host, port: port, tls: context, options: options)
+            pools[key] = pool
+        }
 
         var request: [UInt8] = []
         request.reserveCapacity(128 + url.target.utf8.count + body.count)
@@ -150,7 +173,7 @@ public final class HTTPClient {
             request.append(contentsOf: [0x0D, 0x0A])
         }
         line(method, " ", url.target, " HTTP/1.1")
-        if port == 80 { line("Host: ", host) } else { line("Host: ", host, ":", String(port)) }
+        if port == (secure ? 443 : 80) { line("Host: ", host) } else { line("Host: ", host, ":", String(port)) }
         var names = Set<String>()
         for (n, _) in headers { names.insert(n.lowercased()) }
         if !names.contains("user-agent") { line("User-Agent: ", options.userAgent) }
@@ -168,7 +191,14 @@ public final class HTTPClient {
             var keep = false
             defer { pool.release(connection, keep: keep) }
             do {
-                try connection.socket.sendAll(request, timeout: options.readTimeout)
+                do {
+                    try connection.transport.sendAll(request, timeout: options.readTimeout)
+                } catch let e as SocketError {
+                    if case .timedOut(let s) = e.reason { throw HTTPClientError(url: text, kind: .timedOut(phase: "write", seconds: s)) }
+                    throw HTTPClientError(url: text, kind: .connection(e))
+                } catch let e as TLSError {
+                    throw HTTPClientError(url: text, kind: .tls(e))
+                }
                 var (response, keepAlive) = try readResponse(connection, head: method == "HEAD", url: text)
                 keep = keepAlive
                 if options.decompress, let encoding = response.headers["Content-Encoding"] {
@@ -212,10 +242,12 @@ public final class HTTPClient {
         while true {
             let n: Int
             do {
-                n = try c.buffer.withUnsafeMutableBytes { try c.socket.recv(into: $0, timeout: options.readTimeout) }
+                n = try c.buffer.withUnsafeMutableBytes { try c.transport.recv(into: $0, timeout: options.readTimeout) }
             } catch let e as SocketError {
                 if case .timedOut(let s) = e.reason { throw HTTPClientError(url: url, kind: .timedOut(phase: "read", seconds: s)) }
                 throw HTTPClientError(url: url, kind: .connection(e), bytesReceived: received)
+            } catch let e as TLSError {
+                throw HTTPClientError(url: url, kind: .tls(e), bytesReceived: received)
             }
             if n == 0 {
                 do {
@@ -292,6 +324,9 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case redirectLoop(at: String)
         case crossHostRedirect(to: String)
         case invalidRedirect(location: String)
+        /// The TLS handshake (a certificate that does not verify, named
+        /// why) or TLS on an established connection failed.
+        case tls(TLSError)
     }
 
     public let url: String
@@ -311,6 +346,7 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case .closedBeforeResponse: return true
         case .connection(let e):
             return e.errno == ECONNRESET || e.errno == EPIPE || e.reason == .closed
+        case .tls(let e): return e.kind == .io
         default: return false
         }
     }
@@ -328,6 +364,7 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case .tooManyRedirects(let n): why = "more than \(n) redirects"
         case .redirectLoop(let at): why = "redirect loop at \(at)"
         case .crossHostRedirect(let to): why = "redirect to another host (\(to)) not allowed"
+        case .tls(let e): why = "\(e)"
         case .invalidRedirect(let l): why = "unusable redirect Location \"\(l)\""
         }
         return "\(url): \(why)"
@@ -466,20 +503,30 @@ public enum URLBytes {
 final class HostPool {
     final class Connection {
         let socket: Socket
+        /// TLS on the socket, for https.
+        let tls: TLSSocket?
         /// The read buffer, kept with the connection across requests.
         var buffer = [UInt8](repeating: 0, count: 32 * 1024)
-        init(socket: Socket) { self.socket = socket }
+        init(socket: Socket, tls: TLSSocket?) {
+            self.socket = socket
+            self.tls = tls
+        }
+        var transport: any HTTPTransport { tls ?? socket }
     }
 
     let host: String
     let port: UInt16
     let options: HTTPClient.Options
+    /// For https: the client's context, and the last session to resume.
+    let tls: TLSContext?
+    private var session: TLSSession?
     private var idle: [Connection] = []
     private let slots: Green.Semaphore
 
-    init(host: String, port: UInt16, options: HTTPClient.Options) {
+    init(host: String, port: UInt16, tls: TLSContext?, options: HTTPClient.Options) {
         self.host = host
         self.port = port
+        self.tls = tls
         self.options = options
         slots = Green.Semaphore(value: max(1, options.maxConnectionsPerHost))
     }
@@ -491,28 +538,48 @@ final class HostPool {
         while let c = idle.popLast() {
             // An idle connection the peer has closed reads as end of
             // stream (or has stray bytes): look without blocking or parking.
-            var byte: UInt8 = 0
-            let n = recv(c.socket.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return (c, true) }
+            if let tls = c.tls {
+                if tls.isIdleAndOpen() { return (c, true) }
+            } else {
+                var byte: UInt8 = 0
+                let n = recv(c.socket.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return (c, true) }
+            }
             c.socket.close()
         }
+        var socket: Socket?
         do {
             let s = try Socket.connect(host: host, port: port, timeout: options.connectTimeout)
+            socket = s
             try? s.setNoDelay()
-            return (Connection(socket: s), false)
+            var secure: TLSSocket?
+            if let tls {
+                let t = try TLSSocket(client: s, context: tls, serverName: host, resuming: session)
+                try t.handshake(timeout: options.connectTimeout)
+                secure = t
+            }
+            return (Connection(socket: s, tls: secure), false)
         } catch let e as SocketError {
+            socket?.close()
             slots.release()
             if case .timedOut(let secs) = e.reason {
-                throw HTTPClientError(url: url, kind: .timedOut(phase: "connect", seconds: secs))
+                let phase = socket == nil ? "connect" : "TLS handshake"
+                throw HTTPClientError(url: url, kind: .timedOut(phase: phase, seconds: secs))
             }
             throw HTTPClientError(url: url, kind: .connection(e))
+        } catch let e as TLSError {
+            socket?.close()
+            slots.release()
+            throw HTTPClientError(url: url, kind: .tls(e))
         } catch {
+            socket?.close()
             slots.release()
             throw error
         }
     }
 
     func release(_ c: Connection, keep: Bool) {
+        if let tls = c.tls, let s = tls.session { session = s }
         if keep && !c.socket.isClosed && idle.count < options.maxIdlePerHost {
             idle.append(c)
         } else {

@@ -1,5 +1,6 @@
 import Glibc
 import Green
+import GreenTLS
 
 /// An HTTP/1.1 server on greenlets: each connection is a greenlet that
 /// parses requests (keep-alive and pipelining included) and answers each
@@ -47,6 +48,10 @@ public final class HTTPServer {
         /// How connection greenlets keep their stacks: `.compact` for very
         /// many mostly idle keep-alive connections (see `StackMode`).
         public var stackMode = StackMode.default
+        /// HTTPS: a server context (`TLSContext.server(certificateFile:
+        /// keyFile:)`); each connection's handshake must finish within
+        /// `headerTimeout`. nil: plain HTTP.
+        public var tls: TLSContext?
 
         public init() {}
     }
@@ -137,8 +142,26 @@ final class HTTPConnection {
         out.reserveCapacity(1024)
     }
 
+    /// TLS on the socket, when the server has a context (set by `run`).
+    private var tls: TLSSocket?
+    private var transport: any HTTPTransport { tls ?? socket }
+
     func run() throws {
         try? socket.setNoDelay()
+        if let context = options.tls {
+            // A client that does not finish its handshake in time, or whose
+            // handshake fails, ends only its connection.
+            do {
+                let t = try TLSSocket(server: socket, context: context)
+                try t.handshake(timeout: options.headerTimeout)
+                tls = t
+            } catch is SocketError {
+                return
+            } catch is TLSError {
+                return
+            }
+        }
+        defer { tls?.shutdown(timeout: 0.1) }
         var messageStarted = 0.0
         while true {
             var requests = parser.takeRequests()
@@ -155,11 +178,13 @@ final class HTTPConnection {
                     n = try buffer.withUnsafeMutableBytes { buffer in
                         // Between messages the connection may be closed
                         // when the process runs out of descriptors.
-                        if parser.inMessage { return try socket.recv(into: buffer, timeout: timeout) }
+                        if parser.inMessage { return try transport.recv(into: buffer, timeout: timeout) }
                         return try Hub.current.idleConnections.whileIdle(idleEntry) {
-                            try socket.recv(into: buffer, timeout: timeout)
+                            try transport.recv(into: buffer, timeout: timeout)
                         }
                     }
+                } catch is TLSError {
+                    return   // the client broke the TLS session
                 } catch let e as SocketError {
                     if case .timedOut = e.reason, waitingForHeaders {
                         try? send(HTTPResponse(status: 408, text: "request header timeout\n"), keepAlive: false,
@@ -206,6 +231,8 @@ final class HTTPConnection {
                     // The client reset the connection or stopped reading
                     // (write timeout): its loss, not the server's error.
                     return
+                } catch is TLSError {
+                    return
                 }
                 if !keepAlive { return }
             }
@@ -238,10 +265,10 @@ final class HTTPConnection {
         if !keepAlive && !hasConnection { append("Connection: close\r\n") }
         append("\r\n")
         if !head && !streams { out.append(contentsOf: response.body) }
-        try socket.sendAll(out, timeout: options.writeTimeout)
+        try transport.sendAll(out, timeout: options.writeTimeout)
         if let writer = response.bodyWriter, !head {
-            try writer(HTTPBodyWriter(socket: socket, timeout: options.writeTimeout))
-            try socket.sendAll("0\r\n\r\n", timeout: options.writeTimeout)
+            try writer(HTTPBodyWriter(transport: transport, timeout: options.writeTimeout))
+            try transport.sendAll("0\r\n\r\n", timeout: options.writeTimeout)
         }
     }
 
@@ -253,16 +280,16 @@ final class HTTPConnection {
 
 /// Writes a streamed (chunked) response body, one chunk per `write`.
 public struct HTTPBodyWriter {
-    let socket: Socket
+    let transport: any HTTPTransport
     let timeout: Double
 
     /// Sends `bytes` as one chunk (nothing for an empty array, which would
     /// end the body).
     public func write(_ bytes: [UInt8]) throws {
         guard !bytes.isEmpty else { return }
-        try socket.sendAll(String(bytes.count, radix: 16) + "\r\n", timeout: timeout)
-        try socket.sendAll(bytes, timeout: timeout)
-        try socket.sendAll("\r\n", timeout: timeout)
+        try transport.sendAll(String(bytes.count, radix: 16) + "\r\n", timeout: timeout)
+        try transport.sendAll(bytes, timeout: timeout)
+        try transport.sendAll("\r\n", timeout: timeout)
     }
 
     public func write(_ text: String) throws { try write(Array(text.utf8)) }

@@ -27,8 +27,11 @@ public final class TLSSocket {
 
     /// A client connection over `socket` (connected), checking the server
     /// against `serverName` (a DNS name, or an IP address literal) unless
-    /// the context does not verify. Call `handshake` next (`connect` does).
-    public init(client socket: Socket, context: TLSContext, serverName: String?) throws {
+    /// the context does not verify, and offering to resume `session` (from
+    /// an earlier connection to the same server). Call `handshake` next
+    /// (`connect` does).
+    public init(client socket: Socket, context: TLSContext, serverName: String?,
+                resuming session: TLSSession? = nil) throws {
         precondition(!context.isServer, "TLSSocket(client:) needs a client context")
         self.socket = socket
         self.context = context
@@ -36,6 +39,7 @@ public final class TLSSocket {
         try setUp(fd: socket.fd)
         guard let ssl else { return }
         SSL_set_connect_state(ssl)
+        if let session { SSL_set_session(ssl, session.session) }
         if let name = serverName {
             let isIP = (try? SocketAddress(ip: name, port: 0)) != nil
             if !isIP { _ = green_ssl_set_tlsext_host_name(ssl, name) }   // SNI: names only
@@ -71,11 +75,11 @@ public final class TLSSocket {
     /// Connects to `host`:`port` (resolved without blocking the hub) and
     /// completes the handshake, all within `timeout` seconds.
     public static func connect(host: String, port: UInt16, context: TLSContext,
-                               timeout: Double? = nil) throws -> TLSSocket {
+                               resuming session: TLSSession? = nil, timeout: Double? = nil) throws -> TLSSocket {
         let deadline = timeout.map { Hub.current.nowUpdated() + $0 }
         let socket = try Socket.connect(host: host, port: port, timeout: timeout)
         do {
-            let tls = try TLSSocket(client: socket, context: context, serverName: host)
+            let tls = try TLSSocket(client: socket, context: context, serverName: host, resuming: session)
             try tls.handshake(timeout: deadline.map { max(0.001, $0 - Hub.current.nowUpdated()) })
             return tls
         } catch {
@@ -106,6 +110,34 @@ public final class TLSSocket {
 
     /// Whether this connection resumed an earlier session.
     public var sessionReused: Bool { ssl.map { SSL_session_reused($0) == 1 } ?? false }
+
+    /// The session, to resume on a later connection to the same server
+    /// (with TLS 1.3 the server sends it after the handshake: take it once
+    /// something was read).
+    public var session: TLSSession? {
+        guard let ssl, let s = SSL_get1_session(ssl) else { return nil }
+        guard SSL_SESSION_is_resumable(s) == 1 else {
+            SSL_SESSION_free(s)
+            return nil
+        }
+        return TLSSession(s)
+    }
+
+    /// For a connection kept idle between requests: whether it is still
+    /// open with nothing unread. Looks without waiting (and takes in what
+    /// the server sent on its own, such as TLS 1.3 session tickets); false
+    /// if the peer closed, reset, or sent data nobody asked for.
+    public func isIdleAndOpen() -> Bool {
+        guard let ssl, !socket.isClosed, !readClosed else { return false }
+        ERR_clear_error()
+        var byte: UInt8 = 0
+        var n = 0
+        let rc = SSL_peek_ex(ssl, &byte, 1, &n)
+        if rc == 1 { return false }
+        let err = SSL_get_error(ssl, rc)
+        ERR_clear_error()
+        return err == SSL_ERROR_WANT_READ
+    }
 
     /// Reads what is available into `buffer`, at most `timeout` seconds;
     /// 0 at the end of the stream (the peer's close_notify, or a close).
@@ -219,4 +251,12 @@ public final class TLSSocket {
         }
         return TLSError(kind: kind, operation: operation, reason: queued ?? "SSL error \(err)")
     }
+}
+
+/// A TLS session a client may resume on its next connection to the same
+/// server (a shorter handshake).
+public final class TLSSession: @unchecked Sendable {
+    let session: OpaquePointer
+    init(_ session: OpaquePointer) { self.session = session }
+    deinit { SSL_SESSION_free(session) }
 }

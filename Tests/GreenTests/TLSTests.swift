@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import Green
+import GreenCrawl
+import GreenHTTP
 import GreenTLS
 import XCTest
 
@@ -254,5 +256,114 @@ final class TLSTests: GreenTestCase {
         try Green.sleep(0)                       // it parks in the read
         try reader.kill()
         XCTAssertThrowsError(try reader.get()) { XCTAssertTrue($0 is GreenletExit, "\($0)") }
+    }
+
+    func testASessionIsResumedOnTheNextConnection() throws {
+        let (server, port) = try startOpenSSLServer(certificate: fixture.serverCert)
+        defer { stop(server) }
+        let context = try TLSContext.client(verification: .caFile(fixture.ca))
+        let first = try TLSSocket.connect(host: "localhost", port: port, context: context, timeout: 10)
+        try first.sendAll("one\n")
+        _ = try read(first, until: "eno")     // TLS 1.3 tickets come with the first reads
+        let session = try XCTUnwrap(first.session)
+        XCTAssertFalse(first.sessionReused)
+        first.shutdown()
+        let second = try TLSSocket.connect(host: "localhost", port: port, context: context, resuming: session, timeout: 10)
+        defer { second.close() }
+        XCTAssertTrue(second.sessionReused)
+        try second.sendAll("two\n")
+        XCTAssertTrue(try read(second, until: "owt").contains("owt"))
+    }
+
+    // MARK: - HTTPS in GreenHTTP and the crawler
+
+    private func httpsServer(_ handler: @escaping HTTPServer.Handler) throws -> HTTPServer {
+        var options = HTTPServer.Options()
+        options.tls = try TLSContext.server(certificateFile: fixture.serverCert, keyFile: fixture.serverKey)
+        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), options: options, handler: handler)
+        server.start()
+        return server
+    }
+
+    private func client(trusting ca: String) -> HTTPClient {
+        var options = HTTPClient.Options()
+        options.tlsVerification = .caFile(ca)
+        return HTTPClient(options: options)
+    }
+
+    func testTheHTTPClientAndServerSpeakHTTPSAndReuseConnections() throws {
+        let server = try httpsServer { request in HTTPResponse(text: "peer \(request.peer?.port ?? 0)") }
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        let client = client(trusting: fixture.ca)
+        defer { client.close() }
+        let url = "https://localhost:\(server.address.port)/x"
+        let a = try client.get(url)
+        let b = try client.get(url)
+        XCTAssertEqual(a.status, 200)
+        XCTAssertTrue(a.text.hasPrefix("peer "), a.text)
+        XCTAssertEqual(a.text, b.text, "the second request went over the same kept-alive TLS connection")
+    }
+
+    func testRedirectsGoBetweenHTTPAndHTTPS() throws {
+        var plainPort: UInt16 = 0
+        let tlsServer = try httpsServer { request in
+            HTTPResponse(status: 302, headers: ["Location": "http://127.0.0.1:\(plainPort)/end"])
+        }
+        defer { _ = try? withTimeout(10) { try tlsServer.stop(timeout: 1) } }
+        let tlsPort = tlsServer.address.port
+        let plain = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { request in
+            request.path == "/start"
+                ? HTTPResponse(status: 301, headers: ["Location": "https://localhost:\(tlsPort)/middle"])
+                : HTTPResponse(text: "end of \(request.path)")
+        }
+        plain.start()
+        defer { _ = try? withTimeout(10) { try plain.stop(timeout: 1) } }
+        plainPort = plain.address.port
+        let client = client(trusting: fixture.ca)
+        defer { client.close() }
+        let r = try client.get("http://127.0.0.1:\(plainPort)/start")
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.text, "end of /end")
+        XCTAssertEqual(r.redirects.map { $0.scheme ?? "" }, ["http", "https"])
+    }
+
+    func testACertificateThatDoesNotVerifyIsAClientErrorNamingWhy() throws {
+        let server = try httpsServer { _ in HTTPResponse(text: "secret") }
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        let client = client(trusting: fixture.otherCA)
+        defer { client.close() }
+        XCTAssertThrowsError(try client.get("https://localhost:\(server.address.port)/")) { error in
+            guard let e = error as? HTTPClientError, case .tls(let tls) = e.kind else { return XCTFail("\(error)") }
+            XCTAssertEqual(tls.kind, .verification)
+            XCTAssertTrue(e.description.contains("did not verify"), e.description)
+        }
+    }
+
+    func testTheCrawlerCrawlsAnHTTPSSiteAndCertificateErrorsAreErrorLines() throws {
+        let server = try httpsServer { request in
+            switch request.path {
+            case "/": return HTTPResponse(text: "<a href=\"/a\">a</a> <a href=\"/b\">b</a>", contentType: "text/html")
+            case "/a": return HTTPResponse(text: "<a href=\"/b\">b</a>", contentType: "text/html")
+            case "/b": return HTTPResponse(text: "<p>leaf</p>", contentType: "text/html")
+            default: return HTTPResponse(status: 404, text: "no")
+            }
+        }
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        let root = URL(string: "https://localhost:\(server.address.port)/")!
+        var options = Crawler.Options()
+        options.caFile = fixture.ca
+        options.obeyRobots = false
+        var records: [CrawlRecord] = []
+        let summary = try withTimeout(30) { try Crawler(options: options).crawl(root) { records.append($0) } }
+        XCTAssertEqual(summary.pages, 3)
+        XCTAssertEqual(summary.errors, 0, "\(records.compactMap(\.error))")
+        XCTAssertEqual(Set(records.map { URL(string: $0.url)!.path }), ["/", "/a", "/b"])
+
+        options.caFile = fixture.otherCA
+        records = []
+        _ = try withTimeout(30) { try Crawler(options: options).crawl(root) { records.append($0) } }
+        XCTAssertEqual(records.count, 1)
+        XCTAssertTrue(records.first?.error?.contains("did not verify") ?? false, "\(records)")
+        XCTAssertTrue(records.first?.jsonLine.contains("\"error\":") ?? false)
     }
 }
