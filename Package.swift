@@ -199,6 +199,7 @@ let package = Package(
             name: "HTTPHello",
             dependencies: [
                 "Green", "GreenHTTP",
+                "GreenTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/http-hello"

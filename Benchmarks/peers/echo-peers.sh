@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # echo-peers.sh: the TCP echo workload (or, with --http, the HTTP hello
 # workload: wrk -t2 -c100 against http-hello, Go net/http and gevent
-# pywsgi) on swift-green (1 and 2 hubs), Go
+# pywsgi; with --https, the same over TLS against http-hello and Go
+# net/http, a throwaway ECDSA certificate made by openssl) on swift-green
+# (1 and 2 hubs), Go
 # (goroutine per connection, GOMAXPROCS=1 and 2), gevent (StreamServer) and
 # plain threads (a C pthread per connection), all loaded by the same client
 # (the package's echo-load: 100 connections, 64-byte messages), one after
 # another, in one run.
 #
-#   Benchmarks/peers/echo-peers.sh [--http] [--seconds S] [--rounds N]
+#   Benchmarks/peers/echo-peers.sh [--http | --https] [--seconds S] [--rounds N]
 #
 # Installs what it needs: golang-go and a C compiler from Debian (as root;
 # otherwise it prints the command), gevent into a virtual environment under
@@ -22,12 +24,14 @@ here="$repo/Benchmarks/peers"
 seconds=5
 rounds=3
 http=0
+https=0
 die() { echo "echo-peers: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift ;;
     --rounds) rounds=$2; shift ;;
     --http) http=1 ;;
+    --https) http=1; https=1 ;;
     -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
@@ -46,6 +50,7 @@ need_deb() {
 }
 need_deb golang-go gcc python3-venv
 [ "$http" = 1 ] && need_deb wrk
+[ "$https" = 1 ] && need_deb openssl
 
 work=$(mktemp -d /tmp/echo-peers.XXXXXX)
 pids=()
@@ -82,7 +87,18 @@ start_server() {
   die "$name did not start"
 }
 
-if [ "$http" = 1 ]; then
+tls_args="" go_tls_args="" scheme=http
+if [ "$https" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$work/key.pem" \
+    -out "$work/cert.pem" -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 \
+    || die "openssl could not make a certificate"
+  tls_args="--tls-cert $work/cert.pem --tls-key $work/key.pem"
+  go_tls_args="-tls-cert $work/cert.pem -tls-key $work/key.pem"
+  scheme=https
+fi
+if [ "$https" = 1 ]; then
+  names=(swift-green-1hub swift-green-2hubs go-1 go-2)
+elif [ "$http" = 1 ]; then
   names=(swift-green-1hub swift-green-2hubs go-1 go-2 gevent)
 else
   names=(swift-green-1hub swift-green-2hubs go-1 go-2 gevent threads)
@@ -90,10 +106,10 @@ fi
 command_for() {
   if [ "$http" = 1 ]; then
     case "$1" in
-      swift-green-1hub) echo "$repo/.build/release/http-hello --port 0 --workers 1" ;;
-      swift-green-2hubs) echo "$repo/.build/release/http-hello --port 0 --workers 2" ;;
-      go-1) echo "$work/go-peer -http-port 0 -echo-procs 1" ;;
-      go-2) echo "$work/go-peer -http-port 0 -echo-procs 2" ;;
+      swift-green-1hub) echo "$repo/.build/release/http-hello --port 0 --workers 1 $tls_args" ;;
+      swift-green-2hubs) echo "$repo/.build/release/http-hello --port 0 --workers 2 $tls_args" ;;
+      go-1) echo "$work/go-peer -http-port 0 -echo-procs 1 $go_tls_args" ;;
+      go-2) echo "$work/go-peer -http-port 0 -echo-procs 2 $go_tls_args" ;;
       gevent) echo "$venv/bin/python $here/gevent/http_server.py --port 0" ;;
     esac
     return
@@ -115,7 +131,7 @@ for ((r = 1; r <= rounds; r++)); do
     start_server "$name" $(command_for "$name")
     printf 'round %d/%d: %-18s' "$r" "$rounds" "$name" >&2
     if [ "$http" = 1 ]; then
-      wrk -t2 -c100 -d"${seconds}s" "http://127.0.0.1:$port/" >"$work/$name.$r.wrk" || die "wrk against $name failed"
+      wrk -t2 -c100 -d"${seconds}s" "$scheme://127.0.0.1:$port/" >"$work/$name.$r.wrk" || die "wrk against $name failed"
       rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$work/$name.$r.wrk")
       echo "{\"roundtrips_per_s\": ${rate%.*}}" >"$work/$name.$r.json"
     else
@@ -128,7 +144,9 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo
-if [ "$http" = 1 ]; then
+if [ "$https" = 1 ]; then
+  echo "HTTPS hello (TLS, keep-alive), wrk -t2 -c100 -d${seconds}s (requests/s); median of $rounds round(s)"
+elif [ "$http" = 1 ]; then
   echo "HTTP hello, wrk -t2 -c100 -d${seconds}s (requests/s); median of $rounds round(s)"
 else
   echo "TCP echo, 100 connections, 64-byte messages, echo-load for ${seconds} s; median of $rounds round(s)"

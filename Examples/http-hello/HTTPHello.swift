@@ -1,7 +1,7 @@
 // http-hello: the smallest HTTP server on GreenHTTP, for trying it and for
 // green-bench's http_hello figures.
 //
-//   swift run -c release http-hello --port 8080 [--workers 2]
+//   swift run -c release http-hello --port 8080 [--workers 2] [--tls-cert C --tls-key K]
 //
 // Answers "Hello, World!" to GET / and 404 to anything else. Prints
 // "listening on ADDRESS" once ready.
@@ -9,6 +9,7 @@ import ArgumentParser
 import Glibc
 import Green
 import GreenHTTP
+import GreenTLS
 
 @main
 struct HTTPHello: ParsableCommand {
@@ -24,6 +25,16 @@ struct HTTPHello: ParsableCommand {
     @Option(help: "Threads, each with its own hub and SO_REUSEPORT listener.")
     var workers = 1
 
+    @Option(help: "Serve HTTPS with this certificate chain (PEM; needs --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "The private key (PEM) of --tls-cert.")
+    var tlsKey: String?
+
+    func validate() throws {
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+    }
+
     mutating func run() throws {
         let hello = Array("Hello, World!".utf8)
         let handler: HTTPServer.SendableHandler = { request in
@@ -31,9 +42,13 @@ struct HTTPHello: ParsableCommand {
             return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain"], body: hello)
         }
         let address = try SocketAddress(ip: host, port: port)
+        var options = HTTPServer.Options()
+        if let tlsCert, let tlsKey {
+            options.tls = try TLSContext.server(certificateFile: tlsCert, keyFile: tlsKey)
+        }
         let server = workers > 1
-            ? try HTTPServer(on: address, workers: workers, handler: handler)
-            : try HTTPServer(on: address, handler: handler)
+            ? try HTTPServer(on: address, workers: workers, options: options, handler: handler)
+            : try HTTPServer(on: address, options: options, handler: handler)
         print("listening on \(server.address) (\(max(1, workers)) hub\(workers > 1 ? "s" : ""))")
         fflush(nil)
         try server.serveForever()

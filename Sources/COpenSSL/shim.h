@@ -3,6 +3,8 @@
 #ifndef SWIFT_GREEN_COPENSSL_SHIM_H
 #define SWIFT_GREEN_COPENSSL_SHIM_H
 
+#include <signal.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -42,6 +44,17 @@ static inline int green_ssl_alpn_select_cb(SSL *ssl, const unsigned char **out, 
 
 static inline void green_ssl_ctx_set_alpn_select(SSL_CTX *ctx, const unsigned char *wire) {
     SSL_CTX_set_alpn_select_cb(ctx, green_ssl_alpn_select_cb, (void *)wire);
+}
+
+/// OpenSSL writes to its socket with write(), which raises SIGPIPE when
+/// the peer has gone; a process that still has SIGPIPE's default action
+/// would die of it. Ignored then (a handler the program installed stays),
+/// and the write fails with EPIPE instead, as a Socket's send does.
+static inline void green_ignore_sigpipe_if_default(void) {
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+        signal(SIGPIPE, SIG_IGN);
+    }
 }
 
 #endif

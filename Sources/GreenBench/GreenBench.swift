@@ -111,6 +111,12 @@ struct GreenBench: ParsableCommand {
                 try EchoBench.httpHelloRequestsPerSecond(wrk: wrk, hubs: hubs, seconds: wrkSeconds)
             }, "wrk -t2 -c100 -d\(wrkSeconds)s against http-hello, \(hubs) hub\(hubs == 1 ? "" : "s")")
         }
+        if wanted("https_hello_rps"), let wrk = EchoBench.wrk {
+            let tls = try EchoBench.throwawayCertificate()
+            try record("https_hello_rps", try median(echoRuns) {
+                try EchoBench.httpHelloRequestsPerSecond(wrk: wrk, hubs: 1, seconds: wrkSeconds, tls: tls)
+            }, "the same over TLS (ECDSA P-256, keep-alive: a handshake per connection), 1 hub")
+        }
         if wanted("demo_crawl_pages_per_s") {
             var lastLine = ""
             try record("demo_crawl_pages_per_s", try median(echoRuns) {

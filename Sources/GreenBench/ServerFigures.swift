@@ -85,16 +85,39 @@ enum EchoBench {
 
     /// Requests per second of `wrk -t2 -c100` (at `wrk`) against
     /// `http-hello --workers hubs`.
-    static func httpHelloRequestsPerSecond(wrk: URL, hubs: Int, seconds: Int) throws -> Double {
-        let (server, port) = try startServer("http-hello", ["--port", "0", "--workers", "\(hubs)"])
+    /// With `tls` (a certificate and its key), over HTTPS: wrk keeps its
+    /// 100 connections alive, so this is TLS record processing, with one
+    /// handshake per connection.
+    static func httpHelloRequestsPerSecond(wrk: URL, hubs: Int, seconds: Int,
+                                           tls: (cert: String, key: String)? = nil) throws -> Double {
+        var arguments = ["--port", "0", "--workers", "\(hubs)"]
+        if let tls { arguments += ["--tls-cert", tls.cert, "--tls-key", tls.key] }
+        let (server, port) = try startServer("http-hello", arguments)
         defer { stop(server) }
-        let (_, data) = try run(wrk, ["-t2", "-c100", "-d\(seconds)s", "http://127.0.0.1:\(port)/"])
+        let scheme = tls == nil ? "http" : "https"
+        let (_, data) = try run(wrk, ["-t2", "-c100", "-d\(seconds)s", "\(scheme)://127.0.0.1:\(port)/"])
         let text = String(decoding: data, as: UTF8.self)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
               let rate = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces)) else {
             throw Missing(name: "wrk's Requests/sec (it printed: \(text))")
         }
         return rate
+    }
+
+    /// A self-signed certificate and key for 127.0.0.1 in a temporary
+    /// directory, made with the `openssl` command (wrk does not verify).
+    static func throwawayCertificate() throws -> (cert: String, key: String) {
+        var template = Array("/tmp/green-bench-tls-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw Missing(name: "a temporary directory") }
+        let dir = String(cString: made)
+        let (status, output) = try run(URL(fileURLWithPath: "/usr/bin/openssl"), [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1"])
+        guard status == 0 else {
+            throw Missing(name: "a certificate from openssl (it printed: \(String(decoding: output, as: UTF8.self)))")
+        }
+        return (dir + "/cert.pem", dir + "/key.pem")
     }
 
     /// Pages per second of `crawl --demo` (2,000 pages, 20 ms latency per

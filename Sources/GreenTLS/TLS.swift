@@ -38,7 +38,9 @@ public enum TLSVerification: Sendable, Equatable {
 
 /// An OpenSSL context (`SSL_CTX`): what a side needs for every connection
 /// (trust, certificate and key, ALPN), shared by them. Immutable once
-/// made; usable from any thread.
+/// made; usable from any thread. Making the first one sets SIGPIPE to be
+/// ignored if it still has its default action (OpenSSL writes with
+/// write(), and a peer that went away would otherwise kill the process).
 public final class TLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
     /// ALPN protocols in wire format (a server's, for its callback), kept
@@ -106,8 +108,15 @@ public final class TLSContext: @unchecked Sendable {
         return context
     }
 
+    /// Once per process, before the first TLS write (see the shim).
+    private static let sigpipeIgnored: Bool = {
+        green_ignore_sigpipe_if_default()
+        return true
+    }()
+
     private init(ctx: OpaquePointer, isServer: Bool, verification: TLSVerification, alpn: [String],
                  serverALPN: UnsafeMutablePointer<UInt8>?) {
+        _ = TLSContext.sigpipeIgnored
         self.ctx = ctx
         self.isServer = isServer
         self.verification = verification

@@ -366,4 +366,168 @@ final class TLSTests: GreenTestCase {
         XCTAssertTrue(records.first?.error?.contains("did not verify") ?? false, "\(records)")
         XCTAssertTrue(records.first?.jsonLine.contains("\"error\":") ?? false)
     }
+
+    func testAThousandConcurrentTLSConnectionsToOurServer() throws {
+        // Both ends in this process: 2,000 descriptors and some to spare.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let saved = limit
+        limit.rlim_cur = max(limit.rlim_cur, min(limit.rlim_max, 4096))
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        defer { var s = saved; setrlimit(Int32(RLIMIT_NOFILE.rawValue), &s) }
+        try XCTSkipIf(limit.rlim_cur < 2200, "the open-file limit (\(limit.rlim_cur)) is too low for 1,000 connections")
+
+        let server = try httpsServer { _ in HTTPResponse(text: "hello") }
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        let context = try TLSContext.client(verification: .caFile(fixture.ca))
+        let count = 1000
+        let handshakes = Green.Semaphore(value: 100)
+        let release = Event()
+        let allAnswered = Event()
+        var answered = 0
+        var failures: [String] = []
+        let clients = (0..<count).map { _ in
+            spawn {
+                var held: TLSSocket?
+                defer { held?.close() }   // after the release: all are open at once
+                do {
+                    let tls = try handshakes.withPermit {
+                        try TLSSocket.connect(host: "localhost", port: server.address.port, context: context, timeout: 30)
+                    }
+                    held = tls
+                    try tls.sendAll("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    var reply: [UInt8] = []
+                    while !String(decoding: reply, as: UTF8.self).hasSuffix("hello") {
+                        let chunk = try tls.recv(timeout: 30)
+                        if chunk.isEmpty { throw TestError("closed early") }
+                        reply += chunk
+                    }
+                    answered += 1
+                } catch {
+                    failures.append("\(error)")
+                }
+                if answered + failures.count == count { allAnswered.set() }
+                try release.wait()
+            }
+        }
+        XCTAssertTrue(try allAnswered.wait(timeout: 120))
+        XCTAssertEqual(failures, [])
+        XCTAssertEqual(answered, count)
+        XCTAssertEqual(server.connectionCount, count, "every connection open on the server at once")
+        release.set()
+        try joinAll(clients)
+    }
+
+    // MARK: - nginx
+
+    /// nginx serving TLS on a free loopback port with the fixture's
+    /// certificate (answers "connection N" with nginx's connection number
+    /// at /, and 256 KiB at /big); nil if nginx is not installed.
+    private func startNginx() throws -> (Subprocess, UInt16)? {
+        guard let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else { return nil }
+        var template = Array("/tmp/green-nginx-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestError("mkdtemp failed") }
+        let dir = String(cString: made)
+        // A free port: bound, read, let go (nginx binds it next).
+        let probe = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        let port = probe.localAddress!.port
+        probe.close()
+        try String(repeating: "x", count: 256 * 1024).write(toFile: dir + "/big", atomically: true, encoding: .utf8)
+        let conf = """
+        daemon off;
+        master_process off;
+        worker_processes 1;
+        pid \(dir)/nginx.pid;
+        error_log \(dir)/error.log;
+        events { worker_connections 512; }
+        http {
+            access_log off;
+            client_body_temp_path \(dir); proxy_temp_path \(dir); fastcgi_temp_path \(dir);
+            uwsgi_temp_path \(dir); scgi_temp_path \(dir);
+            server {
+                listen 127.0.0.1:\(port) ssl;
+                ssl_certificate \(fixture.serverCert);
+                ssl_certificate_key \(fixture.serverKey);
+                ssl_session_cache shared:green:1m;
+                location = / { default_type text/plain; return 200 "connection $connection"; }
+                location = /big { root \(dir); default_type text/plain; }
+            }
+        }
+        """
+        try conf.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
+        let server = try Subprocess([nginx, "-c", dir + "/nginx.conf", "-p", dir, "-e", dir + "/error.log"],
+                                    stdin: .null, stdout: .null, stderr: .null)
+        // Ready when it accepts.
+        let ready: Bool = try withTimeout(10) {
+            while true {
+                if let s = try? Socket.connect(host: "127.0.0.1", port: port, timeout: 1) {
+                    s.close()
+                    return true
+                }
+                if try server.wait(timeout: 0.02) != nil { return false }
+            }
+        }
+        guard ready else { throw TestError("nginx did not start: \((try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "")") }
+        return (server, port)
+    }
+
+    func testTheClientTalksToNginxOverTLSReusingConnectionsAndSessions() throws {
+        guard let (nginx, port) = try startNginx() else { throw XCTSkip("nginx is not installed") }
+        defer { stop(nginx) }
+        let http = client(trusting: fixture.ca)
+        let url = "https://localhost:\(port)/"
+        let a = try http.get(url)
+        let b = try http.get(url)
+        XCTAssertEqual(a.status, 200)
+        XCTAssertTrue(a.text.hasPrefix("connection "), a.text)
+        XCTAssertEqual(a.text, b.text, "kept alive: the same nginx connection")
+        let big = try http.get(url + "big")
+        XCTAssertEqual(big.body.count, 256 * 1024)
+        http.close()
+        // A new connection resumes the session (nginx's session cache).
+        let context = try TLSContext.client(verification: .caFile(fixture.ca))
+        let first = try TLSSocket.connect(host: "localhost", port: port, context: context, timeout: 10)
+        try first.sendAll("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        while try !first.recv(timeout: 10).isEmpty {}
+        let session = try XCTUnwrap(first.session)
+        first.close()
+        let second = try TLSSocket.connect(host: "localhost", port: port, context: context, resuming: session, timeout: 10)
+        XCTAssertTrue(second.sessionReused)
+        second.close()
+        // And a verification failure against it names the reason.
+        let stranger = client(trusting: fixture.otherCA)
+        XCTAssertThrowsError(try stranger.get(url)) { XCTAssertTrue("\($0)".contains("did not verify"), "\($0)") }
+    }
+
+    func testCloseNotifyEndsTheStreamAndAnAbruptCloseIsAnError() throws {
+        let context = try TLSContext.server(certificateFile: fixture.serverCert, keyFile: fixture.serverKey)
+        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        defer { listener.close() }
+        let port = listener.localAddress!.port
+        // First connection: a clean close (close_notify); second: the
+        // socket just closed, TLS-wise mid-stream.
+        let server = spawn {
+            for clean in [true, false] {
+                let (conn, _) = try listener.accept()
+                let tls = try TLSSocket(server: conn, context: context)
+                try tls.handshake(timeout: 10)
+                try tls.sendAll("bye")
+                if clean { tls.shutdown() } else { tls.close() }
+            }
+        }
+        let clientContext = try TLSContext.client(verification: .caFile(fixture.ca))
+        let clean = try TLSSocket.connect(host: "localhost", port: port, context: clientContext, timeout: 10)
+        XCTAssertEqual(String(decoding: try read(clean, until: "bye").utf8, as: UTF8.self), "bye")
+        XCTAssertEqual(try clean.recv(timeout: 10), [], "close_notify: the end of the stream")
+        clean.close()
+        let abrupt = try TLSSocket.connect(host: "localhost", port: port, context: clientContext, timeout: 10)
+        defer { abrupt.close() }
+        _ = try read(abrupt, until: "bye")
+        XCTAssertThrowsError(try abrupt.recv(timeout: 10)) { error in
+            guard let e = error as? TLSError else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.kind, .io, "\(e)")
+        }
+        try server.get()
+    }
 }

@@ -11,7 +11,7 @@ import (
 	"runtime"
 )
 
-func runHTTPServer(port int, procs int) {
+func runHTTPServer(port int, procs int, tlsCert string, tlsKey string) {
 	runtime.GOMAXPROCS(procs)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
@@ -27,6 +27,14 @@ func runHTTPServer(port int, procs int) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(hello)
 	})
+	if tlsCert != "" {
+		fmt.Printf("listening on %s (net/http with TLS, GOMAXPROCS=%d)\n", ln.Addr(), procs)
+		os.Stdout.Sync()
+		if err := http.ServeTLS(ln, mux, tlsCert, tlsKey); err != nil {
+			fail("serve: %v", err)
+		}
+		return
+	}
 	fmt.Printf("listening on %s (net/http, GOMAXPROCS=%d)\n", ln.Addr(), procs)
 	os.Stdout.Sync()
 	if err := http.Serve(ln, mux); err != nil {

@@ -37,6 +37,8 @@ func main() {
 	echoPort := flag.Int("echo-port", -1, "run the echo server on this port (0: any) instead of the figures")
 	echoProcs := flag.Int("echo-procs", 1, "GOMAXPROCS for the echo and HTTP servers")
 	httpPort := flag.Int("http-port", -1, "run the net/http hello server on this port (0: any) instead of the figures")
+	tlsCert := flag.String("tls-cert", "", "with -http-port: serve HTTPS with this certificate (PEM)")
+	tlsKey := flag.String("tls-key", "", "the key of -tls-cert (PEM)")
 	flag.Parse()
 
 	if *echoPort >= 0 {
@@ -44,7 +46,7 @@ func main() {
 		return
 	}
 	if *httpPort >= 0 {
-		runHTTPServer(*httpPort, *echoProcs)
+		runHTTPServer(*httpPort, *echoProcs, *tlsCert, *tlsKey)
 		return
 	}
 
