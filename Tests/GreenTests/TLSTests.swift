@@ -530,4 +530,30 @@ final class TLSTests: GreenTestCase {
         }
         try server.get()
     }
+
+    func testAClientThatStallsMidHandshakeIsCutWithoutStallingOthers() throws {
+        var options = HTTPServer.Options()
+        options.tls = try TLSContext.server(certificateFile: fixture.serverCert, keyFile: fixture.serverKey)
+        options.headerTimeout = 1
+        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), options: options) { _ in
+            HTTPResponse(text: "served")
+        }
+        server.start()
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        // Five bytes of a TLS record header, then nothing.
+        let stalled = try Socket.connect(host: "127.0.0.1", port: server.address.port, timeout: 5)
+        defer { stalled.close() }
+        try stalled.sendAll([0x16, 0x03, 0x01, 0x02, 0x00])
+        // Meanwhile a real client is served, while the stalled handshake
+        // still holds its connection (both are open on the server).
+        let started = Hub.current.nowUpdated()
+        let http = client(trusting: fixture.ca)
+        let page = try http.get("https://localhost:\(server.address.port)/")
+        XCTAssertEqual(page.text, "served")
+        XCTAssertEqual(server.connectionCount, 2, "the stalled handshake and the kept-alive client")
+        http.close()
+        // The stalled one is cut once the header timeout has passed.
+        XCTAssertEqual(try stalled.recv(timeout: 5), [], "closed by the server")
+        XCTAssertGreaterThanOrEqual(Hub.current.nowUpdated() - started, 0.95)
+    }
 }
