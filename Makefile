@@ -7,7 +7,7 @@
 # print the exact command to run.
 
 SWIFT ?= swift
-DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libssl-dev openssl nginx-light curl
+DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libssl-dev openssl nginx-light curl redis-server
 UCONTEXT_BUILD := .build-ucontext
 
 .PHONY: all deps bench-deps demo test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean

@@ -39,6 +39,7 @@ let package = Package(
         .library(name: "Green", targets: ["Green"]),
         .library(name: "GreenHTTP", targets: ["GreenHTTP"]),
         .library(name: "GreenTLS", targets: ["GreenTLS"]),
+        .library(name: "GreenRedis", targets: ["GreenRedis"]),
         .library(name: "GreenCrawl", targets: ["GreenCrawl"]),
         .library(name: "GreenCompare", targets: ["GreenCompare"]),
         .library(name: "GreenPatch", targets: ["GreenPatch"]),
@@ -77,6 +78,10 @@ let package = Package(
         .target(
             name: "GreenTLS",
             dependencies: ["Green", "COpenSSL"]
+        ),
+        .target(
+            name: "GreenRedis",
+            dependencies: ["Green"]
         ),
         .systemLibrary(
             name: "CZlib",
@@ -239,7 +244,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS"]
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS", "GreenRedis"]
         ),
     ] + fuzzTargets,
     swiftLanguageModes: [.v6]

@@ -1,0 +1,174 @@
+import Foundation
+import Glibc
+import Green
+@testable import GreenRedis
+import XCTest
+
+/// The Redis client against a real `redis-server` (Debian's) the test
+/// starts on a free loopback port.
+final class RedisTests: GreenTestCase {
+    private var servers: [Subprocess] = []
+
+    override func tearDown() {
+        for s in servers { s.kill(SIGKILL); _ = try? s.wait(timeout: 5) }
+        servers.removeAll()
+        super.tearDown()
+    }
+
+    private static let redisServer = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    private func freePort() throws -> UInt16 {
+        let probe = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        defer { probe.close() }
+        return probe.localAddress!.port
+    }
+
+    /// Starts redis-server on `port` (a free one by default) and waits
+    /// until it answers.
+    @discardableResult
+    private func startRedis(port: UInt16? = nil, extra: [String] = []) throws -> UInt16 {
+        guard let exe = RedisTests.redisServer else { throw XCTSkip("redis-server is not installed") }
+        let port = try port ?? freePort()
+        let server = try Subprocess([exe, "--port", String(port), "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"] + extra,
+                                    stdin: .null, stdout: .null, stderr: .null)
+        servers.append(server)
+        try withTimeout(10) {
+            while true {
+                if let s = try? Socket.connect(host: "127.0.0.1", port: port, timeout: 1) {
+                    s.close()
+                    return
+                }
+                if try server.wait(timeout: 0.02) != nil { throw TestError("redis-server exited") }
+            }
+        }
+        return port
+    }
+
+    func testCommandsRepliesAndErrorsNamingTheCommand() throws {
+        let port = try startRedis()
+        let redis = try RedisClient(url: "redis://127.0.0.1:\(port)")
+        XCTAssertEqual(try redis.send("SET", "k", "hello"), .simple("OK"))
+        XCTAssertEqual(try redis.send("GET", "k").string, "hello")
+        XCTAssertEqual(try redis.send("GET", "missing"), .null)
+        XCTAssertEqual(try redis.send("INCR", "n").int, 1)
+        XCTAssertEqual(try redis.send("RPUSH", "list", "a", "b").int, 2)
+        XCTAssertEqual(try redis.send("LRANGE", "list", "0", "-1").array?.compactMap(\.string), ["a", "b"])
+        XCTAssertThrowsError(try redis.send("INCR", "k")) { error in
+            guard let e = error as? RedisError, case .reply(let r) = e.kind else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.command, "INCR")
+            XCTAssertTrue(r.hasPrefix("ERR"), r)
+            XCTAssertTrue(e.description.contains("Redis INCR failed: the server replied"), e.description)
+        }
+        XCTAssertThrowsError(try redis.send("LPUSH", "k", "x")) { error in
+            XCTAssertTrue("\(error)".contains("WRONGTYPE"), "\(error)")
+        }
+        // Binary-safe values.
+        let bytes: [UInt8] = [0, 13, 10, 255, 36, 42]
+        try redis.send(bytes: [Array("SET".utf8), Array("bin".utf8), bytes])
+        XCTAssertEqual(try redis.send("GET", "bin"), .bulk(bytes))
+    }
+
+    func testAPipelineOfAThousandCommandsAndAnErrorInItsPlace() throws {
+        let port = try startRedis()
+        let redis = try RedisClient(url: "redis://127.0.0.1:\(port)")
+        let replies = try redis.pipeline(Array(repeating: ["INCR", "counter"], count: 1000))
+        XCTAssertEqual(replies.map { $0.int ?? -1 }, Array(1...1000))
+        let mixed = try redis.pipeline([["SET", "s", "x"], ["INCR", "s"], ["GET", "s"]])
+        XCTAssertEqual(mixed[0], .simple("OK"))
+        guard case .error(let e) = mixed[1] else { return XCTFail("\(mixed[1])") }
+        XCTAssertTrue(e.hasPrefix("ERR"), e)
+        XCTAssertEqual(mixed[2].string, "x")
+    }
+
+    func testManyGreenletsShareAPoolOfConnections() throws {
+        let port = try startRedis()
+        let redis = try RedisClient(url: "redis://127.0.0.1:\(port)", poolSize: 4)
+        let workers = (0..<50).map { _ in
+            spawn { for _ in 0..<100 { try redis.send("INCR", "shared") } }
+        }
+        try joinAll(workers, raiseError: true)
+        XCTAssertEqual(try redis.send("GET", "shared").int, 5000)
+        XCTAssertLessThanOrEqual(redis.connectionsMade, 4)
+    }
+
+    func testPasswordAndDatabaseComeFromTheURL() throws {
+        let port = try startRedis(extra: ["--requirepass", "s3cret"])
+        let db3 = try RedisClient(url: "redis://:s3cret@127.0.0.1:\(port)/3")
+        try db3.send("SET", "where", "three")
+        let db0 = try RedisClient(url: "redis://:s3cret@127.0.0.1:\(port)/0")
+        XCTAssertEqual(try db0.send("GET", "where"), .null)
+        XCTAssertEqual(try db3.send("GET", "where").string, "three")
+        let wrong = try RedisClient(url: "redis://:nope@127.0.0.1:\(port)", reconnectAttempts: 0)
+        XCTAssertThrowsError(try wrong.send("PING")) { error in
+            guard let e = error as? RedisError, case .reply(let r) = e.kind else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.command, "AUTH")
+            XCTAssertTrue(r.contains("WRONGPASS") || r.contains("invalid"), r)
+        }
+        let none = try RedisClient(url: "redis://127.0.0.1:\(port)", reconnectAttempts: 0)
+        XCTAssertThrowsError(try none.send("GET", "where")) { XCTAssertTrue("\($0)".contains("NOAUTH"), "\($0)") }
+        XCTAssertThrowsError(try RedisURL("http://x/")) { XCTAssertTrue("\($0)".contains("redis://"), "\($0)") }
+        XCTAssertThrowsError(try RedisURL("redis://h/x")) { XCTAssertTrue("\($0)".contains("database"), "\($0)") }
+    }
+
+    func testARestartedServerIsReachedAgainByReconnecting() throws {
+        let port = try startRedis()
+        let redis = try RedisClient(url: "redis://127.0.0.1:\(port)", reconnectAttempts: 8)
+        try redis.send("SET", "before", "1")
+        // The server goes away; a new one comes up on the same port while
+        // the next command is retrying.
+        let first = servers.removeLast()
+        first.kill(SIGKILL)
+        _ = try first.wait(timeout: 5)
+        let restarter = spawn { [self] in
+            try Green.sleep(0.2)
+            try startRedis(port: port)
+        }
+        XCTAssertEqual(try redis.send("PING"), .simple("PONG"))
+        try restarter.join()
+        XCTAssertEqual(try redis.send("GET", "before"), .null, "a new, empty server")
+        XCTAssertEqual(redis.connectionsMade, 2)
+    }
+
+    func testAServerThatNeverAnswersTimesOutWithoutStallingOthers() throws {
+        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        defer { listener.close() }
+        var held: [Socket] = []
+        defer { for s in held { s.close() } }
+        let acceptor = spawn { while true { held.append(try listener.accept().0) } }
+        defer { try? acceptor.kill() }
+        var ticks = 0
+        let ticker = spawn { while true { try Green.sleep(0.01); ticks += 1 } }
+        defer { try? ticker.kill() }
+        let redis = try RedisClient(url: "redis://127.0.0.1:\(listener.localAddress!.port)", timeout: 0.3)
+        XCTAssertThrowsError(try redis.send("PING")) { error in
+            guard let e = error as? RedisError, case .timedOut = e.kind else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.command, "PING")
+        }
+        XCTAssertGreaterThan(ticks, 5)
+    }
+
+    func testRESPParsingOfEveryTypeFedByteByByte() throws {
+        let wire = "+OK\r\n-ERR bad\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n:1\r\n$1\r\nx\r\n_\r\n#t\r\n,3.5\r\n"
+            + "%1\r\n+k\r\n:7\r\n~2\r\n:1\r\n:2\r\n>2\r\n+message\r\n+hi\r\n=8\r\ntxt:abcd\r\n!3\r\nERR\r\n"
+        var parser = RESPParser()
+        var values: [RedisValue] = []
+        for b in Array(wire.utf8) {
+            [b].withUnsafeBytes { parser.feed($0) }
+            while let v = try parser.next() { values.append(v) }
+        }
+        XCTAssertEqual(values, [
+            .simple("OK"), .error("ERR bad"), .integer(42), .bulk(Array("hello".utf8)), .null,
+            .array([.integer(1), .bulk([UInt8(ascii: "x")])]), .null, .boolean(true), .double(3.5),
+            .map([(.simple("k"), .integer(7))]), .set([.integer(1), .integer(2)]),
+            .push([.simple("message"), .simple("hi")]), .bulk(Array("abcd".utf8)), .error("ERR"),
+        ])
+        var bad = RESPParser()
+        Array("?what\r\n".utf8).withUnsafeBytes { bad.feed($0) }
+        XCTAssertThrowsError(try bad.next())
+        var huge = RESPParser()
+        Array("$999999999999\r\n".utf8).withUnsafeBytes { huge.feed($0) }
+        XCTAssertThrowsError(try huge.next())
+    }
+}
