@@ -13,12 +13,9 @@
 // green_context_init builds the same frame on a fresh stack, with x30
 // pointing at green_start_aarch64, x19 = argument and x20 = entry function.
 #if defined(__aarch64__)
-    .text
-    .globl green_switch_asm
-    .type green_switch_asm,%function
-    .p2align 4
-green_switch_asm:
-    .cfi_startproc
+// The frame above, stored on the current stack and loaded from the one
+// switched to: one definition for both switches.
+.macro GREEN_SAVE_FRAME
     sub sp, sp, #176
     stp x19, x20, [sp, #0]
     stp x21, x22, [sp, #16]
@@ -32,9 +29,9 @@ green_switch_asm:
     stp d14, d15, [sp, #144]
     mrs x9, fpcr
     str x9, [sp, #160]
-    mov x9, sp
-    str x9, [x0]
-    mov sp, x1
+.endm
+
+.macro GREEN_RESTORE_FRAME
     ldr x9, [sp, #160]
     msr fpcr, x9
     ldp x19, x20, [sp, #0]
@@ -48,6 +45,19 @@ green_switch_asm:
     ldp d12, d13, [sp, #128]
     ldp d14, d15, [sp, #144]
     add sp, sp, #176
+.endm
+
+    .text
+    .globl green_switch_asm
+    .type green_switch_asm,%function
+    .p2align 4
+green_switch_asm:
+    .cfi_startproc
+    GREEN_SAVE_FRAME
+    mov x9, sp
+    str x9, [x0]
+    mov sp, x1
+    GREEN_RESTORE_FRAME
     ret
     .cfi_endproc
     .size green_switch_asm,.-green_switch_asm
@@ -63,19 +73,7 @@ green_switch_asm:
     .p2align 4
 green_switch_via:
     .cfi_startproc
-    sub sp, sp, #176
-    stp x19, x20, [sp, #0]
-    stp x21, x22, [sp, #16]
-    stp x23, x24, [sp, #32]
-    stp x25, x26, [sp, #48]
-    stp x27, x28, [sp, #64]
-    stp x29, x30, [sp, #80]
-    stp d8, d9, [sp, #96]
-    stp d10, d11, [sp, #112]
-    stp d12, d13, [sp, #128]
-    stp d14, d15, [sp, #144]
-    mrs x9, fpcr
-    str x9, [sp, #160]
+    GREEN_SAVE_FRAME
     mov x9, sp
     str x9, [x0]
     mov sp, x3
@@ -83,19 +81,7 @@ green_switch_via:
     mov x0, x1
     blr x2
     mov sp, x0
-    ldr x9, [sp, #160]
-    msr fpcr, x9
-    ldp x19, x20, [sp, #0]
-    ldp x21, x22, [sp, #16]
-    ldp x23, x24, [sp, #32]
-    ldp x25, x26, [sp, #48]
-    ldp x27, x28, [sp, #64]
-    ldp x29, x30, [sp, #80]
-    ldp d8, d9, [sp, #96]
-    ldp d10, d11, [sp, #112]
-    ldp d12, d13, [sp, #128]
-    ldp d14, d15, [sp, #144]
-    add sp, sp, #176
+    GREEN_RESTORE_FRAME
     ret
     .cfi_endproc
     .size green_switch_via,.-green_switch_via

@@ -16,12 +16,9 @@
 // return address pointing at green_start_x86_64, r12 = argument and
 // r13 = entry function.
 #if defined(__x86_64__)
-    .text
-    .globl green_switch_asm
-    .type green_switch_asm,@function
-    .p2align 4
-green_switch_asm:
-    .cfi_startproc
+// The frame above, pushed on the current stack and popped from the one
+// switched to: one definition for both switches.
+.macro GREEN_SAVE_FRAME
     pushq %rbp
     pushq %rbx
     pushq %r12
@@ -31,8 +28,9 @@ green_switch_asm:
     subq $8, %rsp
     stmxcsr (%rsp)
     fnstcw 4(%rsp)
-    movq %rsp, (%rdi)
-    movq %rsi, %rsp
+.endm
+
+.macro GREEN_RESTORE_FRAME
     ldmxcsr (%rsp)
     fldcw 4(%rsp)
     addq $8, %rsp
@@ -42,6 +40,18 @@ green_switch_asm:
     popq %r12
     popq %rbx
     popq %rbp
+.endm
+
+    .text
+    .globl green_switch_asm
+    .type green_switch_asm,@function
+    .p2align 4
+green_switch_asm:
+    .cfi_startproc
+    GREEN_SAVE_FRAME
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    GREEN_RESTORE_FRAME
     ret
     .cfi_endproc
     .size green_switch_asm,.-green_switch_asm
@@ -59,30 +69,14 @@ green_switch_asm:
     .p2align 4
 green_switch_via:
     .cfi_startproc
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
+    GREEN_SAVE_FRAME
     movq %rsp, (%rdi)
     movq %rcx, %rsp
     .cfi_undefined rip
     movq %rsi, %rdi
     callq *%rdx
     movq %rax, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
+    GREEN_RESTORE_FRAME
     ret
     .cfi_endproc
     .size green_switch_via,.-green_switch_via

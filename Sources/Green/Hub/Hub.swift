@@ -710,9 +710,7 @@ public final class Hub {
             let pool = pool(for: g.stackSize)
             guard let stack = green_stack_acquire(pool) else {
                 let err = errno
-                g.state = .pending
-                finishUnstarted(g, failure: GreenError.stackAllocationFailed(
-                    greenlet: g.name, stackSize: Int(green_stack_pool_stack_size(pool)), errno: err))
+                noStack(for: g, size: Int(green_stack_pool_stack_size(pool)), errno: err)
                 return false
             }
             ctx = takeContext()
@@ -725,6 +723,13 @@ public final class Hub {
         }
         g.context = ctx
         return true
+    }
+
+    /// `g` cannot start: no stack of `size` bytes (`errno` says why). It
+    /// finishes with that error without running.
+    private func noStack(for g: AnyGreenlet, size: Int, errno err: Int32) {
+        g.state = .pending
+        finishUnstarted(g, failure: GreenError.stackAllocationFailed(greenlet: g.name, stackSize: size, errno: err))
     }
 
     /// A context from the free list, or a new one.
@@ -747,9 +752,7 @@ public final class Hub {
         if let sharedStack { return sharedStack }
         guard let shared = green_shared_stack_create(defaultPoolSize) else {
             let err = errno
-            g.state = .pending
-            finishUnstarted(g, failure: GreenError.stackAllocationFailed(
-                greenlet: g.name, stackSize: defaultPoolSize, errno: err))
+            noStack(for: g, size: defaultPoolSize, errno: err)
             return nil
         }
         shared.pointee.report_limit = pendingCompactReportLimit
