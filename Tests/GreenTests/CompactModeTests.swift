@@ -150,7 +150,7 @@ final class CompactModeTests: GreenTestCase {
         // Parked on a socket read with a timeout (a heap watcher and a
         // heap timer) while other compact greenlets take the run stack:
         // the timeout fires, a read is answered, then a kill ends a sleep.
-        let (a, b) = try socketPairForCompact()
+        let (a, b) = try connectedSocketPair()
         defer { a.close(); b.close() }
         let parkedForKill = Event()
         let timedOut = Event()
@@ -205,10 +205,3 @@ final class CompactModeTests: GreenTestCase {
     }
 }
 
-private func socketPairForCompact() throws -> (Socket, Socket) {
-    var fds: [Int32] = [0, 0]
-    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-        throw TestError("socketpair: errno \(errno)")
-    }
-    return (Socket(adopting: fds[0], family: AF_UNIX, type: .stream), Socket(adopting: fds[1], family: AF_UNIX, type: .stream))
-}

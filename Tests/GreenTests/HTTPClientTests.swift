@@ -151,9 +151,7 @@ final class HTTPClientTests: GreenTestCase {
     }
 
     func testAnUnreachablePortAndAnUnknownSchemeAreErrorsNamingTheURL() throws {
-        let probe = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
-        let port = probe.localAddress!.port
-        probe.close()
+        let port = try freeLoopbackPort()
         let client = HTTPClient()
         XCTAssertThrowsError(try withTimeout(10) { try client.get("http://127.0.0.1:\(port)/x") }) { error in
             XCTAssertTrue("\(error)".contains("127.0.0.1:\(port)/x"), "\(error)")

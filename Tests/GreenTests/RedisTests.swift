@@ -18,18 +18,12 @@ final class RedisTests: GreenTestCase {
     private static let redisServer = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    private func freePort() throws -> UInt16 {
-        let probe = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
-        defer { probe.close() }
-        return probe.localAddress!.port
-    }
-
     /// Starts redis-server on `port` (a free one by default) and waits
     /// until it answers.
     @discardableResult
     private func startRedis(port: UInt16? = nil, extra: [String] = []) throws -> UInt16 {
         guard let exe = RedisTests.redisServer else { throw XCTSkip("redis-server is not installed") }
-        let port = try port ?? freePort()
+        let port = try port ?? freeLoopbackPort()
         let server = try Subprocess([exe, "--port", String(port), "--bind", "127.0.0.1", "--save", "",
                                      "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"] + extra,
                                     stdin: .null, stdout: .null, stderr: .null)
@@ -132,21 +126,14 @@ final class RedisTests: GreenTestCase {
     }
 
     func testAServerThatNeverAnswersTimesOutWithoutStallingOthers() throws {
-        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
-        defer { listener.close() }
-        var held: [Socket] = []
-        defer { for s in held { s.close() } }
-        let acceptor = spawn { while true { held.append(try listener.accept().0) } }
-        defer { try? acceptor.kill() }
-        var ticks = 0
-        let ticker = spawn { while true { try Green.sleep(0.01); ticks += 1 } }
-        defer { try? ticker.kill() }
-        let redis = try RedisClient(url: "redis://127.0.0.1:\(listener.localAddress!.port)", timeout: 0.3)
-        XCTAssertThrowsError(try redis.send("PING")) { error in
-            guard let e = error as? RedisError, case .timedOut = e.kind else { return XCTFail("\(error)") }
-            XCTAssertEqual(e.command, "PING")
+        try withSilentServer { port, ticks in
+            let redis = try RedisClient(url: "redis://127.0.0.1:\(port)", timeout: 0.3)
+            XCTAssertThrowsError(try redis.send("PING")) { error in
+                guard let e = error as? RedisError, case .timedOut = e.kind else { return XCTFail("\(error)") }
+                XCTAssertEqual(e.command, "PING")
+            }
+            XCTAssertGreaterThan(ticks(), 5)
         }
-        XCTAssertGreaterThan(ticks, 5)
     }
 
     func testRESPParsingOfEveryTypeFedByteByByte() throws {

@@ -533,21 +533,13 @@ final class StreamServerTests: GreenTestCase {
     }
 }
 
-/// A connected pair of Unix stream sockets.
-private func greenSocketPair() throws -> (Socket, Socket) {
-    var fds: [Int32] = [0, 0]
-    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-        throw TestError("socketpair: errno \(errno)")
-    }
-    return (Socket(adopting: fds[0], family: AF_UNIX, type: .stream), Socket(adopting: fds[1], family: AF_UNIX, type: .stream))
-}
 
 final class IdleConnectionsTests: GreenTestCase {
     func testTheLongestIdleAreClosedFirstAndTheirWaitersSeeClosed() throws {
         let idle = IdleConnections()
         var pairs: [(Socket, Socket)] = []
         defer { for (a, b) in pairs { a.close(); b.close() } }
-        for _ in 0..<4 { pairs.append(try greenSocketPair()) }
+        for _ in 0..<4 { pairs.append(try connectedSocketPair()) }
         var waiters: [Greenlet<String>] = []
         for (i, (a, _)) in pairs.enumerated() {
             waiters.append(spawn {
@@ -583,7 +575,7 @@ final class IdleConnectionsTests: GreenTestCase {
     func testAKilledWaiterLeavesTheList() throws {
         let idle = IdleConnections.current
         let before = idle.count
-        let (a, b) = try greenSocketPair()
+        let (a, b) = try connectedSocketPair()
         defer { a.close(); b.close() }
         let entry = IdleConnections.Entry(a)
         let g = spawn { try idle.whileIdle(entry) { try a.recv() } }

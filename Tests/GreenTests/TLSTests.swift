@@ -173,24 +173,16 @@ final class TLSTests: GreenTestCase {
 
     func testAServerThatStallsMidHandshakeTimesOutWithoutStallingOthers() throws {
         // A TCP listener that accepts and never speaks TLS.
-        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
-        defer { listener.close() }
-        var held: [Socket] = []
-        defer { for s in held { s.close() } }
-        let acceptor = spawn { while true { held.append(try listener.accept().0) } }
-        defer { try? acceptor.kill() }
-        var ticks = 0
-        let ticker = spawn { while true { try Green.sleep(0.01); ticks += 1 } }
-        defer { try? ticker.kill() }
-        let context = try TLSContext.client(verification: .caFile(fixture.ca))
-        let started = Hub.current.nowUpdated()
-        XCTAssertThrowsError(try TLSSocket.connect(host: "127.0.0.1", port: listener.localAddress!.port,
-                                                   context: context, timeout: 0.3)) { error in
-            guard let e = error as? SocketError, case .timedOut = e.reason else { return XCTFail("\(error)") }
-            XCTAssertTrue(e.operation.contains("handshake"), "\(e)")
+        try withSilentServer { port, ticks in
+            let context = try TLSContext.client(verification: .caFile(fixture.ca))
+            let started = Hub.current.nowUpdated()
+            XCTAssertThrowsError(try TLSSocket.connect(host: "127.0.0.1", port: port, context: context, timeout: 0.3)) { error in
+                guard let e = error as? SocketError, case .timedOut = e.reason else { return XCTFail("\(error)") }
+                XCTAssertTrue(e.operation.contains("handshake"), "\(e)")
+            }
+            XCTAssertGreaterThanOrEqual(Hub.current.nowUpdated() - started, 0.29)
+            XCTAssertGreaterThan(ticks(), 5, "other greenlets ran while the handshake waited")
         }
-        XCTAssertGreaterThanOrEqual(Hub.current.nowUpdated() - started, 0.29)
-        XCTAssertGreaterThan(ticks, 5, "other greenlets ran while the handshake waited")
     }
 
     /// A one-request HTTPS server on TLSSocket: answers `body` to each
@@ -429,10 +421,7 @@ final class TLSTests: GreenTestCase {
         var template = Array("/tmp/green-nginx-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw TestError("mkdtemp failed") }
         let dir = String(cString: made)
-        // A free port: bound, read, let go (nginx binds it next).
-        let probe = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
-        let port = probe.localAddress!.port
-        probe.close()
+        let port = try freeLoopbackPort()   // nginx binds it next
         try String(repeating: "x", count: 256 * 1024).write(toFile: dir + "/big", atomically: true, encoding: .utf8)
         let conf = """
         daemon off;

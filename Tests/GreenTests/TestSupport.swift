@@ -168,3 +168,36 @@ final class TestLock<Value>: @unchecked Sendable {
         return try body(&value)
     }
 }
+
+/// A connected pair of Unix stream sockets.
+func connectedSocketPair() throws -> (Socket, Socket) {
+    var fds: [Int32] = [0, 0]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+        throw TestError("socketpair: errno \(errno)")
+    }
+    return (Socket(adopting: fds[0], family: AF_UNIX, type: .stream), Socket(adopting: fds[1], family: AF_UNIX, type: .stream))
+}
+
+/// A loopback TCP port nobody listens on: bound, read, let go (another
+/// program may bind it next).
+func freeLoopbackPort() throws -> UInt16 {
+    let probe = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+    defer { probe.close() }
+    return probe.localAddress!.port
+}
+
+/// Runs `body` with the port of a TCP listener that accepts connections and
+/// never says a word, and a count of the 10 ms ticks another greenlet made
+/// meanwhile (to show a wait on the silent server stalled nobody else).
+func withSilentServer<R>(_ body: (_ port: UInt16, _ ticks: () -> Int) throws -> R) throws -> R {
+    let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+    defer { listener.close() }
+    var held: [Socket] = []
+    defer { for s in held { s.close() } }
+    let acceptor = spawn { while true { held.append(try listener.accept().0) } }
+    defer { try? acceptor.kill() }
+    var ticks = 0
+    let ticker = spawn { while true { try Green.sleep(0.01); ticks += 1 } }
+    defer { try? ticker.kill() }
+    return try body(listener.localAddress!.port, { ticks })
+}
