@@ -97,7 +97,7 @@ let package = Package(
         ),
         .target(
             name: "GreenCrawl",
-            dependencies: ["Green", "GreenHTTP", "GreenCompare", "CGumbo"]
+            dependencies: ["Green", "GreenHTTP", "GreenCompare", "GreenRedis", "CGumbo"]
         ),
         .target(name: "CGreenPatch"),
         .target(

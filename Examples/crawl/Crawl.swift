@@ -82,17 +82,58 @@ struct Crawl: ParsableCommand {
     @Option(help: "Seconds the demo site's slow page takes (default: the timeout + 1, so that it fails).")
     var demoSlow: Double?
 
+    @Option(help: "Bytes of text markup added to every demo page (pages that cost more to parse than to serve).")
+    var demoPageBytes = 0
+
+    @Flag(help: "Only serve the demo site (on --listen) until SIGINT or SIGTERM, for crawls in other processes.")
+    var serveDemo = false
+
+    @Option(help: "HOST:PORT --serve-demo listens on (port 0: any free one; the URL is printed).")
+    var listen = "127.0.0.1:0"
+
+    @Option(help: "Share the crawl through Redis (redis://[[user]:password@]host[:port][/db]): the frontier, the seen-set, leases, politeness and robots.txt live there, and every process given the same --crawl-id works on the one crawl.")
+    var frontier: String?
+
+    @Option(help: "The shared crawl's name in Redis (with --frontier).")
+    var crawlId = "crawl"
+
+    @Flag(help: "Continue a stopped shared crawl (no process left running it).")
+    var resume = false
+
+    @Option(help: "Seconds a claimed URL stays this process's without renewal (with --frontier): a process that dies loses its URLs to the others after this long.")
+    var lease = 10.0
+
+    @Option(help: "Wait until this many processes have joined the shared crawl before fetching (with --frontier).")
+    var awaitProcesses = 1
+
+    @Flag(help: "Print the shared crawl's combined summary from Redis, and exit (with --frontier).")
+    var report = false
+
+    @Flag(help: "Delete the shared crawl's state from Redis, and exit (with --frontier).")
+    var forget = false
+
     func validate() throws {
         guard ModelKind(rawValue: backend) != nil else {
             throw ValidationError("--backend \(backend): one of greenlets, threads, processes")
         }
-        guard demo || url != nil else { throw ValidationError("give a URL, or --demo") }
+        guard demo || serveDemo || url != nil || frontier != nil else { throw ValidationError("give a URL, or --demo") }
+        if frontier != nil {
+            guard !demo else {
+                throw ValidationError("--demo serves its own site to one process: with --frontier, serve the site once with --serve-demo and give its URL to every process")
+            }
+            guard backend == "greenlets" else { throw ValidationError("--frontier crawls on greenlets: drop --backend") }
+            guard lease >= 0.3, awaitProcesses >= 1 else { throw ValidationError("--lease must be at least 0.3 s, --await-processes at least 1") }
+        } else if resume || report || forget {
+            throw ValidationError("--resume, --report and --forget are for shared crawls: give --frontier redis://...")
+        }
         guard concurrency >= 1, maxPages >= 1, perHost >= 1, timeout > 0, (parseThreads ?? 0) >= 0 else {
             throw ValidationError("--concurrency, --max-pages and --per-host must be at least 1, --timeout positive, --parse-threads 0 or more")
         }
     }
 
     mutating func run() throws {
+        if serveDemo { return try serveDemoSite() }
+        if frontier != nil { return try crawlShared() }
         var site: DemoSite?
         let start: URL
         if demo {
@@ -105,28 +146,11 @@ struct Crawl: ParsableCommand {
         }
         defer { site?.stop() }
 
-        var options = Crawler.Options()
-        options.concurrency = concurrency
-        options.maxPages = maxPages
-        options.maxDepth = maxDepth
-        options.allowedHosts = allowHost
-        options.perHost = perHost
-        options.delay = delay
-        options.timeout = timeout
-        options.obeyRobots = robots
-        options.parseThreads = parseThreadCount
-        options.caFile = caFile
-        options.insecureTLS = insecure
+        let options = crawlerOptions
         let crawler = Crawler(options: options)
         let model = ModelKind(rawValue: backend).flatMap { $0 == .greenlets ? nil : Model($0) }
 
-        let out: UnsafeMutablePointer<FILE>
-        if let output {
-            guard let f = fopen(output, "w") else { throw ValidationError("cannot write \(output): \(String(cString: strerror(errno)))") }
-            out = f
-        } else {
-            out = fdopen(1, "w")
-        }
+        let out = try openOutput()
         defer { if output != nil { fclose(out) } else { fflush(out) } }
         let progress = Progress(enabled: isatty(2) != 0)
         // kill -QUIT <pid> (or Ctrl-\) prints what every greenlet is doing.
@@ -185,17 +209,134 @@ struct Crawl: ParsableCommand {
         if summary.errors > 0 { throw ExitCode(2) }
     }
 
+    private var crawlerOptions: Crawler.Options {
+        var options = Crawler.Options()
+        options.concurrency = concurrency
+        options.maxPages = maxPages
+        options.maxDepth = maxDepth
+        options.allowedHosts = allowHost
+        options.perHost = perHost
+        options.delay = delay
+        options.timeout = timeout
+        options.obeyRobots = robots
+        options.parseThreads = parseThreadCount
+        options.caFile = caFile
+        options.insecureTLS = insecure
+        return options
+    }
+
+    /// The --output file, or stdout.
+    private func openOutput() throws -> UnsafeMutablePointer<FILE> {
+        guard let output else { return fdopen(1, "w") }
+        guard let f = fopen(output, "w") else {
+            throw ValidationError("cannot write \(output): \(String(cString: strerror(errno)))")
+        }
+        return f
+    }
+
+    /// --serve-demo: the demo site alone, until SIGINT or SIGTERM.
+    private func serveDemoSite() throws {
+        let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 2, let port = UInt16(parts.last!) else { throw ValidationError("--listen HOST:PORT, not \(listen)") }
+        let host = parts.dropLast().joined(separator: ":").trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let slow = demoSlow ?? timeout + 1
+        let site = DemoSite(pages: demoPages, latency: demoLatency, slowSeconds: slow, pageBytes: demoPageBytes)
+        let root = try site.start(on: SocketAddress(ip: host, port: port))
+        defer { site.stop() }
+        let expected = site.expected
+        print("demo site: \(root) (\(demoPages) pages; a complete crawl records \(expected.urls) URLs with "
+              + "\(expected.errors) planted errors when its timeout is under \(slow) s)")
+        fflush(nil)
+        let stop = Event()
+        let handlers = [SIGINT, SIGTERM].map { SignalHandler($0) { stop.set() } }
+        defer { handlers.forEach { $0.cancel() } }
+        try stop.wait()
+    }
+
+    /// --frontier: this process's part of a crawl shared through Redis.
+    private func crawlShared() throws {
+        var fo = RedisFrontier.Options(url: frontier!, crawlID: crawlId)
+        fo.lease = lease
+        fo.resume = resume
+        let shared: RedisFrontier
+        do { shared = try RedisFrontier(options: fo) } catch { throw ValidationError("\(error)") }
+        if forget {
+            try shared.forget()
+            print("forgot crawl \"\(crawlId)\"")
+            return
+        }
+        if report {
+            let r = try shared.report()
+            print(r.line)
+            if !r.finished { throw ExitCode(3) }
+            return
+        }
+        var start: URL?
+        if let url {
+            guard let u = URL(string: url), u.scheme != nil else { throw ValidationError("not a URL: \(url)") }
+            start = u
+        }
+        let crawler = Crawler(options: crawlerOptions)
+        let out = try openOutput()
+        // Line by line: a process killed mid-crawl leaves whole lines.
+        setvbuf(out, nil, _IOLBF, 0)
+        defer { if output != nil { fclose(out) } else { fflush(out) } }
+        let progress = Progress(enabled: isatty(2) != 0)
+        // SIGINT or SIGTERM: stop claiming, finish the pages in flight, give
+        // the rest back (a second signal ends the process at once).
+        var stopping = false
+        let handlers = [SIGINT, SIGTERM].map { signal in
+            SignalHandler(signal) {
+                if stopping { _exit(130) }
+                stopping = true
+                printToStderr("stopping: finishing the pages in flight and giving the rest back (again to quit at once)")
+                crawler.stop()
+            }
+        }
+        defer { handlers.forEach { $0.cancel() } }
+        let dump = GreenletDump.installSignalHandler()
+        defer { dump.cancel() }
+        let summary = try crawler.crawl(sharing: shared, start: start, awaitProcesses: awaitProcesses) { record in
+            fputs(record.jsonLine + "\n", out)
+            progress.update(done: crawler.done, errors: crawler.errors, queued: crawler.queued, inFlight: crawler.inFlight)
+        }
+        progress.finish()
+        let local = summary.local
+        var line = String(format: "this process: %d pages, %d errors, %.3f s, %.0f pages/s",
+                          local.pages, local.errors, local.seconds, local.pagesPerSecond)
+        if summary.refetched > 0 { line += ", \(summary.refetched) fetched again after its lease expired" }
+        if summary.redisConnectionsLost > 0 || summary.redisRetries > 0 {
+            line += ", Redis connections lost \(summary.redisConnectionsLost), operations retried \(summary.redisRetries)"
+        }
+        line += summary.stopped ? " (stopped: --resume continues the crawl)" : ""
+        line += "; " + summary.report.line
+        writeSummary(line, toStdout: output != nil)
+        if summary.stopped { throw ExitCode(3) }
+        if summary.report.errors > 0 { throw ExitCode(2) }
+    }
+
     /// Parse threads: as asked, or one when another core is free for it.
     private var parseThreadCount: Int {
         parseThreads ?? (!demo && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 1 : 0)
     }
 
     private func writeSummary(_ line: String, toStdout: Bool) {
-        if toStdout { print(line) } else { fputs(line + "\n", stderrStream()) }
+        if toStdout { print(line) } else { printToStderr(line) }
     }
 }
 
 func stderrStream() -> UnsafeMutablePointer<FILE> { fdopen(2, "w") }
+
+/// A line on stderr, written at once.
+func printToStderr(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    var at = 0
+    while at < bytes.count {
+        let n = bytes[at...].withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+        at += n
+    }
+}
 
 /// A one-line progress bar on stderr, redrawn at most 10 times a second;
 /// nothing at all when stderr is not a terminal.

@@ -37,7 +37,9 @@ public final class Crawler {
         public init() {}
     }
 
-    public let options: Options
+    /// A crawl shared in Redis takes max-pages, max-depth, hosts, delay
+    /// and robots from the crawl's settings.
+    public internal(set) var options: Options
     private let client: HTTPClient
     /// Where pages parse (nil: on the hub).
     private let parsers: ThreadPool?
@@ -61,16 +63,22 @@ public final class Crawler {
     private var robotsFetching: [String: Event] = [:]
     private var lastFetch: [String: Double] = [:]
     private var hostLocks: [String: Lock] = [:]
-    private var allowed: Set<String> = []
+    var allowed: Set<String> = []
+    /// The Redis frontier of a shared crawl, while one runs.
+    var shared: RedisFrontier?
+    /// `stop()` was called; `wakeFeeder` is set to tell the shared crawl's
+    /// feeder.
+    var stopRequested = false
+    var wakeFeeder: Event?
 
     /// Counters, live during the crawl.
-    public private(set) var done = 0
-    public private(set) var errors = 0
-    public private(set) var inFlight = 0
-    public private(set) var queued = 0
+    public internal(set) var done = 0
+    public internal(set) var errors = 0
+    public internal(set) var inFlight = 0
+    public internal(set) var queued = 0
     /// CPU seconds the parse threads spent on this crawl's pages (0 when
     /// pages parse on the hub).
-    public private(set) var parseCPUSeconds = 0.0
+    public internal(set) var parseCPUSeconds = 0.0
 
     public init(options: Options = Options()) {
         self.options = options
@@ -140,7 +148,7 @@ public final class Crawler {
         return CrawlSummary(pages: done, errors: errors, seconds: seconds)
     }
 
-    private func isAllowed(_ url: String) -> Bool {
+    func isAllowed(_ url: String) -> Bool {
         guard let host = NormalizedURL(url)?.host ?? URL(string: url)?.host else { return false }
         if allowed.contains(host) { return true }
         return allowed.contains(host.lowercased())
@@ -209,10 +217,16 @@ public final class Crawler {
         let event = Event()
         robotsFetching[hostKey] = event
         defer { event.set(); robotsFetching[hostKey] = nil }
-        var rules = Robots.allowAll
-        if let response = try? client.get(hostKey + "/robots.txt"), response.status == 200 {
-            rules = Robots(parsing: response.text, userAgent: options.userAgent)
+        // A shared crawl fetches each robots.txt once, for every process.
+        var text = try shared?.storedRobots(origin: hostKey)
+        if text == nil {
+            let response = try? client.get(hostKey + "/robots.txt")
+            let fetched = response.flatMap { $0.status == 200 ? $0.text : nil } ?? ""
+            try shared?.storeRobots(origin: hostKey, text: fetched)
+            text = fetched
         }
+        let rules = text.map { $0.isEmpty ? Robots.allowAll : Robots(parsing: $0, userAgent: options.userAgent) }
+            ?? .allowAll
         robots[hostKey] = rules
         return rules
     }
@@ -221,6 +235,13 @@ public final class Crawler {
     private func politeness(_ hostKey: String) throws {
         let delay = max(options.delay, robots[hostKey]?.crawlDelay ?? 0)
         guard delay > 0 else { return }
+        if let shared {
+            // The slot is taken in Redis: one delay between requests of all
+            // the crawl's processes.
+            let wait = try shared.politenessWait(origin: hostKey, delay: delay)
+            if wait > 0 { try Green.sleep(wait) }
+            return
+        }
         let lock = hostLocks[hostKey] ?? {
             let l = Lock()
             hostLocks[hostKey] = l

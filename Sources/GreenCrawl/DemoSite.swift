@@ -16,12 +16,48 @@ public final class DemoSite: @unchecked Sendable {
     public let latency: Double
     /// Seconds /slow takes.
     public let slowSeconds: Double
+    /// Bytes of text markup (paragraphs, no links) added to every page:
+    /// pages that cost the crawler more to parse than the site to serve.
+    public let pageBytes: Int
+    private let padding: String
     private var server: HTTPServer?
+    /// Requests per path, for tests that count fetches.
+    private var counts: [String: Int] = [:]
+    private let countsLock = NSLock()
 
-    public init(pages: Int = 3_000, latency: Double = 0, slowSeconds: Double = 3) {
+    public init(pages: Int = 3_000, latency: Double = 0, slowSeconds: Double = 3, pageBytes: Int = 0) {
         self.pages = max(pages, 10)
         self.latency = latency
         self.slowSeconds = slowSeconds
+        self.pageBytes = max(0, pageBytes)
+        var padding = ""
+        var n = 0
+        while padding.utf8.count < pageBytes {
+            padding += "<p class=\"filler\">Paragraph \(n): <b>lorem</b> ipsum dolor sit amet, <i>consectetur</i> "
+                + "adipiscing elit, sed do <span>eiusmod</span> tempor incididunt ut labore et dolore.</p>\n"
+            n += 1
+        }
+        self.padding = padding
+    }
+
+    /// How many times each path was requested since the site started (or
+    /// since the last `resetCounts()`).
+    public var fetchCounts: [String: Int] {
+        countsLock.lock()
+        defer { countsLock.unlock() }
+        return counts
+    }
+
+    public func resetCounts() {
+        countsLock.lock()
+        counts.removeAll()
+        countsLock.unlock()
+    }
+
+    private func count(_ path: String) {
+        countsLock.lock()
+        counts[path, default: 0] += 1
+        countsLock.unlock()
     }
 
     /// What a complete crawl of the site must find: pages fetched (HTML
@@ -35,25 +71,28 @@ public final class DemoSite: @unchecked Sendable {
         return (pages + 5 + broken, broken + 2)
     }
 
-    /// Starts serving on 127.0.0.1 (any free port) and returns the root.
-    /// With `ownThread` the site runs on a hub of its own, on its own OS
-    /// thread, so that it does not share the crawler's core.
-    public func start(ownThread: Bool = false) throws -> URL {
+    /// Starts serving on `address` (by default 127.0.0.1, any free port)
+    /// and returns the root. With `ownThread` the site runs on a hub of its
+    /// own, on its own OS thread, so that it does not share the crawler's
+    /// core; otherwise on the calling hub.
+    public func start(on address: SocketAddress? = nil, ownThread: Bool = false) throws -> URL {
+        let address = try address ?? SocketAddress(ip: "127.0.0.1", port: 0)
         let server: HTTPServer
+        let handler: @Sendable (HTTPRequest) throws -> HTTPResponse = { [self] request in
+            let path = String(request.path)
+            count(path)
+            if latency > 0 { try Green.sleep(latency) }
+            return respond(path, host: request.headers["Host"] ?? address.host)
+        }
         if ownThread {
-            server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), workers: 1) { [self] request in
-                if latency > 0 { try Green.sleep(latency) }
-                return respond(String(request.path), host: request.headers["Host"] ?? "127.0.0.1")
-            }
+            server = try HTTPServer(on: address, workers: 1, handler: handler)
         } else {
-            server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { [self] request in
-                if latency > 0 { try Green.sleep(latency) }
-                return respond(String(request.path), host: request.headers["Host"] ?? "127.0.0.1")
-            }
+            server = try HTTPServer(on: address, handler: handler)
             server.start()
         }
         self.server = server
-        return URL(string: "http://127.0.0.1:\(server.address.port)/")!
+        let host = server.address.host.contains(":") ? "[\(server.address.host)]" : server.address.host
+        return URL(string: "http://\(host):\(server.address.port)/")!
     }
 
 
@@ -63,7 +102,7 @@ public final class DemoSite: @unchecked Sendable {
     }
 
     private func html(_ title: String, _ body: String) -> HTTPResponse {
-        HTTPResponse(text: "<!doctype html><html><head><title>\(title)</title></head><body>\(body)</body></html>",
+        HTTPResponse(text: "<!doctype html><html><head><title>\(title)</title></head><body>\(body)\(padding)</body></html>",
                      contentType: "text/html; charset=utf-8")
     }
 

@@ -20,6 +20,11 @@ public struct RedisError: Error, CustomStringConvertible, Sendable {
     public let command: String
     public let kind: Kind
 
+    public init(command: String, kind: Kind) {
+        self.command = command
+        self.kind = kind
+    }
+
     public var description: String {
         switch kind {
         case .reply(let r): return "Redis \(command) failed: the server replied \"\(r)\""
@@ -70,14 +75,13 @@ public struct RedisURL: Sendable, Equatable {
 
 /// One connection to a Redis server. Commands may be pipelined: all sent,
 /// then all replies read. Confined to its hub's thread, one user at a time
-/// (`RedisClient` hands them out).
+/// (`RedisClient` hands them out). After an error a reply may be missing or
+/// half read: the client closes the connection.
 final class RedisConnection {
     let socket: Socket
     private var parser = RESPParser()
     private var out: [UInt8] = []
     private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-    /// A reply was lost (a timeout or an error mid-read): unusable.
-    private(set) var broken = false
 
     init(url: RedisURL, timeout: Double) throws {
         do {
@@ -127,15 +131,10 @@ final class RedisConnection {
             }
             return replies
         } catch let e as SocketError {
-            broken = true
             if case .timedOut(let s) = e.reason { throw RedisError(command: label, kind: .timedOut(seconds: s)) }
             throw RedisError(command: label, kind: .connection("\(e)"))
         } catch let e as RESPProtocolError {
-            broken = true
             throw RedisError(command: label, kind: .protocolViolation(e.description))
-        } catch {
-            broken = true
-            throw error
         }
     }
 
@@ -168,6 +167,11 @@ public final class RedisClient {
     private var idle: [RedisConnection] = []
     /// Connections made so far (a reconnect makes one more).
     public private(set) var connectionsMade = 0
+    /// Connections dropped because they broke (the server closed them,
+    /// went away, or a reply was lost to a timeout).
+    public private(set) var connectionsLost = 0
+    /// SHA1 of each script the server has loaded, by source.
+    private var scriptHashes: [String: String] = [:]
 
     public convenience init(url: String, poolSize: Int = 4, timeout: Double = 5, reconnectAttempts: Int = 6) throws {
         self.init(url: try RedisURL(url), poolSize: poolSize, timeout: timeout, reconnectAttempts: reconnectAttempts)
@@ -212,6 +216,31 @@ public final class RedisClient {
         return reply
     }
 
+    /// Runs a Lua script on the server (EVALSHA, loading it once per
+    /// client; a server that lost its script cache to a restart gets the
+    /// source again). Throws the script's error reply as a `RedisError`.
+    @discardableResult
+    public func evaluate(_ script: RedisScript, keys: [String], arguments: [String] = []) throws -> RedisValue {
+        let tail = [String(keys.count)] + keys + arguments
+        if let sha = scriptHashes[script.source] {
+            let reply = try run([(["EVALSHA", sha] + tail).map { Array($0.utf8) }])[0]
+            if case .error(let e) = reply {
+                guard e.hasPrefix("NOSCRIPT") else { throw RedisError(command: "EVALSHA \(script.name)", kind: .reply(e)) }
+                scriptHashes[script.source] = nil
+            } else {
+                return reply
+            }
+        }
+        // SCRIPT LOAD and EVAL in one pipeline: one round trip, and the
+        // hash for every later call comes back with the result.
+        let replies = try run([["SCRIPT", "LOAD", script.source].map { Array($0.utf8) },
+                               (["EVAL", script.source] + tail).map { Array($0.utf8) }])
+        if case .error(let e) = replies[0] { throw RedisError(command: "SCRIPT LOAD \(script.name)", kind: .reply(e)) }
+        if let sha = replies[0].string { scriptHashes[script.source] = sha }
+        if case .error(let e) = replies[1] { throw RedisError(command: "EVAL \(script.name)", kind: .reply(e)) }
+        return replies[1]
+    }
+
     /// Sends the commands in one write and reads their replies in order;
     /// error replies are returned in their place.
     public func pipeline(_ commands: [[String]]) throws -> [RedisValue] {
@@ -225,10 +254,11 @@ public final class RedisClient {
         let c = try connection(for: commands)
         do {
             let replies = try c.run(commands, timeout: timeout)
-            if c.broken { c.close() } else { idle.append(c) }
+            idle.append(c)
             return replies
         } catch {
             c.close()
+            connectionsLost += 1
             throw error
         }
     }
@@ -243,6 +273,7 @@ public final class RedisClient {
             let n = Glibc.recv(c.socket.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return c }
             c.close()
+            connectionsLost += 1
         }
         var pause = 0.05
         var attempt = 0
@@ -262,5 +293,19 @@ public final class RedisClient {
                 pause = min(pause * 2, 2)
             }
         }
+    }
+}
+
+/// A Lua script for `RedisClient.evaluate`: runs atomically on the server
+/// (no other command runs in between), which is how several clients share
+/// a data structure without races.
+public struct RedisScript: Sendable {
+    /// What errors call it ("EVAL claim").
+    public let name: String
+    public let source: String
+
+    public init(name: String, _ source: String) {
+        self.name = name
+        self.source = source
     }
 }

@@ -7,37 +7,18 @@ import XCTest
 /// The Redis client against a real `redis-server` (Debian's) the test
 /// starts on a free loopback port.
 final class RedisTests: GreenTestCase {
-    private var servers: [Subprocess] = []
+    private var servers: [RedisServer] = []
 
     override func tearDown() {
-        for s in servers { s.kill(SIGKILL); _ = try? s.wait(timeout: 5) }
         servers.removeAll()
         super.tearDown()
     }
 
-    private static let redisServer = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .first { FileManager.default.isExecutableFile(atPath: $0) }
-
-    /// Starts redis-server on `port` (a free one by default) and waits
-    /// until it answers.
-    @discardableResult
-    private func startRedis(port: UInt16? = nil, extra: [String] = []) throws -> UInt16 {
-        guard let exe = RedisTests.redisServer else { throw XCTSkip("redis-server is not installed") }
-        let port = try port ?? freeLoopbackPort()
-        let server = try Subprocess([exe, "--port", String(port), "--bind", "127.0.0.1", "--save", "",
-                                     "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"] + extra,
-                                    stdin: .null, stdout: .null, stderr: .null)
+    /// Starts redis-server on a free loopback port; returns the port.
+    private func startRedis(extra: [String] = []) throws -> UInt16 {
+        let server = try RedisServer(extra: extra)
         servers.append(server)
-        try withTimeout(10) {
-            while true {
-                if let s = try? Socket.connect(host: "127.0.0.1", port: port, timeout: 1) {
-                    s.close()
-                    return
-                }
-                if try server.wait(timeout: 0.02) != nil { throw TestError("redis-server exited") }
-            }
-        }
-        return port
+        return server.port
     }
 
     func testCommandsRepliesAndErrorsNamingTheCommand() throws {
@@ -110,14 +91,13 @@ final class RedisTests: GreenTestCase {
         let port = try startRedis()
         let redis = try RedisClient(url: "redis://127.0.0.1:\(port)", reconnectAttempts: 8)
         try redis.send("SET", "before", "1")
-        // The server goes away; a new one comes up on the same port while
-        // the next command is retrying.
-        let first = servers.removeLast()
-        first.kill(SIGKILL)
-        _ = try first.wait(timeout: 5)
-        let restarter = spawn { [self] in
+        // The server goes away; it comes back on the same port (empty: it
+        // keeps no files) while the next command is retrying.
+        let server = servers[0]
+        server.stop()
+        let restarter = spawn {
             try Green.sleep(0.2)
-            try startRedis(port: port)
+            try server.start()
         }
         XCTAssertEqual(try redis.send("PING"), .simple("PONG"))
         try restarter.join()

@@ -201,3 +201,71 @@ func withSilentServer<R>(_ body: (_ port: UInt16, _ ticks: () -> Int) throws -> 
     defer { try? ticker.kill() }
     return try body(listener.localAddress!.port, { ticks })
 }
+
+/// A `redis-server` (Debian's) a test starts and stops: on a free loopback
+/// port by default, with its files (an append-only log, when asked) in a
+/// directory of its own, optionally inside a network namespace (`ip netns
+/// exec`). `stop()` kills it (SIGKILL: nothing saved on the way out);
+/// `start()` again brings it back on the same port with the same files.
+final class RedisServer {
+    static let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    let host: String
+    let port: UInt16
+    let directory: String
+    private let arguments: [String]
+    private let namespace: String?
+    private var process: Subprocess?
+
+    var url: String { "redis://\(host):\(port)/0" }
+
+    init(host: String = "127.0.0.1", port: UInt16? = nil, appendOnly: Bool = false, namespace: String? = nil,
+         extra: [String] = []) throws {
+        guard let exe = RedisServer.executable else { throw XCTSkip("redis-server is not installed") }
+        self.host = host
+        self.port = try port ?? freeLoopbackPort()
+        self.namespace = namespace
+        var template = Array("/tmp/green-redis-XXXXXX".utf8CString)
+        guard let dir = mkdtemp(&template) else { throw TestError("mkdtemp: errno \(errno)") }
+        directory = String(cString: dir)
+        // Every write reaches the log before its reply is sent: a server
+        // killed and restarted has every write it acknowledged.
+        let persistence = appendOnly ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]
+        arguments = [exe, "--port", String(self.port), "--bind", host, "--save", "", "--dir", directory,
+                     "--daemonize", "no", "--protected-mode", "no"] + persistence + extra
+        try start()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Starts the server and waits (at most 10 s) until it answers.
+    func start() throws {
+        let prefix = namespace.map { ["ip", "netns", "exec", $0] } ?? []
+        let server = try Subprocess(prefix + arguments, stdin: .null, stdout: .null, stderr: .null)
+        process = server
+        try withTimeout(10) {
+            while true {
+                if try server.wait(timeout: 0.02) != nil { throw TestError("redis-server exited: \(arguments)") }
+                if let namespace {
+                    let ping = try Subprocess(["ip", "netns", "exec", namespace, "redis-cli", "-h", host, "-p",
+                                               String(port), "ping"], stdin: .null, stdout: .pipe, stderr: .null)
+                    if String(decoding: try ping.communicate().stdout, as: UTF8.self).hasPrefix("PONG") { return }
+                } else if let s = try? Socket.connect(host: host, port: port, timeout: 1) {
+                    s.close()
+                    return
+                }
+            }
+        }
+    }
+
+    func stop() {
+        guard let p = process else { return }
+        p.kill(SIGKILL)
+        _ = try? p.wait(timeout: 5)
+        process = nil
+    }
+}

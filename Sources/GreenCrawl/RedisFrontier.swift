@@ -1,0 +1,526 @@
+import Foundation
+import Glibc
+import Green
+import GreenRedis
+
+/// The shared state of a crawl that several processes (on one machine or
+/// many) run together, kept in Redis: the frontier, the seen-set, the
+/// leases on in-flight URLs, per-host politeness and robots.txt. Every
+/// step that reads and writes more than one key is a Lua script, so it
+/// runs atomically on the server whatever the processes do meanwhile.
+///
+/// The keys of crawl `ID` (all under `crawl:{ID}:`):
+///
+/// | key        | type   | holds                                                   |
+/// |------------|--------|---------------------------------------------------------|
+/// | `meta`     | hash   | the crawl's settings, status, times and counters        |
+/// | `frontier` | list   | entries waiting: `"DEPTH URL"`, oldest first            |
+/// | `seen`     | set    | every URL ever queued (at most max-pages of them)       |
+/// | `leases`   | zset   | claimed entries, scored by when their lease expires (ms) |
+/// | `owners`   | hash   | claimed entry -> the process holding it                 |
+/// | `done`     | hash   | fetched URL -> the process that recorded it             |
+/// | `failed`   | set    | fetched URLs that failed (error or status >= 400)       |
+/// | `workers`  | zset   | process -> when its heartbeat expires (ms)              |
+/// | `pages_by` | hash   | process -> pages it recorded                            |
+/// | `polite`   | hash   | origin -> when its next request may start (ms)          |
+/// | `robots`   | hash   | origin -> its robots.txt ("" when it has none)          |
+///
+/// A process claims a batch of entries, each with a lease it renews while
+/// it lives; a URL is recorded once (the `done` hash), and its new links
+/// queued in the same step. A process that dies stops renewing: when its
+/// leases expire, the next claim by anyone puts its entries back at the
+/// head of the frontier. Times are the server's (`TIME`), so the
+/// processes' clocks need not agree. The crawl is finished when the
+/// frontier is empty and no entry is leased.
+public final class RedisFrontier {
+    public struct Options: Sendable {
+        /// Where Redis is: `redis://[[user]:password@]host[:port][/db]`.
+        public var url: String
+        /// Processes given the same id share one crawl.
+        public var crawlID: String
+        /// Seconds a claimed URL stays this process's without renewal; a
+        /// dead process's URLs go back to the frontier after this long.
+        /// Leases are renewed every third of it.
+        public var lease = 10.0
+        /// URLs claimed per round trip.
+        public var claimBatch = 16
+        /// Join a crawl that was stopped (no process alive) instead of
+        /// refusing to.
+        public var resume = false
+        /// Seconds Redis may stay unreachable before the crawl gives up.
+        public var patience = 30.0
+        /// Connections to Redis.
+        public var connections = 4
+
+        public init(url: String, crawlID: String) {
+            self.url = url
+            self.crawlID = crawlID
+        }
+    }
+
+    /// What every process of a crawl must agree on: set by the process
+    /// that starts it, adopted by the ones that join.
+    public struct Settings: Sendable, Equatable {
+        public var start: String
+        public var maxPages: Int
+        public var maxDepth: Int
+        public var allowedHosts: [String]
+        public var delay: Double
+        public var obeyRobots: Bool
+    }
+
+    /// One claimed URL.
+    struct Entry: Hashable {
+        /// As stored: "DEPTH URL".
+        let raw: String
+        let url: String
+        let depth: Int
+
+        init?(raw: String) {
+            guard let space = raw.firstIndex(of: " "), let d = Int(raw[..<space]) else { return nil }
+            self.raw = raw
+            url = String(raw[raw.index(after: space)...])
+            depth = d
+        }
+    }
+
+    enum Claim {
+        case entries([Entry])
+        /// Nothing to claim now, but entries are leased (to this process or
+        /// others): their links may come, or their leases expire in at
+        /// most `seconds`.
+        case wait(seconds: Double)
+        case finished
+    }
+
+    public let options: Options
+    /// This process, as the crawl's keys name it: host, pid and a random tag.
+    public let workerID: String
+    let redis: RedisClient
+    private let prefix: String
+    /// Redis operations that failed (the server unreachable) and were tried again.
+    public private(set) var retries = 0
+    /// Connections to Redis that broke (and were made again).
+    public var connectionsLost: Int { redis.connectionsLost }
+
+    public init(options: Options) throws {
+        guard !options.crawlID.isEmpty, !options.crawlID.contains(where: { $0 == "}" || $0.isWhitespace }) else {
+            throw CrawlError(message: "--crawl-id \"\(options.crawlID)\": give a name without spaces or braces")
+        }
+        guard options.lease >= 0.3 else { throw CrawlError(message: "a lease must be at least 0.3 s") }
+        self.options = options
+        redis = RedisClient(url: try RedisURL(options.url), poolSize: options.connections,
+                            timeout: max(5, options.lease), reconnectAttempts: 6)
+        prefix = "crawl:{\(options.crawlID)}:"
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        workerID = "\(hostName):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+    }
+
+    private func key(_ name: String) -> String { prefix + name }
+    private var leaseMS: String { String(Int(options.lease * 1000)) }
+
+    // MARK: Joining
+
+    enum Joined {
+        case joined(Settings, created: Bool)
+        case finished
+    }
+
+    /// Starts the crawl (with `settings`, when no crawl of this id exists)
+    /// or joins it. Refuses a stopped crawl unless `resume`, a crawl of
+    /// another start URL, and a resume of a crawl that does not exist.
+    func join(_ settings: Settings?) throws -> Joined {
+        let s = settings
+        let reply = try retrying("join") {
+            try redis.evaluate(Self.joinScript, keys: [key("meta"), key("frontier"), key("seen"), key("workers"),
+                                                       key("done")],
+                               arguments: [options.resume ? "resume" : "start", workerID, leaseMS, s?.start ?? "",
+                                           String(s?.maxPages ?? 0), String(s?.maxDepth ?? 0),
+                                           (s?.allowedHosts ?? []).joined(separator: " "), String(s?.delay ?? 0),
+                                           s?.obeyRobots == false ? "0" : "1"])
+        }
+        let parts = reply.array?.map { $0.string ?? "" } ?? []
+        let id = options.crawlID
+        switch parts.first {
+        case "created", "joined":
+            guard parts.count == 7, let maxPages = Int(parts[2]), let maxDepth = Int(parts[3]),
+                  let delay = Double(parts[5]) else {
+                throw CrawlError(message: "crawl \"\(id)\" has damaged settings in Redis: \(parts)")
+            }
+            let settings = Settings(start: parts[1], maxPages: maxPages, maxDepth: maxDepth,
+                                    allowedHosts: parts[4].split(separator: " ").map(String.init),
+                                    delay: delay, obeyRobots: parts[6] != "0")
+            return .joined(settings, created: parts[0] == "created")
+        case "finished":
+            return .finished
+        case "missing":
+            throw CrawlError(message: options.resume
+                ? "there is no crawl \"\(id)\" to resume in \(options.url)"
+                : "there is no crawl \"\(id)\" in \(options.url) yet: give a start URL to begin it")
+        case "other":
+            throw CrawlError(message: "crawl \"\(id)\" is a crawl of \(parts.count > 1 ? parts[1] : "?"), "
+                             + "not of \(settings?.start ?? "?"): choose another --crawl-id")
+        case "stopped":
+            let queued = parts.count > 1 ? parts[1] : "?"
+            let done = parts.count > 2 ? parts[2] : "?"
+            throw CrawlError(message: "crawl \"\(id)\" was stopped (\(done) pages done, \(queued) queued, no process "
+                             + "running it): add --resume to continue it, or --forget it first to start over")
+        default:
+            throw CrawlError(message: "unexpected reply to joining crawl \"\(id)\": \(reply)")
+        }
+    }
+
+    /// Waits until `count` processes (this one included) are running the
+    /// crawl, at most `timeout` seconds: a start line for several
+    /// processes, so that none has the site to itself for a while.
+    func awaitWorkers(_ count: Int, timeout: Double) throws {
+        guard count > 1 else { return }
+        let deadline = Hub.current.nowUpdated() + timeout
+        while true {
+            let live = try retrying("count processes") {
+                try redis.evaluate(Self.liveScript, keys: [key("workers")], arguments: [workerID, leaseMS]).int ?? 0
+            }
+            if live >= count { return }
+            guard Hub.current.nowUpdated() < deadline else {
+                throw CrawlError(message: "only \(live) of \(count) processes joined crawl \"\(options.crawlID)\" "
+                                 + "within \(timeout) s")
+            }
+            try Green.sleep(0.02)
+        }
+    }
+
+    // MARK: The crawl's steps
+
+    /// Claims up to `count` URLs, each leased to this process.
+    func claim(_ count: Int) throws -> Claim {
+        let reply = try retrying("claim") {
+            try redis.evaluate(Self.claimScript,
+                               keys: [key("frontier"), key("leases"), key("owners"), key("done"), key("workers"),
+                                      key("meta")],
+                               arguments: [workerID, String(max(1, count)), leaseMS])
+        }
+        guard let parts = reply.array, let tag = parts.first?.string else {
+            throw CrawlError(message: "unexpected reply to a claim: \(reply)")
+        }
+        switch tag {
+        case "ok":
+            return .entries(parts.dropFirst().compactMap { $0.string.flatMap(Entry.init(raw:)) })
+        case "wait":
+            let ms = parts.count > 1 ? parts[1].int ?? 100 : 100
+            return .wait(seconds: Double(max(ms, 1)) / 1000)
+        case "finished":
+            return .finished
+        default:
+            throw CrawlError(message: "unexpected reply to a claim: \(reply)")
+        }
+    }
+
+    /// Records a fetched URL and queues its links (those not seen, while
+    /// the crawl has room). Returns false when another process recorded
+    /// the URL already (this one's lease had expired and was reclaimed).
+    func complete(_ entry: Entry, failed: Bool, links: [String], maxPages: Int) throws -> Bool {
+        let reply = try retrying("record \(entry.url)") {
+            try redis.evaluate(Self.completeScript,
+                               keys: [key("done"), key("failed"), key("leases"), key("owners"), key("seen"),
+                                      key("frontier"), key("meta"), key("pages_by")],
+                               arguments: [workerID, entry.raw, entry.url, failed ? "1" : "0",
+                                           String(entry.depth + 1), String(maxPages)] + links)
+        }
+        return reply.int == 1
+    }
+
+    /// Extends the leases this process still holds (and its heartbeat).
+    /// Returns how many it had lost (expired and reclaimed meanwhile).
+    @discardableResult
+    func renew(_ entries: [Entry]) throws -> Int {
+        try retrying("renew leases") {
+            try redis.evaluate(Self.renewScript, keys: [key("leases"), key("owners"), key("workers")],
+                               arguments: [workerID, leaseMS] + entries.map(\.raw)).int ?? 0
+        }
+    }
+
+    /// Gives claimed entries back (to the head of the frontier) and leaves
+    /// the crawl: a stopped process's URLs are taken at once by the
+    /// others, or by `--resume`, without waiting for leases to expire.
+    func leave(releasing entries: [Entry]) throws {
+        _ = try retrying("release leases") {
+            try redis.evaluate(Self.leaveScript, keys: [key("leases"), key("owners"), key("frontier"), key("workers")],
+                               arguments: [workerID] + entries.map(\.raw))
+        }
+    }
+
+    /// Seconds to wait before the next request to `origin`, a slot taken
+    /// in Redis: every process of the crawl keeps one `delay` between
+    /// requests to a host.
+    func politenessWait(origin: String, delay: Double) throws -> Double {
+        let ms = try retrying("politeness of \(origin)") {
+            try redis.evaluate(Self.politeScript, keys: [key("polite")],
+                               arguments: [origin, String(Int(delay * 1000))]).int ?? 0
+        }
+        return Double(ms) / 1000
+    }
+
+    /// The robots.txt another process stored for `origin` ("" for none),
+    /// or nil.
+    func storedRobots(origin: String) throws -> String? {
+        try retrying("robots.txt of \(origin)") { try redis.send("HGET", key("robots"), origin).string }
+    }
+
+    func storeRobots(origin: String, text: String) throws {
+        _ = try retrying("robots.txt of \(origin)") { try redis.send("HSETNX", key("robots"), origin, text) }
+    }
+
+    /// The whole crawl as Redis has it.
+    public func report() throws -> CrawlReport {
+        let replies = try retrying("report") {
+            try redis.pipeline([["HGETALL", key("meta")], ["HLEN", key("done")], ["SCARD", key("failed")],
+                                ["HGETALL", key("pages_by")], ["LLEN", key("frontier")], ["ZCARD", key("leases")]])
+        }
+        for r in replies { if case .error(let e) = r { throw RedisError(command: "report", kind: .reply(e)) } }
+        func pairs(_ v: RedisValue) -> [(String, String)] {
+            if case .map(let m) = v { return m.map { ($0.0.string ?? "", $0.1.string ?? "") } }
+            let a = v.array?.map { $0.string ?? "" } ?? []
+            return stride(from: 0, to: a.count - 1, by: 2).map { (a[$0], a[$0 + 1]) }
+        }
+        let meta = Dictionary(pairs(replies[0]), uniquingKeysWith: { a, _ in a })
+        guard !meta.isEmpty else {
+            throw CrawlError(message: "there is no crawl \"\(options.crawlID)\" in \(options.url)")
+        }
+        let byWorker = pairs(replies[3]).map { ($0.0, Int($0.1) ?? 0) }.sorted { $0.0 < $1.0 }
+        let first = Double(meta["first_claim_ms"] ?? "").map { $0 / 1000 }
+        let finished = Double(meta["finished_ms"] ?? "").map { $0 / 1000 }
+        return CrawlReport(crawlID: options.crawlID, start: meta["start"] ?? "", finished: meta["status"] == "finished",
+                           pages: replies[1].int ?? 0, errors: replies[2].int ?? 0, queued: replies[4].int ?? 0,
+                           leased: replies[5].int ?? 0, pagesByProcess: byWorker,
+                           seconds: first.flatMap { f in finished.map { $0 - f } },
+                           reclaimed: Int(meta["reclaimed"] ?? "") ?? 0, refetched: Int(meta["refetched"] ?? "") ?? 0)
+    }
+
+    /// Deletes every key of the crawl.
+    public func forget() throws {
+        let names = ["meta", "frontier", "seen", "leases", "owners", "done", "failed", "workers", "pages_by", "polite",
+                     "robots"]
+        _ = try retrying("forget") { try redis.send(["DEL"] + names.map(key)) }
+    }
+
+    /// Runs `body`, trying again while Redis cannot be reached (a restart,
+    /// a network cut), for at most `options.patience` seconds. Every step
+    /// is safe to run twice: a claim whose reply was lost leaves leases no
+    /// one renews (they expire and go back), a record run twice finds the
+    /// URL recorded by this process and changes nothing.
+    private func retrying<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        let deadline = Hub.current.nowUpdated() + options.patience
+        var pause = 0.05
+        while true {
+            do {
+                return try body()
+            } catch let e as RedisError {
+                switch e.kind {
+                case .connection, .timedOut:
+                    guard Hub.current.nowUpdated() < deadline else {
+                        throw CrawlError(message: "Redis at \(options.url) unreachable for \(options.patience) s "
+                                         + "(\(what)): \(e)")
+                    }
+                    retries += 1
+                    try Green.sleep(pause)
+                    pause = min(pause * 2, 1)
+                case .reply, .protocolViolation:
+                    throw e
+                }
+            }
+        }
+    }
+
+    // MARK: Scripts
+
+    /// The server's clock in milliseconds, as every script reads it.
+    private static let now = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        """
+
+    /// KEYS meta frontier seen workers done; ARGV mode worker lease start
+    /// maxPages maxDepth hosts delay robots.
+    static let joinScript = RedisScript(name: "join", now + """
+
+        local function settings(tag)
+          local s = redis.call('HMGET', KEYS[1], 'start', 'max_pages', 'max_depth', 'hosts', 'delay', 'robots')
+          return {tag, s[1], s[2], s[3], s[4], s[5], s[6]}
+        end
+        if redis.call('EXISTS', KEYS[1]) == 0 then
+          if ARGV[4] == '' or ARGV[1] == 'resume' then return {'missing'} end
+          redis.call('HSET', KEYS[1], 'start', ARGV[4], 'max_pages', ARGV[5], 'max_depth', ARGV[6],
+                     'hosts', ARGV[7], 'delay', ARGV[8], 'robots', ARGV[9], 'status', 'running', 'created_ms', now)
+          redis.call('SADD', KEYS[3], ARGV[4])
+          redis.call('RPUSH', KEYS[2], '0 ' .. ARGV[4])
+          redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[2])
+          return settings('created')
+        end
+        local start = redis.call('HGET', KEYS[1], 'start')
+        if ARGV[4] ~= '' and ARGV[4] ~= start then return {'other', start} end
+        if redis.call('HGET', KEYS[1], 'status') == 'finished' then return {'finished'} end
+        redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+        if redis.call('ZCARD', KEYS[4]) == 0 and ARGV[1] ~= 'resume' then
+          return {'stopped', tostring(redis.call('LLEN', KEYS[2])), tostring(redis.call('HLEN', KEYS[5]))}
+        end
+        redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[2])
+        return settings('joined')
+        """)
+
+    /// KEYS workers; ARGV worker lease: the live processes (this one's
+    /// heartbeat renewed).
+    static let liveScript = RedisScript(name: "live", now + """
+
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+        return redis.call('ZCOUNT', KEYS[1], now, '+inf')
+        """)
+
+    /// KEYS frontier leases owners done workers meta; ARGV worker count lease.
+    static let claimScript = RedisScript(name: "claim", now + """
+
+        if redis.call('HGET', KEYS[6], 'status') == 'finished' then return {'finished'} end
+        local lease = tonumber(ARGV[3])
+        local function url(e) return string.sub(e, string.find(e, ' ', 1, true) + 1) end
+        -- Leases that expired go back to the head of the frontier.
+        local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+        local back = 0
+        for _, e in ipairs(expired) do
+          redis.call('ZREM', KEYS[2], e)
+          redis.call('HDEL', KEYS[3], e)
+          if redis.call('HEXISTS', KEYS[4], url(e)) == 0 then
+            redis.call('LPUSH', KEYS[1], e)
+            back = back + 1
+          end
+        end
+        if back > 0 then redis.call('HINCRBY', KEYS[6], 'reclaimed', back) end
+        redis.call('ZADD', KEYS[5], now + lease, ARGV[1])
+        local out = {'ok'}
+        local want = tonumber(ARGV[2])
+        while #out <= want do
+          local e = redis.call('LPOP', KEYS[1])
+          if not e then break end
+          if redis.call('HEXISTS', KEYS[4], url(e)) == 0 then
+            redis.call('ZADD', KEYS[2], now + lease, e)
+            redis.call('HSET', KEYS[3], e, ARGV[1])
+            out[#out + 1] = e
+          end
+        end
+        if #out > 1 then
+          redis.call('HSETNX', KEYS[6], 'first_claim_ms', now)
+          return out
+        end
+        local soonest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+        if #soonest == 0 then
+          redis.call('HSET', KEYS[6], 'status', 'finished', 'finished_ms', now)
+          return {'finished'}
+        end
+        return {'wait', math.max(1, tonumber(soonest[2]) - now)}
+        """)
+
+    /// KEYS done failed leases owners seen frontier meta pages_by; ARGV
+    /// worker entry url failed nextDepth maxPages links...
+    static let completeScript = RedisScript(name: "complete", now + """
+
+        if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[1] then
+          redis.call('ZREM', KEYS[3], ARGV[2])
+          redis.call('HDEL', KEYS[4], ARGV[2])
+        end
+        if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[1]) == 0 then
+          -- Recorded before: by this process (a retry whose first reply
+          -- was lost), or by another after this one's lease expired.
+          if redis.call('HGET', KEYS[1], ARGV[3]) == ARGV[1] then return 1 end
+          redis.call('HINCRBY', KEYS[7], 'refetched', 1)
+          return 0
+        end
+        if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[3]) end
+        redis.call('HINCRBY', KEYS[8], ARGV[1], 1)
+        local room = tonumber(ARGV[6]) - redis.call('SCARD', KEYS[5])
+        for i = 7, #ARGV do
+          if room <= 0 then break end
+          if redis.call('SADD', KEYS[5], ARGV[i]) == 1 then
+            redis.call('RPUSH', KEYS[6], ARGV[5] .. ' ' .. ARGV[i])
+            room = room - 1
+          end
+        end
+        return 1
+        """)
+
+    /// KEYS leases owners workers; ARGV worker lease entries...
+    static let renewScript = RedisScript(name: "renew", now + """
+
+        local until_ = now + tonumber(ARGV[2])
+        redis.call('ZADD', KEYS[3], until_, ARGV[1])
+        local lost = 0
+        for i = 3, #ARGV do
+          if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+            redis.call('ZADD', KEYS[1], 'XX', until_, ARGV[i])
+          else
+            lost = lost + 1
+          end
+        end
+        return lost
+        """)
+
+    /// KEYS leases owners frontier workers; ARGV worker entries...
+    static let leaveScript = RedisScript(name: "leave", """
+        local back = 0
+        for i = #ARGV, 2, -1 do
+          if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+            redis.call('ZREM', KEYS[1], ARGV[i])
+            redis.call('HDEL', KEYS[2], ARGV[i])
+            redis.call('LPUSH', KEYS[3], ARGV[i])
+            back = back + 1
+          end
+        end
+        redis.call('ZREM', KEYS[4], ARGV[1])
+        return back
+        """)
+
+    /// KEYS polite; ARGV origin delayMS: milliseconds until this request's
+    /// slot.
+    static let politeScript = RedisScript(name: "politeness", now + """
+
+        local free = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+        local slot = math.max(now, free)
+        redis.call('HSET', KEYS[1], ARGV[1], slot + tonumber(ARGV[2]))
+        return slot - now
+        """)
+}
+
+/// A crawl shared in Redis, as a whole: every process's pages together.
+public struct CrawlReport: Sendable {
+    public let crawlID: String
+    public let start: String
+    public let finished: Bool
+    public let pages: Int
+    public let errors: Int
+    /// URLs waiting, and URLs claimed by a process and not yet recorded.
+    public let queued: Int
+    public let leased: Int
+    /// Pages recorded by each process that took part.
+    public let pagesByProcess: [(String, Int)]
+    /// From the first claim to the end (nil until finished).
+    public let seconds: Double?
+    /// Leases that expired (their process died or stalled) and went back.
+    public let reclaimed: Int
+    /// Pages fetched by a process after another had recorded them (its
+    /// lease had expired).
+    public let refetched: Int
+
+    public var pagesPerSecond: Double? { seconds.map { $0 > 0 ? Double(pages) / $0 : 0 } }
+
+    /// One line: "crawl "ID" finished: ...".
+    public var line: String {
+        var s = "crawl \"\(crawlID)\" " + (finished ? "finished" : "unfinished (\(queued) queued, \(leased) leased)")
+        s += ": \(pages) pages by \(pagesByProcess.count) process\(pagesByProcess.count == 1 ? "" : "es")"
+        if pagesByProcess.count > 1 { s += " (" + pagesByProcess.map { String($0.1) }.joined(separator: " + ") + ")" }
+        s += ", \(errors) errors"
+        if let seconds, let rate = pagesPerSecond {
+            s += String(format: ", %.3f s, %.0f pages/s combined", seconds, rate)
+        }
+        s += "; leases reclaimed \(reclaimed), pages fetched again \(refetched)"
+        return s
+    }
+}
