@@ -7,10 +7,10 @@
 # print the exact command to run.
 
 SWIFT ?= swift
-DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libssl-dev openssl nginx-light curl redis-server
+DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libssl-dev openssl nginx-light curl redis-server iproute2
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
+.PHONY: all deps bench-deps demo demo-distributed bench-distributed test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
 
 all: test
 
@@ -39,6 +39,12 @@ deps:
 demo: deps
 	$(SWIFT) build -c release --product crawl
 	./.build/release/crawl --demo --timeout 1 --demo-latency 0.005 --output .build/demo-crawl.jsonl
+
+# One crawl shared by two crawl processes through Redis (a redis-server
+# and the demo site started on loopback); their summaries and the crawl's.
+demo-distributed: deps
+	$(SWIFT) build -c release --product crawl
+	Examples/crawl/demo-distributed.sh
 
 test: deps
 	$(SWIFT) test
@@ -80,6 +86,13 @@ bench: bench-deps
 bench-smoke: bench-deps
 	$(call build-release,$(BENCH_PRODUCTS))
 	./.build/release/green-bench --quick --max-parked 20000
+	ROUNDS=1 PAGES=150 Benchmarks/distributed-crawl.sh
+
+# A CPU-bound crawl shared through Redis by one process, then two: pages/s
+# of each (medians of 3) and the ratio.
+bench-distributed: deps
+	$(SWIFT) build -c release --product crawl
+	Benchmarks/distributed-crawl.sh
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: bench-deps
@@ -175,7 +188,7 @@ FUZZ_RUNS ?= 1000000
 fuzz: deps
 	Fuzz/run-fuzzers.sh --runs $(FUZZ_RUNS)
 
-ci: test test-compact test-ucontext check-aarch64 demo bench-smoke examples-smoke faults
+ci: test test-compact test-ucontext check-aarch64 demo demo-distributed bench-smoke examples-smoke faults
 
 clean:
 	rm -rf .build $(UCONTEXT_BUILD)

@@ -128,7 +128,8 @@ let package = Package(
                 "Green", "GreenHTTP", "GreenCrawl", "GreenCompare",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Examples/crawl"
+            path: "Examples/crawl",
+            exclude: ["demo-distributed.sh", "shared-crawl.sh"]
         ),
         .systemLibrary(
             name: "CLibev",

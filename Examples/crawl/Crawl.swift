@@ -4,10 +4,17 @@
 //             [--per-host N] [--delay S] [--timeout S] [--robots/--no-robots]
 //             [--parse-threads N] [--output FILE.jsonl] [--backend greenlets|threads|processes] [--demo]
 //
+//   crawl [URL] --frontier redis://HOST:PORT/DB --crawl-id NAME [--resume] [--lease S]
+//             [--await-processes N] [--report] [--forget]
+//   crawl --serve-demo [--listen HOST:PORT] [--demo-pages N] [--demo-page-bytes N]
+//
 // One JSON line per fetched URL (url, status, content_type, bytes, depth,
 // links, ms, error), to --output or stdout; a live progress bar on a
 // terminal (stderr); a summary line at the end. `--demo` serves a
-// generated site on loopback and crawls it: no network needed.
+// generated site on loopback and crawls it: no network needed. With
+// `--frontier`, the crawl is shared through Redis by every process given
+// the same crawl id (see RedisFrontier); `--serve-demo` serves the demo
+// site alone, for such crawls.
 import ArgumentParser
 import Foundation
 import Glibc

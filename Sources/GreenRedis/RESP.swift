@@ -78,20 +78,46 @@ public struct RESPProtocolError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Incremental RESP parsing: feed bytes as they come, take whole replies.
+/// Resumable: the elements of an aggregate parsed so far are kept while
+/// the rest arrives, and a bulk string is not looked at again until all
+/// its bytes are here, so a reply of any size costs one pass over its
+/// bytes however it is cut.
 struct RESPParser {
     private var buffer: [UInt8] = []
+    /// Where the next unparsed element starts.
     private var start = 0
+    /// The buffer must hold this many bytes before parsing is worth
+    /// trying again (a bulk string's end).
+    private var needed = 0
+    /// Aggregates (arrays, maps, sets, pushes) being filled, innermost last.
+    private var open: [Aggregate] = []
     /// Limits that keep a hostile or broken server from exhausting memory.
     var maxBulkBytes = 512 * 1024 * 1024
     var maxElements = 16 * 1024 * 1024
     var maxDepth = 64
+    /// Elements parsed whole so far (each once, however the bytes came).
+    private(set) var elementsParsed = 0
+
+    private struct Aggregate {
+        let type: UInt8
+        let count: Int
+        var items: [RedisValue]
+    }
+
+    /// One element: a whole scalar, or the header of an aggregate.
+    private enum Element {
+        case value(RedisValue)
+        case aggregate(type: UInt8, count: Int)
+    }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         if start > 0 && start == buffer.count {
             buffer.removeAll(keepingCapacity: true)
+            needed -= start
             start = 0
         } else if start > 64 * 1024 {
             buffer.removeFirst(start)
+            needed -= start
             start = 0
         }
         buffer.append(contentsOf: bytes)
@@ -99,10 +125,45 @@ struct RESPParser {
 
     /// The next whole reply, or nil if more bytes are needed.
     mutating func next() throws -> RedisValue? {
-        var at = start
-        guard let value = try parse(&at, depth: 0) else { return nil }
-        start = at
-        return value
+        while true {
+            guard buffer.count >= needed else { return nil }
+            var at = start
+            guard let element = try element(&at) else { return nil }
+            start = at
+            var value: RedisValue
+            switch element {
+            case .value(let v):
+                value = v
+            case .aggregate(let type, let count):
+                if count == 0 {
+                    value = Self.make(type, [])
+                } else {
+                    guard open.count < maxDepth else {
+                        throw RESPProtocolError(description: "replies nested deeper than \(maxDepth)")
+                    }
+                    open.append(Aggregate(type: type, count: count, items: []))
+                    open[open.count - 1].items.reserveCapacity(min(count, 1024))
+                    continue
+                }
+            }
+            // Into the aggregates it completes, innermost first.
+            while !open.isEmpty {
+                open[open.count - 1].items.append(value)
+                guard open[open.count - 1].items.count == open[open.count - 1].count else { break }
+                let done = open.removeLast()
+                value = Self.make(done.type, done.items)
+            }
+            if open.isEmpty { return value }
+        }
+    }
+
+    private static func make(_ type: UInt8, _ items: [RedisValue]) -> RedisValue {
+        switch type {
+        case UInt8(ascii: "~"): return .set(items)
+        case UInt8(ascii: ">"): return .push(items)
+        case UInt8(ascii: "%"): return .map(stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) })
+        default: return .array(items)
+        }
     }
 
     /// The line at `at` without its CRLF, moving past it; nil if incomplete.
@@ -128,60 +189,52 @@ struct RESPParser {
         return v
     }
 
-    private func parse(_ at: inout Int, depth: Int) throws -> RedisValue? {
-        guard depth <= maxDepth else { throw RESPProtocolError(description: "replies nested deeper than \(maxDepth)") }
+    /// The element at `at`, moving past it; nil if incomplete.
+    private mutating func element(_ at: inout Int) throws -> Element? {
         guard at < buffer.count else { return nil }
         let type = buffer[at]
         var i = at + 1
         guard let head = try line(&i) else { return nil }
         let text = { String(decoding: head, as: UTF8.self) }
-        var result: RedisValue
+        let result: Element
         switch type {
-        case UInt8(ascii: "+"): result = .simple(text())
-        case UInt8(ascii: "-"): result = .error(text())
-        case UInt8(ascii: ":"): result = .integer(try integer(head))
-        case UInt8(ascii: "_"): result = .null
-        case UInt8(ascii: "#"): result = .boolean(text() == "t")
+        case UInt8(ascii: "+"): result = .value(.simple(text()))
+        case UInt8(ascii: "-"): result = .value(.error(text()))
+        case UInt8(ascii: ":"): result = .value(.integer(try integer(head)))
+        case UInt8(ascii: "_"): result = .value(.null)
+        case UInt8(ascii: "#"): result = .value(.boolean(text() == "t"))
         case UInt8(ascii: ","):
             let t = text()
             guard let d = Double(t == "inf" ? "infinity" : t == "-inf" ? "-infinity" : t) else {
                 throw RESPProtocolError(description: "not a double: \(t)")
             }
-            result = .double(d)
+            result = .value(.double(d))
         case UInt8(ascii: "$"), UInt8(ascii: "="), UInt8(ascii: "!"):
             let n = try integer(head)
-            if n < 0 { result = .null; break }
+            if n < 0 { result = .value(.null); break }
             guard n <= maxBulkBytes else { throw RESPProtocolError(description: "a bulk string of \(n) bytes") }
-            guard buffer.count - i >= n + 2 else { return nil }
+            guard buffer.count - i >= n + 2 else {
+                needed = i + n + 2
+                return nil
+            }
             guard buffer[i + n] == 13, buffer[i + n + 1] == 10 else {
                 throw RESPProtocolError(description: "a bulk string not ended by CRLF")
             }
             var bytes = Array(buffer[i..<i + n])
             if type == UInt8(ascii: "=") { bytes = Array(bytes.dropFirst(min(4, bytes.count))) }   // "txt:" prefix
             i += n + 2
-            result = type == UInt8(ascii: "!") ? .error(String(decoding: bytes, as: UTF8.self)) : .bulk(bytes)
+            result = .value(type == UInt8(ascii: "!") ? .error(String(decoding: bytes, as: UTF8.self)) : .bulk(bytes))
         case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"):
             let n = try integer(head)
-            if n < 0 { result = .null; break }
+            if n < 0 { result = .value(.null); break }
             let elements = type == UInt8(ascii: "%") ? n * 2 : n
             guard elements <= maxElements else { throw RESPProtocolError(description: "\(n) elements") }
-            var items: [RedisValue] = []
-            items.reserveCapacity(min(elements, 1024))
-            for _ in 0..<elements {
-                guard let item = try parse(&i, depth: depth + 1) else { return nil }
-                items.append(item)
-            }
-            switch type {
-            case UInt8(ascii: "~"): result = .set(items)
-            case UInt8(ascii: ">"): result = .push(items)
-            case UInt8(ascii: "%"):
-                result = .map(stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) })
-            default: result = .array(items)
-            }
+            result = .aggregate(type: type, count: elements)
         default:
             throw RESPProtocolError(description: "unknown reply type \(String(UnicodeScalar(type)))")
         }
         at = i
+        elementsParsed += 1
         return result
     }
 

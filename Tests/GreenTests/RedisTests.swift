@@ -138,4 +138,35 @@ final class RedisTests: GreenTestCase {
         Array("$999999999999\r\n".utf8).withUnsafeBytes { huge.feed($0) }
         XCTAssertThrowsError(try huge.next())
     }
+
+    func testALargeReplyCutAnywhereIsParsedInOnePass() throws {
+        // An array of 20,000 elements (bulk strings, integers, a nested
+        // map) and a 300 KB bulk string, cut into 61-byte chunks.
+        var wire = "*20000\r\n"
+        var expected: [RedisValue] = []
+        for i in 0..<20_000 {
+            switch i % 3 {
+            case 0: wire += "$\(String(i).utf8.count)\r\n\(i)\r\n"; expected.append(.bulk(Array(String(i).utf8)))
+            case 1: wire += ":\(i)\r\n"; expected.append(.integer(i))
+            default: wire += "%1\r\n+k\r\n*1\r\n:\(i)\r\n"; expected.append(.map([(.simple("k"), .array([.integer(i)]))]))
+            }
+        }
+        let big = [UInt8](repeating: UInt8(ascii: "x"), count: 300_000)
+        let bytes = Array(wire.utf8) + Array("$300000\r\n".utf8) + big + [13, 10]
+        var parser = RESPParser()
+        var values: [RedisValue] = []
+        var at = 0
+        while at < bytes.count {
+            let end = min(at + 61, bytes.count)
+            bytes[at..<end].withUnsafeBytes { parser.feed($0) }
+            at = end
+            while let v = try parser.next() { values.append(v) }
+        }
+        XCTAssertEqual(values.count, 2)
+        XCTAssertEqual(values.first, .array(expected))
+        XCTAssertEqual(values.last, .bulk(big))
+        // Every element parsed once: the outer array, 20,000 elements, 3 more
+        // per map (its key, its array, the integer in it), the big string.
+        XCTAssertEqual(parser.elementsParsed, 1 + 20_000 + 6_666 * 3 + 1)
+    }
 }
