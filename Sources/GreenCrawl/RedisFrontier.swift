@@ -173,12 +173,13 @@ public final class RedisFrontier {
     }
 
     /// Waits until `count` processes (this one included) are running the
-    /// crawl, at most `timeout` seconds: a start line for several
-    /// processes, so that none has the site to itself for a while.
-    func awaitWorkers(_ count: Int, timeout: Double) throws {
+    /// crawl, at most `timeout` seconds (or until `stopped()`): a start
+    /// line for several processes, so that none has the site to itself
+    /// for a while.
+    func awaitWorkers(_ count: Int, timeout: Double, stopped: () -> Bool = { false }) throws {
         guard count > 1 else { return }
         let deadline = Hub.current.nowUpdated() + timeout
-        while true {
+        while !stopped() {
             let live = try retrying("count processes") {
                 try redis.evaluate(Self.liveScript, keys: [key("workers")], arguments: [workerID, leaseMS]).int ?? 0
             }

@@ -76,6 +76,7 @@ extension Crawler {
         let results = Queue<CrawlRecord>()
         var refetched = 0
         var recorded = 0
+        var recordedErrors = 0
 
         let renewer = spawn(name: "lease renewer") {
             while true {
@@ -86,7 +87,12 @@ extension Crawler {
             }
         }
         defer { try? renewer.kill() }
-        try frontier.awaitWorkers(awaitProcesses, timeout: 60)
+        do {
+            try frontier.awaitWorkers(awaitProcesses, timeout: 60) { [self] in stopRequested }
+        } catch {
+            try? frontier.leave(releasing: [])
+            throw error
+        }
 
         let feeder = spawn(name: "frontier feeder") { [self] in
             defer { claimed.close() }
@@ -137,7 +143,10 @@ extension Crawler {
                     }
                     done += 1
                     recorded += 1
-                    if failed { errors += 1 }
+                    if failed {
+                        errors += 1
+                        recordedErrors += 1
+                    }
                     try results.put(r)
                 }
             }
@@ -147,14 +156,24 @@ extension Crawler {
             try feeder.join()
             try workers.join()
         }
-        defer { if !closer.isReady { try? closer.kill() }; try? workers.kill(); try? feeder.kill() }
-        for r in results { try record(r) }
-        try closer.get()
+        let stopAll = { if !closer.isReady { try? closer.kill() }; try? workers.kill(); try? feeder.kill() }
+        defer { stopAll() }
+        do {
+            for r in results { try record(r) }
+            try closer.get()
+        } catch {
+            // What this process claimed goes to the others now rather than
+            // when its leases expire (if Redis can be reached).
+            stopAll()
+            try? frontier.leave(releasing: Array(held))
+            throw error
+        }
         // Stopped: what was claimed and not fetched goes back now.
         try frontier.leave(releasing: Array(held))
-        let mine = CrawlSummary(pages: recorded, errors: errors, seconds: Hub.current.nowUpdated() - began)
+        let mine = CrawlSummary(pages: recorded, errors: recordedErrors, seconds: Hub.current.nowUpdated() - began)
         return SharedCrawlSummary(local: mine, refetched: refetched, report: try frontier.report(),
-                                  stopped: stopRequested, created: created, redisRetries: frontier.retries, redisConnectionsLost: frontier.connectionsLost)
+                                  stopped: stopRequested, created: created, redisRetries: frontier.retries,
+                                  redisConnectionsLost: frontier.connectionsLost)
     }
 
     /// Asks a shared crawl to stop: no more URLs are claimed, pages in
