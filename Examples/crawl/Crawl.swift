@@ -110,7 +110,7 @@ struct Crawl: ParsableCommand {
     @Option(help: "Seconds a claimed URL stays this process's without renewal (with --frontier): a process that dies loses its URLs to the others after this long.")
     var lease = 10.0
 
-    @Option(help: "Wait until this many processes have joined the shared crawl before fetching (with --frontier).")
+    @Option(help: "Wait until this many processes have joined the shared crawl before fetching, at most 60 s (with --frontier).")
     var awaitProcesses = 1
 
     @Flag(help: "Print the shared crawl's combined summary from Redis, and exit (with --frontier).")
@@ -319,6 +319,10 @@ struct Crawl: ParsableCommand {
         line += "; " + summary.report.line
         writeSummary(line, toStdout: output != nil)
         if summary.stopped { throw ExitCode(3) }
+        guard summary.report.finished else {
+            printToStderr("the crawl ended unfinished")
+            throw ExitCode(1)
+        }
         if summary.report.errors > 0 { throw ExitCode(2) }
     }
 

@@ -22,9 +22,10 @@ start_redis() {
       --daemonize no --protected-mode no >"$dir/redis.log" 2>&1 &
     pid=$!
     for i in $(seq 1 100); do
-      # Ours answers; one that failed to bind (port taken) has exited.
+      # Ours answers with its own pid; one that failed to bind (the port
+      # taken by another server, which may answer) exits.
       kill -0 "$pid" 2>/dev/null || break
-      if redis-cli -p "$port" ping >/dev/null 2>&1; then
+      if redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' | grep -qx "process_id:$pid"; then
         BACKGROUND_PIDS="$BACKGROUND_PIDS $pid"
         REDIS_PORT=$port
         return 0

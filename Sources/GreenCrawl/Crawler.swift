@@ -212,7 +212,12 @@ public final class Crawler {
         if let r = robots[hostKey] { return r }
         if let fetching = robotsFetching[hostKey] {
             try fetching.wait()
-            return robots[hostKey] ?? .allowAll
+            // Missing when reading it failed (Redis unusable): no page of
+            // the host is fetched without its rules.
+            guard let rules = robots[hostKey] else {
+                throw CrawlError(message: "the robots.txt of \(hostKey) could not be read")
+            }
+            return rules
         }
         let event = Event()
         robotsFetching[hostKey] = event
@@ -221,9 +226,16 @@ public final class Crawler {
         var text = try shared?.storedRobots(origin: hostKey)
         if text == nil {
             let response = try? client.get(hostKey + "/robots.txt")
-            let fetched = response.flatMap { $0.status == 200 ? $0.text : nil } ?? ""
-            try shared?.storeRobots(origin: hostKey, text: fetched)
-            text = fetched
+            if let response, response.status == 200 || (400..<500).contains(response.status) {
+                // An answer (rules, or none: 4xx) is shared with the other
+                // processes, the first one stored winning.
+                let fetched = response.status == 200 ? response.text : ""
+                text = try shared?.storeRobots(origin: hostKey, text: fetched) ?? fetched
+            } else {
+                // No answer (unreachable, 5xx): no rules here, nothing
+                // stored, so another process may do better.
+                text = ""
+            }
         }
         let rules = text.map { $0.isEmpty ? Robots.allowAll : Robots(parsing: $0, userAgent: options.userAgent) }
             ?? .allowAll

@@ -109,8 +109,10 @@ public final class RedisFrontier {
         }
         guard options.lease >= 0.3 else { throw CrawlError(message: "a lease must be at least 0.3 s") }
         self.options = options
+        // No reconnect loop in the client: `retrying` waits Redis out,
+        // within `patience`.
         redis = RedisClient(url: try RedisURL(options.url), poolSize: options.connections,
-                            timeout: max(5, options.lease), reconnectAttempts: 6)
+                            timeout: max(5, options.lease), reconnectAttempts: 0)
         prefix = "crawl:{\(options.crawlID)}:"
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
@@ -237,7 +239,7 @@ public final class RedisFrontier {
     @discardableResult
     func renew(_ entries: [Entry]) throws -> Int {
         try retrying("renew leases") {
-            try redis.evaluate(Self.renewScript, keys: [key("leases"), key("owners"), key("workers")],
+            try redis.evaluate(Self.renewScript, keys: [key("leases"), key("owners"), key("workers"), key("meta")],
                                arguments: [workerID, leaseMS] + entries.map(\.raw)).int ?? 0
         }
     }
@@ -269,8 +271,13 @@ public final class RedisFrontier {
         try retrying("robots.txt of \(origin)") { try redis.send("HGET", key("robots"), origin).string }
     }
 
-    func storeRobots(origin: String, text: String) throws {
-        _ = try retrying("robots.txt of \(origin)") { try redis.send("HSETNX", key("robots"), origin, text) }
+    /// Stores `origin`'s robots.txt unless another process did first;
+    /// returns the text stored (the first process's).
+    func storeRobots(origin: String, text: String) throws -> String {
+        try retrying("robots.txt of \(origin)") {
+            let replies = try redis.pipeline([["HSETNX", key("robots"), origin, text], ["HGET", key("robots"), origin]])
+            return replies[1].string ?? text
+        }
     }
 
     /// The whole crawl as Redis has it.
@@ -307,10 +314,14 @@ public final class RedisFrontier {
     }
 
     /// Runs `body`, trying again while Redis cannot be reached (a restart,
-    /// a network cut), for at most `options.patience` seconds. Every step
-    /// is safe to run twice: a claim whose reply was lost leaves leases no
-    /// one renews (they expire and go back), a record run twice finds the
-    /// URL recorded by this process and changes nothing.
+    /// a network cut) or answers that it cannot serve yet (loading its
+    /// data after a restart, busy, a replica during a failover), for about
+    /// `options.patience` seconds. Every step is safe to run again after
+    /// its reply was lost: a claim leaves leases no one renews (they
+    /// expire and go back), a record finds the URL recorded by this
+    /// process and changes nothing, a renewal or a release is the same
+    /// twice. (A politeness slot taken twice delays that host's next
+    /// request by one more slot.)
     private func retrying<T>(_ what: String, _ body: () throws -> T) throws -> T {
         let deadline = Hub.current.nowUpdated() + options.patience
         var pause = 0.05
@@ -319,19 +330,35 @@ public final class RedisFrontier {
                 return try body()
             } catch let e as RedisError {
                 switch e.kind {
-                case .connection, .timedOut:
+                case .reply(let r) where r.hasPrefix("CRAWLGONE"):
+                    throw CrawlError(message: "crawl \"\(options.crawlID)\" is gone from \(options.url) (deleted, "
+                                     + "flushed, or the server restarted without persistence): its state is lost")
+                case .reply(let r) where !Self.transientReplies.contains(where: { r.hasPrefix($0) }):
+                    throw e
+                case .protocolViolation:
+                    throw e
+                case .connection, .timedOut, .reply:
                     guard Hub.current.nowUpdated() < deadline else {
-                        throw CrawlError(message: "Redis at \(options.url) unreachable for \(options.patience) s "
+                        throw CrawlError(message: "Redis at \(options.url) unusable for \(options.patience) s "
                                          + "(\(what)): \(e)")
                     }
                     retries += 1
                     try Green.sleep(pause)
                     pause = min(pause * 2, 1)
-                case .reply, .protocolViolation:
-                    throw e
                 }
             }
         }
+    }
+
+    /// Error replies that mean "not now" rather than "no".
+    private static let transientReplies = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN"]
+
+    /// The first lines of every step that needs the crawl: its settings
+    /// must be there (they are gone if the keys were deleted, or the server
+    /// restarted without persistence), or the step would go on from an
+    /// empty state.
+    private static func requireCrawl(_ metaKey: String) -> String {
+        "if redis.call('EXISTS', \(metaKey)) == 0 then return redis.error_reply('CRAWLGONE the crawl has no settings') end\n"
     }
 
     // MARK: Scripts
@@ -379,8 +406,7 @@ public final class RedisFrontier {
         """)
 
     /// KEYS frontier leases owners done workers meta; ARGV worker count lease.
-    static let claimScript = RedisScript(name: "claim", now + """
-
+    static let claimScript = RedisScript(name: "claim", now + "\n" + requireCrawl("KEYS[6]") + """
         if redis.call('HGET', KEYS[6], 'status') == 'finished' then return {'finished'} end
         local lease = tonumber(ARGV[3])
         local function url(e) return string.sub(e, string.find(e, ' ', 1, true) + 1) end
@@ -422,8 +448,7 @@ public final class RedisFrontier {
 
     /// KEYS done failed leases owners seen frontier meta pages_by; ARGV
     /// worker entry url failed nextDepth maxPages links...
-    static let completeScript = RedisScript(name: "complete", now + """
-
+    static let completeScript = RedisScript(name: "complete", now + "\n" + requireCrawl("KEYS[7]") + """
         if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[1] then
           redis.call('ZREM', KEYS[3], ARGV[2])
           redis.call('HDEL', KEYS[4], ARGV[2])
@@ -448,9 +473,8 @@ public final class RedisFrontier {
         return 1
         """)
 
-    /// KEYS leases owners workers; ARGV worker lease entries...
-    static let renewScript = RedisScript(name: "renew", now + """
-
+    /// KEYS leases owners workers meta; ARGV worker lease entries...
+    static let renewScript = RedisScript(name: "renew", now + "\n" + requireCrawl("KEYS[4]") + """
         local until_ = now + tonumber(ARGV[2])
         redis.call('ZADD', KEYS[3], until_, ARGV[1])
         local lost = 0

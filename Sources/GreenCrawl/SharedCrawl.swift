@@ -34,6 +34,8 @@ extension Crawler {
     /// start until that many processes have joined.
     public func crawl(sharing frontier: RedisFrontier, start: URL?, awaitProcesses: Int = 1,
                       record: (CrawlRecord) throws -> Void) throws -> SharedCrawlSummary {
+        // A stop() from here on (even during the join) is honoured.
+        stopRequested = false
         var settings: RedisFrontier.Settings?
         if let start {
             guard let first = URLNormalizer.normalize(start) else {
@@ -60,7 +62,6 @@ extension Crawler {
         options.obeyRobots = crawl.obeyRobots
         allowed = Set(crawl.allowedHosts)
         shared = frontier
-        stopRequested = false
         defer { shared = nil }
 
         // The URLs this process holds leases on: queued here or in flight.
@@ -69,6 +70,8 @@ extension Crawler {
         // the next batch is claimed, few enough that a process does not
         // hoard the frontier.
         let capacity = options.concurrency + frontier.options.claimBatch
+        // Set when a URL is recorded, on stop() and on a failure: wakes the
+        // feeder.
         let room = Event()
         wakeFeeder = room
         defer { wakeFeeder = nil }
@@ -77,19 +80,33 @@ extension Crawler {
         var refetched = 0
         var recorded = 0
         var recordedErrors = 0
+        // The first error of the feeder or a worker (Redis gone for longer
+        // than its patience, the crawl's keys gone): everything stops.
+        var failure: (any Error)?
+        func fail(_ error: any Error) {
+            if failure == nil { failure = error }
+            room.set()
+        }
 
+        let renewerStop = Event()
         let renewer = spawn(name: "lease renewer") {
-            while true {
-                try Green.sleep(frontier.options.lease / 3)
-                // A renewal that fails (Redis away past its patience) is
-                // tried again next time; leases outlive two misses.
+            while try !renewerStop.wait(timeout: frontier.options.lease / 3) {
+                // A renewal that fails (Redis away) is tried again next
+                // time; leases outlive two misses.
                 _ = try? frontier.renew(Array(held))
             }
         }
-        defer { try? renewer.kill() }
+        // Stops the renewer and waits for it: a renewal sent after leaving
+        // would mark this process alive again.
+        let stopRenewing = {
+            renewerStop.set()
+            if (try? renewer.join(timeout: 2 * frontier.options.lease)) != true { try? renewer.kill() }
+        }
+        defer { stopRenewing() }
         do {
             try frontier.awaitWorkers(awaitProcesses, timeout: 60) { [self] in stopRequested }
         } catch {
+            stopRenewing()
             try? frontier.leave(releasing: [])
             throw error
         }
@@ -97,30 +114,36 @@ extension Crawler {
         let feeder = spawn(name: "frontier feeder") { [self] in
             defer { claimed.close() }
             var pause = 0.002
-            while !stopRequested {
-                if held.count >= capacity {
-                    room.clear()
-                    try room.wait()
-                    continue
-                }
-                switch try frontier.claim(min(capacity - held.count, frontier.options.claimBatch)) {
-                case .entries(let entries):
-                    pause = 0.002
-                    for e in entries {
-                        held.insert(e)
-                        queued += 1
-                        try claimed.put(e)
+            do {
+                while !stopRequested && failure == nil {
+                    if held.count >= capacity {
+                        room.clear()
+                        try room.wait()
+                        continue
                     }
-                case .wait(let seconds):
-                    // Links come when a page here or elsewhere is recorded,
-                    // or a lease expires: look again soon, sooner when a
-                    // page of this process was recorded.
-                    room.clear()
-                    try room.wait(timeout: min(pause, seconds))
-                    pause = min(pause * 2, 0.05)
-                case .finished:
-                    return
+                    switch try frontier.claim(min(capacity - held.count, frontier.options.claimBatch)) {
+                    case .entries(let entries):
+                        pause = 0.002
+                        // An entry held already came back because its lease
+                        // expired before this process renewed it: the claim
+                        // renewed it; the copy here is still to be fetched.
+                        for e in entries where held.insert(e).inserted {
+                            queued += 1
+                            try claimed.put(e)
+                        }
+                    case .wait(let seconds):
+                        // Links come when a page here or elsewhere is
+                        // recorded, or a lease expires: look again soon,
+                        // sooner when a page of this process was recorded.
+                        room.clear()
+                        try room.wait(timeout: min(pause, seconds))
+                        pause = min(pause * 2, 0.05)
+                    case .finished:
+                        return
+                    }
                 }
+            } catch {
+                fail(error)
             }
         }
         let workers = Pool(size: options.concurrency)
@@ -128,13 +151,19 @@ extension Crawler {
             try workers.spawn { [self] in
                 for entry in claimed {
                     queued -= 1
-                    if stopRequested { continue }
+                    if stopRequested || failure != nil { continue }
                     inFlight += 1
                     let r = fetch(entry.url, depth: entry.depth)
                     inFlight -= 1
                     let failed = r.error != nil || (r.status ?? 0) >= 400
                     let links = entry.depth < options.maxDepth ? r.found.filter { isAllowed($0) } : []
-                    let counted = try frontier.complete(entry, failed: failed, links: links, maxPages: options.maxPages)
+                    let counted: Bool
+                    do {
+                        counted = try frontier.complete(entry, failed: failed, links: links, maxPages: options.maxPages)
+                    } catch {
+                        fail(error)
+                        continue
+                    }
                     held.remove(entry)
                     room.set()
                     guard counted else {
@@ -161,14 +190,17 @@ extension Crawler {
         do {
             for r in results { try record(r) }
             try closer.get()
+            if let failure { throw failure }
         } catch {
             // What this process claimed goes to the others now rather than
             // when its leases expire (if Redis can be reached).
             stopAll()
+            stopRenewing()
             try? frontier.leave(releasing: Array(held))
             throw error
         }
         // Stopped: what was claimed and not fetched goes back now.
+        stopRenewing()
         try frontier.leave(releasing: Array(held))
         let mine = CrawlSummary(pages: recorded, errors: recordedErrors, seconds: Hub.current.nowUpdated() - began)
         return SharedCrawlSummary(local: mine, refetched: refetched, report: try frontier.report(),

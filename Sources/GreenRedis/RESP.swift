@@ -227,6 +227,7 @@ struct RESPParser {
         case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"):
             let n = try integer(head)
             if n < 0 { result = .value(.null); break }
+            guard n <= maxElements else { throw RESPProtocolError(description: "\(n) elements") }
             let elements = type == UInt8(ascii: "%") ? n * 2 : n
             guard elements <= maxElements else { throw RESPProtocolError(description: "\(n) elements") }
             result = .aggregate(type: type, count: elements)

@@ -54,8 +54,8 @@ final class SharedCrawlTests: GreenTestCase {
 
     func testLeasesAreReclaimedOnlyAfterTheyExpireAndEveryURLIsRecordedOnce() throws {
         let redis = try startRedis()
-        let a = try frontier(redis, "leases", lease: 0.3)
-        let b = try frontier(redis, "leases", lease: 0.3)
+        let a = try frontier(redis, "leases", lease: 1)
+        let b = try frontier(redis, "leases", lease: 1)
         guard case .joined(let s, created: true) = try a.join(settings("http://h/")) else { return XCTFail("not created") }
         XCTAssertEqual(s, settings("http://h/"))
         guard case .joined(let joined, created: false) = try b.join(nil) else { return XCTFail("not joined") }
@@ -64,7 +64,7 @@ final class SharedCrawlTests: GreenTestCase {
         let root = try a.claim(5)
         XCTAssertEqual(entries(root), ["http://h/"])
         guard case .wait(let seconds) = try b.claim(5) else { return XCTFail("the only URL is leased to a") }
-        XCTAssertLessThanOrEqual(seconds, 0.3)
+        XCTAssertLessThanOrEqual(seconds, 1)
         guard case .entries(let rootEntry) = root else { return XCTFail() }
         XCTAssertTrue(try a.complete(rootEntry[0], failed: false, links: ["http://h/x", "http://h/y", "http://h/z",
                                                                            "http://h/"], maxPages: 100))
@@ -75,10 +75,10 @@ final class SharedCrawlTests: GreenTestCase {
 
         // b renews its leases, a does not: after a lease, a's URL goes back
         // and b claims it; b's own stay b's.
-        try Green.sleep(0.2)
+        try Green.sleep(0.6)
         guard case .entries(let bEntries) = bx, case .entries(let aEntries) = az else { return XCTFail() }
         XCTAssertEqual(try b.renew(bEntries), 0)
-        try Green.sleep(0.2)
+        try Green.sleep(0.6)
         XCTAssertEqual(entries(try b.claim(5)), ["http://h/z"], "a's expired lease reclaimed")
         XCTAssertEqual(try b.report().reclaimed, 1)
         XCTAssertEqual(try a.renew(aEntries), 1, "a learns it lost its lease")
@@ -135,21 +135,86 @@ final class SharedCrawlTests: GreenTestCase {
         XCTAssertEqual(entries(try c.claim(5)), ["http://h/1", "http://h/2"])
         try c.forget()
         XCTAssertThrowsError(try c.report()) { XCTAssertTrue("\($0)".contains("no crawl"), "\($0)") }
+        // A crawl whose keys are gone is not carried on from nothing.
+        XCTAssertThrowsError(try c.claim(5)) { XCTAssertTrue("\($0)".contains("is gone from"), "\($0)") }
+        XCTAssertThrowsError(try c.complete(claimed[0], failed: false, links: [], maxPages: 3)) {
+            XCTAssertTrue("\($0)".contains("is gone from"), "\($0)")
+        }
     }
 
     func testPolitenessSlotsAndRobotsAreSharedByTheProcesses() throws {
         let redis = try startRedis()
         let a = try frontier(redis, "p")
         let b = try frontier(redis, "p")
-        XCTAssertEqual(try a.politenessWait(origin: "http://h", delay: 0.25), 0)
-        let wait = try b.politenessWait(origin: "http://h", delay: 0.25)
-        XCTAssertGreaterThan(wait, 0.15, "b's request comes a delay after a's")
-        XCTAssertLessThanOrEqual(wait, 0.25)
-        XCTAssertEqual(try a.politenessWait(origin: "http://other", delay: 0.25), 0, "per host")
+        // Both connected and their script loaded first.
+        XCTAssertEqual(try a.politenessWait(origin: "http://a", delay: 1), 0)
+        XCTAssertEqual(try b.politenessWait(origin: "http://b", delay: 1), 0)
+        XCTAssertEqual(try a.politenessWait(origin: "http://h", delay: 1), 0)
+        let wait = try b.politenessWait(origin: "http://h", delay: 1)
+        XCTAssertGreaterThan(wait, 0.5, "b's request comes a delay after a's")
+        XCTAssertLessThanOrEqual(wait, 1)
+        XCTAssertEqual(try a.politenessWait(origin: "http://other", delay: 1), 0, "per host")
         XCTAssertNil(try b.storedRobots(origin: "http://h"))
-        try a.storeRobots(origin: "http://h", text: "User-agent: *\nDisallow: /x\n")
-        try b.storeRobots(origin: "http://h", text: "ignored: the first one stays")
-        XCTAssertEqual(try b.storedRobots(origin: "http://h"), "User-agent: *\nDisallow: /x\n")
+        let rules = "User-agent: *\nDisallow: /x\n"
+        XCTAssertEqual(try a.storeRobots(origin: "http://h", text: rules), rules)
+        XCTAssertEqual(try b.storeRobots(origin: "http://h", text: "the first one stays"), rules)
+        XCTAssertEqual(try b.storedRobots(origin: "http://h"), rules)
+    }
+
+    /// A crawl in this process through `redis`, its records in order.
+    private func crawlHere(_ root: URL, _ redis: RedisServer, id: String, lease: Double = 5, patience: Double = 30,
+                           record: @escaping (CrawlRecord, Int) throws -> Void = { _, _ in }) throws
+        -> (SharedCrawlSummary, [String]) {
+        var o = RedisFrontier.Options(url: redis.url, crawlID: id)
+        o.lease = lease
+        o.patience = patience
+        var options = Crawler.Options()
+        options.concurrency = 8
+        options.timeout = 3
+        var urls: [String] = []
+        let summary = try withTimeout(120) {
+            try Crawler(options: options).crawl(sharing: try RedisFrontier(options: o), start: root) {
+                urls.append($0.url)
+                try record($0, urls.count)
+            }
+        }
+        return (summary, urls)
+    }
+
+    func testLeasesThatExpireUnderThisProcessAreNotFetchedTwiceByIt() throws {
+        let (site, root, baseline) = try siteAndBaseline(pages: 300, latency: 0.01)
+        defer { site.stop() }
+        let redis = try startRedis()
+        // The hub stalls (a blocking call) longer than the lease, four
+        // times: the leases it holds expire, and its own next claim takes
+        // them back. The copies it holds are the ones fetched.
+        let (summary, urls) = try crawlHere(root, redis, id: "stall", lease: 0.3) { _, n in
+            if n % 80 == 0 { usleep(400_000) }
+        }
+        XCTAssertGreaterThan(summary.report.reclaimed, 0, "leases expired during the stalls")
+        XCTAssertEqual(urls.count, Set(urls).count, "a URL recorded twice")
+        XCTAssertEqual(Set(urls), baseline.urls)
+        XCTAssertEqual(summary.report.pages, baseline.urls.count)
+        XCTAssertEqual(summary.refetched, 0)
+        XCTAssertEqual(site.fetchCounts.filter { $0.key != "/robots.txt" }, baseline.counts)
+    }
+
+    func testACrawlFailsPlainlyWhenRedisIsGoneOrItsKeysAre() throws {
+        let (site, root, _) = try siteAndBaseline(pages: 300, latency: 0.01)
+        defer { site.stop() }
+        // Redis gone for longer than the crawl's patience: the crawl ends
+        // with an error naming Redis (no hang, no greenlet left behind).
+        let redis = try startRedis()
+        XCTAssertThrowsError(try crawlHere(root, redis, id: "gone", patience: 0.5) { _, n in
+            if n == 50 { redis.stop() }
+        }) { XCTAssertTrue("\($0)".contains("unusable for 0.5 s"), "\($0)") }
+        // Its keys deleted mid-crawl (a flush, a restart without
+        // persistence): an error, not a new crawl from nothing.
+        let other = try startRedis()
+        let client = try RedisClient(url: other.url)
+        XCTAssertThrowsError(try crawlHere(root, other, id: "flushed") { _, n in
+            if n == 50 { try client.send("FLUSHALL") }
+        }) { XCTAssertTrue("\($0)".contains("is gone from"), "\($0)") }
     }
 
     // MARK: Processes
@@ -307,7 +372,6 @@ final class SharedCrawlTests: GreenTestCase {
         XCTAssertEqual(Set(done), baseline.urls)
         let reclaimed = try client.send("HGET", "crawl:{kill}:meta", "reclaimed").string.flatMap { Int($0) } ?? 0
         XCTAssertGreaterThan(reclaimed, 0, "the killed process held leases")
-        XCTAssertLessThanOrEqual(reclaimed, 8 + 16, "at most its workers' and one batch's")
         // The files hold whole lines, no URL twice; a page the killed
         // process recorded in Redis but had not written yet is missing
         // from them (and only such pages).
@@ -327,7 +391,7 @@ final class SharedCrawlTests: GreenTestCase {
         let (site, root, baseline) = try siteAndBaseline(pages: 400, latency: 0.04)
         defer { site.stop() }
         let redis = try startRedis(appendOnly: true)
-        let started = try startCrawlers(2, root: root.absoluteString, redis: redis.url, id: "restart", lease: 2)
+        let started = try startCrawlers(2, root: root.absoluteString, redis: redis.url, id: "restart", lease: 5)
         try waitForPages(100, redis: redis, id: "restart")
         redis.stop()
         try Green.sleep(0.3)
