@@ -244,6 +244,16 @@ public final class RedisFrontier {
         }
     }
 
+    /// Lets go of leases this process holds on entries it has recorded
+    /// already (a claim can hand back an entry whose record was on its way).
+    func dropLeases(_ entries: [Entry]) throws {
+        guard !entries.isEmpty else { return }
+        _ = try retrying("drop leases") {
+            try redis.evaluate(Self.dropScript, keys: [key("leases"), key("owners")],
+                               arguments: [workerID] + entries.map(\.raw))
+        }
+    }
+
     /// Gives claimed entries back (to the head of the frontier) and leaves
     /// the crawl: a stopped process's URLs are taken at once by the
     /// others, or by `--resume`, without waiting for leases to expire.
@@ -501,6 +511,17 @@ public final class RedisFrontier {
         end
         redis.call('ZREM', KEYS[4], ARGV[1])
         return back
+        """)
+
+    /// KEYS leases owners; ARGV worker entries...
+    static let dropScript = RedisScript(name: "drop", """
+        for i = 2, #ARGV do
+          if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+            redis.call('ZREM', KEYS[1], ARGV[i])
+            redis.call('HDEL', KEYS[2], ARGV[i])
+          end
+        end
+        return 0
         """)
 
     /// KEYS polite; ARGV origin delayMS: milliseconds until this request's

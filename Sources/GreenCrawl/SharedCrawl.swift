@@ -66,6 +66,11 @@ extension Crawler {
 
         // The URLs this process holds leases on: queued here or in flight.
         var held = Set<RedisFrontier.Entry>()
+        // The URLs this process has fetched and sent to be recorded. A claim
+        // can return one of them: its lease had expired and come back, and
+        // the claim ran on the server before the record did, though the
+        // record's reply was read here first.
+        var finished = Set<RedisFrontier.Entry>()
         // At most this many held: enough to keep every worker busy while
         // the next batch is claimed, few enough that a process does not
         // hoard the frontier.
@@ -127,7 +132,9 @@ extension Crawler {
                         // An entry held already came back because its lease
                         // expired before this process renewed it: the claim
                         // renewed it; the copy here is still to be fetched.
-                        for e in entries where held.insert(e).inserted {
+                        // One fetched here already is not fetched again.
+                        try frontier.dropLeases(entries.filter { finished.contains($0) })
+                        for e in entries where !finished.contains(e) && held.insert(e).inserted {
                             queued += 1
                             try claimed.put(e)
                         }
@@ -157,6 +164,7 @@ extension Crawler {
                     inFlight -= 1
                     let failed = r.error != nil || (r.status ?? 0) >= 400
                     let links = entry.depth < options.maxDepth ? r.found.filter { isAllowed($0) } : []
+                    finished.insert(entry)
                     let counted: Bool
                     do {
                         counted = try frontier.complete(entry, failed: failed, links: links, maxPages: options.maxPages)
