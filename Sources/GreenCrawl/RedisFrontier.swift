@@ -42,6 +42,9 @@ public final class RedisFrontier {
         /// dead process's URLs go back to the frontier after this long.
         /// Leases are renewed every third of it.
         public var lease = 10.0
+        /// Seconds between renewals of this process's leases (nil: a third
+        /// of the lease).
+        public var renewEvery: Double?
         /// URLs claimed per round trip.
         public var claimBatch = 16
         /// Join a crawl that was stopped (no process alive) instead of

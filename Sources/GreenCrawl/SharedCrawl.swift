@@ -95,7 +95,7 @@ extension Crawler {
 
         let renewerStop = Event()
         let renewer = spawn(name: "lease renewer") {
-            while try !renewerStop.wait(timeout: frontier.options.lease / 3) {
+            while try !renewerStop.wait(timeout: frontier.options.renewEvery ?? frontier.options.lease / 3) {
                 // A renewal that fails (Redis away) is tried again next
                 // time; leases outlive two misses.
                 _ = try? frontier.renew(Array(held))

@@ -162,11 +162,13 @@ final class SharedCrawlTests: GreenTestCase {
     }
 
     /// A crawl in this process through `redis`, its records in order.
-    private func crawlHere(_ root: URL, _ redis: RedisServer, id: String, lease: Double = 5, patience: Double = 30,
+    private func crawlHere(_ root: URL, _ redis: RedisServer, id: String, lease: Double = 5, renewEvery: Double? = nil,
+                           patience: Double = 30,
                            record: @escaping (CrawlRecord, Int) throws -> Void = { _, _ in }) throws
         -> (SharedCrawlSummary, [String]) {
         var o = RedisFrontier.Options(url: redis.url, crawlID: id)
         o.lease = lease
+        o.renewEvery = renewEvery
         o.patience = patience
         var options = Crawler.Options()
         options.concurrency = 8
@@ -185,10 +187,11 @@ final class SharedCrawlTests: GreenTestCase {
         let (site, root, baseline) = try siteAndBaseline(pages: 300, latency: 0.01)
         defer { site.stop() }
         let redis = try startRedis()
-        // The hub stalls (a blocking call) longer than the lease, four
-        // times: the leases it holds expire, and its own next claim takes
-        // them back. The copies it holds are the ones fetched.
-        let (summary, urls) = try crawlHere(root, redis, id: "stall", lease: 0.3) { _, n in
+        // The hub stalls (a blocking call) longer than the lease, three
+        // times, and no renewal comes first (none at all): the leases it
+        // holds expire, and its own next claim takes them back. The copies
+        // it holds are the ones fetched.
+        let (summary, urls) = try crawlHere(root, redis, id: "stall", lease: 0.3, renewEvery: 1000) { _, n in
             if n % 80 == 0 { usleep(400_000) }
         }
         XCTAssertGreaterThan(summary.report.reclaimed, 0, "leases expired during the stalls")
