@@ -222,9 +222,12 @@ public final class Crawler {
         let event = Event()
         robotsFetching[hostKey] = event
         defer { event.set(); robotsFetching[hostKey] = nil }
-        // A shared crawl fetches each robots.txt once, for every process.
-        var text = try shared?.storedRobots(origin: hostKey)
-        if text == nil {
+        // A shared crawl takes the robots.txt another process stored, or
+        // fetches it and stores it for the others.
+        let text: String
+        if let stored = try shared?.storedRobots(origin: hostKey) {
+            text = stored
+        } else {
             let response = try? client.get(hostKey + "/robots.txt")
             if let response, response.status == 200 || (400..<500).contains(response.status) {
                 // An answer (rules, or none: 4xx) is shared with the other
@@ -237,8 +240,7 @@ public final class Crawler {
                 text = ""
             }
         }
-        let rules = text.map { $0.isEmpty ? Robots.allowAll : Robots(parsing: $0, userAgent: options.userAgent) }
-            ?? .allowAll
+        let rules = text.isEmpty ? Robots.allowAll : Robots(parsing: text, userAgent: options.userAgent)
         robots[hostKey] = rules
         return rules
     }

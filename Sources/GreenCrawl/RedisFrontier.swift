@@ -300,8 +300,8 @@ public final class RedisFrontier {
                                 ["HGETALL", key("pages_by")], ["LLEN", key("frontier")], ["ZCARD", key("leases")]])
         }
         for r in replies { if case .error(let e) = r { throw RedisError(command: "report", kind: .reply(e)) } }
+        // HGETALL's field-value pairs, flat (the client speaks RESP2).
         func pairs(_ v: RedisValue) -> [(String, String)] {
-            if case .map(let m) = v { return m.map { ($0.0.string ?? "", $0.1.string ?? "") } }
             let a = v.array?.map { $0.string ?? "" } ?? []
             return stride(from: 0, to: a.count - 1, by: 2).map { (a[$0], a[$0 + 1]) }
         }
