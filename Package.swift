@@ -95,9 +95,14 @@ let package = Package(
             name: "CGumbo",
             providers: [.apt(["libgumbo-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibXML2",
+            pkgConfig: "libxml-2.0",
+            providers: [.apt(["libxml2-dev"])]
+        ),
         .target(
             name: "GreenCrawl",
-            dependencies: ["Green", "GreenHTTP", "GreenCompare", "GreenRedis", "CGumbo"]
+            dependencies: ["Green", "GreenHTTP", "GreenCompare", "GreenRedis", "CGumbo", "CLibXML2", "COpenSSL", "CZlib"]
         ),
         .target(name: "CGreenPatch"),
         .target(

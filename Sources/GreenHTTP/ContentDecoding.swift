@@ -2,16 +2,17 @@ import CZlib
 
 /// Decodes `Content-Encoding: gzip` and `deflate` bodies through zlib,
 /// refusing to expand past a limit (a small compressed body can claim
-/// gigabytes).
-enum ContentDecoding {
-    struct Failure: Error, CustomStringConvertible {
-        let message: String
-        var description: String { message }
+/// gigabytes). Used by the client, and by anyone holding an encoded body
+/// (a gzipped sitemap file, say).
+public enum ContentDecoding {
+    public struct Failure: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
     }
 
     /// The decoded body. `encoding` is the header's value ("gzip",
     /// "x-gzip", "deflate", "identity"); others throw.
-    static func decode(_ body: [UInt8], encoding: String, limit: Int) throws -> [UInt8] {
+    public static func decode(_ body: [UInt8], encoding: String, limit: Int) throws -> [UInt8] {
         switch encoding.lowercased().trimmed(of: " ") {
         case "", "identity":
             return body
