@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libxml2-dev libssl-dev openssl nginx-light curl redis-server iproute2 python3-doc python3-venv
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo demo-distributed bench-distributed test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
+.PHONY: all deps bench-deps demo demo-distributed bench-distributed test-venv test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
 
 all: test
 
@@ -46,16 +46,25 @@ demo-distributed: deps
 	$(SWIFT) build -c release --product crawl
 	Examples/crawl/demo-distributed.sh
 
-test: deps
+# The Python the tests read our output back with (warcio for the WARC
+# files), in .venv-tests; made once, when missing.
+test-venv: .venv-tests/bin/warcio
+
+.venv-tests/bin/warcio:
+	@$(call install-debs,python3-venv)
+	python3 -m venv .venv-tests
+	.venv-tests/bin/pip install --quiet warcio==1.8.1
+
+test: deps test-venv
 	$(SWIFT) test
 
 # The whole suite again with compact stacks as the default mode (see
 # StackMode): every spawn that names no mode shares the hub's run stack.
-test-compact: deps
+test-compact: deps test-venv
 	GREEN_STACK_MODE=compact $(SWIFT) test
 
 # The whole suite again with every context on makecontext/swapcontext.
-test-ucontext: deps
+test-ucontext: deps test-venv
 	GREEN_CONTEXT=ucontext $(SWIFT) test --scratch-path $(UCONTEXT_BUILD)
 
 # The aarch64 switch must at least assemble.
@@ -159,7 +168,7 @@ faults: deps
 # sanitizers.c). Any report fails the run. lld links: gold warns about
 # every ASan symbol. About 2 minutes each here, build included.
 SANITIZE_FLAGS := -Xswiftc -use-ld=lld
-sanitize: sanitize-address sanitize-thread
+sanitize: test-venv sanitize-address sanitize-thread
 
 sanitize-address: deps
 	GREEN_SANITIZE=address LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/sanitizers/lsan.supp \
