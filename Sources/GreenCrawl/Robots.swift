@@ -2,7 +2,8 @@ import Foundation
 
 /// A robots.txt, as the crawler obeys it: the group for our user agent
 /// (or `*`), `Allow`/`Disallow` path prefixes where the longest match
-/// wins (Allow on a tie), `*` and `$` in patterns, and `Crawl-delay`.
+/// wins (Allow on a tie), `*` and `$` in patterns, and `Crawl-delay`;
+/// and the `Sitemap:` lines, which belong to no group.
 public struct Robots: Sendable {
     struct Rule: Sendable {
         let allow: Bool
@@ -12,13 +13,18 @@ public struct Robots: Sendable {
     private let rules: [Rule]
     /// Seconds between requests the site asks for, if any.
     public let crawlDelay: Double?
+    /// The absolute http(s) URLs of the `Sitemap:` lines, in order, without
+    /// repeats. They apply whatever the user agent: the sitemaps.org
+    /// protocol puts them outside the groups, wherever they stand.
+    public let sitemaps: [String]
 
     /// Everything allowed (no robots.txt, or not a usable one).
-    public static let allowAll = Robots(rules: [], crawlDelay: nil)
+    public static let allowAll = Robots(rules: [], crawlDelay: nil, sitemaps: [])
 
-    private init(rules: [Rule], crawlDelay: Double?) {
+    private init(rules: [Rule], crawlDelay: Double?, sitemaps: [String]) {
         self.rules = rules
         self.crawlDelay = crawlDelay
+        self.sitemaps = sitemaps
     }
 
     /// Parses `text` for `userAgent` (matched case-insensitively as a
@@ -28,6 +34,8 @@ public struct Robots: Sendable {
         var groups: [(agents: [String], rules: [Rule], delay: Double?)] = []
         var current: (agents: [String], rules: [Rule], delay: Double?)?
         var lastWasAgent = false
+        var sitemaps: [String] = []
+        var seenSitemaps: Set<String> = []
         for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             guard let colon = line.firstIndex(of: ":") else { continue }
@@ -50,6 +58,14 @@ public struct Robots: Sendable {
             case "crawl-delay":
                 lastWasAgent = false
                 if current != nil, let d = Double(value) { current!.delay = d }
+            case "sitemap":
+                // Not a group member: a run of User-agent lines goes on
+                // across it. Relative URLs have no base to resolve against
+                // that the protocol names, so they are dropped.
+                if let url = URL(string: value), let scheme = url.scheme?.lowercased(),
+                   scheme == "http" || scheme == "https", url.host != nil, seenSitemaps.insert(value).inserted {
+                    sitemaps.append(value)
+                }
             default:
                 lastWasAgent = false
             }
@@ -59,6 +75,7 @@ public struct Robots: Sendable {
             ?? groups.first { $0.agents.contains("*") }
         rules = mine?.rules ?? []
         crawlDelay = mine?.delay
+        self.sitemaps = sitemaps
     }
 
     /// Whether `path` (with its query) may be fetched.
