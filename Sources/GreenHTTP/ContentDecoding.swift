@@ -69,3 +69,106 @@ extension String {
         return String(s)
     }
 }
+
+/// A `Content-Encoding` decoded as the body arrives: push the encoded
+/// bytes in any pieces, take the decoded ones out in pieces of at most
+/// 64 KiB, then `finish` to learn whether the encoded stream was whole.
+/// "deflate" is read zlib-wrapped or raw, whichever the first bytes say.
+public final class StreamingDecoder {
+    private enum Mode { case identity, zlib(windowBits: Int32), deflateUndecided }
+
+    private var mode: Mode
+    private var stream: UnsafeMutablePointer<z_stream>?
+    private var ended = false
+    private var output = [UInt8](repeating: 0, count: 64 * 1024)
+    /// Decoded bytes given out so far.
+    public private(set) var decodedCount = 0
+
+    /// `encoding` is the header's value ("gzip", "x-gzip", "deflate",
+    /// "identity" or empty); another throws `ContentDecoding.Failure`.
+    public init(encoding: String) throws {
+        switch encoding.lowercased().trimmed(of: " ") {
+        case "", "identity": mode = .identity
+        case "gzip", "x-gzip": mode = .zlib(windowBits: 15 + 16)
+        case "deflate": mode = .deflateUndecided
+        default: throw ContentDecoding.Failure(message: "unsupported Content-Encoding \"\(encoding)\"")
+        }
+    }
+
+    deinit {
+        if let stream {
+            inflateEnd(stream)
+            stream.deallocate()
+        }
+    }
+
+    /// Decodes `bytes`, handing the result to `sink` piece by piece; stops
+    /// early (returning false) when `sink` returns false. Throws
+    /// `ContentDecoding.Failure` on a corrupt stream.
+    public func push(_ bytes: UnsafeRawBufferPointer, to sink: (UnsafeRawBufferPointer) throws -> Bool) throws -> Bool {
+        if case .identity = mode {
+            decodedCount += bytes.count
+            return bytes.isEmpty ? true : try sink(bytes)
+        }
+        guard !bytes.isEmpty else { return true }
+        if case .deflateUndecided = mode {
+            // A zlib header: CM 8 in the low nibble, and the two bytes a
+            // multiple of 31 (RFC 1950); anything else is raw deflate.
+            let b0 = Int(bytes[0])
+            let wrapped = bytes.count >= 2 ? (b0 & 0x0F == 8 && (b0 * 256 + Int(bytes[1])) % 31 == 0) : b0 & 0x0F == 8
+            mode = .zlib(windowBits: wrapped ? 15 : -15)
+        }
+        guard case .zlib(let windowBits) = mode else { return true }
+        if stream == nil {
+            let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+            s.initialize(to: z_stream())
+            guard green_inflate_init2(s, windowBits) == Z_OK else {
+                s.deallocate()
+                throw ContentDecoding.Failure(message: "zlib: inflateInit failed")
+            }
+            stream = s
+        }
+        guard let stream else { return true }
+        if ended {
+            // Bytes after the end of the stream (some servers pad): ignored.
+            return true
+        }
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: bytes.baseAddress!.assumingMemoryBound(to: Bytef.self))
+        stream.pointee.avail_in = uInt(bytes.count)
+        while true {
+            let (rc, produced) = output.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
+                stream.pointee.next_out = out.baseAddress
+                stream.pointee.avail_out = uInt(out.count)
+                let rc = inflate(stream, Z_NO_FLUSH)
+                return (rc, out.count - Int(stream.pointee.avail_out))
+            }
+            if rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR {
+                let detail = stream.pointee.msg.map { String(cString: $0) } ?? "error \(rc)"
+                throw ContentDecoding.Failure(message: "zlib could not decode the body: \(detail)")
+            }
+            if produced > 0 {
+                decodedCount += produced
+                let more = try output.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[..<produced])) }
+                if !more { return false }
+            }
+            if rc == Z_STREAM_END {
+                ended = true
+                return true
+            }
+            // Everything consumed and nothing more to flush.
+            if stream.pointee.avail_in == 0 && produced < output.count { return true }
+            if rc == Z_BUF_ERROR && produced == 0 { return true }
+        }
+    }
+
+    /// The body ended: throws when the encoded stream was cut short.
+    public func finish() throws {
+        switch mode {
+        case .identity, .deflateUndecided: return
+        case .zlib:
+            if stream != nil && !ended {
+                throw ContentDecoding.Failure(message: "zlib could not decode the body: the compressed stream ends early")
+            }
+        }
+    }
+}

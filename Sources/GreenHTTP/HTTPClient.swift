@@ -88,16 +88,56 @@ public final class HTTPClient {
     /// Sends a request and returns the final response (after redirects).
     public func send(method: String, url: String, headers: HTTPHeaders = [:], body: [UInt8] = []) throws
         -> HTTPClientResponse {
+        try run(url: url) { try self.follow(method: method, url: $0, headers: headers, body: body, sink: nil) }
+    }
+
+    /// Sends a request and hands the final response's body to `chunk` as
+    /// it arrives (decoded from gzip or deflate), in pieces of at most
+    /// 64 KiB, instead of keeping it: a body of any size passes in
+    /// constant memory (`limits.maxBodyBytes` does not apply; the caller
+    /// bounds what it keeps). `head` sees the final response first (after
+    /// redirects, body empty) and says whether to read its body; `chunk`
+    /// returns false to stop reading. Either way the connection is then
+    /// closed, not reused, and the response returned has `bodyCut` set
+    /// (`bodyBytes` counts what was handed over). `exchange`, if given,
+    /// sees every request and response of the call (redirects included)
+    /// as the bytes that crossed the connection. Errors thrown by the
+    /// closures end the request and are rethrown. Hub thread only.
+    public func stream(method: String = "GET", url: String, headers: HTTPHeaders = [:], body: [UInt8] = [],
+                       exchange: ((HTTPExchange) throws -> Void)? = nil,
+                       head: (HTTPClientResponse) throws -> Bool,
+                       chunk: (UnsafeRawBufferPointer) throws -> Bool) throws -> HTTPClientResponse {
+        try withoutActuallyEscaping(head) { head in
+            try withoutActuallyEscaping(chunk) { chunk in
+                let sink = BodySink(head: head, chunk: chunk, exchange: exchange)
+                return try run(url: url) { try self.follow(method: method, url: $0, headers: headers, body: body, sink: sink) }
+            }
+        }
+    }
+
+    /// `request` on the parsed URL, within `totalTimeout`.
+    private func run(url: String, _ request: (RequestURL) throws -> HTTPClientResponse) throws -> HTTPClientResponse {
         guard let parsed = RequestURL(url) else { throw HTTPClientError(url: url, kind: .invalidURL) }
-        let run = { try self.follow(method: method, url: parsed, headers: headers, body: body) }
-        guard let total = options.totalTimeout else { return try run() }
-        guard let response = try withTimeout(total, otherwise: { nil }, { try run() }) else {
+        guard let total = options.totalTimeout else { return try request(parsed) }
+        guard let response = try withTimeout(total, otherwise: { nil }, { try request(parsed) }) else {
             throw HTTPClientError(url: url, kind: .timedOut(phase: "total", seconds: total))
         }
         return response
     }
 
-    private func follow(method: String, url start: RequestURL, headers: HTTPHeaders, body: [UInt8]) throws
+    /// Where a streamed response goes.
+    private struct BodySink {
+        let head: (HTTPClientResponse) throws -> Bool
+        let chunk: (UnsafeRawBufferPointer) throws -> Bool
+        let exchange: ((HTTPExchange) throws -> Void)?
+    }
+
+    /// Whether `follow` goes on from a response with this status and headers.
+    private func redirects(_ status: Int, _ headers: HTTPHeaders) -> Bool {
+        options.followRedirects && [301, 302, 303, 307, 308].contains(status) && headers["Location"] != nil
+    }
+
+    private func follow(method: String, url start: RequestURL, headers: HTTPHeaders, body: [UInt8], sink: BodySink?) throws
         -> HTTPClientResponse {
         var url = start
         var method = method
@@ -105,10 +145,11 @@ public final class HTTPClient {
         var seen: Set<String> = []
         var chain: [URL] = []
         while true {
-            var response = try once(method: method, url: url, headers: headers, body: body)
+            var response = try once(method: method, url: url, headers: headers, body: body, sink: sink)
             response.redirects = chain
-            guard options.followRedirects, [301, 302, 303, 307, 308].contains(response.status),
-                  let location = response.headers["Location"] else { return response }
+            guard redirects(response.status, response.headers), let location = response.headers["Location"] else {
+                return response
+            }
             guard let here = URL(string: url.text),
                   let nextURL = URL(string: location, relativeTo: here)?.absoluteURL,
                   let scheme = nextURL.scheme?.lowercased(), scheme == "http" || scheme == "https",
@@ -137,7 +178,7 @@ public final class HTTPClient {
 
     // MARK: - One exchange
 
-    private func once(method: String, url: RequestURL, headers: HTTPHeaders, body: [UInt8]) throws
+    private func once(method: String, url: RequestURL, headers: HTTPHeaders, body: [UInt8], sink: BodySink?) throws
         -> HTTPClientResponse {
         let text = url.text
         guard url.scheme == "http" || url.scheme == "https" else {
@@ -199,9 +240,17 @@ public final class HTTPClient {
                 } catch let e as TLSError {
                     throw HTTPClientError(url: text, kind: .tls(e))
                 }
-                var (response, keepAlive) = try readResponse(connection, head: method == "HEAD", url: text)
+                var raw: [UInt8]? = sink?.exchange == nil ? nil : []
+                var (response, keepAlive) = try readResponse(connection, head: method == "HEAD", url: text,
+                                                             sink: sink, raw: &raw)
                 keep = keepAlive
-                if options.decompress, let encoding = response.headers["Content-Encoding"] {
+                if let raw, let observe = sink?.exchange {
+                    try observe(HTTPExchange(url: text, remoteAddress: connection.socket.peerAddress?.host, request: request,
+                                             response: raw, complete: !response.bodyCut))
+                }
+                if response.streamed {
+                    // The body went to the sink, decoded on the way.
+                } else if options.decompress, let encoding = response.headers["Content-Encoding"] {
                     do {
                         response.body = try ContentDecoding.decode(response.body, encoding: encoding,
                                                                    limit: options.limits.maxBodyBytes)
@@ -234,10 +283,18 @@ public final class HTTPClient {
         return target.utf8.first == UInt8(ascii: "?") ? "/" + target : target
     }
 
-    private func readResponse(_ c: HostPool.Connection, head: Bool, url: String) throws
-        -> (HTTPClientResponse, Bool) {
+    private func readResponse(_ c: HostPool.Connection, head: Bool, url: String, sink: BodySink?,
+                              raw: inout [UInt8]?) throws -> (HTTPClientResponse, Bool) {
         let parser = HTTPMessageParser(.response, limits: options.limits)
         parser.expectNoBody = head
+        // The final response's body streams to the sink; a redirect's is
+        // read whole (it is small, and the connection stays usable).
+        if sink != nil {
+            parser.streamsBody = { [unowned self] status, headers in
+                status >= 200 && !self.redirects(status, headers)
+            }
+        }
+        var stream: StreamedBody?
         var received = 0
         while true {
             let n: Int
@@ -256,22 +313,101 @@ public final class HTTPClient {
                     throw HTTPClientError(url: url, kind: e.kind == .truncated && received == 0 ? .closedBeforeResponse : .parse(e),
                                           bytesReceived: received)
                 }
+                if let stream, let r = parser.takeResponses().last {
+                    return (try stream.end(r, parser.takeStreamedBody(), url: url), false)
+                }
                 if let r = parser.takeResponses().last { return (HTTPClientResponse(r), false) }
                 throw HTTPClientError(url: url, kind: .closedBeforeResponse, bytesReceived: received)
             }
             received += n
+            if raw != nil { c.buffer.withUnsafeBytes { raw!.append(contentsOf: $0[0..<n]) } }
             do {
                 try c.buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             } catch let e as HTTPParseError {
                 throw HTTPClientError(url: url, kind: .parse(e), bytesReceived: received)
             }
+            if let sink, stream == nil, let h = parser.head, h.status >= 200, !redirects(h.status, h.headers) {
+                // The final response's head: the sink decides.
+                var response = HTTPClientResponse(status: h.status, reason: h.reason, headers: h.headers)
+                response.urlString = url
+                let s = try StreamedBody(response, sink: sink, decompress: options.decompress, url: url)
+                stream = s
+                if try !sink.head(response) {
+                    return (s.cut(), false)
+                }
+            }
+            if let stream {
+                let more = try stream.deliver(parser.takeStreamedBody(), url: url)
+                if !more { return (stream.cut(), false) }
+            }
             let responses = parser.takeResponses()
             // 1xx answers come before the real one.
             if let r = responses.last(where: { !(100..<200).contains($0.status) }) {
-                return (HTTPClientResponse(r), parser.keepAlive && !parser.inMessage)
+                let keep = parser.keepAlive && !parser.inMessage
+                if let stream { return (try stream.end(r, [], url: url), keep) }
+                return (HTTPClientResponse(r), keep)
             }
         }
     }
+
+    /// The final response's body on its way to a sink.
+    private final class StreamedBody {
+        private var response: HTTPClientResponse
+        private let sink: BodySink
+        private let decoder: StreamingDecoder
+
+        init(_ response: HTTPClientResponse, sink: BodySink, decompress: Bool, url: String) throws {
+            self.response = response
+            self.sink = sink
+            do {
+                decoder = try StreamingDecoder(encoding: decompress ? response.headers["Content-Encoding"] ?? "" : "")
+            } catch {
+                throw HTTPClientError(url: url, kind: .decoding("\(error)"))
+            }
+        }
+
+        /// Hands `bytes` on; false when the sink wants no more.
+        func deliver(_ bytes: [UInt8], url: String) throws -> Bool {
+            guard !bytes.isEmpty else { return true }
+            do {
+                return try bytes.withUnsafeBytes { try decoder.push($0, to: sink.chunk) }
+            } catch let e as ContentDecoding.Failure {
+                throw HTTPClientError(url: url, kind: .decoding("\(e)"))
+            }
+        }
+
+        /// The body was stopped early: what the sink got.
+        func cut() -> HTTPClientResponse {
+            response.streamed = true
+            response.bodyCut = true
+            response.bodyBytes = decoder.decodedCount
+            return response
+        }
+
+        /// The response completed (`last`: its last body bytes).
+        func end(_ complete: HTTPResponse, _ last: [UInt8], url: String) throws -> HTTPClientResponse {
+            guard try deliver(last, url: url) else { return cut() }
+            do { try decoder.finish() } catch { throw HTTPClientError(url: url, kind: .decoding("\(error)")) }
+            response.headers = complete.headers
+            response.streamed = true
+            response.bodyBytes = decoder.decodedCount
+            return response
+        }
+    }
+}
+
+/// One request and its response as the bytes that crossed the
+/// connection (chunked framing and content coding as sent), for archives
+/// such as WARC files. A response cut short (`complete` false) holds what
+/// was read.
+public struct HTTPExchange: Sendable {
+    /// The URL requested.
+    public let url: String
+    /// The server's IP address, when connected over IP.
+    public let remoteAddress: String?
+    public let request: [UInt8]
+    public let response: [UInt8]
+    public let complete: Bool
 }
 
 /// A response as the client returns it.
@@ -289,12 +425,25 @@ public struct HTTPClientResponse: Sendable {
     public var redirects: [URL] = []
     /// Seconds the last exchange took.
     public var seconds = 0.0
+    /// The body went to a `stream` call's sink instead of `body`.
+    public var streamed = false
+    /// The sink stopped the body before its end.
+    public var bodyCut = false
+    /// Body bytes (decoded) handed to the sink.
+    public var bodyBytes = 0
 
     init(_ r: HTTPResponse) {
         status = r.status
         reason = r.reason
         headers = r.headers
         body = r.body
+    }
+
+    init(status: Int, reason: String, headers: HTTPHeaders) {
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        body = []
     }
 
     /// The body as UTF-8 text.

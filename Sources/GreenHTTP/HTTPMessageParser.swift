@@ -27,6 +27,16 @@ final class HTTPMessageParser {
     private(set) var headersComplete = false
     /// For responses to HEAD (and 1xx/204/304): the body is absent.
     var expectNoBody = false
+    /// Whether a response's body is kept (in the completed response) or
+    /// handed out as it arrives (`takeStreamedBody`), given the status
+    /// and headers. Nil: kept. A streamed body is not held to
+    /// `maxBodyBytes`: whoever takes it bounds what they keep.
+    var streamsBody: ((_ status: Int, _ headers: HTTPHeaders) -> Bool)?
+    /// The status and headers of the response being read, once its header
+    /// section is complete (responses only).
+    private(set) var head: (status: Int, reason: String, headers: HTTPHeaders)?
+    private var streaming = false
+    private var streamed: [UInt8] = []
 
     private(set) var requests: [HTTPRequest] = []
     private(set) var responses: [HTTPResponse] = []
@@ -48,6 +58,12 @@ final class HTTPMessageParser {
     func takeRequests() -> [HTTPRequest] {
         defer { requests.removeAll(keepingCapacity: true) }
         return requests
+    }
+
+    /// Takes the body bytes of a streamed response received so far.
+    func takeStreamedBody() -> [UInt8] {
+        defer { streamed.removeAll(keepingCapacity: true) }
+        return streamed
     }
 
     /// Takes the responses completed so far.
@@ -131,6 +147,8 @@ final class HTTPMessageParser {
         headerBytes = 0
         inMessage = true
         headersComplete = false
+        head = nil
+        streaming = false
         return 0
     }
 
@@ -174,8 +192,14 @@ final class HTTPMessageParser {
 
     private func headersDone() -> Int32 {
         headersComplete = true
+        if kind == .response {
+            let headers = collectHeaders()
+            let status = Int(green_http_status(parser))
+            head = (status, String(decoding: statusText, as: UTF8.self), headers)
+            streaming = streamsBody?(status, headers) ?? false
+        }
         let length = parser.pointee.content_length
-        if length != UInt64.max {
+        if length != UInt64.max && !streaming {
             if length > UInt64(limits.maxBodyBytes) { return fail(.bodyTooLarge(limit: limits.maxBodyBytes)) }
             // The whole body in one allocation (bounded by the limit just checked).
             body.reserveCapacity(Int(length))
@@ -185,12 +209,16 @@ final class HTTPMessageParser {
     }
 
     private func bodyData(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+        if streaming {
+            HTTPMessageParser.append(&streamed, at, length)
+            return 0
+        }
         guard body.count + length <= limits.maxBodyBytes else { return fail(.bodyTooLarge(limit: limits.maxBodyBytes)) }
         HTTPMessageParser.append(&body, at, length)
         return 0
     }
 
-    private func complete() -> Int32 {
+    private func collectHeaders() -> HTTPHeaders {
         var headers = HTTPHeaders()
         headers.reserveCapacity(fields.count)
         fieldBytes.withUnsafeBufferPointer { bytes in
@@ -199,6 +227,12 @@ final class HTTPMessageParser {
                             String(decoding: UnsafeBufferPointer(rebasing: bytes[f.value..<f.end]), as: UTF8.self))
             }
         }
+        return headers
+    }
+
+    private func complete() -> Int32 {
+        // Trailers of a chunked message come after the head was built.
+        let headers = head.map { $0.headers.count == fields.count ? $0.headers : collectHeaders() } ?? collectHeaders()
         let version = (Int(parser.pointee.http_major), Int(parser.pointee.http_minor))
         keepAlive = http_should_keep_alive(parser) != 0
         switch kind {
