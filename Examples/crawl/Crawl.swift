@@ -1,7 +1,9 @@
 // crawl: the web crawler on greenlets, the program most users run first.
 //
 //   crawl URL [--concurrency N] [--max-pages N] [--max-depth N] [--allow-host H ...]
-//             [--per-host N] [--delay S] [--timeout S] [--robots/--no-robots]
+//             [--include REGEX ...] [--exclude REGEX ...] [--user-agent UA] [--header 'K: V' ...]
+//             [--per-host N] [--delay S] [--timeout S] [--retries N] [--max-bytes N]
+//             [--robots/--no-robots] [--follow-nofollow] [--sitemaps] [--warc FILE.warc.gz]
 //             [--parse-threads N] [--output FILE.jsonl] [--backend greenlets|threads|processes] [--demo]
 //
 //   crawl [URL] --frontier redis://HOST:PORT/DB --crawl-id NAME [--resume] [--lease S]
@@ -62,8 +64,35 @@ struct Crawl: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Obey robots.txt.")
     var robots = true
 
-    @Option(help: "OS threads that parse pages beside the hub (0: on the hub's thread; default: 1 on a machine with 2 or more cores, 0 with --demo, whose site takes the other core).")
+    @Option(help: "OS threads that parse pages beside the hub (0: on the hub's thread; default: one per core beside the hub's, none with --demo, whose site takes the other cores).")
     var parseThreads: Int?
+
+    @Option(help: ArgumentHelp("Follow only URLs matching this POSIX extended regular expression (repeatable: any one).", valueName: "regex"))
+    var include: [String] = []
+
+    @Option(help: ArgumentHelp("Do not follow URLs matching this regular expression (repeatable).", valueName: "regex"))
+    var exclude: [String] = []
+
+    @Option(help: "The User-Agent sent, and the one robots.txt rules are chosen for.")
+    var userAgent = "swift-green-crawler/0.1"
+
+    @Option(help: ArgumentHelp("A header sent with every request (repeatable).", valueName: "Name: value"))
+    var header: [String] = []
+
+    @Option(help: "Tries after the first for connection failures, 429 and 5xx answers (exponential backoff with jitter; Retry-After obeyed).")
+    var retries = 2
+
+    @Option(help: "Read at most this many bytes of a page (decoded): the transfer is cut and its line says truncated.")
+    var maxBytes: Int?
+
+    @Flag(help: "Also follow links marked rel=nofollow and links of pages whose robots meta tag says nofollow.")
+    var followNofollow = false
+
+    @Flag(help: "Seed the crawl with the pages of the site's sitemaps (robots.txt Sitemap: lines and /sitemap.xml).")
+    var sitemaps = false
+
+    @Option(help: ArgumentHelp("Write every request and response to this WARC/1.1 file (gzip per record, as wget --warc-file).", valueName: "FILE.warc.gz"))
+    var warc: String?
 
     @Option(help: "For https:// sites: trust the certificates in this PEM file instead of the system's.")
     var caFile: String?
@@ -133,8 +162,12 @@ struct Crawl: ParsableCommand {
         } else if resume || report || forget {
             throw ValidationError("--resume, --report and --forget are for shared crawls: give --frontier redis://...")
         }
-        guard concurrency >= 1, maxPages >= 1, perHost >= 1, timeout > 0, (parseThreads ?? 0) >= 0 else {
-            throw ValidationError("--concurrency, --max-pages and --per-host must be at least 1, --timeout positive, --parse-threads 0 or more")
+        guard concurrency >= 1, maxPages >= 1, perHost >= 1, timeout > 0, (parseThreads ?? 0) >= 0, retries >= 0,
+              (maxBytes ?? 1) >= 1 else {
+            throw ValidationError("--concurrency, --max-pages, --per-host and --max-bytes must be at least 1, --timeout positive, --parse-threads and --retries 0 or more")
+        }
+        if warc != nil && backend != "greenlets" {
+            throw ValidationError("--warc writes from one hub: drop --backend")
         }
     }
 
@@ -154,7 +187,7 @@ struct Crawl: ParsableCommand {
         defer { site?.stop() }
 
         let options = crawlerOptions
-        let crawler = Crawler(options: options)
+        let crawler = try makeCrawler(options)
         let model = ModelKind(rawValue: backend).flatMap { $0 == .greenlets ? nil : Model($0) }
 
         let out = try openOutput()
@@ -163,7 +196,6 @@ struct Crawl: ParsableCommand {
         // kill -QUIT <pid> (or Ctrl-\) prints what every greenlet is doing.
         let dump = GreenletDump.installSignalHandler()
         defer { dump.cancel() }
-        let cpuBefore = threadCPUSeconds()
         let treeBefore = treeCPUSeconds()
         var done = 0
         var failed = 0
@@ -182,38 +214,36 @@ struct Crawl: ParsableCommand {
         progress.finish()
         var line = String(format: "crawled %d pages, %d errors, %.3f s, %.0f pages/s",
                           summary.pages, summary.errors, summary.seconds, summary.pagesPerSecond)
-        if demo, let site {
+        if summary.retries > 0 { line += ", \(summary.retries) retries" }
+        if summary.truncated > 0 { line += ", \(summary.truncated) cut at --max-bytes" }
+        if let site {
             let expected = site.expected
             line += " (demo site: expected \(expected.urls) URLs with \(expected.errors) planted errors)"
-            // The two bounds on pages/s: latency x concurrency, and what the
-            // CPU allows: the busier of the crawl's lanes, its hub (one
-            // thread) and its parse threads (their CPU shared among them).
-            // The demo site runs on a thread of its own.
-            let cpu: Double
-            if model == nil {
-                let hubCPU = threadCPUSeconds() - cpuBefore
-                cpu = max(hubCPU, crawler.parseCPUSeconds / Double(max(parseThreadCount, 1)), 1e-6)
-            } else {
-                // Threads or processes share the cores: their CPU (this
-                // process's and its reaped workers') spread over them.
-                let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-                cpu = max((treeCPUSeconds() - treeBefore) / cores, 1e-6)
-            }
-            let cpuBound = Double(summary.pages) / cpu
-            let latencyBound = demoLatency > 0 ? Double(concurrency) / demoLatency : .infinity
-            let (name, bound) = latencyBound <= cpuBound ? ("latency", latencyBound) : ("CPU", cpuBound)
-            line += String(format: "; bounds: latency %@, CPU %.0f pages/s; %@ bound applies, reached %.0f%%",
-                           latencyBound.isFinite ? String(format: "%.0f", latencyBound) : "none",
-                           cpuBound, name, 100 * summary.pagesPerSecond / bound)
-            writeSummary(line, toStdout: output != nil)
+        }
+        writeSummary(line, toStdout: output != nil)
+        if model == nil {
+            // Where the time went, and what bounded the run.
+            writeSummary(summary.timeLine + "; " + summary.boundLine, toStdout: output != nil)
+        } else {
+            // Threads or processes: their CPU (this process's and its reaped
+            // workers'), spread over the cores.
+            let cores = Double(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            let busy = (treeCPUSeconds() - treeBefore) / cores / max(summary.seconds, 1e-9)
+            writeSummary(String(format: "the cores were busy %.0f%% of the run", 100 * busy), toStdout: output != nil)
+        }
+        if demo, let site {
+            let expected = site.expected
             // The planted errors are the demo's; anything else is a failure.
             let complete = summary.pages == min(expected.urls, maxPages)
             let plantedErrors = expected.errors - ((demoSlow ?? timeout + 1) < timeout ? 1 : 0)
             if !complete || summary.errors != plantedErrors { throw ExitCode(2) }
             return
         }
-        writeSummary(line, toStdout: output != nil)
         if summary.errors > 0 { throw ExitCode(2) }
+    }
+
+    private func makeCrawler(_ options: Crawler.Options) throws -> Crawler {
+        do { return try Crawler(options: options) } catch let e as CrawlError { throw ValidationError(e.message) }
     }
 
     private var crawlerOptions: Crawler.Options {
@@ -229,6 +259,15 @@ struct Crawl: ParsableCommand {
         options.parseThreads = parseThreadCount
         options.caFile = caFile
         options.insecureTLS = insecure
+        options.include = include
+        options.exclude = exclude
+        options.userAgent = userAgent
+        options.headers = header
+        options.retries = retries
+        options.maxBytes = maxBytes
+        options.followNofollow = followNofollow
+        options.sitemaps = sitemaps
+        options.warcPath = warc
         return options
     }
 
@@ -283,7 +322,7 @@ struct Crawl: ParsableCommand {
             guard let u = URL(string: url), u.scheme != nil else { throw ValidationError("not a URL: \(url)") }
             start = u
         }
-        let crawler = Crawler(options: crawlerOptions)
+        let crawler = try makeCrawler(crawlerOptions)
         let out = try openOutput()
         // Line by line: a process killed mid-crawl leaves whole lines.
         setvbuf(out, nil, _IOLBF, 0)
@@ -326,9 +365,10 @@ struct Crawl: ParsableCommand {
         if summary.report.errors > 0 { throw ExitCode(2) }
     }
 
-    /// Parse threads: as asked, or one when another core is free for it.
+    /// Parse threads: as asked, or one per core beside the hub's (none
+    /// with --demo, whose site serves from this process).
     private var parseThreadCount: Int {
-        parseThreads ?? (!demo && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 1 : 0)
+        parseThreads ?? (demo ? 0 : max(0, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1))
     }
 
     private func writeSummary(_ line: String, toStdout: Bool) {

@@ -20,7 +20,7 @@ public enum ModelCrawler {
 
     /// Fetches and parses one page on the worker's own `Crawler`.
     public static let fetch = Job<Task, CrawlRecord>("crawl.fetch") { task, _ in
-        WorkerCrawlers.crawler(for: task.crawl, options: task.options).fetch(task.url, depth: task.depth)
+        try WorkerCrawlers.crawler(for: task.crawl, options: task.options).fetch(task.url, depth: task.depth)
     }
 
     /// The jobs a crawl worker process serves.
@@ -33,7 +33,10 @@ public enum ModelCrawler {
         guard let first = URLNormalizer.normalize(start) else {
             throw CrawlError(message: "not an http(s) URL: \(start)")
         }
-        let allowed = Set((options.allowedHosts.isEmpty ? [first.host ?? ""] : options.allowedHosts).map { $0.lowercased() })
+        // Judges links as the workers' crawlers would (hosts, include and
+        // exclude); a pattern that does not compile fails here, once.
+        let judge = try Crawler(options: options)
+        judge.allowed = Set((options.allowedHosts.isEmpty ? [first.host ?? ""] : options.allowedHosts).map { $0.lowercased() })
         let pool = try model.pool(size: options.concurrency)
         defer { pool.close() }
         let crawlID = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
@@ -61,8 +64,7 @@ public enum ModelCrawler {
                 if r.error != nil || (r.status ?? 0) >= 400 { errors += 1 }
                 if depth < options.maxDepth {
                     for link in r.found where seen.count < options.maxPages {
-                        guard !seen.contains(link), let host = URL(string: link)?.host?.lowercased(),
-                              allowed.contains(host) else { continue }
+                        guard !seen.contains(link), judge.isAllowed(link) else { continue }
                         seen.insert(link)
                         next.append(link)
                     }
@@ -86,13 +88,13 @@ enum WorkerCrawlers {
 
     private static let slots = PerThread<Slot> { Slot() }
 
-    static func crawler(for crawl: String, options: Crawler.Options) -> Crawler {
+    static func crawler(for crawl: String, options: Crawler.Options) throws -> Crawler {
         let slot = slots.value
         if slot.crawl != crawl || slot.crawler == nil {
             var o = options
             o.concurrency = 1
             o.parseThreads = 0
-            slot.crawler = Crawler(options: o)
+            slot.crawler = try Crawler(options: o)
             slot.crawl = crawl
         }
         return slot.crawler!

@@ -49,7 +49,10 @@ extension Crawler {
                 delay: options.delay, obeyRobots: options.obeyRobots)
         }
         let began = Hub.current.nowUpdated()
+        let cpuBefore = threadCPUSeconds()
         let joined = try frontier.join(settings)
+        try openArchive()
+        defer { try? closeArchive() }
         guard case .joined(let crawl, let created) = joined else {
             // Finished before this process came: nothing to do.
             return SharedCrawlSummary(local: CrawlSummary(pages: 0, errors: 0, seconds: 0), refetched: 0,
@@ -154,13 +157,17 @@ extension Crawler {
             }
         }
         let workers = Pool(size: options.concurrency)
-        for _ in 0..<options.concurrency {
-            try workers.spawn { [self] in
+        for n in 0..<options.concurrency {
+            let name = "shared crawl worker \(n)"
+            try workers.spawn(name: name) { [self] in
+                let me = Greenlet<Void>.current
                 for entry in claimed {
                     queued -= 1
                     if stopRequested || failure != nil { continue }
                     inFlight += 1
+                    me.name = name + ": " + entry.url
                     let r = fetch(entry.url, depth: entry.depth)
+                    me.name = name
                     inFlight -= 1
                     let failed = r.error != nil || (r.status ?? 0) >= 400
                     let links = entry.depth < options.maxDepth ? r.found.filter { isAllowed($0) } : []
@@ -210,7 +217,8 @@ extension Crawler {
         // Stopped: what was claimed and not fetched goes back now.
         stopRenewing()
         try frontier.leave(releasing: Array(held))
-        let mine = CrawlSummary(pages: recorded, errors: recordedErrors, seconds: Hub.current.nowUpdated() - began)
+        try closeArchive()
+        let mine = summary(since: began, cpuBefore: cpuBefore, pages: recorded, errors: recordedErrors)
         return SharedCrawlSummary(local: mine, refetched: refetched, report: try frontier.report(),
                                   stopped: stopRequested, created: created, redisRetries: frontier.retries,
                                   redisConnectionsLost: frontier.connectionsLost)

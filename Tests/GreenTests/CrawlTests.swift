@@ -37,9 +37,10 @@ final class CrawlTests: GreenTestCase {
     }
 
     func testMalformedHTMLStillYieldsItsLinks() throws {
+        // libxml2 also reads the tag the end of the document cuts off.
         let html = "<div><a href=/one>one<p><a href=/two>two</div></span><a href=\"/three"
         let links = LinkExtractor.links(in: Array(html.utf8), pageURL: URL(string: "http://h/")!)
-        XCTAssertEqual(links.map(\.path), ["/one", "/two"])
+        XCTAssertEqual(links.map(\.path), ["/one", "/two", "/three"])
     }
 
     func testNormalizationDropsFragmentsDefaultPortsAndCase() throws {
@@ -82,12 +83,12 @@ final class CrawlTests: GreenTestCase {
             options.concurrency = 50
             options.timeout = 0.5
             options.parseThreads = threads
-            let crawler = Crawler(options: options)
+            let crawler = try Crawler(options: options)
             var records: [CrawlRecord] = []
             let summary = try withTimeout(60) { try crawler.crawl(root) { records.append($0) } }
             XCTAssertEqual(summary.pages, site.expected.urls, "parse threads \(threads)")
             XCTAssertEqual(summary.errors, site.expected.errors, "parse threads \(threads)")
-            XCTAssertEqual(crawler.parseCPUSeconds > 0, threads > 0)
+            XCTAssertGreaterThan(crawler.parseCPUSeconds, 0, "parse threads \(threads)")
             XCTAssertEqual(Set(records.map(\.url)).count, records.count, "a URL was fetched twice")
             let byPath = Dictionary(records.map { (URL(string: $0.url)!.path, $0) }, uniquingKeysWith: { a, _ in a })
             XCTAssertEqual(byPath["/private/secret"]?.error, "disallowed by robots.txt")

@@ -39,14 +39,8 @@ public final class HTMLLinkParser {
     /// A held-back tail longer than this is given to libxml2 anyway.
     static let holdBackLimit = 256 * 1024
 
-    /// libxml2 sets up its globals once, before any thread parses.
-    private static let initialized: Bool = {
-        xmlInitParser()
-        return true
-    }()
-
     public init(pageURL: String, charset: String? = nil, followNofollow: Bool = false) {
-        _ = HTMLLinkParser.initialized
+        _ = LibXML2.ready
         self.pageURL = pageURL
         self.followNofollow = followNofollow
         headerCharset = charset
@@ -206,7 +200,7 @@ public final class HTMLLinkParser {
 }
 
 /// libxml2 stopped reading a page before its end.
-public struct LinkExtractionError: Error, CustomStringConvertible {
+public struct LinkExtractionError: Error, Sendable, CustomStringConvertible {
     public let url: String
     public let bytesParsed: Int
     public let reason: String

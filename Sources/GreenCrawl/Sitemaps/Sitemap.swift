@@ -77,12 +77,6 @@ public struct SitemapError: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// The walk over libxml2's xmlTextReader.
 private enum SitemapReader {
-    /// libxml2 sets up its globals once, before any thread parses.
-    static let initialized: Bool = {
-        xmlInitParser()
-        return true
-    }()
-
     /// No network, no DTD or external entity loading (no DTDLOAD, DTDATTR,
     /// DTDVALID), no entity substitution (no NOENT): together they keep
     /// libxml2 from opening anything but the bytes given. NOERROR and
@@ -96,7 +90,7 @@ private enum SitemapReader {
     }
 
     static func read(_ xml: [UInt8], url: String) throws -> (Sitemap.Kind, [String]) {
-        _ = initialized
+        _ = LibXML2.ready
         let errors = Errors()
         return try xml.withUnsafeBufferPointer { bytes in
             // The reader reads `bytes` in place (no copy), so it must be
