@@ -152,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "GreenBench",
             dependencies: [
-                "Green", "CGreenContext",
+                "Green", "CGreenContext", "GreenCrawl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: switchImportFlags

@@ -226,7 +226,10 @@ extension CrawlTests {
                      "../../../../above-root.html", ".", "..", "./", "../", "x/y/../z?k=v", "/a/b/..", "/a/b/.",
                      "/a//b/../c", "sub/./../q.html", ".hidden/.x", "/..a/b..", "../x?y=../z", "  ../spaced.html ",
                      // Found by the fuzzer (make fuzz): a "?" inside a query, brackets in a path.
-                     "6?.?", "a]b", "x?y?", "/p?q?"]
+                     "6?.?", "a]b", "x?y?", "/p?q?",
+                     // Fragment-only links and absolute URLs in normal form take the quick path.
+                     "#section", " #spaced", "#", "http://other.test/a/b.html", "https://other.test/x?y=1#z",
+                     "http://other.test", "http://other.test:80/", "https://Upper.test/", "http://other.test/a?"]
         let page = URL(string: "http://Example.com:8080/dir/sub/page.html")!
         let html = hrefs.map { "<a href=\"\($0)\">x</a>" }.joined()
         let got = LinkExtractor.linkStrings(in: Array(html.utf8), pageURL: page)

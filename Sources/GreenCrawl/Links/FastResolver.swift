@@ -4,7 +4,8 @@ import GreenHTTP
 /// Resolution of the common, simple links without Foundation: an
 /// absolute path ("/a/b.html") or a relative one ("b.html", "../b.html"),
 /// made only of characters that need no escaping, with an optional query
-/// of "=&" pairs. Dot segments are removed as RFC 3986 (section 5.2.4)
+/// of "=&" pairs; a fragment-only link; an absolute URL already in
+/// normal form. Dot segments are removed as RFC 3986 (section 5.2.4)
 /// says. Anything else goes the careful way (nil here). The result equals
 /// what `URL` resolution plus `URLNormalizer` gives.
 struct FastResolver {
@@ -12,6 +13,9 @@ struct FastResolver {
     let origin: [UInt8]
     /// The base's directory: "/a/" for "/a/page.html".
     let directory: [UInt8]
+    /// The base itself, normalized: what a fragment-only link ("#part")
+    /// resolves to.
+    let page: String
 
     init?(base: String) {
         // The crawler's own URLs are already normalized: read the parts
@@ -40,6 +44,7 @@ struct FastResolver {
         }) else { return nil }
         self.origin = origin
         self.directory = directory
+        page = text
     }
 
     /// Whether `text` is already in `URLNormalizer`'s form, judged
@@ -87,6 +92,9 @@ struct FastResolver {
         var end = href.count
         while start < end, isSpace(href[start]) { start += 1 }
         while end > start, isSpace(href[end - 1]) { end -= 1 }
+        // "#part": this very page (documentation pages link to their own
+        // sections by the hundred).
+        if start < end, href[start] == UInt8(ascii: "#") { return page }
         var i = start
         while i < end, href[i] != UInt8(ascii: "#") { i += 1 }
         end = i
@@ -99,6 +107,11 @@ struct FastResolver {
         // "//host": another authority; "?q": a query on the base; anything
         // with a scheme, escapes or unusual characters: the careful way.
         if u[0] == UInt8(ascii: "/"), u.count > 1, u[1] == UInt8(ascii: "/") { return nil }
+        // An absolute URL already in normal form is its own resolution.
+        if u[0] == UInt8(ascii: "h") {
+            let absolute = String(decoding: u, as: UTF8.self)
+            if FastResolver.looksNormalized(absolute) { return absolute }
+        }
         guard u[0] != UInt8(ascii: "?"), FastResolver.isPlain(u) else { return nil }
         var query = 0
         while query < u.count, u[query] != UInt8(ascii: "?") { query += 1 }

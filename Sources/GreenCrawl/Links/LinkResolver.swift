@@ -11,6 +11,7 @@ struct LinkResolver {
     private let fast: FastResolver?
     private var baseURL: URL?
     private var seen = Set<String>()
+    private var rawSeen = Set<String>()
     private(set) var links: [String] = []
 
     /// `base` is the document's `<base href>` value, if any, resolved
@@ -26,6 +27,10 @@ struct LinkResolver {
     }
 
     mutating func add(_ href: UnsafeBufferPointer<UInt8>) {
+        // The same href again (a page's many "#section" or "../index.html"
+        // links) resolves to the same URL: skip it before resolving.
+        // Short ones only: a String of up to 15 bytes is stored inline.
+        if href.count <= 15 && !rawSeen.insert(String(decoding: href, as: UTF8.self)).inserted { return }
         let normal: String
         if let quick = fast?.resolve(href) {
             normal = quick
