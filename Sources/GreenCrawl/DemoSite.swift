@@ -23,6 +23,8 @@ public final class DemoSite: @unchecked Sendable {
     private var server: HTTPServer?
     /// Requests per path, for tests that count fetches.
     private var counts: [String: Int] = [:]
+    private var inFlight = 0
+    private var mostInFlight = 0
     private let countsLock = NSLock()
 
     public init(pages: Int = 3_000, latency: Double = 0, slowSeconds: Double = 3, pageBytes: Int = 0) {
@@ -51,12 +53,29 @@ public final class DemoSite: @unchecked Sendable {
     public func resetCounts() {
         countsLock.lock()
         counts.removeAll()
+        mostInFlight = 0
         countsLock.unlock()
+    }
+
+    /// The most requests the site was answering at one moment since it
+    /// started (or since the last `resetCounts()`).
+    public var maxInFlight: Int {
+        countsLock.lock()
+        defer { countsLock.unlock() }
+        return mostInFlight
     }
 
     private func count(_ path: String) {
         countsLock.lock()
         counts[path, default: 0] += 1
+        inFlight += 1
+        mostInFlight = max(mostInFlight, inFlight)
+        countsLock.unlock()
+    }
+
+    private func answered() {
+        countsLock.lock()
+        inFlight -= 1
         countsLock.unlock()
     }
 
@@ -81,6 +100,7 @@ public final class DemoSite: @unchecked Sendable {
         let handler: @Sendable (HTTPRequest) throws -> HTTPResponse = { [self] request in
             let path = String(request.path)
             count(path)
+            defer { answered() }
             if latency > 0 { try Green.sleep(latency) }
             return respond(path, host: request.headers["Host"] ?? address.host)
         }

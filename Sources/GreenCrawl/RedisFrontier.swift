@@ -24,6 +24,8 @@ import GreenRedis
 /// | `pages_by` | hash   | process -> pages it recorded                            |
 /// | `polite`   | hash   | origin -> when its next request may start (ms)          |
 /// | `robots`   | hash   | origin -> its robots.txt ("" when it has none)          |
+/// | `conns:O`  | zset   | connections open to origin O, scored by when they lapse |
+/// | `conn_origins` | set | the origins that have a `conns:O`                      |
 ///
 /// A process claims a batch of entries, each with a lease it renews while
 /// it lives; a URL is recorded once (the `done` hash), and its new links
@@ -70,6 +72,10 @@ public final class RedisFrontier {
         public var allowedHosts: [String]
         public var delay: Double
         public var obeyRobots: Bool
+        /// Requests in flight to one host at once, counted over every
+        /// process of the crawl (0: no crawl-wide cap, only each
+        /// process's own).
+        public var perHost = 0
     }
 
     /// One claimed URL.
@@ -125,6 +131,8 @@ public final class RedisFrontier {
 
     private func key(_ name: String) -> String { prefix + name }
     private var leaseMS: String { String(Int(options.lease * 1000)) }
+    /// Connection slots this process has asked for (their tokens' suffix).
+    private var connectionTokens = 0
 
     // MARK: Joining
 
@@ -144,19 +152,21 @@ public final class RedisFrontier {
                                arguments: [options.resume ? "resume" : "start", workerID, leaseMS, s?.start ?? "",
                                            String(s?.maxPages ?? 0), String(s?.maxDepth ?? 0),
                                            (s?.allowedHosts ?? []).joined(separator: " "), String(s?.delay ?? 0),
-                                           s?.obeyRobots == false ? "0" : "1"])
+                                           s?.obeyRobots == false ? "0" : "1", String(s?.perHost ?? 0)])
         }
         let parts = reply.array?.map { $0.string ?? "" } ?? []
         let id = options.crawlID
         switch parts.first {
         case "created", "joined":
-            guard parts.count == 7, let maxPages = Int(parts[2]), let maxDepth = Int(parts[3]),
+            guard parts.count == 8, let maxPages = Int(parts[2]), let maxDepth = Int(parts[3]),
                   let delay = Double(parts[5]) else {
                 throw CrawlError(message: "crawl \"\(id)\" has damaged settings in Redis: \(parts)")
             }
-            let settings = Settings(start: parts[1], maxPages: maxPages, maxDepth: maxDepth,
+            var settings = Settings(start: parts[1], maxPages: maxPages, maxDepth: maxDepth,
                                     allowedHosts: parts[4].split(separator: " ").map(String.init),
                                     delay: delay, obeyRobots: parts[6] != "0")
+            // Crawls begun before the cap was kept have none.
+            settings.perHost = Int(parts[7]) ?? 0
             return .joined(settings, created: parts[0] == "created")
         case "finished":
             return .finished
@@ -278,6 +288,34 @@ public final class RedisFrontier {
         return Double(ms) / 1000
     }
 
+    /// Takes one of `origin`'s `cap` connection slots, counted over every
+    /// process of the crawl, waiting (cooperatively) while all are taken;
+    /// returns the slot's token for `releaseConnection`. A slot lapses
+    /// after `hold` seconds, so one a dead process held comes back.
+    func acquireConnection(origin: String, cap: Int, hold: Double) throws -> String {
+        connectionTokens += 1
+        let token = "\(workerID) \(connectionTokens)"
+        var pause = 0.002
+        while true {
+            let taken = try retrying("connection slot for \(origin)") {
+                try redis.evaluate(Self.connectionScript, keys: [key("conns:" + origin), key("conn_origins")],
+                                   arguments: [origin, String(cap), token, String(Int(hold * 1000))]).int ?? 0
+            }
+            if taken == 1 { return token }
+            // No way to block on a zset: look again soon, less often the
+            // longer the host stays full.
+            try Green.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        }
+    }
+
+    /// Gives a slot of `acquireConnection` back.
+    func releaseConnection(origin: String, token: String) throws {
+        _ = try retrying("connection slot for \(origin)") {
+            try redis.send("ZREM", key("conns:" + origin), token)
+        }
+    }
+
     /// The robots.txt another process stored for `origin` ("" for none),
     /// or nil.
     func storedRobots(origin: String) throws -> String? {
@@ -321,8 +359,10 @@ public final class RedisFrontier {
 
     /// Deletes every key of the crawl.
     public func forget() throws {
+        let origins = try retrying("forget") { try redis.send("SMEMBERS", key("conn_origins")) }.array?
+            .compactMap(\.string) ?? []
         let names = ["meta", "frontier", "seen", "leases", "owners", "done", "failed", "workers", "pages_by", "polite",
-                     "robots"]
+                     "robots", "conn_origins"] + origins.map { "conns:" + $0 }
         _ = try retrying("forget") { try redis.send(["DEL"] + names.map(key)) }
     }
 
@@ -383,17 +423,18 @@ public final class RedisFrontier {
         """
 
     /// KEYS meta frontier seen workers done; ARGV mode worker lease start
-    /// maxPages maxDepth hosts delay robots.
+    /// maxPages maxDepth hosts delay robots perHost.
     static let joinScript = RedisScript(name: "join", now + """
 
         local function settings(tag)
-          local s = redis.call('HMGET', KEYS[1], 'start', 'max_pages', 'max_depth', 'hosts', 'delay', 'robots')
-          return {tag, s[1], s[2], s[3], s[4], s[5], s[6]}
+          local s = redis.call('HMGET', KEYS[1], 'start', 'max_pages', 'max_depth', 'hosts', 'delay', 'robots', 'per_host')
+          return {tag, s[1], s[2], s[3], s[4], s[5], s[6], s[7] or '0'}
         end
         if redis.call('EXISTS', KEYS[1]) == 0 then
           if ARGV[4] == '' or ARGV[1] == 'resume' then return {'missing'} end
           redis.call('HSET', KEYS[1], 'start', ARGV[4], 'max_pages', ARGV[5], 'max_depth', ARGV[6],
-                     'hosts', ARGV[7], 'delay', ARGV[8], 'robots', ARGV[9], 'status', 'running', 'created_ms', now)
+                     'hosts', ARGV[7], 'delay', ARGV[8], 'robots', ARGV[9], 'per_host', ARGV[10], 'status', 'running',
+                     'created_ms', now)
           redis.call('SADD', KEYS[3], ARGV[4])
           redis.call('RPUSH', KEYS[2], '0 ' .. ARGV[4])
           redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[2])
@@ -525,6 +566,17 @@ public final class RedisFrontier {
           end
         end
         return 0
+        """)
+
+    /// KEYS conns conn_origins; ARGV origin cap token holdMS: 1 when the
+    /// slot was taken, 0 when the origin's slots are all in use.
+    static let connectionScript = RedisScript(name: "connection", now + """
+
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[3])
+        redis.call('SADD', KEYS[2], ARGV[1])
+        return 1
         """)
 
     /// KEYS polite; ARGV origin delayMS: milliseconds until this request's

@@ -47,6 +47,7 @@ extension Crawler {
                 allowedHosts: (options.allowedHosts.isEmpty ? [first.host ?? ""] : options.allowedHosts)
                     .map { $0.lowercased() },
                 delay: options.delay, obeyRobots: options.obeyRobots)
+            settings?.perHost = options.perHost
         }
         let began = Hub.current.nowUpdated()
         let cpuBefore = threadCPUSeconds()
@@ -63,9 +64,10 @@ extension Crawler {
         options.maxDepth = crawl.maxDepth
         options.delay = crawl.delay
         options.obeyRobots = crawl.obeyRobots
+        crawlPerHost = crawl.perHost
         allowed = Set(crawl.allowedHosts)
         shared = frontier
-        defer { shared = nil }
+        defer { shared = nil; crawlPerHost = 0 }
 
         // The URLs this process holds leases on: queued here or in flight.
         var held = Set<RedisFrontier.Entry>()

@@ -340,6 +340,28 @@ final class SharedCrawlTests: GreenTestCase {
         assertExactlyOnce(runs, baseline, site)
     }
 
+    func testThePerHostCapHoldsOverEveryProcessOfTheCrawl() throws {
+        // Each process may open 3 connections to the host (--per-host 3),
+        // 6 between two; the crawl, begun with --per-host 3, allows 3 in all.
+        let site = DemoSite(pages: 150, latency: 0.02, slowSeconds: 0.3)
+        let root = try site.start(ownThread: true)
+        defer { site.stop() }
+        let redis = try startRedis()
+        let runs = try finish(try startCrawlers(2, root: root.absoluteString, redis: redis.url, id: "cap",
+                                                extra: ["--per-host", "3"]))
+        for r in runs {
+            XCTAssertEqual(r.status, .exited(2), "the planted errors make status 2: \(r.output) \(r.errors)")
+            XCTAssertEqual(reported(r)?.processes, 2, "every process took part: \(r.output)")
+            XCTAssertEqual(reported(r)?.pages, site.expected.urls, r.output)
+        }
+        XCTAssertLessThanOrEqual(site.maxInFlight, 3)
+        XCTAssertGreaterThanOrEqual(site.maxInFlight, 2, "the processes fetched side by side")
+        // The slots are forgotten with the crawl.
+        try frontier(redis, "cap").forget()
+        let left = try RedisClient(url: redis.url).send("KEYS", "crawl:{cap}:*")
+        XCTAssertEqual(left.array?.count, 0, "\(left)")
+    }
+
     func testTwoProcessesFetchEveryPageExactlyOnce() throws {
         try crawlWith(processes: 2)
     }

@@ -103,6 +103,9 @@ public final class Crawler {
     var allowed: Set<String> = []
     /// The Redis frontier of a shared crawl, while one runs.
     var shared: RedisFrontier?
+    /// A shared crawl's cap on requests in flight per host, over all its
+    /// processes (0: none).
+    var crawlPerHost = 0
     /// `stop()` was called; `wakeFeeder` is set to tell the shared crawl's
     /// feeder.
     var stopRequested = false
@@ -340,6 +343,12 @@ public final class Crawler {
                 var failure: Error?
                 var answer: HTTPClientResponse?
                 do {
+                    // A shared crawl counts this host's connections over
+                    // every process.
+                    let slot = try crawlPerHost > 0 ? shared.map {
+                        ($0, try $0.acquireConnection(origin: parts.origin, cap: crawlPerHost, hold: options.timeout * 3 + 5))
+                    } : nil
+                    defer { if let (frontier, token) = slot { try? frontier.releaseConnection(origin: parts.origin, token: token) } }
                     answer = try fetchOnce(url, into: &page, mayRetry: attempt < retryPolicy.retries)
                 } catch {
                     failure = error
