@@ -315,4 +315,22 @@ final class CrawlFeatureTests: GreenTestCase {
             XCTAssertTrue(dump.contains("crawl closer"), dump)
         }
     }
+
+    func testTheSummarySaysWhatBoundedTheRun() {
+        var s = CrawlSummary(pages: 100, errors: 1, seconds: 2.0)
+        s.hubCPUSeconds = 0.4
+        s.straggler = .init(url: "http://h/slow", seconds: 1.5, error: "http://h/slow: read timeout after 1.5 s", alone: 1.2)
+        XCTAssertEqual(s.boundLine, "bounded by one page: http://h/slow took 1.50 s (read timeout after 1.5 s), "
+                       + "1.20 s of it after every other page was done (60% of the run)")
+        s.straggler = .init(url: "http://h/last", seconds: 0.01, error: nil, alone: 0.01)
+        s.parseThreads = 1
+        s.parseCPUSeconds = 1.8
+        XCTAssertTrue(s.boundLine.hasPrefix("bounded by parsing: the parse threads were busy 90%"), s.boundLine)
+        s.parseCPUSeconds = 0.2
+        s.hubCPUSeconds = 1.9
+        XCTAssertTrue(s.boundLine.hasPrefix("bounded by the hub's CPU (busy 95%"), s.boundLine)
+        s.hubCPUSeconds = 0.5
+        XCTAssertTrue(s.boundLine.hasPrefix("bounded by waiting: the hub was idle 75%"), s.boundLine)
+        XCTAssertEqual(s.timeLine, "time: fetching 0.50 s CPU, parsing 0.20 s CPU on 1 parse thread, hub idle 1.50 s of 2.00 s")
+    }
 }

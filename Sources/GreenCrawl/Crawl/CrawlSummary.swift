@@ -25,6 +25,13 @@ public struct CrawlSummary: Sendable {
         /// Seconds it ran with no other page finishing: what the crawl
         /// waited for it alone.
         public let alone: Double
+
+        public init(url: String, seconds: Double, error: String?, alone: Double) {
+            self.url = url
+            self.seconds = seconds
+            self.error = error
+            self.alone = alone
+        }
     }
 
     public init(pages: Int, errors: Int, seconds: Double) {
@@ -53,7 +60,8 @@ public struct CrawlSummary: Sendable {
     public var boundLine: String {
         let wall = max(seconds, 1e-9)
         if let s = straggler, s.alone > 0.25 * wall, s.alone > 0.05 {
-            let why = s.error.map { " (\($0))" } ?? ""
+            // Errors name their URL first; it is named here already.
+            let why = s.error.map { " (" + ($0.hasPrefix(s.url + ": ") ? String($0.dropFirst(s.url.count + 2)) : $0) + ")" } ?? ""
             return "bounded by one page: \(s.url) took \(Self.format(s.seconds)) s\(why), "
                 + "\(Self.format(s.alone)) s of it after every other page was done (\(Int((100 * s.alone / wall).rounded()))% of the run)"
         }
