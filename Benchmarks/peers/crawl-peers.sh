@@ -152,6 +152,7 @@ http {
   default_type application/octet-stream;
   charset utf-8;
   access_log off;
+  log_not_found off;
   sendfile on;
   tcp_nopush on;
   keepalive_timeout 65;
