@@ -51,6 +51,7 @@ extension Crawler {
         }
         let began = Hub.current.nowUpdated()
         let cpuBefore = threadCPUSeconds()
+        let processBefore = processCPUSeconds()
         let joined = try frontier.join(settings)
         try openArchive()
         defer { try? closeArchive() }
@@ -220,7 +221,7 @@ extension Crawler {
         stopRenewing()
         try frontier.leave(releasing: Array(held))
         try closeArchive()
-        let mine = summary(since: began, cpuBefore: cpuBefore, pages: recorded, errors: recordedErrors)
+        let mine = summary(since: began, cpuBefore: cpuBefore, processBefore: processBefore, pages: recorded, errors: recordedErrors)
         return SharedCrawlSummary(local: mine, refetched: refetched, report: try frontier.report(),
                                   stopped: stopRequested, created: created, redisRetries: frontier.retries,
                                   redisConnectionsLost: frontier.connectionsLost)

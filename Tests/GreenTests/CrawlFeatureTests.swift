@@ -331,6 +331,10 @@ final class CrawlFeatureTests: GreenTestCase {
         XCTAssertTrue(s.boundLine.hasPrefix("bounded by the hub's CPU (busy 95%"), s.boundLine)
         s.hubCPUSeconds = 0.5
         XCTAssertTrue(s.boundLine.hasPrefix("bounded by waiting: the hub was idle 75%"), s.boundLine)
+        s.cores = 2
+        s.processCPUSeconds = 3.6
+        XCTAssertTrue(s.boundLine.hasPrefix("bounded by the machine's CPU: this process kept its 2 cores 90% busy"), s.boundLine)
+        s.processCPUSeconds = 0.7
         XCTAssertEqual(s.timeLine, "time: fetching 0.50 s CPU, parsing 0.20 s CPU on 1 parse thread, hub idle 1.50 s of 2.00 s")
     }
 }

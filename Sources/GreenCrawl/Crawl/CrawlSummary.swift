@@ -13,6 +13,10 @@ public struct CrawlSummary: Sendable {
     /// CPU seconds spent parsing pages, wherever they parsed.
     public var parseCPUSeconds = 0.0
     public var parseThreads = 0
+    /// CPU seconds of the whole process (every thread), and the cores it
+    /// could use.
+    public var processCPUSeconds = 0.0
+    public var cores = 1
     /// The page that finished last.
     public var straggler: Straggler?
 
@@ -71,6 +75,10 @@ public struct CrawlSummary: Sendable {
         }
         if hubCPUSeconds > 0.7 * wall {
             return "bounded by the hub's CPU (busy \(Int((100 * hubCPUSeconds / wall).rounded()))% of the run)"
+        }
+        let processLoad = processCPUSeconds / Double(max(cores, 1))
+        if cores > 1 && processLoad > 0.7 * wall {
+            return "bounded by the machine's CPU: this process kept its \(cores) cores \(Int((100 * processLoad / wall).rounded()))% busy"
         }
         return "bounded by waiting: the hub was idle \(Int((100 * (1 - hubCPUSeconds / wall)).rounded()))% of the run "
             + "(the server's latency, politeness delays, or too little concurrency)"

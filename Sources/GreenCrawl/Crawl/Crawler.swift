@@ -193,6 +193,7 @@ public final class Crawler {
         let results = Queue<CrawlRecord>()
         let began = Hub.current.nowUpdated()
         let cpuBefore = threadCPUSeconds()
+        let processBefore = processCPUSeconds()
         let workers = Pool(size: options.concurrency)
         if options.sitemaps, let origin = NormalizedURL(first.absoluteString)?.origin {
             try workers.spawn(name: "crawl sitemaps of \(origin)") { [self] in
@@ -241,12 +242,12 @@ public final class Crawler {
         for r in results { try record(r) }
         try closer.get()
         try closeArchive()
-        return summary(since: began, cpuBefore: cpuBefore, pages: done, errors: errors)
+        return summary(since: began, cpuBefore: cpuBefore, processBefore: processBefore, pages: done, errors: errors)
     }
 
     /// The summary of a crawl that began at `began` (hub time) with the
-    /// hub thread's CPU at `cpuBefore`.
-    func summary(since began: Double, cpuBefore: Double, pages: Int, errors: Int) -> CrawlSummary {
+    /// hub thread's CPU at `cpuBefore` and the process's at `processBefore`.
+    func summary(since began: Double, cpuBefore: Double, processBefore: Double, pages: Int, errors: Int) -> CrawlSummary {
         let end = Hub.current.nowUpdated()
         var s = CrawlSummary(pages: pages, errors: errors, seconds: end - began)
         s.retries = retried
@@ -254,6 +255,8 @@ public final class Crawler {
         s.hubCPUSeconds = threadCPUSeconds() - cpuBefore
         s.parseCPUSeconds = parseCPUSeconds
         s.parseThreads = options.parseThreads
+        s.processCPUSeconds = processCPUSeconds() - processBefore
+        s.cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         if let last = lastFinished {
             s.straggler = CrawlSummary.Straggler(url: last.url, seconds: last.seconds, error: last.error,
                                                  alone: last.at - max(previousFinishAt, began))
@@ -492,6 +495,13 @@ public final class Crawler {
             lastFetch[hostKey] = Hub.current.nowUpdated()
         }
     }
+}
+
+/// CPU seconds this process (every thread) has used.
+func processCPUSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
 }
 
 /// CPU seconds the calling thread has used.
