@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libxml2-dev libssl-dev openssl nginx-light curl redis-server iproute2 python3-doc python3-venv
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo demo-distributed bench-distributed test-venv test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
+.PHONY: all deps bench-deps demo demo-distributed bench-distributed bench-crawl-peers test-venv test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
 
 all: test
 
@@ -140,6 +140,13 @@ bench-peers: bench-deps
 	Benchmarks/peers/compare-peers.sh
 	Benchmarks/peers/echo-peers.sh
 	Benchmarks/peers/echo-peers.sh --http
+	Benchmarks/peers/crawl-peers.sh
+
+# Our crawler against a gevent crawler and Scrapy on python3-doc served by
+# nginx on loopback, every page set checked against a reference crawl
+# (ROUNDS=5 for steadier medians; CRAWL=path times another build).
+bench-crawl-peers: deps
+	$(call build-release,crawl)
 	Benchmarks/peers/crawl-peers.sh
 
 # The standard workloads on greenlets, threads and processes: tables,

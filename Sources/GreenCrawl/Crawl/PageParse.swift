@@ -58,9 +58,10 @@ final class PageParse {
         let handle = self.handle
         let (found, cpu): (Result<[String], LinkExtractionError>, Double) = try parsers.run {
             let before = threadCPUSeconds()
-            handle.parser.feed(bytes)
             let found: Result<[String], LinkExtractionError>
-            do { found = .success(try handle.parser.finish(truncated: truncated)) } catch let e as LinkExtractionError {
+            do {
+                found = .success(try bytes.withUnsafeBytes { try handle.parser.finish(last: $0, truncated: truncated) })
+            } catch let e as LinkExtractionError {
                 found = .failure(e)
             } catch {
                 found = .failure(LinkExtractionError(url: "", bytesParsed: 0, reason: "\(error)", links: []))

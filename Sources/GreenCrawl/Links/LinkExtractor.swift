@@ -23,7 +23,12 @@ public enum LinkExtractor {
     public static func linkStrings(in html: [UInt8], pageURL: String, charset: String? = nil,
                                    followNofollow: Bool = false) -> [String] {
         let parser = HTMLLinkParser(pageURL: pageURL, charset: charset, followNofollow: followNofollow)
-        parser.feed(html)
-        do { return try parser.finish() } catch let e as LinkExtractionError { return e.links } catch { return [] }
+        do {
+            return try html.withUnsafeBytes { try parser.finish(last: $0) }
+        } catch let e as LinkExtractionError {
+            return e.links
+        } catch {
+            return []
+        }
     }
 }
