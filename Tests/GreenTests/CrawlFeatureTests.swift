@@ -250,10 +250,10 @@ final class CrawlFeatureTests: GreenTestCase {
     }
 
     func testAWARCFileOfTheCrawlReadsBackInWarcio() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("crawl-warc-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("crawl.warc.gz").path
+        try withTemporaryDirectory { dir in try checkWARCOfACrawl(at: dir + "/crawl.warc.gz") }
+    }
+
+    private func checkWARCOfACrawl(at path: String) throws {
         let routes: [String: (Int) -> HTTPResponse] = [
             "/": Self.html(["/a", "/moved"]),
             "/a": Self.html([], padding: 5_000),

@@ -363,14 +363,6 @@ final class SitemapTests: GreenTestCase {
         return result
     }
 
-    private func withTemporaryDirectory(_ body: (String) throws -> Void) throws {
-        var template = Array("/tmp/green-sitemap-XXXXXX".utf8CString)
-        guard let dir = mkdtemp(&template) else { throw TestError("mkdtemp: errno \(errno)") }
-        let path = String(cString: dir)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try body(path)
-    }
-
     /// What `body` wrote on file descriptor 2.
     private func capturingStderr(_ body: () throws -> Void) throws -> String {
         var output = ""

@@ -269,3 +269,13 @@ final class RedisServer {
         process = nil
     }
 }
+
+/// Runs `body` with a new empty directory under /tmp, removed afterwards
+/// with whatever `body` left in it.
+func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
+    var template = Array("/tmp/swift-green-test-XXXXXX".utf8CString)
+    guard let dir = mkdtemp(&template) else { throw TestError("mkdtemp: errno \(errno)") }
+    let path = String(cString: dir)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try body(path)
+}

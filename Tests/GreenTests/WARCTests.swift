@@ -224,14 +224,6 @@ final class WARCTests: GreenTestCase {
         try (FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
     }
 
-    private func withTemporaryDirectory(_ body: (String) throws -> Void) throws {
-        var template = Array("/tmp/green-warc-XXXXXX".utf8CString)
-        guard let dir = mkdtemp(&template) else { throw TestError("mkdtemp: errno \(errno)") }
-        let path = String(cString: dir)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try body(path)
-    }
-
     /// Reads a WARC file with warcio (`records`: every record against the
     /// expectations; `members`: one record per gzip member) and prints
     /// what it counted, or exits non-zero saying what differs.
