@@ -53,6 +53,7 @@ extension Crawler {
         let cpuBefore = threadCPUSeconds()
         let processBefore = processCPUSeconds()
         let joined = try frontier.join(settings)
+        resetCounters()
         try openArchive()
         defer { try? closeArchive() }
         guard case .joined(let crawl, let created) = joined else {

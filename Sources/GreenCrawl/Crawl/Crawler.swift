@@ -182,6 +182,7 @@ public final class Crawler {
             throw CrawlError(message: "not an http(s) URL: \(start)")
         }
         allowed = Set((options.allowedHosts.isEmpty ? [first.host ?? ""] : options.allowedHosts).map { $0.lowercased() })
+        resetCounters()
         try openArchive()
         // The frontier holds URL strings, normalized (by URLNormalizer or
         // the link extractor): their parts are read off the bytes, and no
@@ -195,7 +196,7 @@ public final class Crawler {
         let cpuBefore = threadCPUSeconds()
         let processBefore = processCPUSeconds()
         let workers = Pool(size: options.concurrency)
-        if options.sitemaps, let origin = NormalizedURL(first.absoluteString)?.origin {
+        if options.sitemaps, options.maxDepth >= 1, let origin = NormalizedURL(first.absoluteString)?.origin {
             try workers.spawn(name: "crawl sitemaps of \(origin)") { [self] in
                 for url in try sitemapPages(origin: origin) where seen.count < options.maxPages {
                     guard !seen.contains(url), isAllowed(url) else { continue }
@@ -243,6 +244,19 @@ public final class Crawler {
         try closer.get()
         try closeArchive()
         return summary(since: began, cpuBefore: cpuBefore, processBefore: processBefore, pages: done, errors: errors)
+    }
+
+    /// Counters start from zero with each crawl.
+    func resetCounters() {
+        done = 0
+        errors = 0
+        inFlight = 0
+        queued = 0
+        retried = 0
+        truncated = 0
+        parseCPUSeconds = 0
+        lastFinished = nil
+        previousFinishAt = 0
     }
 
     /// The summary of a crawl that began at `began` (hub time) with the
