@@ -200,6 +200,12 @@ static inline int green_html_halted(htmlParserCtxtPtr ctxt) {
     return ctxt->disableSAX != 0 || ctxt->instate == XML_PARSER_EOF;
 }
 
+// After the document ended: whether the parser stopped early on the way
+// (the end itself leaves libxml2 in its EOF state either way).
+static inline int green_html_stopped(htmlParserCtxtPtr ctxt) {
+    return ctxt->disableSAX != 0;
+}
+
 // libxml2's message for the last error, or NULL.
 static inline const char *green_html_last_error(htmlParserCtxtPtr ctxt) {
     return ctxt->lastError.message;

@@ -36,7 +36,9 @@ public struct Robots: Sendable {
         var lastWasAgent = false
         var sitemaps: [String] = []
         var seenSitemaps: Set<String> = []
-        for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        // Character by Character, "\r\n" is one Character: split on any
+        // newline, which covers it.
+        for rawLine in text.split(whereSeparator: \.isNewline) {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             guard let colon = line.firstIndex(of: ":") else { continue }
             let key = line[..<colon].trimmingSpaces().lowercased()

@@ -83,9 +83,21 @@ final class CrawlFeatureTests: GreenTestCase {
                 XCTAssertEqual(r.headers["Accept-Language"], "fr", r.path)
             }
         }
+        for bad in ["no colon here", "X-A: 1\r\nX-Injected: yes", "X-A: 1\nX-Injected: yes", "X-A: \u{0}"] {
+            var options = Crawler.Options()
+            options.headers = [bad]
+            XCTAssertThrowsError(try Crawler(options: options), bad.debugDescription)
+        }
         var options = Crawler.Options()
-        options.headers = ["no colon here"]
+        options.userAgent = "agent\r\nX-Injected: yes"
         XCTAssertThrowsError(try Crawler(options: options))
+    }
+
+    func testRobotsRulesWithCRLFLineEndingsAreRead() {
+        let robots = Robots(parsing: "User-agent: *\r\nDisallow: /private/\r\nSitemap: http://h/s.xml\r\n", userAgent: "x")
+        XCTAssertFalse(robots.allows("/private/a"))
+        XCTAssertTrue(robots.allows("/public"))
+        XCTAssertEqual(robots.sitemaps, ["http://h/s.xml"])
     }
 
     func testServerErrorsAreRetriedWithBackoffAndCounted() throws {

@@ -97,15 +97,19 @@ final class LinkExtractionTests: GreenTestCase {
 
     func testAPageCutAtEveryByteGivesTheSameLinks() throws {
         let real = try Data(contentsOf: URL(fileURLWithPath: Self.corpusRoot + "/distutils/uploading.html"))
-        for (url, page) in [("http://h.test/dir/page.html", Array(Self.trickyPage.utf8)),
-                            ("http://docs.test/distutils/uploading.html", Array(real))] {
-            let whole = try links([page[...]], url: url)
+        // The tricky page is shorter than the prescan: with no charset it
+        // would reach libxml2 whole, so it is also read with the header's
+        // charset, which starts the parser at once and cuts it up.
+        for (url, page, charset) in [("http://h.test/dir/page.html", Array(Self.trickyPage.utf8), nil),
+                                     ("http://h.test/dir/page.html", Array(Self.trickyPage.utf8), "utf-8"),
+                                     ("http://docs.test/distutils/uploading.html", Array(real), nil)] {
+            let whole = try links([page[...]], url: url, charset: charset)
             XCTAssertGreaterThan(whole.count, 5)
             for cut in 0...page.count {
-                let cutUp = try links([page[..<cut], page[cut...]], url: url)
+                let cutUp = try links([page[..<cut], page[cut...]], url: url, charset: charset)
                 if cutUp != whole { XCTFail("\(url) cut at byte \(cut): \(cutUp)"); break }
             }
-            XCTAssertEqual(try links(page.indices.map { page[$0...$0] }, url: url), whole, "byte by byte")
+            XCTAssertEqual(try links(page.indices.map { page[$0...$0] }, url: url, charset: charset), whole, "byte by byte")
         }
     }
 
@@ -163,5 +167,38 @@ final class LinkExtractionTests: GreenTestCase {
         let long = "/" + String(repeating: "x", count: 11_000_000)
         let page = "<a href=\"/before\">b</a><a href=\"\(long)\">h</a><a href=\"/after\">"
         XCTAssertEqual(try links(page), ["http://h.test/before", "http://h.test\(long)", "http://h.test/after"])
+    }
+
+    func testABytePageCharsetDoesNotDefineEndsNoLinkExtraction() throws {
+        // 0x9D is undefined in windows-1252, 0x80 and up in ASCII, 0xFF in
+        // Shift_JIS: each becomes U+FFFD and the page reads on.
+        for (charset, odd) in [("windows-1252", UInt8(0x9D)), ("us-ascii", 0xE9), ("shift_jis", 0xFF), ("euc-jp", 0xFF)] {
+            let page: [UInt8] = Array("<a href=/before>b</a><p>caf".utf8) + [odd] + Array("</p><a href=/after>a</a>".utf8)
+            XCTAssertEqual(try links([page[...]], url: "http://h.test/", charset: charset),
+                           ["http://h.test/before", "http://h.test/after"], charset)
+            // Piece by piece too (the odd byte alone, and a piece ending in it).
+            XCTAssertEqual(try links(page.indices.map { page[$0...$0] }, url: "http://h.test/", charset: charset),
+                           ["http://h.test/before", "http://h.test/after"], charset)
+        }
+        // A two-byte Shift_JIS character in a link, cut between its bytes.
+        let sjis: [UInt8] = Array("<a href=/x".utf8) + [0x82, 0xA0] + Array(".html>x</a>".utf8)
+        let expected = ["http://h.test/x%E3%81%82.html"]
+        XCTAssertEqual(try links([sjis[...]], url: "http://h.test/", charset: "shift_jis"), expected)
+        XCTAssertEqual(try links([sjis[..<11], sjis[11...]], url: "http://h.test/", charset: "shift_jis"), expected)
+    }
+
+    func testAByteOrderMarkAndAMetaSayingUTF16AreReadAsBrowsersDo() throws {
+        // A <meta> naming UTF-16 means UTF-8 (the page is ASCII-compatible
+        // if the meta could be read).
+        XCTAssertEqual(try links("<meta charset=\"utf-16\"><a href=/one>1</a>", url: "http://h.test/"), ["http://h.test/one"])
+        // A UTF-16 page says so with its byte-order mark, over the header.
+        let text = "<a href=/one>1</a><a href=/tw\u{F6}>2</a>"
+        let le: [UInt8] = [0xFF, 0xFE] + text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        XCTAssertEqual(try links([le[...]], url: "http://h.test/"), ["http://h.test/one", "http://h.test/tw%C3%B6"])
+        XCTAssertEqual(try links([le[...]], url: "http://h.test/", charset: "iso-8859-1"),
+                       ["http://h.test/one", "http://h.test/tw%C3%B6"])
+        let be: [UInt8] = [0xFE, 0xFF] + text.utf16.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+        XCTAssertEqual(try links(be.indices.map { be[$0...$0] }, url: "http://h.test/"),
+                       ["http://h.test/one", "http://h.test/tw%C3%B6"])
     }
 }

@@ -26,9 +26,11 @@ public final class HTMLLinkParser {
     private let links: UnsafeMutablePointer<green_html_links>
     /// Made once the charset is known (after `prescanBytes`, or at the end).
     private var context: htmlParserCtxtPtr?
-    /// Bytes not given to libxml2 yet: the document's start until the
-    /// charset is known, then at most the tail of the last chunk (see
-    /// `push`).
+    /// For a page not in UTF-8: libxml2 is given UTF-8, converted here.
+    private var decoder: CharsetDecoder?
+    /// Bytes not given to libxml2 yet: the document's start (as it came)
+    /// until the charset is known, then (in UTF-8) at most the tail of the
+    /// last chunk (see `push`).
     private var pending: [UInt8] = []
     private var fed = 0
     private var finished = false
@@ -46,7 +48,6 @@ public final class HTMLLinkParser {
         headerCharset = charset
         links = .allocate(capacity: 1)
         links.initialize(to: green_html_links())
-        if charset != nil { start(charset: charset) }
     }
 
     deinit {
@@ -61,11 +62,14 @@ public final class HTMLLinkParser {
         fed += bytes.count
         if context == nil {
             pending.append(contentsOf: bytes)
-            guard pending.count >= HTMLLinkParser.prescanBytes else { return }
-            start(charset: pending.withUnsafeBytes { CharsetPrescan.charset(in: $0) })
+            // A byte-order mark needs 3 bytes, the prescan 1,024.
+            guard pending.count >= (headerCharset == nil ? HTMLLinkParser.prescanBytes : 3) else { return }
+            start()
             let all = pending
             pending = []
             all.withUnsafeBytes { push($0) }
+        } else if let decoder {
+            decoder.convert(bytes).withUnsafeBytes { push($0) }
         } else {
             push(bytes)
         }
@@ -85,7 +89,11 @@ public final class HTMLLinkParser {
             return try finish(truncated: truncated)
         }
         fed += last.count
-        pending.append(contentsOf: last)
+        if context != nil, let decoder {
+            pending.append(contentsOf: decoder.convert(last))
+        } else {
+            pending.append(contentsOf: last)
+        }
         return try finish()
     }
 
@@ -99,7 +107,7 @@ public final class HTMLLinkParser {
         precondition(!finished, "HTMLLinkParser.finish called twice")
         finished = true
         if context == nil {
-            start(charset: pending.withUnsafeBytes { CharsetPrescan.charset(in: $0) })
+            start()
             if truncated {
                 // Hold back an unfinished tag at the cut, as `push` does.
                 let all = pending
@@ -110,13 +118,15 @@ public final class HTMLLinkParser {
         guard let context else {
             throw LinkExtractionError(url: pageURL, bytesParsed: 0, reason: "libxml2 could not make a parser", links: [])
         }
-        let halted = green_html_halted(context) != 0
+        var halted = green_html_halted(context) != 0
         if !halted && !truncated {
             // The rest in the call that ends the document (see
-            // `finish(last:)`).
+            // `finish(last:)`), with a sequence the page's end cut short.
+            if let decoder { pending += decoder.convert(UnsafeRawBufferPointer(start: nil, count: 0), final: true) }
             let tail = pending
             pending = []
             tail.withUnsafeBytes { give($0, terminate: true) }
+            halted = green_html_stopped(context) != 0
         }
         let found = resolve()
         if halted || links.pointee.out_of_memory != 0 {
@@ -128,11 +138,23 @@ public final class HTMLLinkParser {
         return found
     }
 
-    /// Undeclared, the document is read as UTF-8 (bytes that are not
-    /// UTF-8 then as ISO-8859-1, libxml2's fallback); left to itself,
-    /// libxml2 2.9's push parser would read it as ISO-8859-1.
-    private func start(charset: String?) {
-        context = green_html_push_parser(links, charset ?? "UTF-8")
+    /// Makes the parser once the charset is known: a byte-order mark,
+    /// else the header's, else the prescan's, as browsers choose. libxml2
+    /// always reads UTF-8: another charset is converted here first (by
+    /// iconv; a name iconv does not know is read as UTF-8). In UTF-8, bytes
+    /// that are not UTF-8 are read as ISO-8859-1 (libxml2's fallback);
+    /// left to itself, libxml2 2.9's push parser would read an undeclared
+    /// page as ISO-8859-1. `pending` (the page's start as it came) is
+    /// converted with it.
+    private func start() {
+        let found = pending.withUnsafeBytes { bytes -> String? in
+            if let bom = CharsetDecoder.byteOrderMark(bytes) { return CharsetDecoder.effectiveCharset(bom, fromMeta: false) }
+            if let headerCharset { return CharsetDecoder.effectiveCharset(headerCharset, fromMeta: false) }
+            return CharsetDecoder.effectiveCharset(CharsetPrescan.charset(in: bytes), fromMeta: true)
+        }
+        decoder = found.flatMap { CharsetDecoder(charset: $0) }
+        if let decoder { pending = pending.withUnsafeBytes { decoder.convert($0) } }
+        context = green_html_push_parser(links, "UTF-8")
     }
 
     /// Gives `bytes` to libxml2, holding back a tail that starts with a
