@@ -83,6 +83,18 @@ public final class StreamingDecoder {
     private var output = [UInt8](repeating: 0, count: 64 * 1024)
     /// Decoded bytes given out so far.
     public private(set) var decodedCount = 0
+    /// Encoded bytes taken in, and those after the end of the compressed
+    /// stream.
+    private var encodedCount = 0
+    private var trailing = 0
+    /// Bytes after the end of a compressed stream that are ignored (some
+    /// servers pad); more is an error, or a body could go on for ever
+    /// without the caller seeing a byte of it.
+    public static let trailingLimit = 64 * 1024
+    /// Encoded bytes allowed beyond the decoded ones: compressed data that
+    /// does not expand (a stream of empty deflate blocks) is cut there for
+    /// the same reason.
+    public static let slack = 1024 * 1024
 
     /// `encoding` is the header's value ("gzip", "x-gzip", "deflate",
     /// "identity" or empty); another throws `ContentDecoding.Failure`.
@@ -130,8 +142,15 @@ public final class StreamingDecoder {
         }
         guard let stream else { return true }
         if ended {
-            // Bytes after the end of the stream (some servers pad): ignored.
+            trailing += bytes.count
+            if trailing > StreamingDecoder.trailingLimit {
+                throw ContentDecoding.Failure(message: "more than \(StreamingDecoder.trailingLimit) bytes after the end of the compressed body")
+            }
             return true
+        }
+        encodedCount += bytes.count
+        if encodedCount > decodedCount + StreamingDecoder.slack {
+            throw ContentDecoding.Failure(message: "the compressed body does not expand: \(encodedCount) bytes gave \(decodedCount)")
         }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: bytes.baseAddress!.assumingMemoryBound(to: Bytef.self))
         stream.pointee.avail_in = uInt(bytes.count)
@@ -153,6 +172,7 @@ public final class StreamingDecoder {
             }
             if rc == Z_STREAM_END {
                 ended = true
+                trailing = Int(stream.pointee.avail_in)
                 return true
             }
             // Everything consumed and nothing more to flush.

@@ -31,6 +31,14 @@ final class HTTPStreamingTests: GreenTestCase {
                 return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain"], body: plain)
             case "/moved":
                 return HTTPResponse(status: 301, headers: ["Location": "/plain"], body: Array("moved".utf8))
+            case "/gzip-then-zeros":
+                return HTTPResponse(status: 200, headers: ["Content-Encoding": "gzip"],
+                                    body: Array(gzipped[0..<gzipped.count]) + [UInt8](repeating: 0, count: 2_000_000))
+            case "/empty-deflate-blocks":
+                // Raw deflate: stored blocks of length 0, not final, for ever.
+                let block: [UInt8] = [0x00, 0x00, 0x00, 0xFF, 0xFF]
+                return HTTPResponse(status: 200, headers: ["Content-Encoding": "deflate"],
+                                    body: Array((0..<400_000).map { _ in block }.joined()))
             case "/bad-gzip":
                 return HTTPResponse(status: 200, headers: ["Content-Encoding": "gzip"], body: Array(gzipped[0..<1000]) + [1, 2, 3])
             default:
@@ -154,6 +162,22 @@ final class HTTPStreamingTests: GreenTestCase {
             }) { error in
                 XCTAssertTrue("\(error)".contains("/bad-gzip"), "\(error)")
                 guard case .decoding = (error as? HTTPClientError)?.kind else { return XCTFail("\(error)") }
+            }
+        }
+    }
+
+    func testACompressedBodyThatStopsExpandingIsCutNotReadForEver() throws {
+        try withSite { base, _ in
+            let client = HTTPClient()
+            for path in ["/gzip-then-zeros", "/empty-deflate-blocks"] {
+                var delivered = 0
+                XCTAssertThrowsError(try withTimeout(20) {
+                    try client.stream(url: base + path, head: { _ in true }) { delivered += $0.count; return true }
+                }, path) { error in
+                    guard case .decoding(let why)? = (error as? HTTPClientError)?.kind else { return XCTFail("\(error)") }
+                    XCTAssertTrue(why.contains("after the end of the compressed body") || why.contains("does not expand"), why)
+                }
+                XCTAssertLessThanOrEqual(delivered, plain.count, path)
             }
         }
     }
