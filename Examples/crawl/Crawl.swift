@@ -166,8 +166,11 @@ struct Crawl: ParsableCommand {
               (maxBytes ?? 1) >= 1 else {
             throw ValidationError("--concurrency, --max-pages, --per-host and --max-bytes must be at least 1, --timeout positive, --parse-threads and --retries 0 or more")
         }
-        if warc != nil && backend != "greenlets" {
-            throw ValidationError("--warc writes from one hub: drop --backend")
+        if (warc != nil || sitemaps) && backend != "greenlets" {
+            throw ValidationError("--warc and --sitemaps work on the greenlets backend: drop --backend")
+        }
+        if sitemaps && frontier != nil {
+            throw ValidationError("--sitemaps seeds a crawl in one process: a shared crawl (--frontier) takes no sitemaps yet")
         }
     }
 

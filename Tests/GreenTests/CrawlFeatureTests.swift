@@ -157,7 +157,15 @@ final class CrawlFeatureTests: GreenTestCase {
         XCTAssertEqual(wait(2, 502, random: 0.5), 1.0)
         XCTAssertNil(wait(3, 503), "out of retries")
         XCTAssertNil(wait(0, 404))
-        XCTAssertEqual(wait(0, 429, ["Retry-After": "7"]), 7)
+        XCTAssertEqual(wait(0, 429, ["Retry-After": "7"], random: 0.5), 7)
+        XCTAssertEqual(wait(0, 429, ["Retry-After": "8"], random: 1), 10)
+        XCTAssertEqual(wait(0, 503, ["Retry-After": "1.5"], random: 0.5), 1.5)
+        let many = RetryPolicy(retries: 5_000, baseDelay: 0.5, maxRetryAfter: 60)
+        if case .retry(let after) = many.decide(attempt: 4_000, status: 503, headers: [:], error: nil, random: 1) {
+            XCTAssertEqual(after, 60, "backoff capped")
+        } else {
+            XCTFail("no retry")
+        }
         XCTAssertNil(wait(0, 429, ["Retry-After": "61"]), "longer than maxRetryAfter")
         let now = Date(timeIntervalSince1970: 784_111_777)   // Sun, 06 Nov 1994 08:49:37 GMT
         XCTAssertEqual(RetryPolicy.retryAfterSeconds("Sun, 06 Nov 1994 08:50:07 GMT", now: now), 30)
@@ -235,9 +243,22 @@ final class CrawlFeatureTests: GreenTestCase {
             """
         var root = ""
         var listingGz: [UInt8] = []
+        // A sitemap a robots.txt names on another host is not fetched.
+        var elsewhere = ""
+        var elsewhereHits = 0
+        let other = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { _ in
+            elsewhereHits += 1
+            return HTTPResponse(text: "<urlset><url><loc>http://localhost/x</loc></url></urlset>")
+        }
+        other.start()
+        defer { _ = try? withTimeout(10) { try other.stop(timeout: 1) } }
+        elsewhere = "http://localhost:\(other.address.port)"
         let routes: [String: (Int) -> HTTPResponse] = [
             "/": Self.html([]),
-            "/robots.txt": { _ in HTTPResponse(text: "User-agent: *\nDisallow: /private/\nSitemap: \(root)/sitemap-index.xml\n") },
+            "/robots.txt": { _ in
+                HTTPResponse(text: "User-agent: *\nDisallow: /private/\nSitemap: \(root)/sitemap-index.xml\n"
+                             + "Sitemap: \(elsewhere)/elsewhere.xml\n")
+            },
             "/sitemap-index.xml": { _ in
                 HTTPResponse(text: """
                     <sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
@@ -258,6 +279,7 @@ final class CrawlFeatureTests: GreenTestCase {
             XCTAssertEqual(Set(records.keys), ["/", "/hidden/one.html", "/hidden/two.html"])
             XCTAssertEqual(records["/hidden/one.html"]?.depth, 1)
             XCTAssertTrue(log.paths().contains("/pages.xml.gz"))
+            XCTAssertEqual(elsewhereHits, 0)
         }
     }
 

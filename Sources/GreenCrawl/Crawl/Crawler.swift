@@ -206,8 +206,12 @@ public final class Crawler {
         let cpuBefore = threadCPUSeconds()
         let processBefore = processCPUSeconds()
         let workers = Pool(size: options.concurrency)
+        // The sitemaps' pages join the frontier from a greenlet of their
+        // own (not a worker's slot); the closer waits for it before it waits
+        // for the frontier to empty.
+        var seeder: Greenlet<Void>?
         if options.sitemaps, options.maxDepth >= 1, let origin = NormalizedURL(first.absoluteString)?.origin {
-            try workers.spawn(name: "crawl sitemaps of \(origin)") { [self] in
+            seeder = spawn(name: "crawl sitemaps of \(origin)") { [self] in
                 for url in try sitemapPages(origin: origin) where seen.count < options.maxPages {
                     guard !seen.contains(url), isAllowed(url) else { continue }
                     seen.insert(url)
@@ -245,11 +249,18 @@ public final class Crawler {
         }
         let closer = spawn(name: "crawl closer") { () throws -> Void in
             defer { results.close() }
+            // A sitemap that fails leaves the crawl to its links.
+            if let seeder { _ = try? seeder.join() }
             try frontier.join()
             frontier.close()
             try workers.join()
         }
-        defer { if !closer.isReady { try? closer.kill() }; try? workers.kill(); try? closeArchive() }
+        defer {
+            if !closer.isReady { try? closer.kill() }
+            if let seeder, !seeder.isReady { try? seeder.kill() }
+            try? workers.kill()
+            try? closeArchive()
+        }
         for r in results { try record(r) }
         try closer.get()
         try closeArchive()
@@ -258,6 +269,7 @@ public final class Crawler {
 
     /// Counters start from zero with each crawl.
     func resetCounters() {
+        seen.removeAll()
         done = 0
         errors = 0
         inFlight = 0
@@ -289,10 +301,19 @@ public final class Crawler {
     }
 
     /// Page URLs from the site's sitemaps; a sitemap that fails is
-    /// skipped (the crawl goes on from the start page).
+    /// skipped (the crawl goes on from the start page). Sitemaps are
+    /// fetched only from the crawl's hosts (a robots.txt may name any URL),
+    /// politely, and no more pages are read than the crawl may fetch.
     private func sitemapPages(origin: String) throws -> [String] {
         let declared = options.obeyRobots ? try robotsFor(origin).sitemaps : nil
-        let found = try SitemapDiscovery.discover(origin: origin, robotsSitemaps: declared) { [self] url in
+        var limits = SitemapDiscovery.Limits()
+        limits.maxPages = options.maxPages
+        let found = try SitemapDiscovery.discover(origin: origin, robotsSitemaps: declared, limits: limits) { [self] url in
+            guard let parts = NormalizedURL(url) ?? URLNormalizer.normalize(url).flatMap({ NormalizedURL($0.absoluteString) }),
+                  allowed.contains(parts.host.lowercased()) else {
+                throw CrawlError(message: "not on the crawl's hosts: not fetched")
+            }
+            try politeness(parts.origin)
             let r = try get(url)
             return (r.status, r.body)
         }

@@ -6,8 +6,9 @@ import GreenHTTP
 /// 5xx answers, up to `retries` more attempts. The wait doubles from
 /// `baseDelay` with each attempt, with jitter (between half and all of
 /// it, so that a crowd of failures does not come back at once), unless
-/// the answer carries a `Retry-After`, which is obeyed as given; one
-/// asking for longer than `maxRetryAfter` ends the retries. A read
+/// the answer carries a `Retry-After`, which is obeyed (plus up to a
+/// quarter more); one asking for longer than `maxRetryAfter` ends the
+/// retries, and no backoff grows past it. A read
 /// timeout is not retried: the server answered the connection and is
 /// slow, and asking again would add to its load.
 public struct RetryPolicy: Sendable {
@@ -39,12 +40,15 @@ public struct RetryPolicy: Sendable {
                 guard let seconds = RetryPolicy.retryAfterSeconds(value, now: now), seconds <= maxRetryAfter else {
                     return .stop
                 }
-                return .retry(after: seconds)
+                // Obeyed as given, with up to a quarter more, so that the
+                // clients a server turned away do not all come back at once.
+                return .retry(after: seconds * (1 + (random - 0.5) / 2))
             }
         } else {
             return .stop
         }
-        return .retry(after: baseDelay * pow(2, Double(attempt)) * random)
+        // Doubling, but never past the longest Retry-After obeyed.
+        return .retry(after: min(baseDelay * pow(2, Double(min(attempt, 62))), maxRetryAfter) * random)
     }
 
     public static func isRetryable(_ error: Error) -> Bool {
@@ -60,7 +64,9 @@ public struct RetryPolicy: Sendable {
     /// (RFC 9110 section 10.2.3); nil when it is neither.
     public static func retryAfterSeconds(_ value: String, now: Date) -> Double? {
         let text = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Int(text) { return seconds >= 0 ? Double(seconds) : nil }
+        // Delay-seconds are whole; a fraction is read too, as lenient
+        // clients do.
+        if let seconds = Double(text), seconds.isFinite { return seconds >= 0 ? seconds : nil }
         // IMF-fixdate, the form senders must use: "Sun, 06 Nov 1994 08:49:37 GMT".
         let format = DateFormatter()
         format.locale = Locale(identifier: "en_US_POSIX")
