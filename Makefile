@@ -166,7 +166,7 @@ faults: deps
 	./.build/release/green-faults timed-connects --count 100000 --concurrency 1000
 	./.build/release/green-faults http-connections --count 10000
 	./.build/release/green-faults slowloris --slow 1000 --seconds 6 --header-timeout 3
-	./.build/release/green-faults fd-storm --fd-limit 512 --storm 768 --seconds 5
+	./.build/release/green-faults fd-storm --fd-limit 512 --storm 768 --seconds 5 --rounds 3
 	./.build/release/green-faults resets --count 2000
 
 # The whole suite under AddressSanitizer (LeakSanitizer included) and under

@@ -240,20 +240,34 @@ struct FDStorm: ParsableCommand {
     @Option(help: "Normal clients, each sending a request every 10 ms on a new connection.")
     var clients = 4
 
-    @Option(help: "Normal clients' p99 latency must stay under this (ms).")
+    @Option(help: "Normal clients' p99 latency must stay under this (ms), in the median round.")
     var p99LimitMs = 100.0
+
+    @Option(help: "Storms run one after another; every round must be free of errors and leaks, and the median round's p99 under the limit (one round on a busy machine proves nothing).")
+    var rounds = 1
 
     @OptionGroup var server: ServerRunOptions
 
     func run() throws {
-        var fault = ServerFault(name: "fd-storm", options: server)
-        fault.descriptorLimit = fdLimit
-        let r = try fault.run(clientArguments: ["storm", "--storm", String(storm), "--seconds", String(seconds),
-                                                "--clients", String(clients)])
-        print("fd-storm: storm connections made \(r["storm_connects"] ?? "?"), closed by the server \(r["storm_closed"] ?? "?")")
-        try checkLatency("fd-storm", r, under: p99LimitMs)
-        guard (Int(r["storm_closed"] ?? "") ?? 0) > 0 else {
-            throw ValidationError("fd-storm: the server never ran out of descriptors (raise --storm or lower --fd-limit)")
+        var p99s: [Double] = []
+        for round in 1...max(1, rounds) {
+            var fault = ServerFault(name: "fd-storm", options: server)
+            fault.descriptorLimit = fdLimit
+            let r = try fault.run(clientArguments: ["storm", "--storm", String(storm), "--seconds", String(seconds),
+                                                    "--clients", String(clients)])
+            print("fd-storm: round \(round): storm connections made \(r["storm_connects"] ?? "?"), closed by the server \(r["storm_closed"] ?? "?")")
+            try checkLatency("fd-storm", r, under: .infinity)
+            guard (Int(r["storm_closed"] ?? "") ?? 0) > 0 else {
+                throw ValidationError("fd-storm: the server never ran out of descriptors (raise --storm or lower --fd-limit)")
+            }
+            p99s.append(Double(r["p99_ms"] ?? "") ?? .infinity)
+        }
+        let median = p99s.sorted()[p99s.count / 2]
+        print(String(format: "fd-storm: p99 of the median round %.1f ms (rounds: %@)", median,
+                     p99s.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
+        if median >= p99LimitMs {
+            throw ValidationError(String(format: "fd-storm: normal clients' p99 latency %.1f ms (median of %d rounds) is not under %.0f ms",
+                                         median, p99s.count, p99LimitMs))
         }
     }
 }
