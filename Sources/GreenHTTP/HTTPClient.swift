@@ -207,6 +207,15 @@ public final class HTTPClient {
             pools[key] = pool
         }
 
+        // Checked on bytes: "\r\n" is a single Character in Swift.
+        func isControl(_ b: UInt8) -> Bool { (b < 0x20 && b != 0x09) || b == 0x7F }
+        for (n, v) in headers where n.isEmpty || n.utf8.contains(where: { isControl($0) || $0 == 0x3A || $0 == 0x20 || $0 == 0x09 })
+            || v.utf8.contains(where: isControl) {
+            throw HTTPClientError(url: text, kind: .invalidHeader(name: n))
+        }
+        if options.userAgent.utf8.contains(where: isControl) {
+            throw HTTPClientError(url: text, kind: .invalidHeader(name: "User-Agent"))
+        }
         var request: [UInt8] = []
         request.reserveCapacity(128 + url.target.utf8.count + body.count)
         func line(_ parts: String...) {
@@ -476,6 +485,10 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         /// The TLS handshake (a certificate that does not verify, named
         /// why) or TLS on an established connection failed.
         case tls(TLSError)
+        /// A header name or value the request cannot carry: a control
+        /// character (a CR or LF would start another header line), or a
+        /// name with a colon or white space.
+        case invalidHeader(name: String)
     }
 
     public let url: String
@@ -515,6 +528,7 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case .crossHostRedirect(let to): why = "redirect to another host (\(to)) not allowed"
         case .tls(let e): why = "\(e)"
         case .invalidRedirect(let l): why = "unusable redirect Location \"\(l)\""
+        case .invalidHeader(let n): why = "header \(n.debugDescription) cannot be sent: a control character, or a colon or space in its name"
         }
         return "\(url): \(why)"
     }

@@ -150,6 +150,24 @@ final class HTTPClientTests: GreenTestCase {
         }
     }
 
+    func testAHeaderThatWouldStartAnotherLineIsRefusedBeforeAnythingIsSent() throws {
+        try withSite { base in
+            let client = HTTPClient()
+            for headers: HTTPHeaders in [["X-A": "1\r\nX-Injected: yes"], ["X-A": "1\nX-B: 2"], ["X A": "1"], ["X:A": "1"],
+                                         ["X-A": "nul\u{0}"]] {
+                XCTAssertThrowsError(try withTimeout(10) { try client.get(base + "/hello", headers: headers) }) { error in
+                    guard case .invalidHeader? = (error as? HTTPClientError)?.kind else { return XCTFail("\(error)") }
+                }
+            }
+            var options = HTTPClient.Options()
+            options.userAgent = "agent\r\nX-Injected: yes"
+            XCTAssertThrowsError(try withTimeout(10) { try HTTPClient(options: options).get(base + "/hello") })
+            // A tab inside a value is allowed.
+            XCTAssertEqual(try withTimeout(10) { try client.get(base + "/hello", headers: ["X-A": "a\tb"]) }.status, 200)
+            XCTAssertTrue(peers.isEmpty || peers.count == 1, "nothing was sent for the refused requests")
+        }
+    }
+
     func testAnUnreachablePortAndAnUnknownSchemeAreErrorsNamingTheURL() throws {
         let port = try freeLoopbackPort()
         let client = HTTPClient()
