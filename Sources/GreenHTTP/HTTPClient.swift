@@ -207,13 +207,10 @@ public final class HTTPClient {
             pools[key] = pool
         }
 
-        // Checked on bytes: "\r\n" is a single Character in Swift.
-        func isControl(_ b: UInt8) -> Bool { (b < 0x20 && b != 0x09) || b == 0x7F }
-        for (n, v) in headers where n.isEmpty || n.utf8.contains(where: { isControl($0) || $0 == 0x3A || $0 == 0x20 || $0 == 0x09 })
-            || v.utf8.contains(where: isControl) {
+        for (n, v) in headers where !HTTPHeaders.isSendableName(n) || !HTTPHeaders.isSendableValue(v) {
             throw HTTPClientError(url: text, kind: .invalidHeader(name: n))
         }
-        if options.userAgent.utf8.contains(where: isControl) {
+        if !HTTPHeaders.isSendableValue(options.userAgent) {
             throw HTTPClientError(url: text, kind: .invalidHeader(name: "User-Agent"))
         }
         var request: [UInt8] = []

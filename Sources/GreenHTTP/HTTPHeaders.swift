@@ -14,6 +14,21 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         fields.append((name, value))
     }
 
+    /// Whether a request may carry this name: not empty, no control
+    /// character, colon or white space. Checked on bytes: "\r\n" is a
+    /// single Character in Swift and would pass a Character test.
+    public static func isSendableName<S: StringProtocol>(_ name: S) -> Bool {
+        !name.isEmpty && !name.utf8.contains { isControl($0) || $0 == 0x3A || $0 == 0x20 || $0 == 0x09 }
+    }
+
+    /// Whether a request may carry this value: no control character but
+    /// tab (a CR or LF would start another header line).
+    public static func isSendableValue<S: StringProtocol>(_ value: S) -> Bool {
+        !value.utf8.contains(where: isControl)
+    }
+
+    private static func isControl(_ b: UInt8) -> Bool { (b < 0x20 && b != 0x09) || b == 0x7F }
+
     public mutating func reserveCapacity(_ n: Int) {
         fields.reserveCapacity(n)
     }

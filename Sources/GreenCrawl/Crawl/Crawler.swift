@@ -148,19 +148,16 @@ public final class Crawler {
         retryPolicy = RetryPolicy(retries: max(0, options.retries), baseDelay: options.retryBaseDelay,
                                   maxRetryAfter: options.maxRetryAfter)
         var headers = HTTPHeaders()
-        // Bytes, not Characters: "\r\n" is one Character, equal to neither
-        // "\r" nor "\n", and would smuggle a header line through.
-        func hasControl<S: StringProtocol>(_ text: S) -> Bool {
-            text.utf8.contains { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }
-        }
+        // Refused here, when the crawl is set up, by the rules the client
+        // applies to every request.
         for line in options.headers {
-            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
-                  !line[..<colon].utf8.contains(where: { $0 == 0x20 || $0 == 0x09 }), !hasControl(line) else {
+            guard let colon = line.firstIndex(of: ":"), HTTPHeaders.isSendableName(line[..<colon]),
+                  HTTPHeaders.isSendableValue(line[line.index(after: colon)...]) else {
                 throw CrawlError(message: "--header \(line.debugDescription): give it as 'Name: value', on one line")
             }
             headers.add(String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingASCIISpace())
         }
-        guard !hasControl(options.userAgent) else {
+        guard HTTPHeaders.isSendableValue(options.userAgent) else {
             throw CrawlError(message: "--user-agent \(options.userAgent.debugDescription): no control characters")
         }
         guard (options.maxBytes ?? 1) >= 1, options.timeout > 0, options.timeout < 1e6 else {
