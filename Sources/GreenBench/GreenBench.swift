@@ -129,26 +129,34 @@ struct GreenBench: ParsableCommand {
             }, "crawl --demo: 2,000 pages, 20 ms per response, concurrency 100")
             FileHandle.standardError.write(Data("green-bench: last demo crawl: \(lastLine)\n".utf8))
         }
-        if wanted("link_extract_mb_per_s") || wanted("gumbo_link_extract_mb_per_s") {
+        if wanted("link_extract") {
+            // The three parsers take turns within each run, so that a drift
+            // of this machine's speed between minutes lands on all three;
+            // each ratio is the median of the runs' own ratios.
             let corpus = try LinkBench.load(corpus ?? LinkBench.defaultCorpus, every: quick ? 10 : 1)
-            var ours = 0
-            var theirs = 0
-            let pages = corpus.pages.count
-            let mb = corpus.megabytes
-            record("link_extract_mb_per_s", median(runs) { LinkBench.libxml2MBPerSecond(corpus, links: &ours) },
-                   String(format: "libxml2 push parser in SAX mode, fed as a parse thread is, links resolved: %d pages, %.1f MB", pages, mb))
-            record("gumbo_link_extract_mb_per_s", median(runs) { LinkBench.gumboMBPerSecond(corpus, links: &theirs) },
-                   "gumbo (HTML5 tree), the same pages and links")
-            if wanted("link_extract_mb_per_s") && wanted("gumbo_link_extract_mb_per_s") {
-                let n = figures.count
-                record("link_extract_vs_gumbo", figures[n - 2].1 / figures[n - 1].1,
-                       "link_extract_mb_per_s / gumbo_link_extract_mb_per_s")
-                // On python3-doc the two agree link for link (LinkExtractionTests);
-                // another corpus may hold what they read differently (<textarea>
-                // content, CDATA, a late <frameset>).
-                figures[figures.count - 1].2 += "; links found: \(ours) and \(theirs)"
-                    + (ours == theirs ? "" : " (they differ)")
+            var ours = 0, arena = 0, stock = 0
+            var runsOf: (libxml2: [Double], arena: [Double], stock: [Double]) = ([], [], [])
+            for _ in 0..<max(1, runs) {
+                runsOf.libxml2.append(LinkBench.libxml2MBPerSecond(corpus, links: &ours))
+                runsOf.arena.append(LinkBench.gumboMBPerSecond(corpus, arena: true, links: &arena))
+                runsOf.stock.append(LinkBench.gumboMBPerSecond(corpus, arena: false, links: &stock))
             }
+            let perRun = { (a: [Double], b: [Double]) in zip(a, b).map { $0 / $1 } }
+            record("link_extract_mb_per_s", middle(runsOf.libxml2),
+                   String(format: "libxml2 push parser in SAX mode, fed as a parse thread is, links resolved: %d pages, %.1f MB",
+                          corpus.pages.count, corpus.megabytes))
+            record("gumbo_link_extract_mb_per_s", middle(runsOf.arena),
+                   "gumbo (HTML5 tree) as the crawler used it (bump arena), the same pages and links")
+            record("gumbo_stock_link_extract_mb_per_s", middle(runsOf.stock),
+                   "gumbo as it ships (its own allocator: malloc and free per node), the same pages and links")
+            record("link_extract_vs_gumbo", middle(perRun(runsOf.libxml2, runsOf.arena)),
+                   "link_extract_mb_per_s / gumbo_link_extract_mb_per_s, median of the runs' ratios")
+            // On python3-doc the parsers agree link for link (LinkExtractionTests);
+            // another corpus may hold what they read differently (<textarea>
+            // content, CDATA, a late <frameset>).
+            record("link_extract_vs_stock_gumbo", middle(perRun(runsOf.libxml2, runsOf.stock)),
+                   "link_extract_mb_per_s / gumbo_stock_link_extract_mb_per_s, median of the runs' ratios; links found: "
+                   + "\(ours), \(arena) and \(stock)" + (ours == arena && arena == stock ? "" : " (they differ)"))
         }
         let target = maxParked ?? (quick ? 100_000 : 1_000_000)
         if wanted("max_parked") {
@@ -162,8 +170,9 @@ struct GreenBench: ParsableCommand {
             print("{\(body), \"runs\": \(runs), \"quick\": \(quick)}")
         } else {
             print("swift-green figures (median of \(runs) runs\(quick ? ", quick" : ""))")
+            let keyWidth = max(28, (figures.map { $0.0.count }.max() ?? 0) + 2)
             for (key, value, what) in figures {
-                let k = pad(key, 28)
+                let k = pad(key, keyWidth)
                 let v = pad(format(value), 14)
                 print("  \(k)\(v)\(what)")
             }
@@ -183,7 +192,12 @@ func format(_ v: Double) -> String {
 func median(_ runs: Int, _ f: () throws -> Double) rethrows -> Double {
     var xs: [Double] = []
     for _ in 0..<max(1, runs) { xs.append(try f()) }
-    xs.sort()
+    return middle(xs)
+}
+
+/// The median of `xs` (not empty).
+func middle(_ xs: [Double]) -> Double {
+    let xs = xs.sorted()
     return xs.count % 2 == 1 ? xs[xs.count / 2] : (xs[xs.count / 2 - 1] + xs[xs.count / 2]) / 2
 }
 

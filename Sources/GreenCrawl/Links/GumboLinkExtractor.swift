@@ -15,13 +15,15 @@ public enum GumboLinkExtractor {
     static let arenaLimit = 1 << 20
 
     /// `linkStrings` with the page's absolute URL as text (the crawler's
-    /// URLs are strings already).
-    public static func linkStrings(in html: [UInt8], pageURL: String) -> [String] {
+    /// URLs are strings already). `arena: false` parses with gumbo's own
+    /// allocator (malloc and a free per node), as gumbo ships: the baseline
+    /// `green-bench` also compares with.
+    public static func linkStrings(in html: [UInt8], pageURL: String, arena: Bool = true) -> [String] {
         guard !html.isEmpty else { return [] }
         var extractor = Extraction(pageURL: pageURL)
         html.withUnsafeBufferPointer { buf in
             buf.withMemoryRebound(to: CChar.self) { chars in
-                if chars.count <= arenaLimit {
+                if arena && chars.count <= arenaLimit {
                     var arena = green_gumbo_arena()
                     defer { green_gumbo_arena_release(&arena) }
                     guard let output = green_gumbo_parse_in_arena(chars.baseAddress, chars.count, &arena) else { return }
