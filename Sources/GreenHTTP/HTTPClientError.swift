@@ -1,0 +1,69 @@
+import Glibc
+import Green
+import GreenTLS
+
+/// A request that failed, naming the URL and why.
+public struct HTTPClientError: Error, CustomStringConvertible {
+    public enum Kind: Sendable {
+        case invalidURL
+        case unsupportedScheme(String)
+        case connection(SocketError)
+        case timedOut(phase: String, seconds: Double)
+        case parse(HTTPParseError)
+        case closedBeforeResponse
+        case decoding(String)
+        case tooManyRedirects(limit: Int)
+        case redirectLoop(at: String)
+        case crossHostRedirect(to: String)
+        case invalidRedirect(location: String)
+        /// The TLS handshake (a certificate that does not verify, named
+        /// why) or TLS on an established connection failed.
+        case tls(TLSError)
+        /// A header name or value the request cannot carry: a control
+        /// character (a CR or LF would start another header line), or a
+        /// name with a colon or white space.
+        case invalidHeader(name: String)
+    }
+
+    public let url: String
+    public let kind: Kind
+    var bytesReceived = 0
+
+    init(url: String, kind: Kind, bytesReceived: Int = 0) {
+        self.url = url
+        self.kind = kind
+        self.bytesReceived = bytesReceived
+    }
+
+    /// A reused connection that turned out closed before any answer.
+    var isStaleConnection: Bool {
+        guard bytesReceived == 0 else { return false }
+        switch kind {
+        case .closedBeforeResponse: return true
+        case .connection(let e):
+            return e.errno == ECONNRESET || e.errno == EPIPE || e.reason == .closed
+        case .tls(let e): return e.kind == .io
+        default: return false
+        }
+    }
+
+    public var description: String {
+        let why: String
+        switch kind {
+        case .invalidURL: why = "not a usable URL"
+        case .unsupportedScheme(let s): why = "unsupported scheme \"\(s)\""
+        case .connection(let e): why = "\(e)"
+        case .timedOut(let phase, let s): why = "\(phase) timeout after \(s) s"
+        case .parse(let e): why = "\(e)"
+        case .closedBeforeResponse: why = "the server closed the connection without a response"
+        case .decoding(let d): why = d
+        case .tooManyRedirects(let n): why = "more than \(n) redirects"
+        case .redirectLoop(let at): why = "redirect loop at \(at)"
+        case .crossHostRedirect(let to): why = "redirect to another host (\(to)) not allowed"
+        case .tls(let e): why = "\(e)"
+        case .invalidRedirect(let l): why = "unusable redirect Location \"\(l)\""
+        case .invalidHeader(let n): why = "header \(n.debugDescription) cannot be sent: a control character, or a colon or space in its name"
+        }
+        return "\(url): \(why)"
+    }
+}
