@@ -182,26 +182,16 @@ public final class Socket {
         if soError != 0 { throw SocketError.system("connect", soError, address: address) }
     }
 
-    /// Resolves `host` (never blocking the hub) and connects to its
-    /// addresses in turn, IPv6 and IPv4, until one answers; the whole
-    /// attempt takes at most `timeout` seconds. Throws the last address's
-    /// error if none does.
+    /// Resolves `host` (never blocking the hub) and connects to one of its
+    /// addresses, IPv6 and IPv4, as RFC 8305 says (`connect(addresses:)`:
+    /// attempts overlap, a new one every `attemptDelay` seconds, the first
+    /// to connect wins); the whole attempt takes at most `timeout`
+    /// seconds. Throws the last address's error if none answers.
     public static func connect(host: String, port: UInt16, type: SocketType = .stream,
-                               timeout: Double? = nil) throws -> Socket {
+                               attemptDelay: Double = defaultAttemptDelay, timeout: Double? = nil) throws -> Socket {
         let attempt = { () throws -> Socket in
             let addresses = try Resolver.resolve(host: host, port: port, type: type)
-            var lastError: (any Error)?
-            for address in addresses {
-                let s = try Socket(family: address.family, type: type)
-                do {
-                    try s.connect(to: address)
-                    return s
-                } catch let e as SocketError {
-                    s.close()
-                    lastError = e
-                }
-            }
-            throw lastError ?? Resolver.Failure(host: host, code: EAI_NONAME, message: "no address")
+            return try connect(addresses: addresses, type: type, attemptDelay: attemptDelay)
         }
         guard let timeout else { return try attempt() }
         var result: Socket?
