@@ -14,11 +14,30 @@ import GreenTLS
 ///
 /// Connections are kept alive and reused, at most
 /// `maxConnectionsPerHost` per host (more requests wait their turn, first
-/// come first served). Bodies may be sized or chunked and are decoded from
-/// gzip or deflate. Redirects are followed up to `maxRedirects`, loops are
-/// refused, and cross-host redirects only when allowed. Every failure is an
-/// `HTTPClientError` naming the URL. Confined to one hub's thread (one
-/// client per hub).
+/// come first served); a connection idle for `idleConnectionTimeout` is
+/// closed, and pools are kept for at most `maxHosts` hosts. New
+/// connections race a host's IPv6 and IPv4 addresses (RFC 8305, see
+/// `Socket.connect(addresses:)`). Bodies may be sized or chunked and are
+/// decoded from gzip or deflate. Every failure is an `HTTPClientError`
+/// naming the URL. Confined to one hub's thread (one client per hub).
+///
+/// What the client does on its own, as browsers and curl do:
+/// - **Redirects** are followed up to `maxRedirects`; loops are refused.
+///   A redirect to another origin (scheme, host or port) drops the
+///   caller's `Authorization`, `Proxy-Authorization` and `Cookie` headers,
+///   for the rest of the chain: credentials stay with the origin they were
+///   given for. A redirect from `https` to `http` is refused unless
+///   `allowInsecureRedirects`; one to another host, unless
+///   `allowCrossHostRedirects` is false. A 303 (and a 301 or 302 after a
+///   POST) becomes a GET without body and without the body's headers.
+/// - **Retries**: a request is sent again, once, on a new connection only
+///   when a kept-alive connection turns out to have been closed by the
+///   server before any byte of a response came, and only if sending it
+///   twice is harmless: its method is idempotent (GET, HEAD, OPTIONS,
+///   TRACE, PUT, DELETE; RFC 9110 section 9.2.2), it carries an
+///   `Idempotency-Key`, or not one byte of it was written. A POST the
+///   server may have acted on is never replayed; the caller gets the
+///   error.
 public final class HTTPClient {
     public struct Options: Sendable {
         public var connectTimeout = 10.0
@@ -29,8 +48,12 @@ public final class HTTPClient {
         public var maxConnectionsPerHost = 8
         public var followRedirects = true
         public var maxRedirects = 10
-        /// Whether a redirect may lead to another host.
+        /// Whether a redirect may lead to another host (the caller's
+        /// credentials are dropped on the way either way).
         public var allowCrossHostRedirects = true
+        /// Whether a redirect may lead from `https` to `http`, where the
+        /// rest of the exchange can be read and changed on the way.
+        public var allowInsecureRedirects = false
         /// Limits on the responses; `maxBodyBytes` also bounds decoded
         /// (decompressed) bodies.
         public var limits = HTTPLimits(maxHeaderBytes: 64 * 1024, maxHeaderCount: 200, maxBodyBytes: 32 * 1024 * 1024)
@@ -39,6 +62,14 @@ public final class HTTPClient {
         public var userAgent = "swift-green/0.1"
         /// Idle connections kept per host.
         public var maxIdlePerHost = 8
+        /// Seconds a kept-alive connection may stay idle before it is
+        /// closed (looked at whenever the client is used; `close()` closes
+        /// every idle connection at once).
+        public var idleConnectionTimeout = 60.0
+        /// Hosts (scheme, host, port) whose pools are kept: beyond this,
+        /// the pool used least recently that has no request in flight is
+        /// closed, so a client that meets many hosts does not keep them all.
+        public var maxHosts = 64
         /// How `https://` servers are checked: the system trust store by
         /// default, a CA file, or (tests only) not at all.
         public var tlsVerification = TLSVerification.systemTrustStore
@@ -48,6 +79,8 @@ public final class HTTPClient {
 
     public let options: Options
     private var pools: [PoolKey: HostPool] = [:]
+    /// When idle connections are next looked at (`evictIdle`).
+    private var nextSweep = 0.0
     /// Made with the first https request; shared by every host.
     private var tlsContext: TLSContext?
 
@@ -66,6 +99,29 @@ public final class HTTPClient {
     /// Closes every idle connection.
     public func close() {
         for pool in pools.values { pool.closeIdle() }
+        pools = pools.filter { !$0.value.isUnused }
+    }
+
+    /// Host pools kept (with connections idle or in use), for tests and
+    /// statistics.
+    public var hostCount: Int { pools.count }
+
+    /// Closes connections idle for `idleConnectionTimeout` or longer,
+    /// drops pools left with nothing, and then the pools used least
+    /// recently beyond `maxHosts` (only those with no request in flight).
+    public func evictIdle() { evict(keeping: options.maxHosts) }
+
+    private func evict(keeping limit: Int) {
+        let now = Hub.current.nowUpdated()
+        nextSweep = now + min(1, options.idleConnectionTimeout)
+        for pool in pools.values { pool.closeIdle(before: now - options.idleConnectionTimeout) }
+        pools = pools.filter { !$0.value.isUnused }
+        guard pools.count > limit else { return }
+        let idle = pools.filter { $0.value.inUse == 0 }.sorted { $0.value.lastUsed < $1.value.lastUsed }
+        for (key, pool) in idle.prefix(pools.count - limit) {
+            pool.closeIdle()
+            pools[key] = nil
+        }
     }
 
     // MARK: - Requests
@@ -137,8 +193,16 @@ public final class HTTPClient {
         options.followRedirects && [301, 302, 303, 307, 308].contains(status) && headers["Location"] != nil
     }
 
+    /// Headers that carry credentials, dropped on a redirect to another
+    /// origin (as browsers and curl do).
+    static let credentialHeaders = ["Authorization", "Proxy-Authorization", "Cookie"]
+    /// Headers about a request's body, dropped when a redirect turns it
+    /// into a GET (the Fetch standard's request-body-header names).
+    static let bodyHeaders = ["Content-Type", "Content-Encoding", "Content-Language", "Content-Location"]
+
     private func follow(method: String, url start: RequestURL, headers: HTTPHeaders, body: [UInt8], sink: BodySink?) throws
         -> HTTPClientResponse {
+        var headers = headers
         var url = start
         var method = method
         var body = body
@@ -162,14 +226,24 @@ public final class HTTPClient {
             if !options.allowCrossHostRedirects, next.host.lowercased() != url.host.lowercased() {
                 throw HTTPClientError(url: url.text, kind: .crossHostRedirect(to: next.text))
             }
+            if url.scheme == "https" && next.scheme == "http" && !options.allowInsecureRedirects {
+                throw HTTPClientError(url: url.text, kind: .insecureRedirect(to: next.text))
+            }
+            if !next.isSameOrigin(as: url) {
+                // Credentials stay with the origin they were given for.
+                for name in HTTPClient.credentialHeaders { headers.remove(name) }
+            }
             if seen.isEmpty { seen.insert(start.text) }
             guard seen.insert(next.text).inserted else {
                 throw HTTPClientError(url: start.text, kind: .redirectLoop(at: next.text))
             }
-            // 303, and 301/302 after a POST, turn into a GET without body.
-            if response.status == 303 || ((response.status == 301 || response.status == 302) && method == "POST") {
+            // 303, and 301/302 after a POST, turn into a GET without body
+            // (and without the headers that described it; HEAD stays HEAD).
+            if (response.status == 303 && method != "HEAD")
+                || ((response.status == 301 || response.status == 302) && method == "POST") {
                 method = "GET"
                 body = []
+                for name in HTTPClient.bodyHeaders { headers.remove(name) }
             }
             chain.append(here)
             url = next
@@ -188,10 +262,13 @@ public final class HTTPClient {
         let host = url.host
         let port = url.port
         let key = PoolKey(secure: secure, host: host.lowercased(), port: port)
+        if Hub.current.now >= nextSweep { evictIdle() }
         let pool: HostPool
         if let p = pools[key] {
             pool = p
         } else {
+            // Room for one more host.
+            if pools.count >= options.maxHosts { evict(keeping: max(0, options.maxHosts - 1)) }
             var context: TLSContext?
             if secure {
                 if tlsContext == nil {
@@ -231,15 +308,18 @@ public final class HTTPClient {
         request.append(contentsOf: body)
 
         let started = Hub.current.nowUpdated()
+        let replayable = HTTPClient.isIdempotent(method: method, headers: headers)
         var attempt = 0
         while true {
             attempt += 1
             let (connection, reused) = try pool.acquire(url: text)
             var keep = false
+            // Whether any byte of the request may have reached the server.
+            var written = false
             defer { pool.release(connection, keep: keep) }
             do {
                 do {
-                    try connection.transport.sendAll(request, timeout: options.readTimeout)
+                    try send(request, on: connection, written: &written)
                 } catch let e as SocketError {
                     if case .timedOut(let s) = e.reason { throw HTTPClientError(url: text, kind: .timedOut(phase: "write", seconds: s)) }
                     throw HTTPClientError(url: text, kind: .connection(e))
@@ -267,10 +347,35 @@ public final class HTTPClient {
                 response.urlString = text
                 response.seconds = Hub.current.nowUpdated() - started
                 return response
-            } catch let e as HTTPClientError where reused && attempt == 1 && e.isStaleConnection {
+            } catch let e as HTTPClientError where reused && attempt == 1 && e.isStaleConnection
+                        && (replayable || !written) {
                 // A kept-alive connection the server had closed: once more
-                // on a new one.
+                // on a new one, if sending twice is harmless.
                 continue
+            }
+        }
+    }
+
+    /// Whether sending the request twice is harmless (RFC 9110 section
+    /// 9.2.2), or the caller says so with an idempotency key.
+    static func isIdempotent(method: String, headers: HTTPHeaders) -> Bool {
+        ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(method)
+            || headers["Idempotency-Key"] != nil || headers["X-Idempotency-Key"] != nil
+    }
+
+    /// Sends `request`; `written` turns true once a byte of it may have
+    /// left (over TLS, from the start: a record may be partly sent).
+    private func send(_ request: [UInt8], on connection: HostPool.Connection, written: inout Bool) throws {
+        if connection.tls != nil {
+            written = true
+            try connection.transport.sendAll(request, timeout: options.readTimeout)
+            return
+        }
+        try request.withUnsafeBytes { all in
+            let first = try connection.socket.send(all, timeout: options.readTimeout)
+            written = true
+            if first < all.count {
+                try connection.socket.sendAll(UnsafeRawBufferPointer(rebasing: all[first...]), timeout: options.readTimeout)
             }
         }
     }

@@ -15,6 +15,9 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case tooManyRedirects(limit: Int)
         case redirectLoop(at: String)
         case crossHostRedirect(to: String)
+        /// A redirect from https to http, refused unless
+        /// `allowInsecureRedirects`.
+        case insecureRedirect(to: String)
         case invalidRedirect(location: String)
         /// The TLS handshake (a certificate that does not verify, named
         /// why) or TLS on an established connection failed.
@@ -60,6 +63,7 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case .tooManyRedirects(let n): why = "more than \(n) redirects"
         case .redirectLoop(let at): why = "redirect loop at \(at)"
         case .crossHostRedirect(let to): why = "redirect to another host (\(to)) not allowed"
+        case .insecureRedirect(let to): why = "redirect from https to http (\(to)) refused (allowInsecureRedirects)"
         case .tls(let e): why = "\(e)"
         case .invalidRedirect(let l): why = "unusable redirect Location \"\(l)\""
         case .invalidHeader(let n): why = "header \(n.debugDescription) cannot be sent: a control character, or a colon or space in its name"

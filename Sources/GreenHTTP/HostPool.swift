@@ -11,6 +11,8 @@ final class HostPool {
         let tls: TLSSocket?
         /// The read buffer, kept with the connection across requests.
         var buffer = [UInt8](repeating: 0, count: 32 * 1024)
+        /// When it was last put back idle (the hub's clock).
+        var idleSince = 0.0
         init(socket: Socket, tls: TLSSocket?) {
             self.socket = socket
             self.tls = tls
@@ -26,6 +28,13 @@ final class HostPool {
     private var session: TLSSession?
     private var idle: [Connection] = []
     private let slots: Green.Semaphore
+    /// Requests holding or waiting for a connection.
+    private(set) var inUse = 0
+    /// When a request last began or ended here (the hub's clock).
+    private(set) var lastUsed = 0.0
+
+    /// Nothing idle, nothing in flight: the pool can go.
+    var isUnused: Bool { inUse == 0 && idle.isEmpty }
 
     init(host: String, port: UInt16, tls: TLSContext?, options: HTTPClient.Options) {
         self.host = host
@@ -38,7 +47,24 @@ final class HostPool {
     /// A connection (reused if one is idle) and whether it was reused.
     /// Waits while the host's connections are all busy.
     func acquire(url: String) throws -> (Connection, Bool) {
-        try slots.acquire()
+        inUse += 1
+        lastUsed = Hub.current.now
+        do {
+            try slots.acquire()
+        } catch {
+            inUse -= 1
+            throw error
+        }
+        do {
+            return try connection(url: url)
+        } catch {
+            inUse -= 1
+            throw error
+        }
+    }
+
+    /// A connection once a slot is held (released again on failure).
+    private func connection(url: String) throws -> (Connection, Bool) {
         while let c = idle.popLast() {
             // An idle connection the peer has closed reads as end of
             // stream (or has stray bytes): look without blocking or parking.
@@ -83,8 +109,11 @@ final class HostPool {
     }
 
     func release(_ c: Connection, keep: Bool) {
+        inUse -= 1
+        lastUsed = Hub.current.now
         if let tls = c.tls, let s = tls.session { session = s }
         if keep && !c.socket.isClosed && idle.count < options.maxIdlePerHost {
+            c.idleSince = lastUsed
             idle.append(c)
         } else {
             c.socket.close()
@@ -92,8 +121,10 @@ final class HostPool {
         slots.release()
     }
 
-    func closeIdle() {
-        for c in idle { c.socket.close() }
-        idle.removeAll()
+    /// Closes the connections idle since before `cutoff` (the hub's
+    /// clock); every idle one by default.
+    func closeIdle(before cutoff: Double = .infinity) {
+        for c in idle where c.idleSince <= cutoff { c.socket.close() }
+        idle.removeAll { $0.socket.isClosed }
     }
 }

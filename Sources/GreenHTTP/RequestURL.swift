@@ -15,6 +15,12 @@ struct RequestURL {
     /// Path and query: "/a/b?c".
     let target: String
 
+    /// Whether `other` has the same origin (RFC 6454: scheme, host and
+    /// port; the host compared without case).
+    func isSameOrigin(as other: RequestURL) -> Bool {
+        scheme == other.scheme && port == other.port && host.lowercased() == other.host.lowercased()
+    }
+
     init?(_ string: String) {
         if let quick = RequestURL(quick: string) {
             self = quick

@@ -296,7 +296,7 @@ final class TLSTests: GreenTestCase {
         XCTAssertEqual(a.text, b.text, "the second request went over the same kept-alive TLS connection")
     }
 
-    func testRedirectsGoBetweenHTTPAndHTTPS() throws {
+    func testRedirectsGoFromHTTPToHTTPSAndBackOnlyWhenAsked() throws {
         var plainPort: UInt16 = 0
         let tlsServer = try httpsServer { request in
             HTTPResponse(status: 302, headers: ["Location": "http://127.0.0.1:\(plainPort)/end"])
@@ -311,7 +311,18 @@ final class TLSTests: GreenTestCase {
         plain.start()
         defer { _ = try? withTimeout(10) { try plain.stop(timeout: 1) } }
         plainPort = plain.address.port
-        let client = client(trusting: fixture.ca)
+        // From https back to http only when asked.
+        let refusing = client(trusting: fixture.ca)
+        defer { refusing.close() }
+        XCTAssertThrowsError(try refusing.get("http://127.0.0.1:\(plainPort)/start")) { error in
+            guard let e = error as? HTTPClientError, case .insecureRedirect(let to) = e.kind else { return XCTFail("\(error)") }
+            XCTAssertEqual(to, "http://127.0.0.1:\(plainPort)/end")
+            XCTAssertTrue(e.url.hasPrefix("https://"), e.url)
+        }
+        var options = HTTPClient.Options()
+        options.tlsVerification = .caFile(fixture.ca)
+        options.allowInsecureRedirects = true
+        let client = HTTPClient(options: options)
         defer { client.close() }
         let r = try client.get("http://127.0.0.1:\(plainPort)/start")
         XCTAssertEqual(r.status, 200)
