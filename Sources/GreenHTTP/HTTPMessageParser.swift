@@ -1,3 +1,4 @@
+import Glibc
 import CHTTPParser
 
 /// Incremental HTTP/1.x parsing through Node's http_parser, with limits.
@@ -76,10 +77,76 @@ final class HTTPMessageParser {
     /// limit exceeded; the parser is then unusable.
     func feed(_ bytes: UnsafeRawBufferPointer) throws {
         if let failure { throw failure }
+        chunk = bytes
         let n = bytes.withMemoryRebound(to: CChar.self) { chars in
             http_parser_execute(parser, &HTTPMessageParser.settings, chars.baseAddress, chars.count)
         }
+        if kind == .request && inMessage && !headersComplete, let base = bytes.baseAddress {
+            // A line feed after the last field or value, for the next one.
+            lineFeedSinceLast = lineFeedSinceLast || memchr(base + lastEnd, 0x0A, bytes.count - lastEnd) != nil
+        }
+        lastEnd = 0
+        chunk = UnsafeRawBufferPointer(start: nil, count: 0)
         try checkError(consumed: n, of: bytes.count)
+    }
+
+    // MARK: - RFC 9112 rules http_parser does not keep (requests)
+    //
+    // Debian's http_parser is built lenient: a field name may hold spaces
+    // ("Host : x" gives the field "Host "), and a field line continued on
+    // the next line (obs-fold) is joined to the value. A server must
+    // refuse both with 400 (RFC 9112 sections 5.1 and 5.2): a proxy that
+    // read them otherwise would see other fields, or other requests.
+
+    /// The chunk being parsed (its bytes show what lies between fields).
+    private var chunk = UnsafeRawBufferPointer(start: nil, count: 0)
+    /// Where the last field or value callback's bytes ended in `chunk`.
+    private var lastEnd = 0
+    /// Whether a line feed came since the last field or value: a value
+    /// after a line feed is a folded line's continuation (a value split
+    /// by a read has none between; a field's value follows its colon on
+    /// the same line).
+    private var lineFeedSinceLast = false
+
+    /// Notes a field or value callback at `at` of `length` bytes; returns
+    /// whether a line feed came since the previous one.
+    private func crossedLine(_ at: UnsafePointer<CChar>?, _ length: Int) -> Bool {
+        guard let at, let base = chunk.baseAddress else { return false }
+        let offset = UnsafeRawPointer(at) - base
+        guard offset >= lastEnd && offset <= chunk.count else { return false }
+        let crossed = lineFeedSinceLast || memchr(base + lastEnd, 0x0A, offset - lastEnd) != nil
+        lastEnd = offset + length
+        lineFeedSinceLast = false
+        return crossed
+    }
+
+    /// The rules for a request's head, once http_parser has read it.
+    private func requestHeadProblem() -> String? {
+        var hosts = 0
+        var problem: String?
+        fieldBytes.withUnsafeBufferPointer { bytes in
+            for f in fields {
+                let name = UnsafeBufferPointer(rebasing: bytes[f.name..<f.value])
+                if name.contains(0x20) || name.contains(0x09) {
+                    problem = "white space in or after the field name \(String(decoding: name, as: UTF8.self).debugDescription)"
+                    return
+                }
+                if name.count == 4 && String(decoding: name, as: UTF8.self).caseInsensitiveEquals("host") {
+                    hosts += 1
+                    let value = UnsafeBufferPointer(rebasing: bytes[f.value..<f.end])
+                    if value.contains(where: { $0 <= 0x20 || $0 == 0x2F || $0 == 0x40 || $0 == 0x5C || $0 == 0x7F }) {
+                        problem = "a Host value that is not host[:port]"
+                        return
+                    }
+                }
+            }
+        }
+        if let problem { return problem }
+        if hosts > 1 { return "more than one Host field" }
+        if hosts == 0 && parser.pointee.http_major == 1 && parser.pointee.http_minor >= 1 {
+            return "an HTTP/1.1 request without Host"
+        }
+        return nil
     }
 
     /// Tells the parser the peer closed. Completes a response whose body
@@ -138,6 +205,7 @@ final class HTTPMessageParser {
     }()
 
     private func begin() -> Int32 {
+        lineFeedSinceLast = false
         url.removeAll(keepingCapacity: true)
         statusText.removeAll(keepingCapacity: true)
         fields.removeAll(keepingCapacity: true)
@@ -158,7 +226,7 @@ final class HTTPMessageParser {
     }
 
     private func urlData(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
-        guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
+        guard countHeaderBytes(length) else { return fail(.targetTooLong(limit: limits.maxHeaderBytes)) }
         HTTPMessageParser.append(&url, at, length)
         return 0
     }
@@ -171,6 +239,7 @@ final class HTTPMessageParser {
 
     private func headerField(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
         guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
+        if kind == .request { _ = crossedLine(at, length) }
         if fields.isEmpty || lastWasValue {
             guard fields.count < limits.maxHeaderCount else { return fail(.tooManyHeaders(limit: limits.maxHeaderCount)) }
             fields.append((fieldBytes.count, fieldBytes.count, fieldBytes.count))
@@ -184,6 +253,12 @@ final class HTTPMessageParser {
 
     private func headerValue(_ at: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
         guard countHeaderBytes(length) else { return fail(.headersTooLarge(limit: limits.maxHeaderBytes)) }
+        // After a line feed: a value that continues one (or, non-empty,
+        // the first part of one left empty: "X:\r\n c"). http_parser
+        // reports an empty value at the start of the next line.
+        if kind == .request && crossedLine(at, length) && (lastWasValue || length > 0) {
+            return fail(.invalidRequest("a field line folded onto the next line (obs-fold)"))
+        }
         lastWasValue = true
         HTTPMessageParser.append(&fieldBytes, at, length)
         fields[fields.count - 1].end = fieldBytes.count
@@ -192,6 +267,7 @@ final class HTTPMessageParser {
 
     private func headersDone() -> Int32 {
         headersComplete = true
+        if kind == .request, let problem = requestHeadProblem() { return fail(.invalidRequest(problem)) }
         if kind == .response {
             let headers = collectHeaders()
             let status = Int(green_http_status(parser))
@@ -259,8 +335,13 @@ final class HTTPMessageParser {
 /// cut short at the end.
 public enum HTTPParsing {
     public static func requests(in bytes: [UInt8], limits: HTTPLimits = HTTPLimits()) throws -> [HTTPRequest] {
+        try requests(inPieces: [bytes], limits: limits)
+    }
+
+    /// The same, fed piece by piece as a server reads them off a socket.
+    public static func requests(inPieces pieces: [[UInt8]], limits: HTTPLimits = HTTPLimits()) throws -> [HTTPRequest] {
         let parser = HTTPMessageParser(.request, limits: limits)
-        try bytes.withUnsafeBytes { try parser.feed($0) }
+        for piece in pieces { try piece.withUnsafeBytes { try parser.feed($0) } }
         try parser.finish()
         return parser.takeRequests()
     }

@@ -105,6 +105,12 @@ public struct HTTPParseError: Error, CustomStringConvertible, Equatable {
         case headersTooLarge(limit: Int)
         case tooManyHeaders(limit: Int)
         case bodyTooLarge(limit: Int)
+        /// A request target longer than the header limit (414).
+        case targetTooLong(limit: Int)
+        /// A request that breaks a rule of RFC 9112 http_parser lets
+        /// through (white space before a field's colon, a folded field
+        /// line, a missing or repeated Host); the rule, named.
+        case invalidRequest(String)
         /// The peer closed in the middle of a message.
         case truncated
     }
@@ -117,6 +123,8 @@ public struct HTTPParseError: Error, CustomStringConvertible, Equatable {
         case .headersTooLarge(let limit): return "HTTP header section larger than \(limit) bytes"
         case .tooManyHeaders(let limit): return "more than \(limit) HTTP header fields"
         case .bodyTooLarge(let limit): return "HTTP body larger than \(limit) bytes"
+        case .targetTooLong(let limit): return "HTTP request target longer than \(limit) bytes"
+        case .invalidRequest(let rule): return "malformed HTTP request: \(rule)"
         case .truncated: return "connection closed in the middle of an HTTP message"
         }
     }

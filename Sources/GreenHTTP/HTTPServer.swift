@@ -204,7 +204,8 @@ final class HTTPConnection {
                     switch e.kind {
                     case .headersTooLarge, .tooManyHeaders: status = 431
                     case .bodyTooLarge: status = 413
-                    case .malformed, .truncated: status = 400
+                    case .targetTooLong: status = 414
+                    case .malformed, .invalidRequest, .truncated: status = 400
                     }
                     try? send(HTTPResponse(status: status, text: "\(e)\n"), keepAlive: false, head: false)
                     return
