@@ -8,7 +8,9 @@
 // gives every member its own bounded outbox (a `Queue`), so a slow client
 // only fills its own queue: when it is full, that member is dropped
 // instead of slowing the whole room. `/nick NAME` renames, `/who` lists
-// the members, `/quit` leaves.
+// the members, `/quit` leaves; a line over 4 KiB ends the session.
+// Lines are read with a `BufferedReader`, and the writer gathers what
+// waits in the outbox into one write with a `BufferedWriter`.
 import ArgumentParser
 import Glibc
 import Green
@@ -82,22 +84,23 @@ final class Room {
             // The writer ends when the outbox is closed (we left, or were
             // dropped for being too slow).
             scope.spawn {
-                for line in me.outbox { try conn.sendAll(line) }
+                let writer = BufferedWriter(conn)
+                for line in me.outbox {
+                    try writer.write(line)
+                    if me.outbox.isEmpty { try writer.flush() }
+                }
+                try writer.flush()
                 try? conn.shutdown(Int32(SHUT_WR))
             }
             try conn.sendAll("welcome, \(me.nick). /nick NAME, /who, /quit\n")
-            var pending: [UInt8] = []
-            reading: while true {
-                let chunk = try conn.recv()
-                if chunk.isEmpty || me.outbox.isClosed { break }
-                pending += chunk
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let text = String(decoding: pending[..<newline], as: UTF8.self)
-                        .trimmingCharacters(in: " \r\t")
-                    pending.removeSubrange(...newline)
-                    if !handle(text, from: me) { break reading }
-                }
-                if pending.count > 4096 { pending.removeAll() }   // no endless lines
+            let lines = BufferedReader(conn).lines(maxLength: 4096)
+            for line in lines {
+                if me.outbox.isClosed || !handle(line.trimmingCharacters(in: " \t"), from: me) { break }
+            }
+            if case .lineTooLong(let limit)? = lines.error as? BufferedReadError {
+                try? me.outbox.putNowait("* a line over \(limit) bytes: goodbye\n")
+            } else {
+                try lines.check()
             }
             me.outbox.close()
         }

@@ -1,3 +1,5 @@
+import Green
+
 /// A Redis reply (RESP2 and RESP3).
 public enum RedisValue: Equatable, Sendable, CustomStringConvertible {
     case simple(String)
@@ -77,179 +79,161 @@ public struct RESPProtocolError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
-/// Incremental RESP parsing: feed bytes as they come, take whole replies.
-/// Resumable: the elements of an aggregate parsed so far are kept while
-/// the rest arrives, and a bulk string is not looked at again until all
-/// its bytes are here, so a reply of any size costs one pass over its
-/// bytes however it is cut.
-struct RESPParser {
-    private var buffer: [UInt8] = []
-    /// Where the next unparsed element starts.
-    private var start = 0
-    /// The buffer must hold this many bytes before parsing is worth
-    /// trying again (a bulk string's end).
-    private var needed = 0
-    /// Aggregates (arrays, maps, sets, pushes) being filled, innermost last.
-    private var open: [Aggregate] = []
+/// Reads RESP replies from a `BufferedReader`, each as it comes,
+/// blocking the greenlet until its bytes are there. Lines are parsed where
+/// they lie in the reader's buffer and bulk strings are read with
+/// `readExactly` (a large one straight into its array), so every byte is
+/// looked at once however the replies are cut; pipelined replies are
+/// taken from the buffer one after another, the stream read only when it
+/// runs dry. A class, not a struct: its state is not borrowed `inout`
+/// across the blocking reads.
+///
+/// After any error the reader may stand in the middle of a reply: the
+/// connection must be dropped.
+final class RESPReader {
+    let reader: BufferedReader
     /// Limits that keep a hostile or broken server from exhausting memory.
+    var maxLineBytes = 64 * 1024
     var maxBulkBytes = 512 * 1024 * 1024
     var maxElements = 16 * 1024 * 1024
     var maxDepth = 64
-    /// Elements parsed whole so far (each once, however the bytes came).
+    /// Elements parsed so far (each once, however the bytes came).
     private(set) var elementsParsed = 0
 
-    private struct Aggregate {
-        let type: UInt8
-        let count: Int
-        var items: [RedisValue]
-    }
+    private static let crlf: [UInt8] = [13, 10]
 
-    /// One element: a whole scalar, or the header of an aggregate.
-    private enum Element {
+    init(_ reader: BufferedReader) { self.reader = reader }
+
+    /// One element's first line: a whole scalar, or what follows it.
+    private enum Header {
         case value(RedisValue)
+        case bulk(type: UInt8, count: Int)
         case aggregate(type: UInt8, count: Int)
     }
 
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        if start > 0 && start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            needed -= start
-            start = 0
-        } else if start > 64 * 1024 {
-            buffer.removeFirst(start)
-            needed -= start
-            start = 0
-        }
-        buffer.append(contentsOf: bytes)
+    /// The next whole reply; nil if the stream ended before it began.
+    /// Throws `RESPProtocolError` for bytes that are not RESP,
+    /// `BufferedReadError.unexpectedEnd` if the stream ends inside a
+    /// reply, and the stream's errors (`timeout` bounds each wait).
+    func next(timeout: Double?) throws -> RedisValue? {
+        try value(depth: 0, timeout: timeout, first: true)
     }
 
-    /// The next whole reply, or nil if more bytes are needed.
-    mutating func next() throws -> RedisValue? {
-        while true {
-            guard buffer.count >= needed else { return nil }
-            var at = start
-            guard let element = try element(&at) else { return nil }
-            start = at
-            var value: RedisValue
-            switch element {
-            case .value(let v):
-                value = v
-            case .aggregate(let type, let count):
-                if count == 0 {
-                    value = Self.make(type, [])
-                } else {
-                    guard open.count < maxDepth else {
-                        throw RESPProtocolError(description: "replies nested deeper than \(maxDepth)")
-                    }
-                    open.append(Aggregate(type: type, count: count, items: []))
-                    open[open.count - 1].items.reserveCapacity(min(count, 1024))
-                    continue
-                }
+    private func value(depth: Int, timeout: Double?, first: Bool = false) throws -> RedisValue? {
+        let header: Header? = try reader.withBytes(until: Self.crlf, maxLength: maxLineBytes + 2, timeout: timeout) {
+            try parseHeader($0)
+        }
+        guard let header else {
+            if first { return nil }
+            throw BufferedReadError.unexpectedEnd(needed: 1, got: 0)
+        }
+        elementsParsed += 1
+        switch header {
+        case .value(let v):
+            return v
+        case .bulk(let type, let n):
+            var bytes = try reader.readExactly(n + 2, timeout: timeout)
+            guard bytes[n] == 13, bytes[n + 1] == 10 else {
+                throw RESPProtocolError(description: "a bulk string not ended by CRLF")
             }
-            // Into the aggregates it completes, innermost first.
-            while !open.isEmpty {
-                open[open.count - 1].items.append(value)
-                guard open[open.count - 1].items.count == open[open.count - 1].count else { break }
-                let done = open.removeLast()
-                value = Self.make(done.type, done.items)
+            bytes.removeLast(2)
+            if type == UInt8(ascii: "=") { bytes = Array(bytes.dropFirst(min(4, bytes.count))) }   // "txt:" prefix
+            return type == UInt8(ascii: "!") ? .error(String(decoding: bytes, as: UTF8.self)) : .bulk(bytes)
+        case .aggregate(let type, let count):
+            guard depth < maxDepth else { throw RESPProtocolError(description: "replies nested deeper than \(maxDepth)") }
+            var items: [RedisValue] = []
+            items.reserveCapacity(min(count, 1024))
+            for _ in 0..<count {
+                guard let item = try value(depth: depth + 1, timeout: timeout) else { break }   // never nil: thrown
+                items.append(item)
             }
-            if open.isEmpty { return value }
-        }
-    }
-
-    private static func make(_ type: UInt8, _ items: [RedisValue]) -> RedisValue {
-        switch type {
-        case UInt8(ascii: "~"): return .set(items)
-        case UInt8(ascii: ">"): return .push(items)
-        case UInt8(ascii: "%"): return .map(stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) })
-        default: return .array(items)
-        }
-    }
-
-    /// The line at `at` without its CRLF, moving past it; nil if incomplete.
-    private func line(_ at: inout Int) throws -> ArraySlice<UInt8>? {
-        var i = at
-        while i + 1 < buffer.count {
-            if buffer[i] == 13 {
-                guard buffer[i + 1] == 10 else { throw RESPProtocolError(description: "a CR not followed by LF") }
-                let l = buffer[at..<i]
-                at = i + 2
-                return l
+            switch type {
+            case UInt8(ascii: "~"): return .set(items)
+            case UInt8(ascii: ">"): return .push(items)
+            case UInt8(ascii: "%"): return .map(stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) })
+            default: return .array(items)
             }
-            i += 1
         }
-        if buffer.count - at > 64 * 1024 { throw RESPProtocolError(description: "a line longer than 64 KiB") }
-        return nil
     }
 
-    private func integer(_ bytes: ArraySlice<UInt8>) throws -> Int {
-        guard let v = Int(String(decoding: bytes, as: UTF8.self)) else {
-            throw RESPProtocolError(description: "not an integer: \(String(decoding: bytes.prefix(40), as: UTF8.self))")
+    /// Parses a header line (CRLF included, as `withBytes` gives it).
+    private func parseHeader(_ line: UnsafeBufferPointer<UInt8>) throws -> Header {
+        guard line.count >= 2, line[line.count - 2] == 13, line[line.count - 1] == 10 else {
+            throw BufferedReadError.unexpectedEnd(needed: line.count + 2, got: line.count)   // cut by the end
         }
-        return v
-    }
-
-    /// The element at `at`, moving past it; nil if incomplete.
-    private mutating func element(_ at: inout Int) throws -> Element? {
-        guard at < buffer.count else { return nil }
-        let type = buffer[at]
-        var i = at + 1
-        guard let head = try line(&i) else { return nil }
+        guard line.count > 2 else { throw RESPProtocolError(description: "an empty line") }
+        let type = line[0]
+        let head = UnsafeBufferPointer(rebasing: line[1..<line.count - 2])
         let text = { String(decoding: head, as: UTF8.self) }
-        let result: Element
         switch type {
-        case UInt8(ascii: "+"): result = .value(.simple(text()))
-        case UInt8(ascii: "-"): result = .value(.error(text()))
-        case UInt8(ascii: ":"): result = .value(.integer(try integer(head)))
-        case UInt8(ascii: "_"): result = .value(.null)
-        case UInt8(ascii: "#"): result = .value(.boolean(text() == "t"))
+        case UInt8(ascii: "+"): return .value(.simple(text()))
+        case UInt8(ascii: "-"): return .value(.error(text()))
+        case UInt8(ascii: ":"): return .value(.integer(try Self.integer(head)))
+        case UInt8(ascii: "_"): return .value(.null)
+        case UInt8(ascii: "#"): return .value(.boolean(text() == "t"))
         case UInt8(ascii: ","):
             let t = text()
             guard let d = Double(t == "inf" ? "infinity" : t == "-inf" ? "-infinity" : t) else {
                 throw RESPProtocolError(description: "not a double: \(t)")
             }
-            result = .value(.double(d))
+            return .value(.double(d))
         case UInt8(ascii: "$"), UInt8(ascii: "="), UInt8(ascii: "!"):
-            let n = try integer(head)
-            if n < 0 { result = .value(.null); break }
+            let n = try Self.integer(head)
+            if n < 0 { return .value(.null) }
             guard n <= maxBulkBytes else { throw RESPProtocolError(description: "a bulk string of \(n) bytes") }
-            guard buffer.count - i >= n + 2 else {
-                needed = i + n + 2
-                return nil
-            }
-            guard buffer[i + n] == 13, buffer[i + n + 1] == 10 else {
-                throw RESPProtocolError(description: "a bulk string not ended by CRLF")
-            }
-            var bytes = Array(buffer[i..<i + n])
-            if type == UInt8(ascii: "=") { bytes = Array(bytes.dropFirst(min(4, bytes.count))) }   // "txt:" prefix
-            i += n + 2
-            result = .value(type == UInt8(ascii: "!") ? .error(String(decoding: bytes, as: UTF8.self)) : .bulk(bytes))
+            return .bulk(type: type, count: n)
         case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"):
-            let n = try integer(head)
-            if n < 0 { result = .value(.null); break }
-            guard n <= maxElements else { throw RESPProtocolError(description: "\(n) elements") }
-            let elements = type == UInt8(ascii: "%") ? n * 2 : n
+            let n = try Self.integer(head)
+            if n < 0 { return .value(.null) }
+            let elements = type == UInt8(ascii: "%") && n <= maxElements ? n * 2 : n
             guard elements <= maxElements else { throw RESPProtocolError(description: "\(n) elements") }
-            result = .aggregate(type: type, count: elements)
+            if elements == 0 { return .value(type == UInt8(ascii: "%") ? .map([]) : Self.empty(type)) }
+            return .aggregate(type: type, count: elements)
         default:
             throw RESPProtocolError(description: "unknown reply type \(String(UnicodeScalar(type)))")
         }
-        at = i
-        elementsParsed += 1
-        return result
     }
 
-    /// A command as RESP: an array of bulk strings.
-    static func encode(_ arguments: [[UInt8]], into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "*"))
-        out.append(contentsOf: String(arguments.count).utf8)
-        out.append(contentsOf: [13, 10])
+    private static func empty(_ type: UInt8) -> RedisValue {
+        switch type {
+        case UInt8(ascii: "~"): return .set([])
+        case UInt8(ascii: ">"): return .push([])
+        default: return .array([])
+        }
+    }
+
+    /// A decimal integer, without going through a String.
+    private static func integer(_ bytes: UnsafeBufferPointer<UInt8>) throws -> Int {
+        var i = 0
+        var negative = false
+        if let sign = bytes.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") {
+            negative = sign == UInt8(ascii: "-")
+            i = 1
+        }
+        var value = 0
+        var overflow = i == bytes.count   // no digits
+        while i < bytes.count, !overflow {
+            let digit = Int(bytes[i]) - 48
+            guard digit >= 0 && digit <= 9 else { overflow = true; break }
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = negative ? times10.subtractingReportingOverflow(digit) : times10.addingReportingOverflow(digit)
+            overflow = o1 || o2
+            value = sum
+            i += 1
+        }
+        if overflow {
+            throw RESPProtocolError(description: "not an integer: \(String(decoding: bytes.prefix(40), as: UTF8.self))")
+        }
+        return value
+    }
+
+    /// A command as RESP (an array of bulk strings), into `writer`.
+    static func encode(_ arguments: [[UInt8]], to writer: BufferedWriter, timeout: Double?) throws {
+        try writer.write("*\(arguments.count)\r\n", timeout: timeout)
         for a in arguments {
-            out.append(UInt8(ascii: "$"))
-            out.append(contentsOf: String(a.count).utf8)
-            out.append(contentsOf: [13, 10])
-            out.append(contentsOf: a)
-            out.append(contentsOf: [13, 10])
+            try writer.write("$\(a.count)\r\n", timeout: timeout)
+            try writer.write(a, timeout: timeout)
+            try writer.write(crlf, timeout: timeout)
         }
     }
 }

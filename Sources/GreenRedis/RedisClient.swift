@@ -79,9 +79,10 @@ public struct RedisURL: Sendable, Equatable {
 /// half read: the client closes the connection.
 final class RedisConnection {
     let socket: Socket
-    private var parser = RESPParser()
-    private var out: [UInt8] = []
-    private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+    /// Replies are read through one buffer, pipelined ones taken from it
+    /// in turn; commands are gathered and sent in one write.
+    private let replies: RESPReader
+    private let writer: BufferedWriter
 
     init(url: RedisURL, timeout: Double) throws {
         do {
@@ -90,6 +91,8 @@ final class RedisConnection {
             throw RedisError(command: "connect", kind: .connection("cannot connect to \(url.host):\(url.port): \(error)"))
         }
         try? socket.setNoDelay()
+        replies = RESPReader(BufferedReader(socket))
+        writer = BufferedWriter(socket)
         do {
             if let password = url.password {
                 let auth = url.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
@@ -114,29 +117,32 @@ final class RedisConnection {
     func run(_ commands: [[[UInt8]]], timeout: Double) throws -> [RedisValue] {
         let name = commands.first.flatMap { $0.first }.map { String(decoding: $0, as: UTF8.self).uppercased() } ?? "?"
         let label = commands.count == 1 ? name : "pipeline of \(commands.count) (first \(name))"
-        out.removeAll(keepingCapacity: true)
-        for c in commands { RESPParser.encode(c, into: &out) }
         do {
-            try socket.sendAll(out, timeout: timeout)
-            var replies: [RedisValue] = []
-            replies.reserveCapacity(commands.count)
-            while replies.count < commands.count {
-                if let v = try parser.next() {
-                    replies.append(v)
-                    continue
+            for c in commands { try RESPReader.encode(c, to: writer, timeout: timeout) }
+            try writer.flush(timeout: timeout)
+            var values: [RedisValue] = []
+            values.reserveCapacity(commands.count)
+            while values.count < commands.count {
+                guard let v = try replies.next(timeout: timeout) else {
+                    throw RedisError(command: label, kind: .connection("the server closed the connection"))
                 }
-                let n = try buffer.withUnsafeMutableBytes { try socket.recv(into: $0, timeout: timeout) }
-                if n == 0 { throw RedisError(command: label, kind: .connection("the server closed the connection")) }
-                buffer.withUnsafeBytes { parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                values.append(v)
             }
-            return replies
+            return values
         } catch let e as SocketError {
             if case .timedOut(let s) = e.reason { throw RedisError(command: label, kind: .timedOut(seconds: s)) }
             throw RedisError(command: label, kind: .connection("\(e)"))
         } catch let e as RESPProtocolError {
             throw RedisError(command: label, kind: .protocolViolation(e.description))
+        } catch BufferedReadError.lineTooLong(let limit) {
+            throw RedisError(command: label, kind: .protocolViolation("a line longer than \(limit - 2) bytes"))
+        } catch BufferedReadError.unexpectedEnd {
+            throw RedisError(command: label, kind: .connection("the server closed the connection in the middle of a reply"))
         }
     }
+
+    /// Whether the server sent nothing unasked: no byte buffered.
+    var hasNothingBuffered: Bool { replies.reader.bufferedCount == 0 }
 
     func close() { socket.close() }
 }
@@ -271,7 +277,7 @@ public final class RedisClient {
             // the stream: look without waiting.
             var byte: UInt8 = 0
             let n = Glibc.recv(c.socket.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return c }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && c.hasNothingBuffered { return c }
             c.close()
             connectionsLost += 1
         }

@@ -119,11 +119,11 @@ final class RedisTests: GreenTestCase {
     func testRESPParsingOfEveryTypeFedByteByByte() throws {
         let wire = "+OK\r\n-ERR bad\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n:1\r\n$1\r\nx\r\n_\r\n#t\r\n,3.5\r\n"
             + "%1\r\n+k\r\n:7\r\n~2\r\n:1\r\n:2\r\n>2\r\n+message\r\n+hi\r\n=8\r\ntxt:abcd\r\n!3\r\nERR\r\n"
-        var parser = RESPParser()
+        let replies = RESPReader(BufferedReader(ScriptedStream(Array(wire.utf8).map { [$0] }), capacity: 16))
         var values: [RedisValue] = []
-        for b in Array(wire.utf8) {
-            [b].withUnsafeBytes { parser.feed($0) }
-            while let v = try parser.next() { values.append(v) }
+        while let v = try replies.next(timeout: nil) {
+            values.append(v)
+            if values.count > 20 { break }
         }
         XCTAssertEqual(values, [
             .simple("OK"), .error("ERR bad"), .integer(42), .bulk(Array("hello".utf8)), .null,
@@ -131,12 +131,23 @@ final class RedisTests: GreenTestCase {
             .map([(.simple("k"), .integer(7))]), .set([.integer(1), .integer(2)]),
             .push([.simple("message"), .simple("hi")]), .bulk(Array("abcd".utf8)), .error("ERR"),
         ])
-        var bad = RESPParser()
-        Array("?what\r\n".utf8).withUnsafeBytes { bad.feed($0) }
-        XCTAssertThrowsError(try bad.next())
-        var huge = RESPParser()
-        Array("$999999999999\r\n".utf8).withUnsafeBytes { huge.feed($0) }
-        XCTAssertThrowsError(try huge.next())
+        func firstReply(_ wire: String) throws -> RedisValue? {
+            try RESPReader(BufferedReader(ScriptedStream(wire))).next(timeout: nil)
+        }
+        XCTAssertThrowsError(try firstReply("?what\r\n")) { XCTAssertTrue($0 is RESPProtocolError, "\($0)") }
+        XCTAssertThrowsError(try firstReply("$999999999999\r\n")) { XCTAssertTrue($0 is RESPProtocolError, "\($0)") }
+        XCTAssertThrowsError(try firstReply(":12x\r\n")) { XCTAssertTrue($0 is RESPProtocolError, "\($0)") }
+        XCTAssertThrowsError(try firstReply(":99999999999999999999\r\n")) { XCTAssertTrue($0 is RESPProtocolError, "\($0)") }
+        XCTAssertThrowsError(try firstReply("$5\r\nhelloXY")) { XCTAssertTrue($0 is RESPProtocolError, "\($0)") }
+        XCTAssertEqual(try firstReply(":-17\r\n"), .integer(-17))
+        XCTAssertEqual(try firstReply("*0\r\n"), .array([]))
+        XCTAssertNil(try firstReply(""), "the end before a reply")
+        // The end inside a reply: in its line, its bulk string, its array.
+        for cut in ["+OK", "$5\r\nhel", "*2\r\n:1\r\n"] {
+            XCTAssertThrowsError(try firstReply(cut), cut) {
+                guard case .unexpectedEnd? = $0 as? BufferedReadError else { return XCTFail("\($0)") }
+            }
+        }
     }
 
     func testALargeReplyCutAnywhereIsParsedInOnePass() throws {
@@ -153,14 +164,12 @@ final class RedisTests: GreenTestCase {
         }
         let big = [UInt8](repeating: UInt8(ascii: "x"), count: 300_000)
         let bytes = Array(wire.utf8) + Array("$300000\r\n".utf8) + big + [13, 10]
-        var parser = RESPParser()
+        let chunks = stride(from: 0, to: bytes.count, by: 61).map { Array(bytes[$0..<min($0 + 61, bytes.count)]) }
+        let parser = RESPReader(BufferedReader(ScriptedStream(chunks)))
         var values: [RedisValue] = []
-        var at = 0
-        while at < bytes.count {
-            let end = min(at + 61, bytes.count)
-            bytes[at..<end].withUnsafeBytes { parser.feed($0) }
-            at = end
-            while let v = try parser.next() { values.append(v) }
+        while let v = try parser.next(timeout: nil) {
+            values.append(v)
+            if values.count > 2 { break }
         }
         XCTAssertEqual(values.count, 2)
         XCTAssertEqual(values.first, .array(expected))
