@@ -107,6 +107,12 @@ public final class StreamingDecoder {
         }
     }
 
+    /// Whether bytes pass through as they are (no content coding).
+    public var isIdentity: Bool {
+        if case .identity = mode { return true }
+        return false
+    }
+
     deinit {
         if let stream {
             inflateEnd(stream)

@@ -57,6 +57,13 @@ public final class HTTPClient {
         /// Limits on the responses; `maxBodyBytes` also bounds decoded
         /// (decompressed) bodies.
         public var limits = HTTPLimits(maxHeaderBytes: 64 * 1024, maxHeaderCount: 200, maxBodyBytes: 32 * 1024 * 1024)
+        /// Request bodies over this many bytes, or of unknown length, are
+        /// announced with `Expect: 100-continue` and sent once the server
+        /// agrees (nil: never). curl's threshold.
+        public var expectContinueThreshold: Int? = 1024 * 1024
+        /// Seconds to wait for the server's 100 (Continue) before sending
+        /// the body anyway (RFC 9110 section 10.1.1).
+        public var expectContinueTimeout = 1.0
         /// Asks for gzip/deflate and decodes it.
         public var decompress = true
         public var userAgent = "swift-green/0.1"
@@ -141,10 +148,49 @@ public final class HTTPClient {
         return try send(method: "POST", url: url, headers: h, body: body)
     }
 
-    /// Sends a request and returns the final response (after redirects).
+    /// Sends a request and returns the final response (after redirects),
+    /// its body read whole (at most `limits.maxBodyBytes`, decoded).
     public func send(method: String, url: String, headers: HTTPHeaders = [:], body: [UInt8] = []) throws
         -> HTTPClientResponse {
-        try run(url: url) { try self.follow(method: method, url: $0, headers: headers, body: body, sink: nil) }
+        try send(method: method, url: url, headers: headers, body: .bytes(body))
+    }
+
+    /// Sends a request whose body streams (pieces from a producer, or a
+    /// file; see `HTTPRequestBody`) and returns the final response, its
+    /// body read whole.
+    public func send(method: String, url: String, headers: HTTPHeaders = [:], body: HTTPRequestBody) throws
+        -> HTTPClientResponse {
+        try run(url: url) { url in
+            switch try self.follow(method: method, url: url, headers: headers, body: body, streaming: false, observe: nil) {
+            case .whole(let r): return r
+            case .stream(let s): return try Self.whole(s)
+            }
+        }
+    }
+
+    /// Sends a request and returns the final response (after redirects)
+    /// with its body unread: read it as it arrives from the
+    /// `HTTPResponseStream` (`next()`, `read(into:)`, a `for` loop), in
+    /// constant memory whatever its size (`limits.maxBodyBytes` applies
+    /// only to what `readAll` keeps). `totalTimeout` bounds the time until
+    /// the response's head; each read of the body waits at most
+    /// `readTimeout`. Read the body to its end or `close()` the stream:
+    /// the connection is held until then.
+    public func open(method: String = "GET", url: String, headers: HTTPHeaders = [:],
+                     body: HTTPRequestBody = .empty) throws -> HTTPResponseStream {
+        try open(method: method, url: url, headers: headers, body: body, observe: nil)
+    }
+
+    private func open(method: String, url: String, headers: HTTPHeaders, body: HTTPRequestBody,
+                      observe: ((HTTPExchange) throws -> Void)?) throws -> HTTPResponseStream {
+        try run(url: url) { url in
+            switch try self.follow(method: method, url: url, headers: headers, body: body, streaming: true, observe: observe) {
+            case .stream(let s): return s
+            case .whole(let r):
+                // Not reached: final responses stream when asked to.
+                throw HTTPClientError(url: r.urlString ?? url.text, kind: .closedBeforeResponse)
+            }
+        }
     }
 
     /// Sends a request and hands the final response's body to `chunk` as
@@ -163,16 +209,32 @@ public final class HTTPClient {
                        exchange: ((HTTPExchange) throws -> Void)? = nil,
                        head: (HTTPClientResponse) throws -> Bool,
                        chunk: (UnsafeRawBufferPointer) throws -> Bool) throws -> HTTPClientResponse {
-        try withoutActuallyEscaping(head) { head in
-            try withoutActuallyEscaping(chunk) { chunk in
-                let sink = BodySink(head: head, chunk: chunk, exchange: exchange)
-                return try run(url: url) { try self.follow(method: method, url: $0, headers: headers, body: body, sink: sink) }
+        let s = try open(method: method, url: url, headers: headers, body: .bytes(body), observe: exchange)
+        defer { s.close() }
+        guard try head(s.response) else {
+            s.close()
+            return s.response
+        }
+        while let piece = try s.next() {
+            guard try piece.withUnsafeBytes({ try chunk($0) }) else {
+                s.close()
+                return s.response
             }
         }
+        return s.response
+    }
+
+    /// A streamed final response read whole, as `send` returns it.
+    private static func whole(_ s: HTTPResponseStream) throws -> HTTPClientResponse {
+        var r = s.response
+        r.body = try s.readAll(limit: s.limit)
+        r.streamed = false
+        r.bodyBytes = 0
+        return r
     }
 
     /// `request` on the parsed URL, within `totalTimeout`.
-    private func run(url: String, _ request: (RequestURL) throws -> HTTPClientResponse) throws -> HTTPClientResponse {
+    private func run<R>(url: String, _ request: (RequestURL) throws -> R) throws -> R {
         guard let parsed = RequestURL(url) else { throw HTTPClientError(url: url, kind: .invalidURL) }
         guard let total = options.totalTimeout else { return try request(parsed) }
         guard let response = try withTimeout(total, otherwise: { nil }, { try request(parsed) }) else {
@@ -181,11 +243,19 @@ public final class HTTPClient {
         return response
     }
 
-    /// Where a streamed response goes.
-    private struct BodySink {
-        let head: (HTTPClientResponse) throws -> Bool
-        let chunk: (UnsafeRawBufferPointer) throws -> Bool
-        let exchange: ((HTTPExchange) throws -> Void)?
+    /// What a request came to: a response read whole (the body not
+    /// streamed, or a redirect not followed), or a final response whose
+    /// body streams.
+    private enum Outcome {
+        case whole(HTTPClientResponse)
+        case stream(HTTPResponseStream)
+
+        var status: Int {
+            switch self {
+            case .whole(let r): return r.status
+            case .stream(let s): return s.response.status
+            }
+        }
     }
 
     /// Whether `follow` goes on from a response with this status and headers.
@@ -200,8 +270,8 @@ public final class HTTPClient {
     /// into a GET (the Fetch standard's request-body-header names).
     static let bodyHeaders = ["Content-Type", "Content-Encoding", "Content-Language", "Content-Location"]
 
-    private func follow(method: String, url start: RequestURL, headers: HTTPHeaders, body: [UInt8], sink: BodySink?) throws
-        -> HTTPClientResponse {
+    private func follow(method: String, url start: RequestURL, headers: HTTPHeaders, body: HTTPRequestBody,
+                        streaming: Bool, observe: ((HTTPExchange) throws -> Void)?) throws -> Outcome {
         var headers = headers
         var url = start
         var method = method
@@ -209,10 +279,21 @@ public final class HTTPClient {
         var seen: Set<String> = []
         var chain: [URL] = []
         while true {
-            var response = try once(method: method, url: url, headers: headers, body: body, sink: sink)
+            let outcome = try once(method: method, url: url, headers: headers, body: body, streaming: streaming,
+                                   observe: observe)
+            guard case .whole(var response) = outcome else {
+                if case .stream(let s) = outcome { s.setRedirects(chain) }
+                return outcome
+            }
             response.redirects = chain
             guard redirects(response.status, response.headers), let location = response.headers["Location"] else {
-                return response
+                return .whole(response)
+            }
+            let keepsBody = response.status == 307 || response.status == 308
+                || ((response.status == 301 || response.status == 302) && method != "POST")
+            if keepsBody && !body.isReplayable && !body.isEmpty {
+                // The body streamed from a producer: it cannot go again.
+                return .whole(response)
             }
             guard let here = URL(string: url.text),
                   let nextURL = URL(string: location, relativeTo: here)?.absoluteURL,
@@ -242,7 +323,7 @@ public final class HTTPClient {
             if (response.status == 303 && method != "HEAD")
                 || ((response.status == 301 || response.status == 302) && method == "POST") {
                 method = "GET"
-                body = []
+                body = .empty
                 for name in HTTPClient.bodyHeaders { headers.remove(name) }
             }
             chain.append(here)
@@ -252,106 +333,115 @@ public final class HTTPClient {
 
     // MARK: - One exchange
 
-    private func once(method: String, url: RequestURL, headers: HTTPHeaders, body: [UInt8], sink: BodySink?) throws
-        -> HTTPClientResponse {
-        let text = url.text
+    private func pool(for url: RequestURL) throws -> HostPool {
         guard url.scheme == "http" || url.scheme == "https" else {
-            throw HTTPClientError(url: text, kind: .unsupportedScheme(url.scheme))
+            throw HTTPClientError(url: url.text, kind: .unsupportedScheme(url.scheme))
         }
         let secure = url.scheme == "https"
-        let host = url.host
-        let port = url.port
-        let key = PoolKey(secure: secure, host: host.lowercased(), port: port)
+        let key = PoolKey(secure: secure, host: url.host.lowercased(), port: url.port)
         if Hub.current.now >= nextSweep { evictIdle() }
-        let pool: HostPool
-        if let p = pools[key] {
-            pool = p
-        } else {
-            // Room for one more host.
-            if pools.count >= options.maxHosts { evict(keeping: max(0, options.maxHosts - 1)) }
-            var context: TLSContext?
-            if secure {
-                if tlsContext == nil {
-                    do {
-                        tlsContext = try TLSContext.client(verification: options.tlsVerification)
-                    } catch let e as TLSError {
-                        throw HTTPClientError(url: text, kind: .tls(e))
-                    }
+        if let p = pools[key] { return p }
+        // Room for one more host.
+        if pools.count >= options.maxHosts { evict(keeping: max(0, options.maxHosts - 1)) }
+        var context: TLSContext?
+        if secure {
+            if tlsContext == nil {
+                do {
+                    tlsContext = try TLSContext.client(verification: options.tlsVerification)
+                } catch let e as TLSError {
+                    throw HTTPClientError(url: url.text, kind: .tls(e))
                 }
-                context = tlsContext
             }
-            pool = HostPool(host: host, port: port, tls: context, options: options)
-            pools[key] = pool
+            context = tlsContext
         }
+        let pool = HostPool(host: url.host, port: url.port, tls: context, options: options)
+        pools[key] = pool
+        return pool
+    }
 
+    /// The request's header section.
+    private func requestHead(method: String, url: RequestURL, headers: HTTPHeaders, plan: BodyPlan) throws -> [UInt8] {
         for (n, v) in headers where !HTTPHeaders.isSendableName(n) || !HTTPHeaders.isSendableValue(v) {
-            throw HTTPClientError(url: text, kind: .invalidHeader(name: n))
+            throw HTTPClientError(url: url.text, kind: .invalidHeader(name: n))
         }
         if !HTTPHeaders.isSendableValue(options.userAgent) {
-            throw HTTPClientError(url: text, kind: .invalidHeader(name: "User-Agent"))
+            throw HTTPClientError(url: url.text, kind: .invalidHeader(name: "User-Agent"))
         }
         var request: [UInt8] = []
-        request.reserveCapacity(128 + url.target.utf8.count + body.count)
+        request.reserveCapacity(256 + url.target.utf8.count)
         func line(_ parts: String...) {
             for p in parts { request.append(contentsOf: p.utf8) }
             request.append(contentsOf: [0x0D, 0x0A])
         }
+        let secure = url.scheme == "https"
         line(method, " ", url.target, " HTTP/1.1")
-        if port == (secure ? 443 : 80) { line("Host: ", host) } else { line("Host: ", host, ":", String(port)) }
+        if url.port == (secure ? 443 : 80) { line("Host: ", url.host) } else { line("Host: ", url.host, ":", String(url.port)) }
         var names = Set<String>()
         for (n, _) in headers { names.insert(n.lowercased()) }
         if !names.contains("user-agent") { line("User-Agent: ", options.userAgent) }
         if options.decompress && !names.contains("accept-encoding") { line("Accept-Encoding: gzip, deflate") }
-        for (n, v) in headers { line(n, ": ", v) }
-        if !body.isEmpty || method == "POST" || method == "PUT" { line("Content-Length: ", String(body.count)) }
+        for (n, v) in headers {
+            // The client frames the body itself.
+            let lower = n.lowercased()
+            if lower == "content-length" || lower == "transfer-encoding" || lower == "expect" { continue }
+            line(n, ": ", v)
+        }
+        request.append(contentsOf: plan.headerLines.utf8)
         line()
-        request.append(contentsOf: body)
+        return request
+    }
 
+    private func once(method: String, url: RequestURL, headers: HTTPHeaders, body: HTTPRequestBody, streaming: Bool,
+                      observe: ((HTTPExchange) throws -> Void)?) throws -> Outcome {
+        let text = url.text
+        let pool = try pool(for: url)
         let started = Hub.current.nowUpdated()
-        let replayable = HTTPClient.isIdempotent(method: method, headers: headers)
+        let replayable = HTTPClient.isIdempotent(method: method, headers: headers) && body.isReplayable
         var attempt = 0
         while true {
             attempt += 1
+            // A file is opened again for each attempt.
+            let plan = try BodyPlan(body, method: method, options: options, url: text)
+            let head = try requestHead(method: method, url: url, headers: headers, plan: plan)
             let (connection, reused) = try pool.acquire(url: text)
-            var keep = false
-            // Whether any byte of the request may have reached the server.
-            var written = false
-            defer { pool.release(connection, keep: keep) }
+            let streamsFinal: ((Int, HTTPHeaders) -> Bool)? = streaming
+                ? { [unowned self] status, headers in status >= 200 && !self.redirects(status, headers) } : nil
+            let call = HTTPClientCall(pool: pool, connection: connection, url: text, options: options,
+                                      head: method == "HEAD", streamsFinal: streamsFinal, observed: observe != nil)
             do {
-                do {
-                    try send(request, on: connection, written: &written)
-                } catch let e as SocketError {
-                    if case .timedOut(let s) = e.reason { throw HTTPClientError(url: text, kind: .timedOut(phase: "write", seconds: s)) }
-                    throw HTTPClientError(url: text, kind: .connection(e))
-                } catch let e as TLSError {
-                    throw HTTPClientError(url: text, kind: .tls(e))
-                }
-                var raw: [UInt8]? = sink?.exchange == nil ? nil : []
-                var (response, keepAlive) = try readResponse(connection, head: method == "HEAD", url: text,
-                                                             sink: sink, raw: &raw)
-                keep = keepAlive
-                if let raw, let observe = sink?.exchange {
-                    try observe(HTTPExchange(url: text, remoteAddress: connection.socket.peerAddress?.host, request: request,
-                                             response: raw, complete: !response.bodyCut))
-                }
-                if response.streamed {
-                    // The body went to the sink, decoded on the way.
-                } else if options.decompress, let encoding = response.headers["Content-Encoding"] {
-                    do {
-                        response.body = try ContentDecoding.decode(response.body, encoding: encoding,
-                                                                   limit: options.limits.maxBodyBytes)
-                    } catch {
-                        throw HTTPClientError(url: text, kind: .decoding("\(error)"))
+                try call.sendRequest(head: head, body: body, plan: plan)
+                switch try call.readHead() {
+                case .streaming(let status, let reason, let headers):
+                    var response = HTTPClientResponse(status: status, reason: reason, headers: headers)
+                    response.urlString = text
+                    response.seconds = Hub.current.nowUpdated() - started
+                    return .stream(try HTTPResponseStream(call: call, response: response, decompress: options.decompress,
+                                                          observe: observe, limit: options.limits.maxBodyBytes))
+                case .complete(let r):
+                    var response = HTTPClientResponse(r)
+                    call.release(keep: call.keepAlive)
+                    try call.report(to: observe, complete: true)
+                    if options.decompress, let encoding = response.headers["Content-Encoding"] {
+                        do {
+                            response.body = try ContentDecoding.decode(response.body, encoding: encoding,
+                                                                       limit: options.limits.maxBodyBytes)
+                        } catch {
+                            throw HTTPClientError(url: text, kind: .decoding("\(error)"))
+                        }
                     }
+                    response.urlString = text
+                    response.seconds = Hub.current.nowUpdated() - started
+                    return .whole(response)
                 }
-                response.urlString = text
-                response.seconds = Hub.current.nowUpdated() - started
-                return response
             } catch let e as HTTPClientError where reused && attempt == 1 && e.isStaleConnection
-                        && (replayable || !written) {
+                        && (replayable || !call.written) {
                 // A kept-alive connection the server had closed: once more
                 // on a new one, if sending twice is harmless.
+                call.release(keep: false)
                 continue
+            } catch {
+                call.release(keep: false)
+                throw error
             }
         }
     }
@@ -361,23 +451,6 @@ public final class HTTPClient {
     static func isIdempotent(method: String, headers: HTTPHeaders) -> Bool {
         ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(method)
             || headers["Idempotency-Key"] != nil || headers["X-Idempotency-Key"] != nil
-    }
-
-    /// Sends `request`; `written` turns true once a byte of it may have
-    /// left (over TLS, from the start: a record may be partly sent).
-    private func send(_ request: [UInt8], on connection: HostPool.Connection, written: inout Bool) throws {
-        if connection.tls != nil {
-            written = true
-            try connection.transport.sendAll(request, timeout: options.readTimeout)
-            return
-        }
-        try request.withUnsafeBytes { all in
-            let first = try connection.socket.send(all, timeout: options.readTimeout)
-            written = true
-            if first < all.count {
-                try connection.socket.sendAll(UnsafeRawBufferPointer(rebasing: all[first...]), timeout: options.readTimeout)
-            }
-        }
     }
 
     /// The request target (percent-encoded path and query) of an absolute
@@ -394,115 +467,4 @@ public final class HTTPClient {
         return target.utf8.first == UInt8(ascii: "?") ? "/" + target : target
     }
 
-    private func readResponse(_ c: HostPool.Connection, head: Bool, url: String, sink: BodySink?,
-                              raw: inout [UInt8]?) throws -> (HTTPClientResponse, Bool) {
-        let parser = HTTPMessageParser(.response, limits: options.limits)
-        parser.expectNoBody = head
-        // The final response's body streams to the sink; a redirect's is
-        // read whole (it is small, and the connection stays usable).
-        if sink != nil {
-            parser.streamsBody = { [unowned self] status, headers in
-                status >= 200 && !self.redirects(status, headers)
-            }
-        }
-        var stream: StreamedBody?
-        var received = 0
-        while true {
-            let n: Int
-            do {
-                n = try c.buffer.withUnsafeMutableBytes { try c.transport.recv(into: $0, timeout: options.readTimeout) }
-            } catch let e as SocketError {
-                if case .timedOut(let s) = e.reason { throw HTTPClientError(url: url, kind: .timedOut(phase: "read", seconds: s)) }
-                throw HTTPClientError(url: url, kind: .connection(e), bytesReceived: received)
-            } catch let e as TLSError {
-                throw HTTPClientError(url: url, kind: .tls(e), bytesReceived: received)
-            }
-            if n == 0 {
-                do {
-                    try parser.finish()
-                } catch let e as HTTPParseError {
-                    throw HTTPClientError(url: url, kind: e.kind == .truncated && received == 0 ? .closedBeforeResponse : .parse(e),
-                                          bytesReceived: received)
-                }
-                if let stream, let r = parser.takeResponses().last {
-                    return (try stream.end(r, parser.takeStreamedBody(), url: url), false)
-                }
-                if let r = parser.takeResponses().last { return (HTTPClientResponse(r), false) }
-                throw HTTPClientError(url: url, kind: .closedBeforeResponse, bytesReceived: received)
-            }
-            received += n
-            if raw != nil { c.buffer.withUnsafeBytes { raw!.append(contentsOf: $0[0..<n]) } }
-            do {
-                try c.buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            } catch let e as HTTPParseError {
-                throw HTTPClientError(url: url, kind: .parse(e), bytesReceived: received)
-            }
-            if let sink, stream == nil, let h = parser.head, h.status >= 200, !redirects(h.status, h.headers) {
-                // The final response's head: the sink decides.
-                var response = HTTPClientResponse(status: h.status, reason: h.reason, headers: h.headers)
-                response.urlString = url
-                let s = try StreamedBody(response, sink: sink, decompress: options.decompress, url: url)
-                stream = s
-                if try !sink.head(response) {
-                    return (s.cut(), false)
-                }
-            }
-            if let stream {
-                let more = try stream.deliver(parser.takeStreamedBody(), url: url)
-                if !more { return (stream.cut(), false) }
-            }
-            let responses = parser.takeResponses()
-            // 1xx answers come before the real one.
-            if let r = responses.last(where: { !(100..<200).contains($0.status) }) {
-                let keep = parser.keepAlive && !parser.inMessage
-                if let stream { return (try stream.end(r, [], url: url), keep) }
-                return (HTTPClientResponse(r), keep)
-            }
-        }
-    }
-
-    /// The final response's body on its way to a sink.
-    private final class StreamedBody {
-        private var response: HTTPClientResponse
-        private let sink: BodySink
-        private let decoder: StreamingDecoder
-
-        init(_ response: HTTPClientResponse, sink: BodySink, decompress: Bool, url: String) throws {
-            self.response = response
-            self.sink = sink
-            do {
-                decoder = try StreamingDecoder(encoding: decompress ? response.headers["Content-Encoding"] ?? "" : "")
-            } catch {
-                throw HTTPClientError(url: url, kind: .decoding("\(error)"))
-            }
-        }
-
-        /// Hands `bytes` on; false when the sink wants no more.
-        func deliver(_ bytes: [UInt8], url: String) throws -> Bool {
-            guard !bytes.isEmpty else { return true }
-            do {
-                return try bytes.withUnsafeBytes { try decoder.push($0, to: sink.chunk) }
-            } catch let e as ContentDecoding.Failure {
-                throw HTTPClientError(url: url, kind: .decoding("\(e)"))
-            }
-        }
-
-        /// The body was stopped early: what the sink got.
-        func cut() -> HTTPClientResponse {
-            response.streamed = true
-            response.bodyCut = true
-            response.bodyBytes = decoder.decodedCount
-            return response
-        }
-
-        /// The response completed (`last`: its last body bytes).
-        func end(_ complete: HTTPResponse, _ last: [UInt8], url: String) throws -> HTTPClientResponse {
-            guard try deliver(last, url: url) else { return cut() }
-            do { try decoder.finish() } catch { throw HTTPClientError(url: url, kind: .decoding("\(error)")) }
-            response.headers = complete.headers
-            response.streamed = true
-            response.bodyBytes = decoder.decodedCount
-            return response
-        }
-    }
 }

@@ -26,6 +26,9 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         /// character (a CR or LF would start another header line), or a
         /// name with a colon or white space.
         case invalidHeader(name: String)
+        /// The request's body could not be sent as declared (a file that
+        /// cannot be read, pieces that do not add up to the length).
+        case requestBody(String)
     }
 
     public let url: String
@@ -66,6 +69,7 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case .insecureRedirect(let to): why = "redirect from https to http (\(to)) refused (allowInsecureRedirects)"
         case .tls(let e): why = "\(e)"
         case .invalidRedirect(let l): why = "unusable redirect Location \"\(l)\""
+        case .requestBody(let d): why = d
         case .invalidHeader(let n): why = "header \(n.debugDescription) cannot be sent: a control character, or a colon or space in its name"
         }
         return "\(url): \(why)"

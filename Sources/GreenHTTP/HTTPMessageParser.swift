@@ -37,6 +37,8 @@ final class HTTPMessageParser {
     /// section is complete (responses only).
     private(set) var head: (status: Int, reason: String, headers: HTTPHeaders)?
     private var streaming = false
+    /// Whether the current message's body streams (`streamsBody` said so).
+    var isStreamingBody: Bool { streaming }
     private var streamed: [UInt8] = []
 
     private(set) var requests: [HTTPRequest] = []
@@ -156,6 +158,7 @@ final class HTTPMessageParser {
         if let failure { throw failure }
         let wasInMessage = inMessage
         http_parser_execute(parser, &HTTPMessageParser.settings, nil, 0)
+        if green_http_errno(parser) == HPE_INVALID_EOF_STATE { throw HTTPParseError(kind: .truncated) }
         try checkError(consumed: 0, of: 0)
         if wasInMessage && inMessage { throw HTTPParseError(kind: .truncated) }
     }
