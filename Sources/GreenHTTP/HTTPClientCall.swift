@@ -201,7 +201,7 @@ final class HTTPClientCall {
         received += n
         if rawResponse != nil { connection.buffer.withUnsafeBytes { rawResponse!.append(contentsOf: $0[0..<n]) } }
         do {
-            try connection.buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            _ = try connection.buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         } catch let e as HTTPParseError {
             throw HTTPClientError(url: url, kind: .parse(e), bytesReceived: received)
         }

@@ -77,7 +77,8 @@ final class HTTPMessageParser {
 
     /// Parses `bytes`. Throws `HTTPParseError` on malformed input or a
     /// limit exceeded; the parser is then unusable.
-    func feed(_ bytes: UnsafeRawBufferPointer) throws {
+    @discardableResult
+    func feed(_ bytes: UnsafeRawBufferPointer) throws -> Int {
         if let failure { throw failure }
         chunk = bytes
         let n = bytes.withMemoryRebound(to: CChar.self) { chars in
@@ -90,7 +91,12 @@ final class HTTPMessageParser {
         lastEnd = 0
         chunk = UnsafeRawBufferPointer(start: nil, count: 0)
         try checkError(consumed: n, of: bytes.count)
+        return n
     }
+
+    /// Whether the last request asked to switch protocols (`Upgrade`):
+    /// the parser stopped after it, and what follows is not HTTP.
+    var isUpgrade: Bool { green_http_is_upgrade(parser) != 0 }
 
     // MARK: - RFC 9112 rules http_parser does not keep (requests)
     //
@@ -344,7 +350,7 @@ public enum HTTPParsing {
     /// The same, fed piece by piece as a server reads them off a socket.
     public static func requests(inPieces pieces: [[UInt8]], limits: HTTPLimits = HTTPLimits()) throws -> [HTTPRequest] {
         let parser = HTTPMessageParser(.request, limits: limits)
-        for piece in pieces { try piece.withUnsafeBytes { try parser.feed($0) } }
+        for piece in pieces { _ = try piece.withUnsafeBytes { try parser.feed($0) } }
         try parser.finish()
         return parser.takeRequests()
     }
@@ -353,7 +359,7 @@ public enum HTTPParsing {
     /// the buffer).
     public static func responses(in bytes: [UInt8], limits: HTTPLimits = HTTPLimits()) throws -> [HTTPResponse] {
         let parser = HTTPMessageParser(.response, limits: limits)
-        try bytes.withUnsafeBytes { try parser.feed($0) }
+        _ = try bytes.withUnsafeBytes { try parser.feed($0) }
         try parser.finish()
         return parser.takeResponses()
     }

@@ -37,6 +37,11 @@ public struct HTTPResponse: Sendable {
     /// A server response that streams its body in chunks
     /// (`Transfer-Encoding: chunked`); `body` is then ignored.
     public var bodyWriter: (@Sendable (HTTPBodyWriter) throws -> Void)?
+    /// For a 101 (Switching Protocols) answer to a request with
+    /// `Upgrade` (WebSocket and the like): once the response is sent, the
+    /// server hands the connection to this closure on the connection's
+    /// greenlet, and closes it when the closure returns.
+    public var upgrade: (@Sendable (HTTPUpgradedConnection) throws -> Void)?
 
     public init(status: Int = 200, reason: String? = nil, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status

@@ -163,6 +163,7 @@ final class HTTPConnection {
         }
         defer { tls?.shutdown(timeout: 0.1) }
         var messageStarted = 0.0
+        var afterUpgrade: [UInt8] = []
         while true {
             var requests = parser.takeRequests()
             while requests.isEmpty {
@@ -198,7 +199,10 @@ final class HTTPConnection {
                 }
                 let wasInMessage = parser.inMessage
                 do {
-                    try buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                    let consumed = try buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                    // After a request to switch protocols, the rest is the
+                    // new protocol's.
+                    if parser.isUpgrade { afterUpgrade = Array(buffer[consumed..<n]) }
                 } catch let e as HTTPParseError {
                     let status: Int
                     switch e.kind {
@@ -217,13 +221,26 @@ final class HTTPConnection {
                     messageStarted = Hub.current.nowUpdated()
                 }
             }
-            for var request in requests {
+            for (i, var request) in requests.enumerated() {
                 request.peer = peer
                 var response: HTTPResponse
                 do {
                     response = try handler(request)
                 } catch {
                     response = HTTPResponse(status: 500, text: "internal server error\n")
+                }
+                if parser.isUpgrade && i == requests.count - 1 {
+                    // The parser stopped: the connection ends with this
+                    // response, or becomes the new protocol's.
+                    guard response.status == 101, let upgrade = response.upgrade else {
+                        try? send(response, keepAlive: false, head: request.method == "HEAD")
+                        return
+                    }
+                    do { try send(response, keepAlive: true, head: false) } catch { return }
+                    let upgraded = HTTPUpgradedConnection(request: request, socket: socket, tls: tls, buffered: afterUpgrade)
+                    afterUpgrade = []
+                    try? upgrade(upgraded)
+                    return
                 }
                 let keepAlive = parser.keepAlive && !(request.headers["Connection"]?.caseInsensitiveEquals("close") ?? false)
                 do {

@@ -147,6 +147,36 @@ final class HTTPServerTests: GreenTestCase {
         }
     }
 
+    /// A 101 answer with an `upgrade` closure hands the connection over,
+    /// bytes the client sent right after its request included; a request
+    /// to upgrade answered otherwise ends its connection.
+    func testAnUpgradeHandsTheConnectionOverWithTheBytesAlreadyRead() throws {
+        let handler: HTTPServer.Handler = { request in
+            guard request.path == "/switch" else { return HTTPResponse(text: "no switch") }
+            var r = HTTPResponse(status: 101, headers: ["Upgrade": "echo", "Connection": "Upgrade"])
+            r.upgrade = { connection in
+                let reader = BufferedReader(connection)
+                while let line = try reader.readLine(timeout: 10) {
+                    var reply = Array("echo \(line) from \(connection.request.target)\n".utf8)
+                    try reply.withUnsafeBytes { try connection.sendAll($0, timeout: 10) }
+                    reply.removeAll()
+                    if line == "bye" { return }
+                }
+            }
+            return r
+        }
+        try withServer(handler: handler) { port in
+            let upgrade = "GET /switch HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"
+            let reply = try exchange(port, upgrade + "early\nbye\n")
+            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 101 "), reply)
+            XCTAssertTrue(reply.hasSuffix("\r\n\r\necho early from /switch\necho bye from /switch\n"), reply)
+            let refused = try exchange(port, upgrade.replacingOccurrences(of: "/switch", with: "/other") + "GET / HTTP/1.1\r\n\r\n")
+            XCTAssertTrue(refused.hasPrefix("HTTP/1.1 200 "), refused)
+            XCTAssertTrue(refused.contains("Connection: close"), refused)
+            XCTAssertTrue(refused.hasSuffix("no switch"), "the bytes after an upgrade request are not read as HTTP: \(refused)")
+        }
+    }
+
     func testHeaderLimitsGive431AndBodyLimitsGive413() throws {
         var options = HTTPServer.Options()
         options.limits = HTTPLimits(maxHeaderBytes: 256, maxHeaderCount: 5, maxBodyBytes: 10)
