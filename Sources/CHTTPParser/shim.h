@@ -14,6 +14,10 @@ static inline int green_http_is_upgrade(const http_parser *p) {
     return p->upgrade;
 }
 
+static inline int green_http_is_chunked(const http_parser *p) {
+    return (p->flags & F_CHUNKED) != 0;
+}
+
 static inline unsigned int green_http_method(const http_parser *p) {
     return p->method;
 }

@@ -3,21 +3,35 @@ import Green
 import GreenTLS
 
 /// One server connection: read, parse, answer, until it closes.
+///
+/// Two ways to hand requests over: whole (`HTTPServer.Handler`: the body
+/// read up to `limits.maxBodyBytes` first; pipelined requests parsed in
+/// batches), or streaming (`HTTPServer.StreamingHandler`: the handler gets
+/// the head at once and reads the body from an `HTTPRequestBodyStream` as
+/// it arrives; the parser pauses at the end of each request).
 final class HTTPConnection {
+    enum Handling {
+        case whole(HTTPServer.Handler)
+        case streaming(HTTPServer.StreamingHandler)
+    }
+
     let socket: Socket
     let peer: SocketAddress
     let options: HTTPServer.Options
-    let handler: HTTPServer.Handler
-    private let parser: HTTPMessageParser
+    let handling: Handling
+    let parser: HTTPMessageParser
     private let idleEntry: IdleConnections.Entry
     private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
     private var out: [UInt8] = []
+    /// Bytes read but left unparsed by a pause (streaming) or an upgrade.
+    private var leftover: [UInt8] = []
+    private var leftoverStart = 0
 
-    init(socket: Socket, peer: SocketAddress, options: HTTPServer.Options, handler: @escaping HTTPServer.Handler) {
+    init(socket: Socket, peer: SocketAddress, options: HTTPServer.Options, handling: Handling) {
         self.socket = socket
         self.peer = peer
         self.options = options
-        self.handler = handler
+        self.handling = handling
         parser = HTTPMessageParser(.request, limits: options.limits)
         idleEntry = IdleConnections.Entry(socket)
         out.reserveCapacity(1024)
@@ -25,7 +39,7 @@ final class HTTPConnection {
 
     /// TLS on the socket, when the server has a context (set by `run`).
     private var tls: TLSSocket?
-    private var transport: any HTTPTransport { tls ?? socket }
+    var transport: any HTTPTransport { tls ?? socket }
 
     func run() throws {
         try? socket.setNoDelay()
@@ -43,67 +57,144 @@ final class HTTPConnection {
             }
         }
         defer { tls?.shutdown(timeout: 0.1) }
-        var messageStarted = 0.0
-        var afterUpgrade: [UInt8] = []
+        switch handling {
+        case .whole(let handler): try runWhole(handler)
+        case .streaming(let handler): try runStreaming(handler)
+        }
+    }
+
+    // MARK: - Reading
+
+    /// When the message being read began (for the header timeout).
+    private var messageStarted = 0.0
+
+    enum ReadEnd {
+        /// The client closed, reset, broke TLS, or timed out between
+        /// requests: end quietly.
+        case quietly
+        /// Answered with an error status (malformed, over a limit, slow
+        /// headers): end after it.
+        case answered
+    }
+
+    /// Why the connection is ending, for a streamed body's reader.
+    private(set) var endReason = ""
+
+    /// Reads more for the parser (first what a pause left unread) and
+    /// parses it. Returns nil on success, else how the connection ends
+    /// (an error status already sent); throws only a kill or an
+    /// enclosing timeout. `timeout` nil: the idle or header timeout, as
+    /// the parser's state says.
+    private func pump(timeout: Double? = nil) throws -> ReadEnd? {
+        let wasInMessage = parser.inMessage
+        if leftoverStart < leftover.count {
+            return parse(fromLeftover: true, wasInMessage: wasInMessage)
+        }
+        let waitingForHeaders = parser.inMessage && !parser.headersComplete
+        var wait = timeout ?? options.idleTimeout
+        if waitingForHeaders {
+            wait = max(0.001, messageStarted + options.headerTimeout - Hub.current.nowUpdated())
+        }
+        let n: Int
+        do {
+            n = try buffer.withUnsafeMutableBytes { buffer in
+                // Between messages the connection may be closed when the
+                // process runs out of descriptors.
+                if parser.inMessage { return try transport.recv(into: buffer, timeout: wait) }
+                return try Hub.current.idleConnections.whileIdle(idleEntry) {
+                    try transport.recv(into: buffer, timeout: wait)
+                }
+            }
+        } catch let e as TLSError {
+            endReason = "\(e)"
+            return .quietly   // the client broke the TLS session
+        } catch let e as SocketError {
+            endReason = "\(e)"
+            if case .timedOut = e.reason, waitingForHeaders {
+                try? send(HTTPResponse(status: 408, text: "request header timeout\n"), keepAlive: false, head: false)
+                return .answered
+            }
+            return .quietly
+        }
+        if n == 0 {
+            endReason = "the client closed the connection"
+            do {
+                try parser.finish()
+            } catch let e as HTTPParseError where e.kind != .truncated {
+                answer(e)
+                return .answered
+            } catch {}
+            return .quietly
+        }
+        leftover.removeAll(keepingCapacity: true)
+        leftover.append(contentsOf: buffer[0..<n])
+        leftoverStart = 0
+        return parse(fromLeftover: false, wasInMessage: wasInMessage)
+    }
+
+    /// Parses the unparsed bytes (all of `leftover` from `leftoverStart`).
+    private func parse(fromLeftover: Bool, wasInMessage: Bool) -> ReadEnd? {
+        do {
+            let consumed = try leftover.withUnsafeBytes {
+                try parser.feed(UnsafeRawBufferPointer(rebasing: $0[leftoverStart...]))
+            }
+            leftoverStart += consumed
+            if leftoverStart >= leftover.count {
+                leftover.removeAll(keepingCapacity: true)
+                leftoverStart = 0
+            }
+        } catch let e as HTTPParseError {
+            endReason = "\(e)"
+            answer(e)
+            return .answered
+        } catch {
+            endReason = "\(error)"
+            return .quietly
+        }
+        // A message began in these bytes: its header clock starts now.
+        if parser.inMessage && !wasInMessage { messageStarted = Hub.current.nowUpdated() }
+        if case .whole = handling, parser.takeContinueWish() {
+            // The whole body is read before the handler runs: let the
+            // client send it at once (RFC 9110 section 10.1.1).
+            sendContinue()
+        }
+        return nil
+    }
+
+    /// The error status for a request the parser refused, and the end.
+    private func answer(_ e: HTTPParseError) {
+        let status: Int
+        switch e.kind {
+        case .headersTooLarge, .tooManyHeaders: status = 431
+        case .bodyTooLarge: status = 413
+        case .targetTooLong: status = 414
+        case .malformed, .invalidRequest, .truncated: status = 400
+        }
+        try? send(HTTPResponse(status: status, text: "\(e)\n"), keepAlive: false, head: false)
+    }
+
+    private(set) var continueSent = false
+
+    /// Sends "100 Continue" once for the current request.
+    func sendContinue() {
+        guard !continueSent else { return }
+        continueSent = true
+        try? transport.sendAll("HTTP/1.1 100 Continue\r\n\r\n", timeout: options.writeTimeout)
+    }
+
+    // MARK: - Whole requests
+
+    private func runWhole(_ handler: HTTPServer.Handler) throws {
         while true {
             var requests = parser.takeRequests()
             while requests.isEmpty {
-                // Between requests the idle timeout applies; inside one,
-                // the header section must arrive in time.
-                let waitingForHeaders = parser.inMessage && !parser.headersComplete
-                var timeout = options.idleTimeout
-                if waitingForHeaders {
-                    timeout = max(0.001, messageStarted + options.headerTimeout - Hub.current.nowUpdated())
-                }
-                let n: Int
-                do {
-                    n = try buffer.withUnsafeMutableBytes { buffer in
-                        // Between messages the connection may be closed
-                        // when the process runs out of descriptors.
-                        if parser.inMessage { return try transport.recv(into: buffer, timeout: timeout) }
-                        return try Hub.current.idleConnections.whileIdle(idleEntry) {
-                            try transport.recv(into: buffer, timeout: timeout)
-                        }
-                    }
-                } catch is TLSError {
-                    return   // the client broke the TLS session
-                } catch let e as SocketError {
-                    if case .timedOut = e.reason, waitingForHeaders {
-                        try? send(HTTPResponse(status: 408, text: "request header timeout\n"), keepAlive: false,
-                                  head: false)
-                    }
-                    return
-                }
-                if n == 0 {
-                    try? parser.finish()
-                    return
-                }
-                let wasInMessage = parser.inMessage
-                do {
-                    let consumed = try buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-                    // After a request to switch protocols, the rest is the
-                    // new protocol's.
-                    if parser.isUpgrade { afterUpgrade = Array(buffer[consumed..<n]) }
-                } catch let e as HTTPParseError {
-                    let status: Int
-                    switch e.kind {
-                    case .headersTooLarge, .tooManyHeaders: status = 431
-                    case .bodyTooLarge: status = 413
-                    case .targetTooLong: status = 414
-                    case .malformed, .invalidRequest, .truncated: status = 400
-                    }
-                    try? send(HTTPResponse(status: status, text: "\(e)\n"), keepAlive: false, head: false)
-                    return
-                }
+                if try pump() != nil { return }
                 requests = parser.takeRequests()
-                // A message began in these bytes (and is not complete):
-                // its header clock starts now.
-                if parser.inMessage && (!wasInMessage || !requests.isEmpty) {
-                    messageStarted = Hub.current.nowUpdated()
-                }
+                if !requests.isEmpty && parser.inMessage { messageStarted = Hub.current.nowUpdated() }
             }
             for (i, var request) in requests.enumerated() {
                 request.peer = peer
+                continueSent = false
                 var response: HTTPResponse
                 do {
                     response = try handler(request)
@@ -111,42 +202,102 @@ final class HTTPConnection {
                     response = HTTPResponse(status: 500, text: "internal server error\n")
                 }
                 if parser.isUpgrade && i == requests.count - 1 {
-                    // The parser stopped: the connection ends with this
-                    // response, or becomes the new protocol's.
-                    guard response.status == 101, let upgrade = response.upgrade else {
-                        try? send(response, keepAlive: false, head: request.method == "HEAD")
-                        return
-                    }
-                    do { try send(response, keepAlive: true, head: false) } catch { return }
-                    let upgraded = HTTPUpgradedConnection(request: request, socket: socket, tls: tls, buffered: afterUpgrade)
-                    afterUpgrade = []
-                    try? upgrade(upgraded)
+                    upgrade(request, response)
                     return
                 }
                 let keepAlive = parser.keepAlive && !(request.headers["Connection"]?.caseInsensitiveEquals("close") ?? false)
-                do {
-                    try send(response, keepAlive: keepAlive, head: request.method == "HEAD")
-                } catch is SocketError {
-                    // The client reset the connection or stopped reading
-                    // (write timeout): its loss, not the server's error.
-                    return
-                } catch is TLSError {
-                    return
-                }
+                guard deliver(response, keepAlive: keepAlive, head: request.method == "HEAD") else { return }
                 if !keepAlive { return }
             }
         }
     }
 
+    /// Sends `response`; false when the client is gone (reset, stopped
+    /// reading: its loss, not the server's error).
+    private func deliver(_ response: HTTPResponse, keepAlive: Bool, head: Bool) -> Bool {
+        do {
+            try send(response, keepAlive: keepAlive, head: head)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// The answer to a request to switch protocols: the parser stopped
+    /// after it, so the connection ends with this response or becomes
+    /// the new protocol's.
+    private func upgrade(_ request: HTTPRequest, _ response: HTTPResponse) {
+        guard response.status == 101, let upgrade = response.upgrade else {
+            _ = deliver(response, keepAlive: false, head: request.method == "HEAD")
+            return
+        }
+        guard deliver(response, keepAlive: true, head: false) else { return }
+        let rest = leftoverStart < leftover.count ? Array(leftover[leftoverStart...]) : []
+        leftover = []
+        leftoverStart = 0
+        try? upgrade(HTTPUpgradedConnection(request: request, socket: socket, tls: tls, buffered: rest))
+    }
+
+    // MARK: - Streaming requests
+
+    private func runStreaming(_ handler: HTTPServer.StreamingHandler) throws {
+        parser.streamsRequestBodies = true
+        while true {
+            var head = parser.takeRequestHead()
+            while head == nil {
+                if try pump() != nil { return }
+                head = parser.takeRequestHead()
+            }
+            var request = head!
+            request.peer = peer
+            continueSent = false
+            let body = HTTPRequestBodyStream(connection: self, expectsContinue: parser.takeContinueWish())
+            var response: HTTPResponse
+            do {
+                response = try handler(request, body)
+            } catch {
+                response = HTTPResponse(status: 500, text: "internal server error\n")
+            }
+            body.handlerReturned()
+            // The connection ended under the body's reader (an error
+            // status, if any, is sent).
+            if body.ended { return }
+            if parser.isUpgrade {
+                upgrade(request, response)
+                return
+            }
+            // What the handler left of the body: read and dropped (up to
+            // the body limit), unless the client waits for a 100 that was
+            // never sent and may never send it.
+            var reusable = true
+            if !body.isComplete {
+                reusable = try !(body.expectsContinue && !continueSent) && body.discard(upTo: options.limits.maxBodyBytes)
+            }
+            let keepAlive = reusable && parser.keepAlive
+                && !(request.headers["Connection"]?.caseInsensitiveEquals("close") ?? false)
+            guard deliver(response, keepAlive: keepAlive, head: request.method == "HEAD") else { return }
+            if !keepAlive { return }
+            parser.resume()
+        }
+    }
+
+    /// For `HTTPRequestBodyStream`: parses more of the body. nil on
+    /// success, else how the connection ends.
+    func pumpBody() throws -> ReadEnd? {
+        try pump(timeout: options.bodyReadTimeout)
+    }
+
+    // MARK: - Writing
 
     /// Writes `response`: its headers, a Content-Length (or chunked
-    /// framing when it streams), Date, and Connection: close when ending.
+    /// framing when it streams without one), Date, and Connection: close
+    /// when ending.
     private func send(_ response: HTTPResponse, keepAlive: Bool, head: Bool) throws {
         out.removeAll(keepingCapacity: true)
         append("HTTP/1.1 \(response.status) \(response.reason)\r\n")
-        var hasLength = false, hasDate = false, hasConnection = false
+        var length: Int?, hasDate = false, hasConnection = false
         for (name, value) in response.headers {
-            if name.caseInsensitiveEquals("Content-Length") { hasLength = true }
+            if name.caseInsensitiveEquals("Content-Length") { length = Int(value) ?? -1 }
             if name.caseInsensitiveEquals("Date") { hasDate = true }
             if name.caseInsensitiveEquals("Connection") { hasConnection = true }
             append(name)
@@ -155,9 +306,11 @@ final class HTTPConnection {
             append("\r\n")
         }
         let streams = response.bodyWriter != nil
-        if streams {
+        // A streamed body with its length given goes as it is; without, chunked.
+        let chunked = streams && length == nil
+        if chunked {
             append("Transfer-Encoding: chunked\r\n")
-        } else if !hasLength && response.status != 204 && response.status != 304 && !(100..<200).contains(response.status) {
+        } else if length == nil && response.status != 204 && response.status != 304 && !(100..<200).contains(response.status) {
             append("Content-Length: \(response.body.count)\r\n")
         }
         if !hasDate { append("Date: \(HTTPDate.now())\r\n") }
@@ -166,8 +319,9 @@ final class HTTPConnection {
         if !head && !streams { out.append(contentsOf: response.body) }
         try transport.sendAll(out, timeout: options.writeTimeout)
         if let writer = response.bodyWriter, !head {
-            try writer(HTTPBodyWriter(transport: transport, timeout: options.writeTimeout))
-            try transport.sendAll("0\r\n\r\n", timeout: options.writeTimeout)
+            let w = HTTPBodyWriter(transport: transport, timeout: options.writeTimeout, chunked: chunked, length: length)
+            try writer(w)
+            try w.finish()
         }
     }
 

@@ -37,6 +37,17 @@ final class HTTPMessageParser {
     /// section is complete (responses only).
     private(set) var head: (status: Int, reason: String, headers: HTTPHeaders)?
     private var streaming = false
+    /// Requests' bodies stream (the server's streaming handlers): the
+    /// head is handed out as soon as it is read (`requestHead`), the body
+    /// through `takeStreamedBody`, and the parser pauses at the end of
+    /// each request until `resume()`.
+    var streamsRequestBodies = false
+    /// The head of the request being read, when request bodies stream.
+    private(set) var requestHead: HTTPRequest?
+    /// The last request's head asked for `100-continue` and a body follows.
+    private(set) var wantsContinue = false
+    /// Stopped at the end of a streamed request (see `resume`).
+    private(set) var paused = false
     /// Whether the current message's body streams (`streamsBody` said so).
     var isStreamingBody: Bool { streaming }
     private var streamed: [UInt8] = []
@@ -92,6 +103,26 @@ final class HTTPMessageParser {
         chunk = UnsafeRawBufferPointer(start: nil, count: 0)
         try checkError(consumed: n, of: bytes.count)
         return n
+    }
+
+    /// Takes the head of the request being read (request bodies stream).
+    func takeRequestHead() -> HTTPRequest? {
+        defer { requestHead = nil }
+        return requestHead
+    }
+
+    /// Takes the request's wish for a 100 (Continue) (reported once).
+    func takeContinueWish() -> Bool {
+        defer { wantsContinue = false }
+        return wantsContinue
+    }
+
+    /// Goes on after the pause at the end of a streamed request; the
+    /// caller feeds again the bytes the pause left unread.
+    func resume() {
+        guard paused else { return }
+        paused = false
+        green_http_pause(parser, 0)
     }
 
     /// Whether the last request asked to switch protocols (`Upgrade`):
@@ -172,6 +203,7 @@ final class HTTPMessageParser {
     private func checkError(consumed: Int, of total: Int) throws {
         if let failure { throw failure }
         let err = green_http_errno(parser)
+        if err == HPE_PAUSED && paused { return }
         if err != HPE_OK || (consumed != total && !isUpgradeOrPaused) {
             let e = HTTPParseError(kind: .malformed(name: String(cString: http_errno_name(err)),
                                                    detail: String(cString: http_errno_description(err))))
@@ -277,6 +309,21 @@ final class HTTPMessageParser {
     private func headersDone() -> Int32 {
         headersComplete = true
         if kind == .request, let problem = requestHeadProblem() { return fail(.invalidRequest(problem)) }
+        if kind == .request {
+            let headers = collectHeaders()
+            let hasBody = parser.pointee.content_length != UInt64.max && parser.pointee.content_length > 0
+                || green_http_is_chunked(parser) != 0
+            // RFC 9110 section 10.1.1: only an HTTP/1.1 request with a body.
+            wantsContinue = hasBody && parser.pointee.http_major == 1 && parser.pointee.http_minor >= 1
+                && (headers["Expect"]?.caseInsensitiveEquals("100-continue") ?? false)
+            if streamsRequestBodies {
+                streaming = true
+                let method = String(cString: http_method_str(http_method(green_http_method(parser))))
+                requestHead = HTTPRequest(method: method, target: String(decoding: url, as: UTF8.self),
+                                          version: (Int(parser.pointee.http_major), Int(parser.pointee.http_minor)),
+                                          headers: headers)
+            }
+        }
         if kind == .response {
             let headers = collectHeaders()
             let status = Int(green_http_status(parser))
@@ -334,6 +381,12 @@ final class HTTPMessageParser {
         inMessage = false
         headersComplete = false
         body = []
+        if kind == .request && streaming {
+            // Stop here until the server has dealt with this request: the
+            // next one's head must not overwrite it.
+            green_http_pause(parser, 1)
+            paused = true
+        }
         return 0
     }
 }

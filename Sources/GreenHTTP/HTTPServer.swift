@@ -27,6 +27,13 @@ public final class HTTPServer {
     public typealias Handler = (HTTPRequest) throws -> HTTPResponse
     /// A handler that runs on several hubs' threads.
     public typealias SendableHandler = @Sendable (HTTPRequest) throws -> HTTPResponse
+    /// A handler that reads the request's body as it arrives: it gets the
+    /// request's head (`body` empty) at once and the body as a stream
+    /// (uploads of any size in constant memory; `limits.maxBodyBytes`
+    /// does not apply to what streams). See `HTTPRequestBodyStream`.
+    public typealias StreamingHandler = (HTTPRequest, HTTPRequestBodyStream) throws -> HTTPResponse
+    /// A streaming handler that runs on several hubs' threads.
+    public typealias SendableStreamingHandler = @Sendable (HTTPRequest, HTTPRequestBodyStream) throws -> HTTPResponse
 
     public struct Options: Sendable {
         public var limits = HTTPLimits()
@@ -37,6 +44,9 @@ public final class HTTPServer {
         public var idleTimeout = 60.0
         /// Seconds a response write may wait for the client to read.
         public var writeTimeout = 30.0
+        /// Seconds a read of a streamed request body may wait for the
+        /// client to send more.
+        public var bodyReadTimeout = 30.0
         /// Connections handled at once per hub (nil: no limit).
         public var maxConnections: Int?
         /// Whether the kernel hands a connection over only once its first
@@ -62,10 +72,21 @@ public final class HTTPServer {
     public let address: SocketAddress
 
     /// A server on the calling thread's hub.
-    public init(on address: SocketAddress, options: Options = Options(), handler: @escaping Handler) throws {
+    public convenience init(on address: SocketAddress, options: Options = Options(), handler: @escaping Handler) throws {
+        try self.init(on: address, options: options, handling: .whole(handler))
+    }
+
+    /// A server on the calling thread's hub whose handler reads request
+    /// bodies as they arrive.
+    public convenience init(on address: SocketAddress, options: Options = Options(),
+                            streamingHandler: @escaping StreamingHandler) throws {
+        try self.init(on: address, options: options, handling: .streaming(streamingHandler))
+    }
+
+    private init(on address: SocketAddress, options: Options, handling: HTTPConnection.Handling) throws {
         let s = try StreamServer(on: address, maxConnections: options.maxConnections,
                                  stackMode: options.stackMode) { conn, peer in
-            try HTTPConnection(socket: conn, peer: peer, options: options, handler: handler).run()
+            try HTTPConnection(socket: conn, peer: peer, options: options, handling: handling).run()
         }
         try options.configure(s.listener)
         single = s
@@ -75,12 +96,23 @@ public final class HTTPServer {
 
     /// A server on `workers` threads, one hub each, with `SO_REUSEPORT`
     /// listeners on one address; it serves at once (no `start` needed).
-    public init(on address: SocketAddress, workers: Int, options: Options = Options(),
-                handler: @escaping SendableHandler) throws {
+    public convenience init(on address: SocketAddress, workers: Int, options: Options = Options(),
+                            handler: @escaping SendableHandler) throws {
+        try self.init(on: address, workers: workers, options: options) { .whole(handler) }
+    }
+
+    /// A streaming server on `workers` threads (see `init(on:workers:options:handler:)`).
+    public convenience init(on address: SocketAddress, workers: Int, options: Options = Options(),
+                            streamingHandler: @escaping SendableStreamingHandler) throws {
+        try self.init(on: address, workers: workers, options: options) { .streaming(streamingHandler) }
+    }
+
+    private init(on address: SocketAddress, workers: Int, options: Options,
+                 handling: @escaping @Sendable () -> HTTPConnection.Handling) throws {
         let t = try ServerThreads.start(threads: workers, on: address, maxConnections: options.maxConnections,
                                         stackMode: options.stackMode,
                                         configureListener: options.configure) { conn, peer in
-            try HTTPConnection(socket: conn, peer: peer, options: options, handler: handler).run()
+            try HTTPConnection(socket: conn, peer: peer, options: options, handling: handling()).run()
         }
         threads = t
         single = nil
