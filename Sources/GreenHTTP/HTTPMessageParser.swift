@@ -170,7 +170,7 @@ final class HTTPMessageParser {
                     problem = "white space in or after the field name \(String(decoding: name, as: UTF8.self).debugDescription)"
                     return
                 }
-                if name.count == 4 && String(decoding: name, as: UTF8.self).caseInsensitiveEquals("host") {
+                if name.count == 4 && zip(name, "host".utf8).allSatisfy({ $0 | 0x20 == $1 }) {
                     hosts += 1
                     let value = UnsafeBufferPointer(rebasing: bytes[f.value..<f.end])
                     if value.contains(where: { $0 <= 0x20 || $0 == 0x2F || $0 == 0x40 || $0 == 0x5C || $0 == 0x7F }) {
@@ -310,13 +310,14 @@ final class HTTPMessageParser {
         headersComplete = true
         if kind == .request, let problem = requestHeadProblem() { return fail(.invalidRequest(problem)) }
         if kind == .request {
-            let headers = collectHeaders()
             let hasBody = parser.pointee.content_length != UInt64.max && parser.pointee.content_length > 0
                 || green_http_is_chunked(parser) != 0
-            // RFC 9110 section 10.1.1: only an HTTP/1.1 request with a body.
+            // RFC 9110 section 10.1.1: only an HTTP/1.1 request with a body
+            // (looked up without building the headers: most have none).
             wantsContinue = hasBody && parser.pointee.http_major == 1 && parser.pointee.http_minor >= 1
-                && (headers["Expect"]?.caseInsensitiveEquals("100-continue") ?? false)
+                && fieldValue("expect")?.caseInsensitiveEquals("100-continue") == true
             if streamsRequestBodies {
+                let headers = collectHeaders()
                 streaming = true
                 let method = String(cString: http_method_str(http_method(green_http_method(parser))))
                 requestHead = HTTPRequest(method: method, target: String(decoding: url, as: UTF8.self),
@@ -348,6 +349,19 @@ final class HTTPMessageParser {
         guard body.count + length <= limits.maxBodyBytes else { return fail(.bodyTooLarge(limit: limits.maxBodyBytes)) }
         HTTPMessageParser.append(&body, at, length)
         return 0
+    }
+
+    /// The first value of the field `lowercaseName`, read off the bytes.
+    private func fieldValue(_ lowercaseName: String) -> String? {
+        fieldBytes.withUnsafeBufferPointer { bytes in
+            for f in fields where f.value - f.name == lowercaseName.utf8.count {
+                let name = UnsafeBufferPointer(rebasing: bytes[f.name..<f.value])
+                if zip(name, lowercaseName.utf8).allSatisfy({ $0 | 0x20 == $1 }) {
+                    return String(decoding: UnsafeBufferPointer(rebasing: bytes[f.value..<f.end]), as: UTF8.self)
+                }
+            }
+            return nil
+        }
     }
 
     private func collectHeaders() -> HTTPHeaders {
