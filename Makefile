@@ -105,8 +105,8 @@ bench-distributed: deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: bench-deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections https-get)
-	Examples/https-get/smoke-test.sh $(CURDIR)/.build/release/https-get
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections http-get)
+	Examples/http-get/smoke-test.sh $(CURDIR)/.build/release/http-get
 	./.build/release/sleepers --count 2000
 	./.build/release/idle-connections --count 2000 --stack-mode compact
 	./.build/release/idle-connections --count 2000 --stack-mode dedicated

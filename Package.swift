@@ -55,7 +55,8 @@ let package = Package(
         .executable(name: "http-hello", targets: ["HTTPHello"]),
         .executable(name: "green-faults", targets: ["Faults"]),
         .executable(name: "idle-connections", targets: ["IdleConnectionsExample"]),
-        .executable(name: "https-get", targets: ["HTTPSGet"]),
+        .executable(name: "http-get", targets: ["HTTPGet"]),
+        .executable(name: "ws-echo", targets: ["WSEcho"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -233,15 +234,24 @@ let package = Package(
             path: "Examples/idle-connections"
         ),
         .executableTarget(
-            name: "HTTPSGet",
+            name: "HTTPGet",
             dependencies: [
                 "Green",
                 "GreenHTTP",
                 "GreenTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Examples/https-get",
+            path: "Examples/http-get",
             exclude: ["smoke-test.sh"]
+        ),
+        .executableTarget(
+            name: "WSEcho",
+            dependencies: [
+                "Green",
+                "GreenHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/ws-echo"
         ),
         .executableTarget(
             name: "GreenProbe",
