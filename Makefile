@@ -48,12 +48,12 @@ demo-distributed: deps
 
 # The Python the tests read our output back with (warcio for the WARC
 # files), in .venv-tests; made once, when missing.
-test-venv: .venv-tests/bin/warcio
+test-venv: .venv-tests/bin/websockets
 
-.venv-tests/bin/warcio:
+.venv-tests/bin/websockets:
 	@$(call install-debs,python3-venv)
 	python3 -m venv .venv-tests
-	.venv-tests/bin/pip install --quiet warcio==1.8.1
+	.venv-tests/bin/pip install --quiet warcio==1.8.1 websockets==15.0.1
 
 test: deps test-venv
 	$(SWIFT) test
