@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libxml2-dev libssl-dev openssl nginx-light curl redis-server iproute2 python3-doc python3-venv
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo demo-distributed bench-distributed bench-crawl-peers test-venv test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
+.PHONY: all deps bench-deps demo demo-distributed bench-distributed bench-crawl-peers bench-transfer test-venv test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
 
 all: test
 
@@ -148,6 +148,13 @@ bench-peers: bench-deps
 bench-crawl-peers: deps
 	$(call build-release,crawl)
 	Benchmarks/peers/crawl-peers.sh
+
+# 1 GiB down (from nginx) and up (to http-hello --upload-sink) through
+# http-get beside curl, same run: medians, time ratio, peak RSS, SHA-256.
+bench-transfer: deps
+	@$(call install-debs,time)
+	$(call build-release,http-get http-hello)
+	Benchmarks/http-transfer.sh
 
 # The standard workloads on greenlets, threads and processes: tables,
 # charts (.build/compare/*.svg) and the README's summary table.

@@ -211,7 +211,7 @@ let package = Package(
             name: "HTTPHello",
             dependencies: [
                 "Green", "GreenHTTP",
-                "GreenTLS",
+                "GreenTLS", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/http-hello"

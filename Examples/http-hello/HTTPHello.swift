@@ -5,7 +5,12 @@
 //
 // Answers "Hello, World!" to GET / and 404 to anything else. Prints
 // "listening on ADDRESS" once ready.
+//
+// With --upload-sink, it also takes uploads at /upload (POST or PUT, any
+// size, read as they arrive by a streaming handler) and answers with the
+// body's SHA-256 and length: the other end of Benchmarks/http-transfer.sh.
 import ArgumentParser
+import COpenSSL
 import Glibc
 import Green
 import GreenHTTP
@@ -31,6 +36,9 @@ struct HTTPHello: ParsableCommand {
     @Option(help: "The private key (PEM) of --tls-cert.")
     var tlsKey: String?
 
+    @Flag(help: "Also take uploads at /upload and answer with their SHA-256 and length (read as they arrive).")
+    var uploadSink = false
+
     func validate() throws {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
@@ -46,11 +54,56 @@ struct HTTPHello: ParsableCommand {
         if let tlsCert, let tlsKey {
             options.tls = try TLSContext.server(certificateFile: tlsCert, keyFile: tlsKey)
         }
-        let server = workers > 1
-            ? try HTTPServer(on: address, workers: workers, options: options, handler: handler)
-            : try HTTPServer(on: address, options: options, handler: handler)
+        let sink: HTTPServer.SendableStreamingHandler = { request, body in
+            guard request.path == "/upload" else {
+                _ = try body.readAll(limit: 1 << 20)
+                return try handler(request)
+            }
+            guard request.method == "POST" || request.method == "PUT" else {
+                return HTTPResponse(status: 405, headers: ["Allow": "POST, PUT"], body: [])
+            }
+            let digest = SHA256()
+            var length = 0
+            while let piece = try body.next() {
+                digest.update(piece)
+                length += piece.count
+            }
+            return HTTPResponse(text: "\(digest.hex()) \(length)\n")
+        }
+        let server: HTTPServer
+        switch (workers > 1, uploadSink) {
+        case (true, false): server = try HTTPServer(on: address, workers: workers, options: options, handler: handler)
+        case (false, false): server = try HTTPServer(on: address, options: options, handler: handler)
+        case (true, true): server = try HTTPServer(on: address, workers: workers, options: options, streamingHandler: sink)
+        case (false, true): server = try HTTPServer(on: address, options: options, streamingHandler: sink)
+        }
         print("listening on \(server.address) (\(max(1, workers)) hub\(workers > 1 ? "s" : ""))")
         fflush(nil)
         try server.serveForever()
+    }
+}
+
+/// SHA-256 of a stream of pieces, by OpenSSL.
+final class SHA256 {
+    private let context = EVP_MD_CTX_new()
+
+    init() {
+        guard let context, EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+            fatalError("OpenSSL could not start a SHA-256 digest")
+        }
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
+    }
+
+    /// The digest in lowercase hex (the digest then ends).
+    func hex() -> String {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        _ = EVP_DigestFinal_ex(context, &out, &length)
+        return out[..<Int(length)].map { String(format: "%02x", $0) }.joined()
     }
 }
