@@ -104,6 +104,9 @@ struct GreenBench: ParsableCommand {
             let two = try EchoBench.roundTripsPerSecond(hubs: 2, workKib: 64, seconds: echoSeconds)
             return two / one
         }, "2 hubs / 1 hub, each message hashing 64 KiB")
+        try record("ws_echo_msgs_per_s", try median(echoRuns) {
+            try EchoBench.wsEchoMessagesPerSecond(messages: quick ? 200 : 2000)
+        }, "ws-echo --port, 1 hub; ws-echo --connect: 100 connections, 64 B binary, separate process")
         let wrkSeconds = quick ? 1 : 5
         for (key, hubs) in [("http_hello_rps", 1), ("http_hello_rps_2hubs", 2)] where wanted(key) {
             guard let wrk = EchoBench.wrk else {
