@@ -6,10 +6,10 @@
 # connections, 64-byte binary messages, each waiting for its echo), one
 # after another, in one run.
 #
-#   Benchmarks/peers/ws-peers.sh [--messages N] [--rounds R]
+#   Benchmarks/peers/ws-peers.sh [--messages N] [--rounds R] [--no-build]
 #
 # Builds both servers in release mode (the peer under .build-hbws, ours
-# under .build-release-ws). Each figure is the median over the rounds;
+# under .build-release-ws; --no-build uses what is there). Each figure is the median over the rounds;
 # the order of the servers alternates each round. On this 2-core machine
 # the client shares the cores with the server.
 set -euo pipefail
@@ -18,11 +18,13 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 here="$repo/Benchmarks/peers"
 messages=2000
 rounds=5
+build=1
 die() { echo "ws-peers: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --messages) messages=$2; shift ;;
     --rounds) rounds=$2; shift ;;
+    --no-build) build=0 ;;
     -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
@@ -30,11 +32,14 @@ while [ $# -gt 0 ]; do
 done
 
 export PATH=/opt/swift/usr/bin:$PATH
-echo "ws-peers: building ws-echo and the Hummingbird peer (release)" >&2
-swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release-ws" --product ws-echo >&2
-swift build -c release --package-path "$here/hummingbird-ws" --scratch-path "$repo/.build-hbws" >&2
+if [ "$build" = 1 ]; then
+  echo "ws-peers: building ws-echo and the Hummingbird peer (release)" >&2
+  swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release-ws" --product ws-echo >&2
+  swift build -c release --package-path "$here/hummingbird-ws" --scratch-path "$repo/.build-hbws" >&2
+fi
 wsecho="$repo/.build-release-ws/release/ws-echo"
 hbws="$repo/.build-hbws/release/HBWSEcho"
+[ -x "$wsecho" ] && [ -x "$hbws" ] || die "missing $wsecho or $hbws: run without --no-build"
 
 work=$(mktemp -d /tmp/ws-peers.XXXXXX)
 server=""
