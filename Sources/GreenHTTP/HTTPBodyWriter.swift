@@ -1,9 +1,11 @@
+import Green
+
 /// Writes a streamed response body (`HTTPResponse.bodyWriter`): in chunks
 /// (`Transfer-Encoding: chunked`, one chunk per `write`), or as it is when
 /// the response names its `Content-Length` (the writes must add up to it,
 /// or the connection is closed: its framing would be broken).
 public struct HTTPBodyWriter {
-    let transport: any HTTPTransport
+    let transport: any ByteStream
     let timeout: Double
     let chunked: Bool
     let length: Int?
@@ -11,7 +13,7 @@ public struct HTTPBodyWriter {
 
     private final class Counter { var bytes = 0 }
 
-    init(transport: any HTTPTransport, timeout: Double, chunked: Bool = true, length: Int? = nil) {
+    init(transport: any ByteStream, timeout: Double, chunked: Bool = true, length: Int? = nil) {
         self.transport = transport
         self.timeout = timeout
         self.chunked = chunked

@@ -39,7 +39,7 @@ final class HTTPConnection {
 
     /// TLS on the socket, when the server has a context (set by `run`).
     private var tls: TLSSocket?
-    var transport: any HTTPTransport { tls ?? socket }
+    var transport: any ByteStream { tls ?? socket }
 
     func run() throws {
         try? socket.setNoDelay()

@@ -17,7 +17,7 @@ final class HostPool {
             self.socket = socket
             self.tls = tls
         }
-        var transport: any HTTPTransport { tls ?? socket }
+        var transport: any ByteStream { tls ?? socket }
     }
 
     let host: String
