@@ -126,6 +126,38 @@ extension ReadmeTests {
     /// "Which model when": the snippet, with the worker program of the
     /// processes model being green-compare (the test runner serves no
     /// jobs), and its square job in place of the snippet's.
+    func testTheStreamingBodiesSnippetRuns() throws {
+        try withTemporaryDirectory { dir in
+            let address = try SocketAddress(ip: "127.0.0.1", port: 0)
+            // A server handler that reads the request body as it comes.
+            let server = try HTTPServer(on: address) { request, body in
+                var length = 0
+                for piece in body { length += piece.count }
+                if request.method == "GET" { return HTTPResponse(status: 200, body: [UInt8](repeating: 1, count: 300_000)) }
+                return HTTPResponse(text: "\(length) bytes\n")
+            }
+            server.start()
+            defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+            let client = HTTPClient()
+            defer { client.close() }
+            let url = "http://127.0.0.1:\(server.address.port)/"
+            try withTimeout(20) {
+                var file: [UInt8] = []
+                // Download: the body as it arrives.
+                let download = try client.open(url: url)
+                while let piece = try download.next() { file += piece }
+                XCTAssertEqual(file.count, 300_000)
+
+                // Upload: from a producer (chunked), or a file.
+                try Data(file).write(to: URL(fileURLWithPath: dir + "/big.iso"))
+                XCTAssertEqual(try client.send(method: "PUT", url: url, body: .file(dir + "/big.iso")).text, "300000 bytes\n")
+                var pieces = [[UInt8](repeating: 2, count: 5), [3]]
+                let source = { pieces.isEmpty ? nil : pieces.removeFirst() }
+                XCTAssertEqual(try client.send(method: "POST", url: url, body: .stream(length: nil) { source() }).text, "6 bytes\n")
+            }
+        }
+    }
+
     func testTheWhichModelWhenSnippetRuns() throws {
         let square = Job<Int, Int>("square") { n, _ in n * n }   // named; Codable in and out
         ProcessWorker.serveIfWorker(jobs: [square.erased])      // returns at once here
