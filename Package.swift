@@ -90,7 +90,7 @@ let package = Package(
         ),
         .target(
             name: "GreenHTTP",
-            dependencies: ["Green", "GreenTLS", "CHTTPParser", "CZlib"]
+            dependencies: ["Green", "GreenTLS", "CHTTPParser", "CZlib", "COpenSSL"]
         ),
         .systemLibrary(
             name: "CGumbo",

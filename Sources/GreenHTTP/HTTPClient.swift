@@ -187,8 +187,8 @@ public final class HTTPClient {
             switch try self.follow(method: method, url: url, headers: headers, body: body, streaming: true, observe: observe) {
             case .stream(let s): return s
             case .whole(let r):
-                // Not reached: final responses stream when asked to.
-                throw HTTPClientError(url: r.urlString ?? url.text, kind: .closedBeforeResponse)
+                // A redirect not followed (its body was read whole).
+                return HTTPResponseStream(whole: r, url: r.urlString ?? url.text, limit: self.options.limits.maxBodyBytes)
             }
         }
     }

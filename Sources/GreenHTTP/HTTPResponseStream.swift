@@ -27,7 +27,9 @@ public final class HTTPResponseStream: Sequence {
     /// but the body's end (a `for` loop cannot throw from its iterator).
     public private(set) var error: (any Error)?
 
-    private let call: HTTPClientCall
+    /// The exchange the body comes from (nil: a response read whole).
+    private let call: HTTPClientCall?
+    private let url: String
     private let decoder: StreamingDecoder
     private let observe: ((HTTPExchange) throws -> Void)?
     private var closed = false
@@ -50,6 +52,7 @@ public final class HTTPResponseStream: Sequence {
     init(call: HTTPClientCall, response: HTTPClientResponse, decompress: Bool,
          observe: ((HTTPExchange) throws -> Void)?, limit: Int) throws {
         self.call = call
+        url = call.url
         self.limit = limit
         self.response = response
         self.response.streamed = true
@@ -58,12 +61,27 @@ public final class HTTPResponseStream: Sequence {
             decoder = try StreamingDecoder(encoding: decompress ? response.headers["Content-Encoding"] ?? "" : "")
         } catch {
             call.release(keep: false)
-            throw HTTPClientError(url: call.url, kind: .decoding("\(error)"))
+            throw HTTPClientError(url: url, kind: .decoding("\(error)"))
         }
     }
 
+    /// A response already read whole (a redirect that was not followed):
+    /// its body is handed out from memory.
+    init(whole response: HTTPClientResponse, url: String, limit: Int) {
+        call = nil
+        self.url = url
+        self.limit = limit
+        self.response = response
+        self.response.body = []
+        self.response.streamed = true
+        observe = nil
+        decoder = try! StreamingDecoder(encoding: "")
+        pending = response.body
+        isComplete = true
+    }
+
     deinit {
-        if !isComplete { call.release(keep: false) }
+        if !isComplete { call?.release(keep: false) }
     }
 
     /// The next piece of the body (decoded, at most 64 KiB), or nil at its
@@ -107,7 +125,7 @@ public final class HTTPResponseStream: Sequence {
         while let piece = try next() {
             if all.count + piece.count > limit {
                 close()
-                throw HTTPClientError(url: call.url, kind: .parse(HTTPParseError(kind: .bodyTooLarge(limit: limit))))
+                throw HTTPClientError(url: url, kind: .parse(HTTPParseError(kind: .bodyTooLarge(limit: limit))))
             }
             all += piece
         }
@@ -121,8 +139,8 @@ public final class HTTPResponseStream: Sequence {
         closed = true
         if !isComplete {
             response.bodyCut = true
-            call.release(keep: false)
-            try? call.report(to: observe, complete: false)
+            call?.release(keep: false)
+            try? call?.report(to: observe, complete: false)
         }
     }
 
@@ -164,6 +182,7 @@ public final class HTTPResponseStream: Sequence {
             }
             encoded.removeAll(keepingCapacity: true)
             encodedStart = 0
+            guard let call else { return false }
             let body = call.parser.takeStreamedBody()
             if !body.isEmpty {
                 if decoder.isIdentity {
@@ -179,7 +198,7 @@ public final class HTTPResponseStream: Sequence {
             }
             if call.atEnd {
                 // The parser was told of the end and completed nothing.
-                throw HTTPClientError(url: call.url, kind: .parse(HTTPParseError(kind: .truncated)),
+                throw HTTPClientError(url: url, kind: .parse(HTTPParseError(kind: .truncated)),
                                       bytesReceived: call.received)
             }
             _ = try call.fill()
@@ -195,22 +214,22 @@ public final class HTTPResponseStream: Sequence {
                 }
             }
         } catch let e as ContentDecoding.Failure {
-            throw HTTPClientError(url: call.url, kind: .decoding("\(e)"))
+            throw HTTPClientError(url: url, kind: .decoding("\(e)"))
         }
     }
 
     /// The response ended (`done` holds its trailers).
     private func end(_ done: HTTPResponse) throws {
-        do { try decoder.finish() } catch { throw HTTPClientError(url: call.url, kind: .decoding("\(error)")) }
+        do { try decoder.finish() } catch { throw HTTPClientError(url: url, kind: .decoding("\(error)")) }
         response.headers = done.headers
         isComplete = true
-        call.release(keep: call.keepAlive)
-        try call.report(to: observe, complete: true)
+        call?.release(keep: call?.keepAlive ?? false)
+        try call?.report(to: observe, complete: true)
     }
 
     private func fail() {
         closed = true
         response.bodyCut = true
-        call.release(keep: false)
+        call?.release(keep: false)
     }
 }

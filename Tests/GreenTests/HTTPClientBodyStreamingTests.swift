@@ -189,6 +189,16 @@ final class HTTPClientBodyStreamingTests: GreenTestCase {
                 })
                 XCTAssertEqual(r.status, 307, "a producer's body cannot follow a 307: the response comes back")
                 XCTAssertEqual(calls, 2)
+                // The same through open(): the redirect comes back as the stream's response.
+                calls = 0
+                let opened = try client.open(method: "POST", url: base + "/temporary", body: .stream(length: nil) {
+                    calls += 1
+                    return calls == 1 ? [1, 2, 3] : nil
+                })
+                XCTAssertEqual(opened.response.status, 307)
+                XCTAssertEqual(opened.response.headers["Location"], "/echo")
+                XCTAssertEqual(try opened.readAll(), [])
+                XCTAssertTrue(opened.isComplete)
 
                 XCTAssertThrowsError(try client.send(method: "POST", url: base + "/echo",
                                                      body: .stream(length: 10) { calls += 1; return calls < 4 ? [0] : nil })) {
