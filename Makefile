@@ -75,7 +75,7 @@ check-aarch64:
 	clang -target x86_64-linux-gnu -c Sources/CGreenContext/switch_x86_64.S -o $$out/switch_x86_64.o && \
 	echo "aarch64 and x86_64 context switches assemble"; rc=$$?; rm -rf $$out; exit $$rc
 
-BENCH_PRODUCTS := green-bench echo-server echo-load http-hello crawl green-compare
+BENCH_PRODUCTS := green-bench echo-server echo-load http-hello ws-echo crawl green-compare
 # wrk: the HTTP load generator; time: /usr/bin/time, which green-compare's
 # figures are checked against.
 BENCH_DEB_PACKAGES := wrk time
