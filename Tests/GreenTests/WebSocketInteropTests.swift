@@ -97,6 +97,7 @@ final class WebSocketInteropTests: GreenTestCase {
     /// The server (one hub) here; 10,000 clients in a child process, the
     /// ws-echo example (the process fd limit would not hold both ends).
     func testTenThousandConcurrentConnectionsOnOneHubEchoAMessageEach() throws {
+        try AnalysisTool.skipUnderSanitizers("a load test (20,000 descriptors, two processes), not a memory check; the other WebSocket tests run")
         let wsEcho = try XCTUnwrap(Self.wsEcho, "ws-echo is not built next to the test bundle: swift build --product ws-echo")
         let connections = 10_000
         var limit = rlimit()
