@@ -177,18 +177,22 @@ final class HTTPClientCall {
     /// that runs to the end or throws for one cut short).
     func fill() throws -> Bool {
         if atEnd { return false }
-        let n: Int
+        let more: Bool
         do {
-            n = try connection.buffer.withUnsafeMutableBytes {
-                try connection.transport.recv(into: $0, timeout: options.readTimeout)
+            more = try connection.reader.withAvailableBytes(timeout: options.readTimeout) { bytes in
+                received += bytes.count
+                rawResponse?.append(contentsOf: bytes)
+                return try parser.feed(bytes)
             }
         } catch let e as SocketError {
             if case .timedOut(let s) = e.reason { throw HTTPClientError(url: url, kind: .timedOut(phase: "read", seconds: s)) }
             throw HTTPClientError(url: url, kind: .connection(e), bytesReceived: received)
         } catch let e as TLSError {
             throw HTTPClientError(url: url, kind: .tls(e), bytesReceived: received)
+        } catch let e as HTTPParseError {
+            throw HTTPClientError(url: url, kind: .parse(e), bytesReceived: received)
         }
-        if n == 0 {
+        if !more {
             atEnd = true
             do {
                 try parser.finish()
@@ -197,13 +201,6 @@ final class HTTPClientCall {
                                       bytesReceived: received)
             }
             return false
-        }
-        received += n
-        if rawResponse != nil { connection.buffer.withUnsafeBytes { rawResponse!.append(contentsOf: $0[0..<n]) } }
-        do {
-            _ = try connection.buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        } catch let e as HTTPParseError {
-            throw HTTPClientError(url: url, kind: .parse(e), bytesReceived: received)
         }
         return true
     }

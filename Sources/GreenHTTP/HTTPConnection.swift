@@ -21,11 +21,10 @@ final class HTTPConnection {
     let handling: Handling
     let parser: HTTPMessageParser
     private let idleEntry: IdleConnections.Entry
-    private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+    /// What the client sent and the parser has not taken yet (after a
+    /// pause at a streamed request's end, or an upgrade); made by `run`.
+    private var reader: BufferedReader!
     private var out: [UInt8] = []
-    /// Bytes read but left unparsed by a pause (streaming) or an upgrade.
-    private var leftover: [UInt8] = []
-    private var leftoverStart = 0
 
     init(socket: Socket, peer: SocketAddress, options: HTTPServer.Options, handling: Handling) {
         self.socket = socket
@@ -57,6 +56,7 @@ final class HTTPConnection {
             }
         }
         defer { tls?.shutdown(timeout: 0.1) }
+        reader = BufferedReader(transport, capacity: 16 * 1024)
         switch handling {
         case .whole(let handler): try runWhole(handler)
         case .streaming(let handler): try runStreaming(handler)
@@ -87,24 +87,27 @@ final class HTTPConnection {
     /// the parser's state says.
     private func pump(timeout: Double? = nil) throws -> ReadEnd? {
         let wasInMessage = parser.inMessage
-        if leftoverStart < leftover.count {
-            return parse(fromLeftover: true, wasInMessage: wasInMessage)
-        }
         let waitingForHeaders = parser.inMessage && !parser.headersComplete
         var wait = timeout ?? options.idleTimeout
         if waitingForHeaders {
             wait = max(0.001, messageStarted + options.headerTimeout - Hub.current.nowUpdated())
         }
-        let n: Int
+        let parse = { [parser] (bytes: UnsafeRawBufferPointer) throws -> Int in try parser.feed(bytes) }
+        let more: Bool
         do {
-            n = try buffer.withUnsafeMutableBytes { buffer in
+            if parser.inMessage || reader.bufferedCount > 0 {
+                more = try reader.withAvailableBytes(timeout: wait, parse)
+            } else {
                 // Between messages the connection may be closed when the
                 // process runs out of descriptors.
-                if parser.inMessage { return try transport.recv(into: buffer, timeout: wait) }
-                return try Hub.current.idleConnections.whileIdle(idleEntry) {
-                    try transport.recv(into: buffer, timeout: wait)
+                more = try Hub.current.idleConnections.whileIdle(idleEntry) {
+                    try reader.withAvailableBytes(timeout: wait, parse)
                 }
             }
+        } catch let e as HTTPParseError {
+            endReason = "\(e)"
+            answer(e)
+            return .answered
         } catch let e as TLSError {
             endReason = "\(e)"
             return .quietly   // the client broke the TLS session
@@ -116,7 +119,7 @@ final class HTTPConnection {
             }
             return .quietly
         }
-        if n == 0 {
+        if !more {
             endReason = "the client closed the connection"
             do {
                 try parser.finish()
@@ -124,31 +127,6 @@ final class HTTPConnection {
                 answer(e)
                 return .answered
             } catch {}
-            return .quietly
-        }
-        leftover.removeAll(keepingCapacity: true)
-        leftover.append(contentsOf: buffer[0..<n])
-        leftoverStart = 0
-        return parse(fromLeftover: false, wasInMessage: wasInMessage)
-    }
-
-    /// Parses the unparsed bytes (all of `leftover` from `leftoverStart`).
-    private func parse(fromLeftover: Bool, wasInMessage: Bool) -> ReadEnd? {
-        do {
-            let consumed = try leftover.withUnsafeBytes {
-                try parser.feed(UnsafeRawBufferPointer(rebasing: $0[leftoverStart...]))
-            }
-            leftoverStart += consumed
-            if leftoverStart >= leftover.count {
-                leftover.removeAll(keepingCapacity: true)
-                leftoverStart = 0
-            }
-        } catch let e as HTTPParseError {
-            endReason = "\(e)"
-            answer(e)
-            return .answered
-        } catch {
-            endReason = "\(error)"
             return .quietly
         }
         // A message began in these bytes: its header clock starts now.
@@ -232,9 +210,8 @@ final class HTTPConnection {
             return
         }
         guard deliver(response, keepAlive: true, head: false) else { return }
-        let rest = leftoverStart < leftover.count ? Array(leftover[leftoverStart...]) : []
-        leftover = []
-        leftoverStart = 0
+        // Bytes after the request, already read: the new protocol's.
+        let rest = (try? reader.readExactly(reader.bufferedCount)) ?? []
         try? upgrade(HTTPUpgradedConnection(request: request, socket: socket, tls: tls, buffered: rest))
     }
 

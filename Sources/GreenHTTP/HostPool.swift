@@ -9,8 +9,9 @@ final class HostPool {
         let socket: Socket
         /// TLS on the socket, for https.
         let tls: TLSSocket?
-        /// The read buffer, kept with the connection across requests.
-        var buffer = [UInt8](repeating: 0, count: 32 * 1024)
+        /// What the server sent and the parser has not taken yet, kept with
+        /// the connection across requests.
+        lazy var reader = BufferedReader(transport, capacity: 32 * 1024)
         /// When it was last put back idle (the hub's clock).
         var idleSince = 0.0
         init(socket: Socket, tls: TLSSocket?) {

@@ -218,6 +218,29 @@ final class BufferedStreamTests: GreenTestCase {
         }
     }
 
+    /// A push parser's way in: it takes what it can, the rest stays for
+    /// the next call; a throw consumes nothing; false at the end.
+    func testWithAvailableBytesConsumesWhatTheBodySaysOnEverySplit() throws {
+        let bytes = (0..<40).map { UInt8($0) }
+        for chunks in everySplit(bytes) {
+            let reader = BufferedReader(ScriptedStream(chunks), capacity: 16)
+            var taken: [UInt8] = []
+            var calls = 0
+            while try reader.withAvailableBytes({ available in
+                calls += 1
+                // Three bytes at most per call, and none on every fourth.
+                let n = calls % 4 == 0 ? 0 : min(3, available.count)
+                taken += available[..<n]
+                return n
+            }) {}
+            XCTAssertEqual(taken, bytes)
+            XCTAssertFalse(try reader.withAvailableBytes { _ in XCTFail("called at the end"); return 0 })
+        }
+        let reader = BufferedReader(ScriptedStream("abc"))
+        XCTAssertThrowsError(try reader.withAvailableBytes { _ in throw TestError("parse") })
+        XCTAssertEqual(try reader.readExactly(3), Array("abc".utf8), "a throw consumed nothing")
+    }
+
     func testMixingReadLineReadExactlyAndReadIntoLosesNoBytes() throws {
         let input = Array("HEADER 5\r\nhelloNEXT\nrest of the stream".utf8)
         for chunks in everySplit(input) {

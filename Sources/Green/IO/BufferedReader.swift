@@ -303,6 +303,25 @@ public final class BufferedReader {
         return take(min(buffer.count, end - start), into: buffer)
     }
 
+    /// For push parsers (an HTTP parser, a decoder) that take what they
+    /// can and say how much: hands the buffered bytes to `body` without
+    /// copying them, after one read of the stream if none are buffered,
+    /// and consumes the count `body` returns (at most what it was given;
+    /// the rest stays buffered for the next call). Returns false, without
+    /// calling `body`, at the end of the stream. What `body` throws is
+    /// rethrown with nothing consumed. `body` must not call this reader.
+    public func withAvailableBytes(timeout: Double? = nil, _ body: (UnsafeRawBufferPointer) throws -> Int) throws -> Bool {
+        try checkIdle()
+        if start == end {
+            if atEnd { return false }
+            if try fill(needed: 1, timeout: timeout) == 0 { return false }
+        }
+        let used = try body(UnsafeRawBufferPointer(start: storage + start, count: end - start))
+        precondition(used >= 0 && used <= end - start, "withAvailableBytes: consumed \(used) of \(end - start) bytes")
+        consume(used)
+        return true
+    }
+
     /// The next `n` bytes without consuming them, waiting until they are
     /// buffered (the buffer grows if `n` is larger than it); fewer only at
     /// the end of the stream.
