@@ -161,26 +161,46 @@ final class HTTPMessageParser {
 
     /// The rules for a request's head, once http_parser has read it.
     private func requestHeadProblem() -> String? {
+        // Byte loops, not collection calls: this runs for every request.
         var hosts = 0
-        var problem: String?
+        var spaced = -1   // a field whose name holds white space
+        var badHost = false
         fieldBytes.withUnsafeBufferPointer { bytes in
-            for f in fields {
-                let name = UnsafeBufferPointer(rebasing: bytes[f.name..<f.value])
-                if name.contains(0x20) || name.contains(0x09) {
-                    problem = "white space in or after the field name \(String(decoding: name, as: UTF8.self).debugDescription)"
-                    return
-                }
-                if name.count == 4 && zip(name, "host".utf8).allSatisfy({ $0 | 0x20 == $1 }) {
-                    hosts += 1
-                    let value = UnsafeBufferPointer(rebasing: bytes[f.value..<f.end])
-                    if value.contains(where: { $0 <= 0x20 || $0 == 0x2F || $0 == 0x40 || $0 == 0x5C || $0 == 0x7F }) {
-                        problem = "a Host value that is not host[:port]"
+            guard let b = bytes.baseAddress else { return }
+            for (i, f) in fields.enumerated() {
+                var j = f.name
+                while j < f.value {
+                    if b[j] == 0x20 || b[j] == 0x09 {
+                        spaced = i
                         return
+                    }
+                    j += 1
+                }
+                // "host", any case.
+                if f.value - f.name == 4 && b[f.name] | 0x20 == 0x68 && b[f.name + 1] | 0x20 == 0x6F
+                    && b[f.name + 2] | 0x20 == 0x73 && b[f.name + 3] | 0x20 == 0x74 {
+                    hosts += 1
+                    // Without the optional white space around the value.
+                    var k = f.value, end = f.end
+                    while k < end && (b[k] == 0x20 || b[k] == 0x09) { k += 1 }
+                    while end > k && (b[end - 1] == 0x20 || b[end - 1] == 0x09) { end -= 1 }
+                    while k < end {
+                        let c = b[k]
+                        if c <= 0x20 || c == 0x2F || c == 0x40 || c == 0x5C || c == 0x7F {
+                            badHost = true
+                            return
+                        }
+                        k += 1
                     }
                 }
             }
         }
-        if let problem { return problem }
+        if spaced >= 0 {
+            let f = fields[spaced]
+            let name = String(decoding: fieldBytes[f.name..<f.value], as: UTF8.self)
+            return "white space in or after the field name \(name.debugDescription)"
+        }
+        if badHost { return "a Host value that is not host[:port]" }
         if hosts > 1 { return "more than one Host field" }
         if hosts == 0 && parser.pointee.http_major == 1 && parser.pointee.http_minor >= 1 {
             return "an HTTP/1.1 request without Host"

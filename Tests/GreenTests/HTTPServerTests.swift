@@ -113,6 +113,9 @@ final class HTTPServerTests: GreenTestCase {
             XCTAssertEqual(wrong, [])
             let good = try exchange(port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             XCTAssertTrue(good.hasPrefix("HTTP/1.1 200 "), good)
+            // White space around a Host value is optional white space, not part of it.
+            let spaced = try exchange(port, "GET / HTTP/1.1\r\nHost:  a:8080 \t\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(spaced.hasPrefix("HTTP/1.1 200 "), spaced)
             // HTTP/1.0 needs no Host.
             let old = try exchange(port, "GET / HTTP/1.0\r\n\r\n")
             XCTAssertTrue(old.hasPrefix("HTTP/1.1 200 "), old)
