@@ -34,7 +34,7 @@ enum EchoBench {
             line.append(chunk)
         }
         let text = String(decoding: line, as: UTF8.self)
-        guard let addressPart = text.split(separator: " ").dropFirst(2).first,
+        guard let addressPart = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).dropFirst(2).first,
               let port = addressPart.split(separator: ":").last.flatMap({ UInt16($0) }) else {
             server.terminate()
             throw Missing(name: "\(name)'s port (it printed: \(text))")

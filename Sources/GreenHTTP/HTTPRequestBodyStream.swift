@@ -68,34 +68,15 @@ public final class HTTPRequestBodyStream: Sequence {
     /// The rest of the body, at most `limit` bytes (more throws
     /// `HTTPBodyReadError`).
     public func readAll(limit: Int) throws -> [UInt8] {
-        var all: [UInt8] = []
-        while let piece = try next() {
-            guard all.count + piece.count <= limit else {
-                throw HTTPBodyReadError(description: "request body larger than \(limit) bytes")
-            }
-            all += piece
+        try collectBody(limit: limit, next: next) {
+            HTTPBodyReadError(description: "request body larger than \(limit) bytes")
         }
-        return all
     }
 
     /// Iterates the body's pieces; see `error` for why a loop ended early.
-    /// On a kill or an expired timeout the loop ends and the interrupt is
-    /// thrown at the greenlet's next blocking call.
-    public struct Iterator: IteratorProtocol {
-        let stream: HTTPRequestBodyStream
-
-        public mutating func next() -> [UInt8]? {
-            do {
-                return try stream.next()
-            } catch {
-                stream.error = error
-                Hub.rearmInterrupt()
-                return nil
-            }
-        }
+    public func makeIterator() -> HTTPBodyIterator {
+        HTTPBodyIterator(nextPiece: next, failed: { [unowned self] in error = $0 })
     }
-
-    public func makeIterator() -> Iterator { Iterator(stream: self) }
 
     // MARK: - For the connection
 

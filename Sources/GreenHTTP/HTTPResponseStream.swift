@@ -121,15 +121,10 @@ public final class HTTPResponseStream: Sequence {
     /// `.parse(.bodyTooLarge)` and closes the stream).
     public func readAll(limit: Int? = nil) throws -> [UInt8] {
         let limit = limit ?? self.limit
-        var all: [UInt8] = []
-        while let piece = try next() {
-            if all.count + piece.count > limit {
-                close()
-                throw HTTPClientError(url: url, kind: .parse(HTTPParseError(kind: .bodyTooLarge(limit: limit))))
-            }
-            all += piece
+        return try collectBody(limit: limit, next: next) {
+            close()
+            return HTTPClientError(url: url, kind: .parse(HTTPParseError(kind: .bodyTooLarge(limit: limit))))
         }
-        return all
     }
 
     /// Stops reading: the connection is closed (not reused) unless the
@@ -145,23 +140,9 @@ public final class HTTPResponseStream: Sequence {
     }
 
     /// Iterates the body's pieces; see `error` for why a loop ended early.
-    /// On a kill or an expired timeout the loop ends and the interrupt is
-    /// thrown at the greenlet's next blocking call.
-    public struct Iterator: IteratorProtocol {
-        let stream: HTTPResponseStream
-
-        public mutating func next() -> [UInt8]? {
-            do {
-                return try stream.next()
-            } catch {
-                stream.error = error
-                Hub.rearmInterrupt()
-                return nil
-            }
-        }
+    public func makeIterator() -> HTTPBodyIterator {
+        HTTPBodyIterator(nextPiece: next, failed: { [unowned self] in error = $0 })
     }
-
-    public func makeIterator() -> Iterator { Iterator(stream: self) }
 
     // MARK: - Inside
 

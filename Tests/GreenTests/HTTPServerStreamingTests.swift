@@ -35,22 +35,8 @@ final class HTTPServerStreamingTests: GreenTestCase {
         bytes.reduce(0) { $0 &* 31 &+ UInt64($1) }
     }
 
-    /// Sends `raw` in one write; reads until `count` responses ended or
-    /// the peer closed.
     private func exchange(_ port: UInt16, _ raw: [UInt8], until marker: String? = nil) throws -> String {
-        let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
-        defer { s.close() }
-        try s.sendAll(raw)
-        var got: [UInt8] = []
-        try withTimeout(10) {
-            while true {
-                let chunk = try s.recv(timeout: 5)
-                if chunk.isEmpty { break }
-                got += chunk
-                if let marker, String(decoding: got, as: UTF8.self).contains(marker) { break }
-            }
-        }
-        return String(decoding: got, as: UTF8.self)
+        try rawExchange(port, raw, until: marker)
     }
 
     func testAnUploadIsReadPieceByPieceAsItArrives() throws {

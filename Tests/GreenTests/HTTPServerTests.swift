@@ -14,21 +14,8 @@ final class HTTPServerTests: GreenTestCase {
         try body(server.address.port)
     }
 
-    /// Sends `raw` and reads until the peer closes or `until` is seen.
     private func exchange(_ port: UInt16, _ raw: String, until marker: String? = nil) throws -> String {
-        let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
-        defer { s.close() }
-        try s.sendAll(raw)
-        var got: [UInt8] = []
-        try withTimeout(10) {
-            while true {
-                let chunk = try s.recv(timeout: 5)
-                if chunk.isEmpty { break }
-                got += chunk
-                if let marker, String(decoding: got, as: UTF8.self).contains(marker) { break }
-            }
-        }
-        return String(decoding: got, as: UTF8.self)
+        try rawExchange(port, Array(raw.utf8), until: marker)
     }
 
     private let hello: HTTPServer.Handler = { request in

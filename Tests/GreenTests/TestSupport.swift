@@ -279,3 +279,21 @@ func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
     defer { try? FileManager.default.removeItem(atPath: path) }
     return try body(path)
 }
+
+/// Sends `raw` to a loopback port in one write and reads the answer until
+/// the peer closes or `marker` is seen (at most 10 s), as text.
+func rawExchange(_ port: UInt16, _ raw: [UInt8], until marker: String? = nil) throws -> String {
+    let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
+    defer { s.close() }
+    try s.sendAll(raw)
+    var got: [UInt8] = []
+    try withTimeout(10) {
+        while true {
+            let chunk = try s.recv(timeout: 5)
+            if chunk.isEmpty { break }
+            got += chunk
+            if let marker, String(decoding: got, as: UTF8.self).contains(marker) { break }
+        }
+    }
+    return String(decoding: got, as: UTF8.self)
+}
