@@ -158,6 +158,28 @@ extension ReadmeTests {
         }
     }
 
+    func testTheWebSocketSnippetRuns() throws {
+        let address = try SocketAddress(ip: "127.0.0.1", port: 0)
+        // A server endpoint: the HTTP server answers the upgrade, the handler
+        // then owns the WebSocket on the connection's greenlet.
+        let server = try HTTPServer(on: address) { request in
+            WebSocket.upgradeResponse(for: request) { ws in
+                for message in ws { try ws.send(message) }      // echo until the peer closes
+            }
+        }
+        server.start()
+        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
+        try withTimeout(10) {
+            // A client, ws:// or wss:// (the HTTP client's TLS options apply).
+            let ws = try HTTPClient().webSocket("ws://127.0.0.1:\(server.address.port)/")
+            try ws.send(text: "hello")
+            let echoed = try ws.receive()
+            print(echoed as Any)
+            try ws.close(code: .normal)
+            guard case .text("hello")? = echoed else { return XCTFail("\(String(describing: echoed))") }
+        }
+    }
+
     func testTheWhichModelWhenSnippetRuns() throws {
         let square = Job<Int, Int>("square") { n, _ in n * n }   // named; Codable in and out
         ProcessWorker.serveIfWorker(jobs: [square.erased])      // returns at once here
