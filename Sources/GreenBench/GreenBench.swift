@@ -92,6 +92,15 @@ struct GreenBench: ParsableCommand {
         try record("pool_map_blocking_ns_per_item", try median(runs) { try poolMapBlockingNs(100_000 / scale) },
                "the same, each item yielding once (100 workers interleave)")
         let echoSeconds = quick ? 0.5 : 5.0
+        let bridgeCount = 20_000 / scale
+        try record("await_async_roundtrip_ns", try median(runs) { try BridgeBench.awaitAsyncRoundTripNs(bridgeCount) },
+                   "awaitAsync { i } from a greenlet: a task on the global executor, back through ev_async")
+        try record("hub_run_roundtrip_ns", try median(runs) { try BridgeBench.hubRunRoundTripNs(bridgeCount) },
+                   "HubHandle.run { i } from a task on the global executor: a greenlet on the hub, back by continuation")
+        try record("task_yield_ns", try median(runs) { try BridgeBench.taskYieldNs(bridgeCount * 5) },
+                   "Task.yield() on the global executor (for hub_executor_yield_ns to come)")
+        record("condvar_pingpong_ns", median(runs) { BridgeBench.condvarPingPongNs(bridgeCount) },
+               "a token between two pthreads through a mutex and condition variables: a cross-thread round trip's floor")
         let echoRuns = quick ? 1 : 3
         try record("tcp_echo_roundtrips_per_s", try median(echoRuns) {
             try EchoBench.roundTripsPerSecond(hubs: 1, workKib: 0, seconds: echoSeconds)

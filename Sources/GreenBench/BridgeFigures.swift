@@ -1,0 +1,90 @@
+// The crossings between greenlets and Swift Concurrency, as they cost
+// today (issue 20 wants the first two under a microsecond), and the
+// physical limit of a cross-thread round trip on this machine: two
+// pthreads handing a token through a mutex and condition variables.
+import Foundation
+import Glibc
+import Green
+
+enum BridgeBench {
+    /// ns per `awaitAsync { i }` from a greenlet: the body runs as a task on
+    /// Swift's global executor; the result comes back through the hub's
+    /// cross-thread wake-up.
+    static func awaitAsyncRoundTripNs(_ n: Int) throws -> Double {
+        let start = monotonicNs()
+        var sum = 0
+        for i in 0..<n { sum &+= try awaitAsync { i } }
+        precondition(sum == n * (n - 1) / 2)
+        return Double(monotonicNs() - start) / Double(n)
+    }
+
+    /// ns per `HubHandle.run { i }` from a task on Swift's global executor:
+    /// the body runs in a new greenlet on this thread's hub (the main
+    /// greenlet parks meanwhile, so the hub serves it).
+    static func hubRunRoundTripNs(_ n: Int) throws -> Double {
+        let handle = Hub.current.handle
+        return try awaitAsync {
+            let start = monotonicNs()
+            var sum = 0
+            for i in 0..<n { sum &+= try await handle.run { i } }
+            precondition(sum == n * (n - 1) / 2)
+            return Double(monotonicNs() - start) / Double(n)
+        }
+    }
+
+    /// ns per `Task.yield()` on the global executor (two cooperative
+    /// threads here).
+    static func taskYieldNs(_ n: Int) throws -> Double {
+        try awaitAsync {
+            let start = monotonicNs()
+            for _ in 0..<n { await Task.yield() }
+            return Double(monotonicNs() - start) / Double(n)
+        }
+    }
+
+    /// ns per round trip of a token between two pthreads through a mutex
+    /// and two condition variables: what any cross-thread crossing pays at
+    /// least (two wake-ups).
+    static func condvarPingPongNs(_ n: Int) -> Double {
+        final class Shared: @unchecked Sendable {
+            // Guarded by `mutex`.
+            var mutex = pthread_mutex_t()
+            var toServer = pthread_cond_t()
+            var toClient = pthread_cond_t()
+            var turn = 0   // 0: the client's, 1: the server's
+            var done = false
+        }
+        let s = Shared()
+        pthread_mutex_init(&s.mutex, nil)
+        pthread_cond_init(&s.toServer, nil)
+        pthread_cond_init(&s.toClient, nil)
+        defer {
+            pthread_cond_destroy(&s.toClient)
+            pthread_cond_destroy(&s.toServer)
+            pthread_mutex_destroy(&s.mutex)
+        }
+        let server = Thread {
+            pthread_mutex_lock(&s.mutex)
+            while true {
+                while s.turn != 1 && !s.done { pthread_cond_wait(&s.toServer, &s.mutex) }
+                if s.done { break }
+                s.turn = 0
+                pthread_cond_signal(&s.toClient)
+            }
+            pthread_mutex_unlock(&s.mutex)
+        }
+        server.start()
+        let start = monotonicNs()
+        pthread_mutex_lock(&s.mutex)
+        for _ in 0..<n {
+            s.turn = 1
+            pthread_cond_signal(&s.toServer)
+            while s.turn != 0 { pthread_cond_wait(&s.toClient, &s.mutex) }
+        }
+        let elapsed = monotonicNs() - start
+        s.done = true
+        pthread_cond_signal(&s.toServer)
+        pthread_mutex_unlock(&s.mutex)
+        return Double(elapsed) / Double(n)
+    }
+}
