@@ -1,15 +1,14 @@
-// The crossings between greenlets and Swift Concurrency, as they cost
-// today (issue 20 wants the first two under a microsecond), and the
-// physical limit of a cross-thread round trip on this machine: two
-// pthreads handing a token through a mutex and condition variables.
+// The crossings between greenlets and Swift Concurrency: on the hub's own
+// thread (its executor) and across threads, and the physical limit of a
+// cross-thread round trip on this machine: two pthreads handing a token
+// through a mutex and condition variables.
 import Foundation
 import Glibc
 import Green
 
 enum BridgeBench {
     /// ns per `awaitAsync { i }` from a greenlet: the body runs as a task on
-    /// Swift's global executor; the result comes back through the hub's
-    /// cross-thread wake-up.
+    /// the hub's executor, on this thread; its result readies the greenlet.
     static func awaitAsyncRoundTripNs(_ n: Int) throws -> Double {
         let start = monotonicNs()
         var sum = 0
@@ -18,9 +17,8 @@ enum BridgeBench {
         return Double(monotonicNs() - start) / Double(n)
     }
 
-    /// ns per `HubHandle.run { i }` from a task on Swift's global executor:
-    /// the body runs in a new greenlet on this thread's hub (the main
-    /// greenlet parks meanwhile, so the hub serves it).
+    /// ns per `HubHandle.run { i }` from a task on the hub's executor: the
+    /// body runs in a new greenlet on this thread, spawned at once.
     static func hubRunRoundTripNs(_ n: Int) throws -> Double {
         let handle = Hub.current.handle
         return try awaitAsync {
@@ -32,9 +30,36 @@ enum BridgeBench {
         }
     }
 
+    /// ns per `HubHandle.run { i }` from a task on Swift's global
+    /// executor: the job crosses to the hub's thread (ev_async) and the
+    /// result back (a continuation resumed on the hub, run on the pool).
+    static func crossThreadRunRoundTripNs(_ n: Int) throws -> Double {
+        let handle = Hub.current.handle
+        return try awaitAsync {
+            await Task.detached {
+                let start = monotonicNs()
+                var sum = 0
+                for i in 0..<n { sum &+= (try? await handle.run { i }) ?? 0 }
+                precondition(sum == n * (n - 1) / 2)
+                return Double(monotonicNs() - start) / Double(n)
+            }.value
+        }
+    }
+
     /// ns per `Task.yield()` on the global executor (two cooperative
     /// threads here).
     static func taskYieldNs(_ n: Int) throws -> Double {
+        try awaitAsync {
+            await Task.detached {
+                let start = monotonicNs()
+                for _ in 0..<n { await Task.yield() }
+                return Double(monotonicNs() - start) / Double(n)
+            }.value
+        }
+    }
+
+    /// ns per `Task.yield()` in a task on the hub's executor.
+    static func hubExecutorYieldNs(_ n: Int) throws -> Double {
         try awaitAsync {
             let start = monotonicNs()
             for _ in 0..<n { await Task.yield() }

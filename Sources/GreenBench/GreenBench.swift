@@ -94,11 +94,15 @@ struct GreenBench: ParsableCommand {
         let echoSeconds = quick ? 0.5 : 5.0
         let bridgeCount = 20_000 / scale
         try record("await_async_roundtrip_ns", try median(runs) { try BridgeBench.awaitAsyncRoundTripNs(bridgeCount) },
-                   "awaitAsync { i } from a greenlet: a task on the global executor, back through ev_async")
+                   "awaitAsync { i } from a greenlet: a task on the hub's executor, same thread")
         try record("hub_run_roundtrip_ns", try median(runs) { try BridgeBench.hubRunRoundTripNs(bridgeCount) },
-                   "HubHandle.run { i } from a task on the global executor: a greenlet on the hub, back by continuation")
+                   "HubHandle.run { i } from a task on the hub's executor: a greenlet spawned at once, same thread")
+        try record("cross_thread_run_roundtrip_ns", try median(runs) { try BridgeBench.crossThreadRunRoundTripNs(bridgeCount) },
+                   "HubHandle.run { i } from a task on Swift's global executor: across threads both ways")
+        try record("hub_executor_yield_ns", try median(runs) { try BridgeBench.hubExecutorYieldNs(bridgeCount * 5) },
+                   "Task.yield() in a task on the hub's executor")
         try record("task_yield_ns", try median(runs) { try BridgeBench.taskYieldNs(bridgeCount * 5) },
-                   "Task.yield() on the global executor (for hub_executor_yield_ns to come)")
+                   "Task.yield() on Swift's global executor (two cooperative threads)")
         record("condvar_pingpong_ns", median(runs) { BridgeBench.condvarPingPongNs(bridgeCount) },
                "a token between two pthreads through a mutex and condition variables: a cross-thread round trip's floor")
         let echoRuns = quick ? 1 : 3

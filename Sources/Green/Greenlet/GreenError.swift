@@ -27,9 +27,18 @@ public enum GreenError: Error, CustomStringConvertible {
     case hubGone
     /// The system refused to create an OS thread.
     case threadStartFailed
+    /// A blocking call (named) was made on the hub itself: in an async job
+    /// its executor runs (`HubExecutor`), or in a loop callback. Jobs run
+    /// between greenlets and must not block; block in a greenlet instead
+    /// (spawn one, or `HubHandle.run` from async code).
+    case blockingCallOnHub(String)
 
     public var description: String {
         switch self {
+        case .blockingCallOnHub(let what):
+            return "a blocking call (\(what)) ran on the hub itself, in an async job of its executor or a loop callback: "
+                + "jobs run between greenlets and must not block; call blocking green APIs from a greenlet "
+                + "(spawn one, or use HubHandle.run)"
         case .wouldBlockForever(let what, let parked):
             var text = "this greenlet is blocked in \(what) and nothing can ever wake it: "
                 + "no ready greenlet, no active timer, fd watcher or cross-thread wake-up"

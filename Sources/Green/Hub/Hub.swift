@@ -123,6 +123,14 @@ public final class Hub {
     @exclusivity(unchecked) var liveHead: Unmanaged<AnyGreenlet>?
     /// Where other threads post wake-ups; see RemoteWake.swift.
     let mailbox: HubMailbox
+    /// Async jobs for the hub's executor, oldest first from `jobsHead`
+    /// (see HubExecutor.swift).
+    @exclusivity(unchecked) var executorJobs: [UnownedJob] = []
+    @exclusivity(unchecked) var jobsHead = 0
+    /// Greenlet switches and async jobs since the loop last polled.
+    @exclusivity(unchecked) var workSincePoll = 0
+    /// The hub as a Swift executor; made on first use.
+    @exclusivity(unchecked) var executorStorage: HubExecutor?
     private let asyncWatcher: UnsafeMutablePointer<ev_async>
     /// This hub's connections waiting on their peers (see
     /// `IdleConnections`).
@@ -183,7 +191,7 @@ public final class Hub {
         green_monitor_register(monitor)
         asyncWatcher = .allocate(capacity: 1)
         asyncWatcher.initialize(to: ev_async())
-        mailbox = HubMailbox(loop: loop, watcher: asyncWatcher)
+        mailbox = HubMailbox(loop: loop, watcher: asyncWatcher, thread: thread)
         contextKind = green_context_default_kind()
         defaultPoolSize = Hub.defaultStackSize
         guard let pool = green_stack_pool_create(defaultPoolSize, -1) else {
@@ -227,7 +235,9 @@ public final class Hub {
 
         green_ev_async_init(asyncWatcher) { loop, w, _ in
             let hub = Unmanaged<Hub>.fromOpaque(w!.pointee.data).takeUnretainedValue()
-            for job in hub.mailbox.takeJobs() { job() }
+            let (jobs, executorJobs) = hub.mailbox.takeAll()
+            for job in jobs { job() }
+            hub.executorJobs.append(contentsOf: executorJobs)
         }
         asyncWatcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         ev_async_start(loop, asyncWatcher)
@@ -243,6 +253,7 @@ public final class Hub {
         // gevent: nothing can run them any more. Their stacks go with the
         // pools; references held on those stacks are leaked.
         if let dead = finishedPending { finishedPending = nil; recycle(dead) }
+        executorStorage?.hubGone()
         mailbox.close()
         ev_ref(loop)
         ev_async_stop(loop, asyncWatcher)
@@ -539,7 +550,7 @@ public final class Hub {
     /// caller registered `g` with whatever will wake it and unregisters it
     /// (in a `defer`) whatever happens.
     func park(_ g: AnyGreenlet, on what: StaticString) throws {
-        precondition(ObjectIdentifier(g) != hubGreenletID, "swift-green: a blocking call ran on the hub itself (in a loop callback)")
+        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("\(what)") }
         if let e = takeDeliverable(g) { throw e }
         g.waitingOn = what
         g.parkedSince = loopTime
@@ -552,6 +563,7 @@ public final class Hub {
     /// Lets every other ready greenlet run once, then returns: `sleep(0)`.
     func yield() throws {
         let g: AnyGreenlet = current
+        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("sleep(0)") }
         if let e = takeDeliverable(g) { throw e }
         g.state = .ready
         g.wakeReason = .normal
@@ -825,22 +837,30 @@ public final class Hub {
     private func runLoop() -> Never {
         afterSwitch()
         while true {
-            if runQueue.isEmpty {
+            if runQueue.isEmpty && jobsHead == executorJobs.count {
                 // Waiting for events is idle, not blocked.
                 green_monitor_set_idle(monitor, 1)
                 let active = ev_run(loop, Int32(EVRUN_ONCE))
                 green_monitor_set_idle(monitor, 0)
                 if runQueue.isEmpty && active == 0 { wakeMainBlockedForever() }
-            } else {
+                workSincePoll = 0
+            } else if workSincePoll >= Hub.runBudget {
+                // I/O and timers are polled at least every `runBudget`
+                // greenlet switches and async jobs, not at every turn: a
+                // job that readies a greenlet (an awaitAsync round trip)
+                // costs no system call.
                 ev_run(loop, Int32(EVRUN_NOWAIT))
+                workSincePoll = 0
             }
             budget = Hub.runBudget
             loopTime = ev_now(loop)
+            if jobsHead < executorJobs.count { workSincePoll += runExecutorJobs() }
             let hubCtx = hubGreenletRef.context!
             guard let nextCtx = claimNext(after: hubGreenletRef) else { continue }
             green_monitor_switched(monitor, nextCtx)
             green_context_switch(hubCtx, nextCtx)
             afterSwitch()
+            workSincePoll += Hub.runBudget - budget
         }
     }
 

@@ -31,7 +31,9 @@ public struct HubHandle: Sendable {
         let link = BridgeLink()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                let posted = mailbox.post {
+                // From a task already on the hub's thread (its executor),
+                // nothing crosses a thread: the greenlet is spawned at once.
+                let posted = mailbox.runOrPost {
                     // On the hub's thread.
                     let g = Greenlet<Void>.spawn(name: name) {
                         link.bodyStarted = true

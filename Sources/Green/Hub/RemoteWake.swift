@@ -21,6 +21,8 @@ import Glibc
 final class HubMailbox: Sendable {
     private struct State {
         var jobs: [@Sendable () -> Void] = []
+        /// Async jobs for the hub's executor, from other threads.
+        var executorJobs: [UnownedJob] = []
         /// The loop and watcher, nil once the hub is gone. Signalled only
         /// under the lock, so the hub cannot destroy them meanwhile.
         var target: Target?
@@ -34,9 +36,23 @@ final class HubMailbox: Sendable {
     }
 
     private let state: Locked<State>
+    /// The hub's thread.
+    private let thread: pthread_t
 
-    init(loop: OpaquePointer, watcher: UnsafeMutablePointer<ev_async>) {
-        state = Locked(State(jobs: [], target: Target(loop: loop, watcher: watcher)))
+    init(loop: OpaquePointer, watcher: UnsafeMutablePointer<ev_async>, thread: pthread_t) {
+        state = Locked(State(jobs: [], executorJobs: [], target: Target(loop: loop, watcher: watcher)))
+        self.thread = thread
+    }
+
+    /// Runs `job` now when called on the hub's own thread (nothing to
+    /// cross), else posts it. Returns false if the hub's thread exited.
+    @discardableResult
+    func runOrPost(_ job: @escaping @Sendable () -> Void) -> Bool {
+        if pthread_equal(thread, pthread_self()) != 0 && state.withLock({ $0.target != nil }) {
+            job()
+            return true
+        }
+        return post(job)
     }
 
     /// Queues `job` to run on the hub's thread. Returns false (and drops
@@ -46,17 +62,31 @@ final class HubMailbox: Sendable {
         state.withLock { s in
             guard let t = s.target else { return false }
             s.jobs.append(job)
-            if s.jobs.count == 1 { ev_async_send(t.loop, t.watcher) }
+            if s.jobs.count == 1 && s.executorJobs.isEmpty { ev_async_send(t.loop, t.watcher) }
             return true
         }
     }
 
-    /// Takes the queued jobs. Hub thread only.
-    func takeJobs() -> [@Sendable () -> Void] {
+    /// Queues an async job for the hub's executor. Returns false if the
+    /// hub's thread has exited. Any thread.
+    func postJob(_ job: UnownedJob) -> Bool {
         state.withLock { s in
-            let jobs = s.jobs
-            s.jobs = []
-            return jobs
+            guard let t = s.target else { return false }
+            s.executorJobs.append(job)
+            if s.executorJobs.count == 1 && s.jobs.isEmpty { ev_async_send(t.loop, t.watcher) }
+            return true
+        }
+    }
+
+    /// Takes the queued jobs of both kinds at once (so that a post finding
+    /// the mailbox empty always signals). Hub thread only.
+    func takeAll() -> (jobs: [@Sendable () -> Void], executorJobs: [UnownedJob]) {
+        state.withLock { s in
+            defer {
+                s.jobs = []
+                s.executorJobs = []
+            }
+            return (s.jobs, s.executorJobs)
         }
     }
 
@@ -65,6 +95,7 @@ final class HubMailbox: Sendable {
         state.withLock { s in
             s.target = nil
             s.jobs = []
+            s.executorJobs = []
         }
     }
 }
