@@ -238,6 +238,15 @@ final class HTTPClientBodyStreamingTests: GreenTestCase {
         XCTAssertNoThrow(try serving.get(timeout: 8), "the raw server's answer did not end")
     }
 
+    /// A client that announces bodies over 1,000 bytes and waits long
+    /// for the answer (the tests' servers answer at once).
+    private static func expectingClient() -> HTTPClient {
+        var options = HTTPClient.Options()
+        options.expectContinueThreshold = 1_000
+        options.expectContinueTimeout = 30
+        return HTTPClient(options: options)
+    }
+
     func testALargeBodyWaitsForOneHundredContinue() throws {
         var bodySeen: [UInt8] = []
         var headSeen = ""
@@ -247,10 +256,7 @@ final class HTTPClientBodyStreamingTests: GreenTestCase {
             while bodySeen.count < 2_000 { bodySeen += try c.recv(timeout: 10) }
             try c.sendAll(Array("HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok".utf8))
         }) { port in
-            var options = HTTPClient.Options()
-            options.expectContinueThreshold = 1_000
-            options.expectContinueTimeout = 30
-            let client = HTTPClient(options: options)
+            let client = Self.expectingClient()
             defer { client.close() }
             let r = try withTimeout(20) {
                 try client.send(method: "PUT", url: "http://127.0.0.1:\(port)/x", body: [UInt8](repeating: 5, count: 2_000))
@@ -272,10 +278,7 @@ final class HTTPClientBodyStreamingTests: GreenTestCase {
                 extra += b
             }
         }) { port in
-            var options = HTTPClient.Options()
-            options.expectContinueThreshold = 1_000
-            options.expectContinueTimeout = 30
-            let client = HTTPClient(options: options)
+            let client = Self.expectingClient()
             defer { client.close() }
             let r = try withTimeout(20) {
                 try client.send(method: "POST", url: "http://127.0.0.1:\(port)/x", body: [UInt8](repeating: 5, count: 5_000))
