@@ -105,8 +105,9 @@ bench-distributed: deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: bench-deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections http-get)
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections http-get async-interop)
 	Examples/http-get/smoke-test.sh $(CURDIR)/.build/release/http-get
+	./.build/release/async-interop --self-test 200
 	./.build/release/sleepers --count 2000
 	./.build/release/idle-connections --count 2000 --stack-mode compact
 	./.build/release/idle-connections --count 2000 --stack-mode dedicated

@@ -57,6 +57,7 @@ let package = Package(
         .executable(name: "idle-connections", targets: ["IdleConnectionsExample"]),
         .executable(name: "http-get", targets: ["HTTPGet"]),
         .executable(name: "ws-echo", targets: ["WSEcho"]),
+        .executable(name: "async-interop", targets: ["AsyncInterop"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -252,6 +253,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/ws-echo"
+        ),
+        .executableTarget(
+            name: "AsyncInterop",
+            dependencies: [
+                "Green",
+                "GreenHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/async-interop"
         ),
         .executableTarget(
             name: "GreenProbe",
