@@ -91,7 +91,7 @@ let package = Package(
         ),
         .target(
             name: "GreenHTTP",
-            dependencies: ["Green", "GreenTLS", "CHTTPParser", "CZlib", "COpenSSL"]
+            dependencies: ["Green", "GreenTLS", "CHTTPParser", "CZlib"]
         ),
         .systemLibrary(
             name: "CGumbo",
@@ -104,7 +104,7 @@ let package = Package(
         ),
         .target(
             name: "GreenCrawl",
-            dependencies: ["Green", "GreenHTTP", "GreenCompare", "GreenRedis", "CGumbo", "CLibXML2", "COpenSSL", "CZlib"]
+            dependencies: ["Green", "GreenHTTP", "GreenTLS", "GreenCompare", "GreenRedis", "CGumbo", "CLibXML2", "CZlib"]
         ),
         .target(name: "CGreenPatch"),
         .target(

@@ -1,22 +1,11 @@
-import COpenSSL
+import GreenTLS
 
 /// The digests a WARC record carries: `sha1:` and the SHA-1 in base32
 /// (RFC 4648), the form wget, Heritrix and warcio write and check.
 enum WARCDigest {
-    /// `sha1:<base32>` of `bytes`. OpenSSL's EVP interface: its `SHA1()`
-    /// is deprecated in OpenSSL 3.
+    /// `sha1:<base32>` of `bytes`.
     static func sha1(_ bytes: ArraySlice<UInt8>) -> String {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let ok = bytes.withUnsafeBytes { input in
-            digest.withUnsafeMutableBufferPointer { output in
-                EVP_Digest(input.baseAddress, input.count, output.baseAddress, &length, EVP_sha1(), nil)
-            }
-        }
-        // EVP_Digest fails only when OpenSSL cannot allocate its context or
-        // has no SHA-1 at all; neither leaves anything sensible to write.
-        precondition(ok == 1 && length == 20, "OpenSSL could not compute a SHA-1")
-        return "sha1:" + base32(digest[0..<Int(length)])
+        "sha1:" + base32(bytes.withUnsafeBytes { Digest.sha1($0) }[...])
     }
 
     /// RFC 4648 base32, upper case, padded.

@@ -1,6 +1,6 @@
-import COpenSSL
 import Foundation
 import Green
+import GreenTLS
 
 // The opening handshake (RFC 6455 section 4), the server's half: a GET
 // with `Upgrade: websocket` is answered with 101 and the HTTP server then
@@ -14,16 +14,7 @@ extension WebSocket {
     /// base64(SHA-1(key + the RFC's GUID)).
     public static func acceptValue(forKey key: String) -> String {
         let input = Array((key + acceptGUID).utf8)
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        // OpenSSL's EVP interface: its SHA1() is deprecated in OpenSSL 3.
-        let ok = input.withUnsafeBufferPointer { bytes in
-            digest.withUnsafeMutableBufferPointer { out in
-                EVP_Digest(bytes.baseAddress, bytes.count, out.baseAddress, &length, EVP_sha1(), nil)
-            }
-        }
-        precondition(ok == 1 && length == 20, "OpenSSL could not compute a SHA-1")
-        return Data(digest[0..<20]).base64EncodedString()
+        return Data(input.withUnsafeBytes { Digest.sha1($0) }).base64EncodedString()
     }
 
     /// Whether `value` holds `token` in its comma-separated list, without
