@@ -163,7 +163,7 @@ public final class HTTPClient {
         try run(url: url) { url in
             switch try self.follow(method: method, url: url, headers: headers, body: body, streaming: false, observe: nil) {
             case .whole(let r): return r
-            case .stream(let s): return try Self.whole(s)
+            case .stream: preconditionFailure("swift-green: a response streamed that was not asked to")
             }
         }
     }
@@ -224,15 +224,6 @@ public final class HTTPClient {
         return s.response
     }
 
-    /// A streamed final response read whole, as `send` returns it.
-    private static func whole(_ s: HTTPResponseStream) throws -> HTTPClientResponse {
-        var r = s.response
-        r.body = try s.readAll(limit: s.limit)
-        r.streamed = false
-        r.bodyBytes = 0
-        return r
-    }
-
     /// `request` on the parsed URL, within `totalTimeout`.
     private func run<R>(url: String, _ request: (RequestURL) throws -> R) throws -> R {
         guard let parsed = RequestURL(url) else { throw HTTPClientError(url: url, kind: .invalidURL) }
@@ -249,13 +240,6 @@ public final class HTTPClient {
     private enum Outcome {
         case whole(HTTPClientResponse)
         case stream(HTTPResponseStream)
-
-        var status: Int {
-            switch self {
-            case .whole(let r): return r.status
-            case .stream(let s): return s.response.status
-            }
-        }
     }
 
     /// Whether `follow` goes on from a response with this status and headers.

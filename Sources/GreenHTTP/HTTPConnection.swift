@@ -68,24 +68,16 @@ final class HTTPConnection {
     /// When the message being read began (for the header timeout).
     private var messageStarted = 0.0
 
-    enum ReadEnd {
-        /// The client closed, reset, broke TLS, or timed out between
-        /// requests: end quietly.
-        case quietly
-        /// Answered with an error status (malformed, over a limit, slow
-        /// headers): end after it.
-        case answered
-    }
-
     /// Why the connection is ending, for a streamed body's reader.
     private(set) var endReason = ""
 
     /// Reads more for the parser (first what a pause left unread) and
-    /// parses it. Returns nil on success, else how the connection ends
-    /// (an error status already sent); throws only a kill or an
-    /// enclosing timeout. `timeout` nil: the idle or header timeout, as
-    /// the parser's state says.
-    private func pump(timeout: Double? = nil) throws -> ReadEnd? {
+    /// parses it. Returns false when the connection ends: the client
+    /// closed, reset, broke TLS or went quiet, or it was answered with an
+    /// error status (malformed, over a limit, slow headers), already sent.
+    /// Throws only a kill or an enclosing timeout. `timeout` nil: the idle
+    /// or header timeout, as the parser's state says.
+    private func pump(timeout: Double? = nil) throws -> Bool {
         let wasInMessage = parser.inMessage
         let waitingForHeaders = parser.inMessage && !parser.headersComplete
         var wait = timeout ?? options.idleTimeout
@@ -107,17 +99,17 @@ final class HTTPConnection {
         } catch let e as HTTPParseError {
             endReason = "\(e)"
             answer(e)
-            return .answered
+            return false
         } catch let e as TLSError {
             endReason = "\(e)"
-            return .quietly   // the client broke the TLS session
+            return false   // the client broke the TLS session
         } catch let e as SocketError {
             endReason = "\(e)"
             if case .timedOut = e.reason, waitingForHeaders {
                 try? send(HTTPResponse(status: 408, text: "request header timeout\n"), keepAlive: false, head: false)
-                return .answered
+                return false
             }
-            return .quietly
+            return false
         }
         if !more {
             endReason = "the client closed the connection"
@@ -125,9 +117,9 @@ final class HTTPConnection {
                 try parser.finish()
             } catch let e as HTTPParseError where e.kind != .truncated {
                 answer(e)
-                return .answered
+                return false
             } catch {}
-            return .quietly
+            return false
         }
         // A message began in these bytes: its header clock starts now.
         if parser.inMessage && !wasInMessage { messageStarted = Hub.current.nowUpdated() }
@@ -136,7 +128,7 @@ final class HTTPConnection {
             // client send it at once (RFC 9110 section 10.1.1).
             sendContinue()
         }
-        return nil
+        return true
     }
 
     /// The error status for a request the parser refused, and the end.
@@ -166,7 +158,7 @@ final class HTTPConnection {
         while true {
             var requests = parser.takeRequests()
             while requests.isEmpty {
-                if try pump() != nil { return }
+                if try !pump() { return }
                 requests = parser.takeRequests()
                 if !requests.isEmpty && parser.inMessage { messageStarted = Hub.current.nowUpdated() }
             }
@@ -222,7 +214,7 @@ final class HTTPConnection {
         while true {
             var head = parser.takeRequestHead()
             while head == nil {
-                if try pump() != nil { return }
+                if try !pump() { return }
                 head = parser.takeRequestHead()
             }
             var request = head!
@@ -258,9 +250,9 @@ final class HTTPConnection {
         }
     }
 
-    /// For `HTTPRequestBodyStream`: parses more of the body. nil on
-    /// success, else how the connection ends.
-    func pumpBody() throws -> ReadEnd? {
+    /// For `HTTPRequestBodyStream`: parses more of the body; false when
+    /// the connection ends (see `pump`).
+    func pumpBody() throws -> Bool {
         try pump(timeout: options.bodyReadTimeout)
     }
 

@@ -117,7 +117,7 @@ public final class HTTPRequestBodyStream: Sequence {
                 continue
             }
             if expectsContinue { connection.sendContinue() }
-            if try connection.pumpBody() != nil { ended = true }
+            if try !connection.pumpBody() { ended = true }
         }
     }
 }
