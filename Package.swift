@@ -62,6 +62,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .target(
@@ -148,6 +151,8 @@ let package = Package(
                 "CGreenContext", "CLibev", "CGreenLinux",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: switchImportFlags
         ),
@@ -214,6 +219,7 @@ let package = Package(
                 "Green", "GreenHTTP",
                 "GreenTLS", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Examples/http-hello"
         ),
@@ -270,7 +276,9 @@ let package = Package(
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS", "GreenRedis"]
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS", "GreenRedis",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
     ] + fuzzTargets,
     swiftLanguageModes: [.v6]
