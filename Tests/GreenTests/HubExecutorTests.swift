@@ -171,4 +171,79 @@ final class HubExecutorTests: GreenTestCase {
         XCTAssertEqual(results.map(\.0), [1, 2])
         XCTAssertEqual(results.map(\.1), [hubThread, hubThread])
     }
+
+    /// A task cancelled before its `HubHandle.run` greenlet started: the
+    /// greenlet never runs, and the call throws `GreenletExit` (the
+    /// continuation is resumed exactly once, by the kill).
+    func testARunCancelledBeforeItsGreenletStartsNeverRuns() throws {
+        let handle = Hub.current.handle
+        let ran = TestLock(false)
+        let outcome = try withTimeout(10) {
+            try awaitAsync { () async -> String in
+                withUnsafeCurrentTask { $0!.cancel() }
+                do {
+                    try await handle.run { ran.withLock { $0 = true } }
+                    return "returned"
+                } catch {
+                    return "\(type(of: error))"
+                }
+            }
+        }
+        XCTAssertEqual(outcome, "GreenletExit")
+        XCTAssertFalse(ran.withLock { $0 }, "the body of a greenlet killed before it started never ran")
+    }
+
+    /// Many greenlets in awaitAsync at once, dedicated and compact, their
+    /// tasks interleaved by `Task.yield()`: each gets its own result (the
+    /// task writes it off the greenlet's stack, which a compact greenlet
+    /// gives up while parked).
+    func testManyGreenletsAwaitAtOnceEachGettingItsOwnResult() throws {
+        let modes: [StackMode] = StackMode.compactAvailable ? [.dedicated, .compact] : [.dedicated]
+        for mode in modes {
+            let greenlets = (0..<300).map { i in
+                Greenlet.spawn(stackMode: mode) { () throws -> Int in
+                    try awaitAsync { () async -> Int in
+                        await Task.yield()
+                        return i * 3
+                    }
+                }
+            }
+            let results = try withTimeout(20) { try greenlets.map { try $0.get() } }
+            XCTAssertEqual(results, (0..<300).map { $0 * 3 }, "\(mode)")
+        }
+    }
+
+    /// awaitAsync from async code on the hub (a job, not a greenlet) would
+    /// block the hub: it throws at once, and the hub goes on.
+    func testAwaitAsyncFromAJobThrowsAtOnce() throws {
+        let message = try withTimeout(10) {
+            try awaitAsync { () -> String in
+                do {
+                    _ = try awaitAsync { 1 }
+                    return "returned"
+                } catch {
+                    return "\(error)"
+                }
+            }
+        }
+        XCTAssertTrue(message.contains("ran on the hub itself"), message)
+        XCTAssertEqual(try withTimeout(10) { try awaitAsync { 2 } }, 2)
+    }
+
+    /// From a task on Swift's pool, `withTaskExecutorPreference` moves
+    /// nonisolated code onto the hub's thread, and off it again after.
+    func testTaskExecutorPreferenceMovesCodeOntoTheHub() throws {
+        let executor = Hub.current.executor
+        let hubThread = UInt(pthread_self())
+        let (inside, after) = try withTimeout(10) {
+            try awaitAsync {
+                await Task.detached { () async -> (UInt, UInt) in
+                    let inside = await withTaskExecutorPreference(executor) { UInt(pthread_self()) }
+                    return (inside, UInt(pthread_self()))
+                }.value
+            }
+        }
+        XCTAssertEqual(inside, hubThread)
+        XCTAssertNotEqual(after, hubThread)
+    }
 }

@@ -12,6 +12,15 @@
 //     `HubHandle.run` (see HubHandle.swift): the body runs in a new greenlet
 //     on that hub's thread; the task suspends without holding a thread.
 //     `HubThread` gives async code a hub of its own to send work to.
+//
+// The cost of a crossing is the task's (its creation, one job, its end)
+// plus two greenlet switches. `awaitAsync` is inlinable so that it is
+// specialized for the caller's result type: unspecialized generic code
+// looks up type metadata at run time, which cost more than the rest of the
+// crossing together. What is not generic, the hand-off between the task
+// and the parked greenlet, is `AsyncCall`.
+import Glibc
+import Synchronization
 
 /// From a greenlet: runs `body` as a Swift Concurrency task on this hub's
 /// executor and returns its result (or rethrows its error), parking only
@@ -22,24 +31,119 @@
 /// await `HubHandle.run` for those). If the greenlet is killed or an
 /// enclosing timeout expires meanwhile, the task is cancelled and the
 /// interrupt thrown at once (the task may still be finishing; its result
-/// is dropped).
+/// is dropped). Called from async code on the hub (a job, not a greenlet)
+/// it throws `GreenError.blockingCallOnHub`: await the body instead.
 ///
 /// ```swift
 /// let data = try awaitAsync { try await session.data(from: url).0 }
 /// ```
+@inlinable
 public func awaitAsync<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let result = AsyncResult<T>()
-    let task = Task(executorPreference: Hub.current.executor) {
+    // The result goes into memory of its own: the greenlet's stack may be
+    // copied out while it is parked (compact mode), so the task must not
+    // write into it.
+    let slot = UnsafeMutablePointer<Result<T, any Error>?>.allocate(capacity: 1)
+    slot.initialize(to: nil)
+    defer {
+        slot.deinitialize(count: 1)
+        slot.deallocate()
+    }
+    let call = try AsyncCall(slot: UnsafeMutableRawPointer(slot))
+    let task = Task(executorPreference: call.executor) {
+        let outcome: Result<T, any Error>
         do {
-            result.set(try await body())
+            outcome = .success(try await body())
         } catch {
-            result.fail(error)
+            outcome = .failure(error)
+        }
+        call.complete { $0.assumingMemoryBound(to: Result<T, any Error>?.self).pointee = outcome }
+    }
+    try call.wait(cancelling: task)
+    return try slot.pointee!.get()
+}
+
+/// The hand-off between a greenlet parked in `awaitAsync` and the task
+/// that computes its result: the task writes the result into the
+/// greenlet's slot unless the greenlet gave up first, then wakes it.
+///
+/// `phase` decides the race between the two ends (the task normally ends
+/// on the hub's thread, but nothing forces the last part of a task onto
+/// its preferred executor, so it is written for any thread): the task
+/// moves it from waiting to writing to written, the greenlet from waiting
+/// to abandoned. Exactly one wins; a greenlet that lost waits out the
+/// write (a few instructions on another thread) before its slot goes.
+@usableFromInline
+final class AsyncCall: @unchecked Sendable {
+    private static let waiting = 0, writing = 1, written = 2, abandoned = 3
+
+    @usableFromInline let executor: HubExecutor
+    // Immutable, or synchronized as said.
+    private let phase = Atomic<Int>(AsyncCall.waiting)
+    private let slot: UnsafeMutableRawPointer
+    private let mailbox: HubMailbox
+    private let thread: pthread_t
+    // Hub thread only. The greenlet is alive while `inWait` is true.
+    private unowned(unsafe) let hub: Hub
+    private unowned(unsafe) let greenlet: AnyGreenlet
+    private var inWait = true
+
+    /// Registers the calling greenlet, which will wait for the task.
+    /// Throws `GreenError.blockingCallOnHub` on the hub's own context.
+    @usableFromInline
+    init(slot: UnsafeMutableRawPointer) throws {
+        let hub = Hub.current
+        let me: AnyGreenlet = hub.current
+        try hub.checkMayBlock(me, in: "awaitAsync")
+        self.hub = hub
+        greenlet = me
+        self.slot = slot
+        executor = hub.executor
+        mailbox = hub.mailbox
+        thread = hub.thread
+        // The task may wait on other threads: the hub must not find its
+        // greenlets deadlocked meanwhile.
+        hub.beginRemoteWait()
+    }
+
+    /// The task's end: stores the result with `write` unless the greenlet
+    /// gave up, and wakes the greenlet. Any thread.
+    @usableFromInline
+    func complete(_ write: (UnsafeMutableRawPointer) -> Void) {
+        guard phase.compareExchange(expected: AsyncCall.waiting, desired: AsyncCall.writing,
+                                    ordering: .acquiring).exchanged else { return }
+        write(slot)
+        phase.store(AsyncCall.written, ordering: .releasing)
+        if pthread_equal(thread, pthread_self()) != 0 {
+            if inWait { hub.ready(greenlet) }
+            return
+        }
+        mailbox.post { [self] in
+            if inWait { hub.ready(greenlet) }
         }
     }
-    do {
-        return try result.get()
-    } catch {
-        task.cancel()
-        throw error
+
+    /// Parks the greenlet until the task has written its result. On an
+    /// interrupt, cancels the task and throws. Calling greenlet only.
+    @usableFromInline
+    func wait(cancelling task: Task<Void, Never>) throws {
+        defer {
+            inWait = false
+            hub.endRemoteWait()
+        }
+        while phase.load(ordering: .acquiring) != AsyncCall.written {
+            do {
+                try hub.park(greenlet, on: "awaitAsync")
+            } catch {
+                if phase.compareExchange(expected: AsyncCall.waiting, desired: AsyncCall.abandoned,
+                                         ordering: .acquiring).exchanged {
+                    task.cancel()
+                    throw error
+                }
+                // The task is writing on another thread (on this one it
+                // could not be mid-write while the greenlet runs).
+                while phase.load(ordering: .acquiring) != AsyncCall.written { sched_yield() }
+                throw error
+            }
+        }
     }
 }

@@ -1,8 +1,20 @@
-// The hub as a Swift executor (SE-0417 `TaskExecutor`, and
+// The hub as a Swift executor (SE-0417 `TaskExecutor`, and a
 // `SerialExecutor` for actors): async jobs run on the hub's thread inside
 // its libev loop, between greenlets, so async code and greenlets share one
 // thread and one loop, and a crossing between them is a switch, not a
 // thread hop.
+//
+// Two executors, one queue. `HubExecutor` is the task executor: a task that
+// prefers it runs its nonisolated code here. `HubSerialExecutor` is the
+// serial executor of actors that live on the hub. Both feed the hub's one
+// FIFO of jobs, each job marked with the side it came through, because a
+// job must run in the context it was enqueued for: a task's job with the
+// hub as its task executor only (so nonisolated code runs on without
+// hopping: the runtime sees it already is where such code runs), an actor's
+// job isolated to the serial executor as well. Running every job as
+// isolated, as one object conforming to both would have to, makes each
+// nonisolated task hop once more when it starts (another enqueue, another
+// job) and doubled the cost of `awaitAsync`.
 //
 // Where jobs run: on the hub's own context, in batches of at most
 // `jobBatch` per loop turn, between runs of ready greenlets (each turn
@@ -18,9 +30,11 @@ import Glibc
 import Synchronization
 
 /// A hub as an executor for tasks (`Task(executorPreference:)`,
-/// `withTaskExecutorPreference`) and actors (`unownedExecutor`). Get it
-/// from `Hub.current.executor` on the hub's thread. Jobs may be enqueued
-/// from any thread; from the hub's own thread nothing crosses a thread.
+/// `withTaskExecutorPreference`); `serialExecutor` (or
+/// `asUnownedSerialExecutor()`) is the executor of actors that live on the
+/// hub. Get it from `Hub.current.executor` on the hub's thread. Jobs may be
+/// enqueued from any thread; from the hub's own thread nothing crosses a
+/// thread.
 ///
 /// ```swift
 /// let hub = Hub.current
@@ -32,7 +46,81 @@ import Synchronization
 ///     nonisolated var unownedExecutor: UnownedSerialExecutor { hubExecutor.asUnownedSerialExecutor() }
 /// }
 /// ```
-public final class HubExecutor: TaskExecutor, SerialExecutor, @unchecked Sendable {
+public final class HubExecutor: TaskExecutor, @unchecked Sendable {
+    let queue: HubJobQueue
+    /// The serial executor of actors that live on this hub.
+    public let serialExecutor: HubSerialExecutor
+
+    /// Jobs run per loop turn at most, before ready greenlets get a turn.
+    public static let jobBatch = 64
+
+    init(hub: Hub) {
+        queue = HubJobQueue(hub: hub)
+        serialExecutor = HubSerialExecutor(queue: queue)
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        queue.enqueue(HubJob(job: UnownedJob(job), isolated: false))
+    }
+
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
+        UnownedTaskExecutor(ordinary: self)
+    }
+
+    /// The serial executor of actors that live on this hub (an actor's
+    /// `unownedExecutor`).
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        serialExecutor.asUnownedSerialExecutor()
+    }
+
+    /// Runs `job` on the hub's thread, in the context it was enqueued for.
+    @inline(__always)
+    func run(_ job: HubJob) {
+        if job.isolated {
+            job.job.runSynchronously(isolatedTo: serialExecutor.asUnownedSerialExecutor(),
+                                     taskExecutor: asUnownedTaskExecutor())
+        } else {
+            job.job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+    }
+
+    /// The hub's thread is exiting. Hub thread.
+    func hubGone() { queue.hubGone() }
+}
+
+/// The serial executor of actors that live on a hub: their jobs run on
+/// the hub's thread, one at a time, between greenlets. Get it from
+/// `Hub.current.executor.serialExecutor`.
+public final class HubSerialExecutor: SerialExecutor, @unchecked Sendable {
+    let queue: HubJobQueue
+
+    init(queue: HubJobQueue) { self.queue = queue }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        queue.enqueue(HubJob(job: UnownedJob(job), isolated: true))
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    public func isSameExclusiveExecutionContext(other: HubSerialExecutor) -> Bool { other === self }
+
+    public func checkIsolated() {
+        precondition(queue.onHubThread, "swift-green: code isolated to a hub's executor ran off the hub's thread")
+    }
+}
+
+/// An async job for a hub and the side it came through.
+struct HubJob {
+    let job: UnownedJob
+    /// Enqueued on the serial executor (an actor's job), not the task
+    /// executor.
+    let isolated: Bool
+}
+
+/// Where both executors of a hub put jobs.
+final class HubJobQueue: @unchecked Sendable {
     // Immutable, or synchronized as said.
     private let mailbox: HubMailbox
     private let thread: pthread_t
@@ -41,21 +129,17 @@ public final class HubExecutor: TaskExecutor, SerialExecutor, @unchecked Sendabl
     // id reused after the hub's thread exited).
     private unowned(unsafe) let hub: Hub
 
-    /// Jobs run per loop turn at most, before ready greenlets get a turn.
-    public static let jobBatch = 64
-
     init(hub: Hub) {
         self.hub = hub
         mailbox = hub.mailbox
         thread = hub.thread
     }
 
-    private var onHubThread: Bool {
+    var onHubThread: Bool {
         pthread_equal(thread, pthread_self()) != 0 && alive.load(ordering: .acquiring)
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
+    func enqueue(_ job: HubJob) {
         if onHubThread {
             hub.executorJobs.append(job)
             return
@@ -66,26 +150,6 @@ public final class HubExecutor: TaskExecutor, SerialExecutor, @unchecked Sendabl
         }
     }
 
-    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
-        UnownedTaskExecutor(ordinary: self)
-    }
-
-    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        UnownedSerialExecutor(ordinary: self)
-    }
-
-    public func isSameExclusiveExecutionContext(other: HubExecutor) -> Bool { other === self }
-
-    public func checkIsolated() {
-        precondition(onHubThread, "swift-green: code isolated to a hub's executor ran off the hub's thread")
-    }
-
-    /// Runs `job` on the hub's thread.
-    func run(_ job: UnownedJob) {
-        job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
-    }
-
-    /// The hub's thread is exiting. Hub thread.
     func hubGone() { alive.store(false, ordering: .releasing) }
 }
 

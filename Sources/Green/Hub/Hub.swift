@@ -125,7 +125,7 @@ public final class Hub {
     let mailbox: HubMailbox
     /// Async jobs for the hub's executor, oldest first from `jobsHead`
     /// (see HubExecutor.swift).
-    @exclusivity(unchecked) var executorJobs: [UnownedJob] = []
+    @exclusivity(unchecked) var executorJobs: [HubJob] = []
     @exclusivity(unchecked) var jobsHead = 0
     /// Greenlet switches and async jobs since the loop last polled.
     @exclusivity(unchecked) var workSincePoll = 0
@@ -537,6 +537,14 @@ public final class Hub {
     /// check every blocking call makes before it blocks.
     @inline(__always)
     func checkpoint(_ g: AnyGreenlet) throws {
+        if let e = takeDeliverable(g) { throw e }
+    }
+
+    /// Throws what a blocking call by `g` would throw before it parks: a
+    /// pending interrupt, or `GreenError.blockingCallOnHub` on the hub's own
+    /// context. For calls that set something up before they park.
+    func checkMayBlock(_ g: AnyGreenlet, in what: StaticString) throws {
+        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("\(what)") }
         if let e = takeDeliverable(g) { throw e }
     }
 

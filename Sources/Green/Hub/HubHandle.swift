@@ -6,9 +6,13 @@ import Synchronization
 ///
 /// What runs where: the closure always runs in a new greenlet on the
 /// hub's own thread; the caller's thread only queues it (through the
-/// hub's `ev_async` wake-up) and never blocks.
+/// hub's `ev_async` wake-up) and never blocks. From a task already on the
+/// hub's thread (one that prefers the hub's executor) nothing crosses a
+/// thread: the greenlet is spawned at once.
 public struct HubHandle: Sendable {
     let mailbox: HubMailbox
+
+    init(mailbox: HubMailbox) { self.mailbox = mailbox }
 
     /// Spawns `body` as a greenlet on the hub. Returns false (and runs
     /// nothing) if the hub's thread has exited. An error `body` throws is
@@ -25,31 +29,41 @@ public struct HubHandle: Sendable {
     /// its result (or rethrows its error) without blocking the task's
     /// thread. Throws `GreenError.hubGone` if the hub's thread has exited.
     /// Cancelling the task kills the greenlet (it throws `GreenletExit`
-    /// at its blocking point).
+    /// at its blocking point; one that has not started never runs and the
+    /// call throws `GreenletExit`).
+    ///
+    /// Inlinable so that it is specialized for the caller's result type
+    /// (see AsyncBridge.swift); the rest is `runErased`.
+    @inlinable
     public func run<T: Sendable>(name: String? = nil,
                                  _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        // The greenlet writes the result here before it resumes the task,
+        // which waits for that resumption whatever happens.
+        let slot = UnsafeMutablePointer<T?>.allocate(capacity: 1)
+        slot.initialize(to: nil)
+        defer {
+            slot.deinitialize(count: 1)
+            slot.deallocate()
+        }
+        let address = SendableAddress(UnsafeMutableRawPointer(slot))
+        try await runErased(name: name) {
+            address.raw.assumingMemoryBound(to: T?.self).pointee = try body()
+        }
+        return slot.move()!
+    }
+
+    /// `run` without its result type: `body` stores the result itself.
+    @usableFromInline
+    func runErased(name: String?, _ body: @escaping @Sendable () throws -> Void) async throws {
         let link = BridgeLink()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                // From a task already on the hub's thread (its executor),
-                // nothing crosses a thread: the greenlet is spawned at once.
-                let posted = mailbox.runOrPost {
-                    // On the hub's thread.
-                    let g = Greenlet<Void>.spawn(name: name) {
-                        link.bodyStarted = true
-                        do {
-                            continuation.resume(returning: try body())
-                        } catch {
-                            continuation.resume(throwing: error)
-                        }
-                    }
-                    // Killed before it ever ran: the body cannot resume.
-                    g.linkAny { g in
-                        if !link.bodyStarted { continuation.resume(throwing: g.error ?? GreenletExit()) }
-                    }
-                    link.attach(g)
+        let mailbox = self.mailbox
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                if mailbox.isHubThread {
+                    link.start(name: name, body: body, continuation: continuation)
+                } else if !mailbox.post({ link.start(name: name, body: body, continuation: continuation) }) {
+                    continuation.resume(throwing: GreenError.hubGone)
                 }
-                if !posted { continuation.resume(throwing: GreenError.hubGone) }
             }
         } onCancel: {
             link.cancel(through: mailbox)
@@ -57,17 +71,27 @@ public struct HubHandle: Sendable {
     }
 }
 
+/// An address handed to code on another thread that writes through it
+/// only while its owner waits for that write (see `HubHandle.run`).
+@usableFromInline
+struct SendableAddress: @unchecked Sendable {
+    @usableFromInline let raw: UnsafeMutableRawPointer
+    @usableFromInline init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
+}
+
 /// Links an async caller to the greenlet it waits for, so that cancelling
 /// the task kills the greenlet.
 final class BridgeLink: @unchecked Sendable {
     // Hub thread only.
-    private var greenlet: AnyGreenlet?
-    var bodyStarted = false
+    private var greenlet: BridgeGreenlet?
     // Any thread.
     private let cancelled = Atomic<Bool>(false)
 
-    /// Hub thread: the greenlet exists now.
-    func attach(_ g: AnyGreenlet) {
+    /// Hub thread: spawns the greenlet that runs `body` and resumes
+    /// `continuation`.
+    func start(name: String?, body: @escaping () throws -> Void,
+               continuation: UnsafeContinuation<Void, any Error>) {
+        let g = BridgeGreenlet.spawn(name: name, body: body, continuation: continuation)
         greenlet = g
         if cancelled.load(ordering: .acquiring) { try? g.kill(block: false) }
     }
@@ -78,6 +102,54 @@ final class BridgeLink: @unchecked Sendable {
         mailbox.post { [self] in
             if let g = greenlet, !g.isReady { try? g.kill(block: false) }
         }
+    }
+}
+
+/// The greenlet of a `HubHandle.run`: runs the body and resumes the
+/// waiting task, exactly once, whether the body returns, throws, or the
+/// greenlet is killed before it started (then it never runs). Not generic:
+/// the result goes where the body puts it.
+final class BridgeGreenlet: AnyGreenlet {
+    // Released when the greenlet starts or is killed before it could.
+    @exclusivity(unchecked) private var body: (() throws -> Void)?
+    @exclusivity(unchecked) private var continuation: UnsafeContinuation<Void, any Error>?
+
+    private init(hub: Hub, body: @escaping () throws -> Void,
+                 continuation: UnsafeContinuation<Void, any Error>) {
+        self.body = body
+        self.continuation = continuation
+        let (id, parentID) = hub.newGreenletIdentity()
+        super.init(hub: hub, id: id, parentID: parentID, stackSize: 0)
+    }
+
+    /// Spawns one on the calling thread's hub. Hub thread only.
+    static func spawn(name: String?, body: @escaping () throws -> Void,
+                      continuation: UnsafeContinuation<Void, any Error>) -> BridgeGreenlet {
+        Hub.withCurrent { hub in
+            let g = BridgeGreenlet(hub: hub, body: body, continuation: continuation)
+            if let name { g.customName = name }
+            hub.schedule(new: g)
+            return g
+        }
+    }
+
+    override func runBody() {
+        let run = body.unsafelyUnwrapped
+        let resume = continuation.unsafelyUnwrapped
+        body = nil
+        continuation = nil
+        do {
+            try run()
+            resume.resume()
+        } catch {
+            resume.resume(throwing: error)
+        }
+    }
+
+    override func recordUnstarted(_ error: any Error) {
+        body = nil
+        continuation?.resume(throwing: error)
+        continuation = nil
     }
 }
 

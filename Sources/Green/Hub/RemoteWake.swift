@@ -14,6 +14,7 @@
 // `endRemoteWait`.
 import CLibev
 import Glibc
+import Synchronization
 
 /// The one part of a hub that other threads may use. Outlives the hub when
 /// another thread still holds it; posts after the hub's thread exited are
@@ -22,7 +23,7 @@ final class HubMailbox: Sendable {
     private struct State {
         var jobs: [@Sendable () -> Void] = []
         /// Async jobs for the hub's executor, from other threads.
-        var executorJobs: [UnownedJob] = []
+        var executorJobs: [HubJob] = []
         /// The loop and watcher, nil once the hub is gone. Signalled only
         /// under the lock, so the hub cannot destroy them meanwhile.
         var target: Target?
@@ -38,21 +39,18 @@ final class HubMailbox: Sendable {
     private let state: Locked<State>
     /// The hub's thread.
     private let thread: pthread_t
+    /// False once `close` ran.
+    private let open = Atomic<Bool>(true)
 
     init(loop: OpaquePointer, watcher: UnsafeMutablePointer<ev_async>, thread: pthread_t) {
         state = Locked(State(jobs: [], executorJobs: [], target: Target(loop: loop, watcher: watcher)))
         self.thread = thread
     }
 
-    /// Runs `job` now when called on the hub's own thread (nothing to
-    /// cross), else posts it. Returns false if the hub's thread exited.
-    @discardableResult
-    func runOrPost(_ job: @escaping @Sendable () -> Void) -> Bool {
-        if pthread_equal(thread, pthread_self()) != 0 && state.withLock({ $0.target != nil }) {
-            job()
-            return true
-        }
-        return post(job)
+    /// Whether the caller runs on the hub's thread while the hub is there
+    /// (not in its thread's teardown), so that it may use the hub directly.
+    var isHubThread: Bool {
+        pthread_equal(thread, pthread_self()) != 0 && open.load(ordering: .acquiring)
     }
 
     /// Queues `job` to run on the hub's thread. Returns false (and drops
@@ -69,7 +67,7 @@ final class HubMailbox: Sendable {
 
     /// Queues an async job for the hub's executor. Returns false if the
     /// hub's thread has exited. Any thread.
-    func postJob(_ job: UnownedJob) -> Bool {
+    func postJob(_ job: HubJob) -> Bool {
         state.withLock { s in
             guard let t = s.target else { return false }
             s.executorJobs.append(job)
@@ -80,7 +78,7 @@ final class HubMailbox: Sendable {
 
     /// Takes the queued jobs of both kinds at once (so that a post finding
     /// the mailbox empty always signals). Hub thread only.
-    func takeAll() -> (jobs: [@Sendable () -> Void], executorJobs: [UnownedJob]) {
+    func takeAll() -> (jobs: [@Sendable () -> Void], executorJobs: [HubJob]) {
         state.withLock { s in
             defer {
                 s.jobs = []
@@ -92,6 +90,7 @@ final class HubMailbox: Sendable {
 
     /// Refuses further posts: the hub is going away. Hub thread only.
     func close() {
+        open.store(false, ordering: .releasing)
         state.withLock { s in
             s.target = nil
             s.jobs = []
