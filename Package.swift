@@ -107,7 +107,12 @@ let package = Package(
         ),
         .target(
             name: "GreenCrawl",
-            dependencies: ["Green", "GreenHTTP", "GreenTLS", "GreenCompare", "GreenRedis", "CGumbo", "CLibXML2", "CZlib"]
+            dependencies: ["Green", "GreenHTTP", "GreenTLS", "GreenRedis", "CGumbo", "CLibXML2", "CZlib"]
+        ),
+        // The crawl on the adapter layer's threads and processes: above both.
+        .target(
+            name: "GreenCrawlModels",
+            dependencies: ["Green", "GreenCrawl", "GreenCompare"]
         ),
         .target(name: "CGreenPatch"),
         .target(
@@ -121,21 +126,26 @@ let package = Package(
         .target(
             name: "GreenCompare",
             dependencies: [
-                "Green", "GreenHTTP", "CGreenLinux",
+                "Green", "CGreenLinux",
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
+        ),
+        // The workloads green-compare runs on every model (some talk HTTP).
+        .target(
+            name: "GreenCompareWorkloads",
+            dependencies: ["Green", "GreenCompare", "GreenHTTP"]
         ),
         .executableTarget(
             name: "GreenCompareTool",
             dependencies: [
-                "Green", "GreenCompare",
+                "Green", "GreenCompare", "GreenCompareWorkloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "Crawl",
             dependencies: [
-                "Green", "GreenHTTP", "GreenCrawl", "GreenCompare",
+                "Green", "GreenHTTP", "GreenCrawl", "GreenCompare", "GreenCrawlModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/crawl",
@@ -276,7 +286,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS", "GreenRedis",
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareWorkloads", "GreenCrawlModels", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS", "GreenRedis",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),

@@ -23,6 +23,7 @@ import Glibc
 import Green
 import GreenCompare
 import GreenCrawl
+import GreenCrawlModels
 
 @main
 enum Entry {

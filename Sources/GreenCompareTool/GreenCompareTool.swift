@@ -13,6 +13,7 @@ import Foundation
 import Glibc
 import Green
 import GreenCompare
+import GreenCompareWorkloads
 
 @main
 enum Entry {

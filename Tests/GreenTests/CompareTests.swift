@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Green
 import GreenCompare
+import GreenCompareWorkloads
 import XCTest
 
 /// The adapter layer's conformance suite: the same checks on greenlets,

@@ -3,6 +3,7 @@ import Foundation
 import Green
 import GreenCompare
 import GreenCrawl
+import GreenCrawlModels
 import XCTest
 
 final class CrawlTests: GreenTestCase {

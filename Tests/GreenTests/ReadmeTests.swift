@@ -1,6 +1,7 @@
 import Foundation
 import Green
 import GreenCompare
+import GreenCompareWorkloads
 import GreenHTTP
 import XCTest
 

@@ -1,4 +1,6 @@
 public struct CrawlError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
+
+    package init(message: String) { self.message = message }
 }

@@ -16,7 +16,7 @@ public struct CrawlRecord: Sendable, Codable {
     /// The body was cut at the crawl's `maxBytes`: `bytes` is where.
     public var truncated = false
     /// The links themselves, normalized (not in the JSON).
-    var found: [String] = []
+    package var found: [String] = []
 
     public init(url: String, depth: Int) {
         self.url = url

@@ -100,7 +100,7 @@ public final class Crawler {
     private var robotsFetching: [String: Event] = [:]
     private var lastFetch: [String: Double] = [:]
     private var hostLocks: [String: Lock] = [:]
-    var allowed: Set<String> = []
+    package var allowed: Set<String> = []
     /// The Redis frontier of a shared crawl, while one runs.
     var shared: RedisFrontier?
     /// A shared crawl's cap on requests in flight per host, over all its
@@ -348,7 +348,7 @@ public final class Crawler {
 
     /// Whether links to `url` are followed: an allowed host, and the
     /// include/exclude patterns.
-    func isAllowed(_ url: String) -> Bool {
+    package func isAllowed(_ url: String) -> Bool {
         guard let host = NormalizedURL(url)?.host ?? URL(string: url)?.host else { return false }
         guard allowed.contains(host) || allowed.contains(host.lowercased()) else { return false }
         return filter.isEmpty || filter.allows(url)
@@ -356,7 +356,7 @@ public final class Crawler {
 
     /// Fetches one URL: robots, politeness, the request with its retries,
     /// link extraction.
-    func fetch(_ url: String, depth: Int) -> CrawlRecord {
+    package func fetch(_ url: String, depth: Int) -> CrawlRecord {
         let started = Hub.current.nowUpdated()
         var r = CrawlRecord(url: url, depth: depth)
         fill(&r, url)

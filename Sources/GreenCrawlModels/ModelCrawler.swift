@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import GreenCompare
+import GreenCrawl
 
 /// The crawl on the adapter layer's threads or processes (`crawl
 /// --backend threads|processes`): the frontier and the seen set stay in
