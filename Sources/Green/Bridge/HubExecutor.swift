@@ -26,8 +26,6 @@
 // jobs on greenlets instead would let them block, but a job switched out
 // mid-way would leave the runtime's per-thread "current task" state to the
 // next job; the rule keeps that state whole.)
-import Glibc
-import Synchronization
 
 /// A hub as an executor for tasks (`Task(executorPreference:)`,
 /// `withTaskExecutorPreference`); `serialExecutor` (or
@@ -86,71 +84,6 @@ public final class HubExecutor: TaskExecutor, @unchecked Sendable {
 
     /// The hub's thread is exiting. Hub thread.
     func hubGone() { queue.hubGone() }
-}
-
-/// The serial executor of actors that live on a hub: their jobs run on
-/// the hub's thread, one at a time, between greenlets. Get it from
-/// `Hub.current.executor.serialExecutor`.
-public final class HubSerialExecutor: SerialExecutor, @unchecked Sendable {
-    let queue: HubJobQueue
-
-    init(queue: HubJobQueue) { self.queue = queue }
-
-    public func enqueue(_ job: consuming ExecutorJob) {
-        queue.enqueue(HubJob(job: UnownedJob(job), isolated: true))
-    }
-
-    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        UnownedSerialExecutor(ordinary: self)
-    }
-
-    public func isSameExclusiveExecutionContext(other: HubSerialExecutor) -> Bool { other === self }
-
-    public func checkIsolated() {
-        precondition(queue.onHubThread, "swift-green: code isolated to a hub's executor ran off the hub's thread")
-    }
-}
-
-/// An async job for a hub and the side it came through.
-struct HubJob {
-    let job: UnownedJob
-    /// Enqueued on the serial executor (an actor's job), not the task
-    /// executor.
-    let isolated: Bool
-}
-
-/// Where both executors of a hub put jobs.
-final class HubJobQueue: @unchecked Sendable {
-    // Immutable, or synchronized as said.
-    private let mailbox: HubMailbox
-    private let thread: pthread_t
-    private let alive = Atomic<Bool>(true)
-    // Hub thread only (checked by `onHubThread`, and `alive` for a thread
-    // id reused after the hub's thread exited).
-    private unowned(unsafe) let hub: Hub
-
-    init(hub: Hub) {
-        self.hub = hub
-        mailbox = hub.mailbox
-        thread = hub.thread
-    }
-
-    var onHubThread: Bool {
-        pthread_equal(thread, pthread_self()) != 0 && alive.load(ordering: .acquiring)
-    }
-
-    func enqueue(_ job: HubJob) {
-        if onHubThread {
-            hub.executorJobs.append(job)
-            return
-        }
-        if !mailbox.postJob(job) {
-            // A job cannot be dropped: its task would never finish.
-            fatalError("swift-green: an async job was sent to a hub whose thread has exited (its HubExecutor outlived it)")
-        }
-    }
-
-    func hubGone() { alive.store(false, ordering: .releasing) }
 }
 
 extension Hub {

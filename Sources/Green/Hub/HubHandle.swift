@@ -1,5 +1,3 @@
-import Synchronization
-
 /// A way to reach a hub from any thread: spawn a greenlet on it, or (from
 /// async code) run a greenlet there and await its result. Get one from
 /// `Hub.current.handle` on the hub's thread, or from a `HubThread`.
@@ -68,88 +66,6 @@ public struct HubHandle: Sendable {
         } onCancel: {
             link.cancel(through: mailbox)
         }
-    }
-}
-
-/// An address handed to code on another thread that writes through it
-/// only while its owner waits for that write (see `HubHandle.run`).
-@usableFromInline
-struct SendableAddress: @unchecked Sendable {
-    @usableFromInline let raw: UnsafeMutableRawPointer
-    @usableFromInline init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
-}
-
-/// Links an async caller to the greenlet it waits for, so that cancelling
-/// the task kills the greenlet.
-final class BridgeLink: @unchecked Sendable {
-    // Hub thread only.
-    private var greenlet: BridgeGreenlet?
-    // Any thread.
-    private let cancelled = Atomic<Bool>(false)
-
-    /// Hub thread: spawns the greenlet that runs `body` and resumes
-    /// `continuation`.
-    func start(name: String?, body: @escaping () throws -> Void,
-               continuation: UnsafeContinuation<Void, any Error>) {
-        let g = BridgeGreenlet.spawn(name: name, body: body, continuation: continuation)
-        greenlet = g
-        if cancelled.load(ordering: .acquiring) { try? g.kill(block: false) }
-    }
-
-    /// Any thread: the task was cancelled.
-    func cancel(through mailbox: HubMailbox) {
-        cancelled.store(true, ordering: .releasing)
-        mailbox.post { [self] in
-            if let g = greenlet, !g.isReady { try? g.kill(block: false) }
-        }
-    }
-}
-
-/// The greenlet of a `HubHandle.run`: runs the body and resumes the
-/// waiting task, exactly once, whether the body returns, throws, or the
-/// greenlet is killed before it started (then it never runs). Not generic:
-/// the result goes where the body puts it.
-final class BridgeGreenlet: AnyGreenlet {
-    // Released when the greenlet starts or is killed before it could.
-    @exclusivity(unchecked) private var body: (() throws -> Void)?
-    @exclusivity(unchecked) private var continuation: UnsafeContinuation<Void, any Error>?
-
-    private init(hub: Hub, body: @escaping () throws -> Void,
-                 continuation: UnsafeContinuation<Void, any Error>) {
-        self.body = body
-        self.continuation = continuation
-        let (id, parentID) = hub.newGreenletIdentity()
-        super.init(hub: hub, id: id, parentID: parentID, stackSize: 0)
-    }
-
-    /// Spawns one on the calling thread's hub. Hub thread only.
-    static func spawn(name: String?, body: @escaping () throws -> Void,
-                      continuation: UnsafeContinuation<Void, any Error>) -> BridgeGreenlet {
-        Hub.withCurrent { hub in
-            let g = BridgeGreenlet(hub: hub, body: body, continuation: continuation)
-            if let name { g.customName = name }
-            hub.schedule(new: g)
-            return g
-        }
-    }
-
-    override func runBody() {
-        let run = body.unsafelyUnwrapped
-        let resume = continuation.unsafelyUnwrapped
-        body = nil
-        continuation = nil
-        do {
-            try run()
-            resume.resume()
-        } catch {
-            resume.resume(throwing: error)
-        }
-    }
-
-    override func recordUnstarted(_ error: any Error) {
-        body = nil
-        continuation?.resume(throwing: error)
-        continuation = nil
     }
 }
 
