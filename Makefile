@@ -10,7 +10,7 @@ SWIFT ?= swift
 DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libxml2-dev libssl-dev openssl nginx-light curl redis-server iproute2 python3-doc python3-venv
 UCONTEXT_BUILD := .build-ucontext
 
-.PHONY: all deps bench-deps demo demo-distributed bench-distributed bench-crawl-peers bench-transfer test-venv test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
+.PHONY: all deps bench-deps demo demo-distributed bench-distributed bench-crawl-peers bench-transfer test-venv test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare docs fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
 
 all: test
 
@@ -66,6 +66,12 @@ test-compact: deps test-venv
 # The whole suite again with every context on makecontext/swapcontext.
 test-ucontext: deps test-venv
 	GREEN_CONTEXT=ucontext $(SWIFT) test --scratch-path $(UCONTEXT_BUILD)
+
+# The DocC catalogs of the libraries, without a warning (broken symbol
+# links included); archives in .build/plugins/Swift-DocC/outputs.
+DOC_TARGETS := Green GreenHTTP GreenTLS GreenRedis GreenCrawl GreenCompare GreenPatch
+docs: deps
+	$(SWIFT) package generate-documentation --warnings-as-errors $(foreach t,$(DOC_TARGETS),--target $(t))
 
 # The aarch64 switch must at least assemble.
 check-aarch64:
