@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import Glibc
-import Green
+@testable import Green
 import Synchronization
 import XCTest
 
@@ -78,9 +78,9 @@ final class AsyncResultTests: GreenTestCase {
         let outcome = onOwnThread { () throws -> Int in
             let result = AsyncResult<Int>()
             Thread {
-                // Gives the waiter time to park with nothing else alive
-                // on its hub.
-                usleep(50_000)
+                // Once the waiter is parked with nothing else alive on its
+                // hub.
+                waitForWaiter(result)
                 result.set(7)
             }.start()
             // No timer and no other greenlet on this hub: only the wait
@@ -96,7 +96,7 @@ final class AsyncResultTests: GreenTestCase {
             let waiter = spawn { () throws -> Int in try result.get() }
             try Green.sleep(0)
             Thread {
-                usleep(50_000)
+                waitForWaiter(result)
                 result.set(8)
             }.start()
             // The thread's main greenlet joins (no timer): the waiter's
@@ -124,8 +124,7 @@ final class AsyncResultTests: GreenTestCase {
             done.signal()
         }.start()
         XCTAssertEqual(started.wait(timeout: .now() + 10), .success)
-        // The thread very likely waits by now; the result is the same if not.
-        usleep(20_000)
+        waitForWaiter(result)
         XCTAssertTrue(result.set("from main"))
         XCTAssertEqual(done.wait(timeout: .now() + 15), .success)
         XCTAssertEqual(received.get(), "from main")
@@ -304,6 +303,11 @@ private final class Shared<Value: Sendable>: Sendable {
 
 /// Kills whatever is still running of `greenlets` and waits for them
 /// (bounded), so that a failing test does not leave greenlets behind.
-private func cleanUp(_ greenlets: [AnyGreenlet]) {
-    try? killAll(greenlets, timeout: 5)
+
+/// Blocks the calling OS thread until `result` has a waiter (at most 10 s,
+/// checked every millisecond): the set that follows then wakes a waiter,
+/// the path these tests are about, rather than finding none.
+private func waitForWaiter<T>(_ result: AsyncResult<T>) {
+    let deadline = monotonicNow() + 10
+    while result.waiterCount == 0 && monotonicNow() < deadline { usleep(1_000) }
 }

@@ -143,7 +143,8 @@ final class CompareTests: GreenTestCase {
         XCTAssertThrowsError(try withTimeout(0.02) { try pool.map(WorkloadJobs.sleep, inputs) }) { error in
             XCTAssertTrue(error is TimeoutError, "\(error)")
         }
-        try Green.sleep(0.3)   // the workers finish their sleeps
+        // The workers finish their sleeps (the reader gave up, they did not).
+        try waitUntil("the workers finished") { Hub.current.liveGreenlets == 0 }
     }
 
     func testACrashingWorkerProcessIsAnErrorAndIsReplaced() throws {

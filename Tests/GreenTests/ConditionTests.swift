@@ -391,6 +391,3 @@ final class ConditionTests: GreenTestCase {
 
 /// Kills whatever is still running of `greenlets` and waits for them
 /// (bounded), so that a failing test does not leave greenlets behind.
-private func cleanUp(_ greenlets: [AnyGreenlet]) {
-    try? killAll(greenlets, timeout: 5)
-}

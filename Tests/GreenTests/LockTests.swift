@@ -542,9 +542,6 @@ final class LockTests: GreenTestCase {
 
 /// Kills whatever is still running of `greenlets` and waits for them
 /// (bounded), so that a failing test does not leave greenlets behind.
-private func cleanUp(_ greenlets: [AnyGreenlet]) {
-    try? killAll(greenlets, timeout: 5)
-}
 
 /// Blocks the OS thread (not a greenlet wait: nothing else runs) long
 /// enough for the short deadlines the tests started to be in the past.

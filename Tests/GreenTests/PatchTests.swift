@@ -149,7 +149,7 @@ final class PatchTests: GreenTestCase {
         // A C poll waits for data another greenlet of this hub sends.
         let poller = spawn { patch_probe_poll_readable(fds[0], 5_000) }
         let writer = spawn { () -> Int in
-            try Green.sleep(0.02)
+            try letOthersRun()
             return fds[1] >= 0 ? Glibc.send(fds[1], "x", 1, 0) : -1
         }
         XCTAssertEqual(try writer.get(), 1)
@@ -176,7 +176,7 @@ final class PatchTests: GreenTestCase {
             return try handle.read(upToCount: 5) ?? Data()
         }
         let writer = spawn { () -> Int in
-            try Green.sleep(0.02)   // the reader is parked in FileHandle.read by now
+            try letOthersRun()
             return Glibc.send(fds[1], "hello", 5, 0)
         }
         XCTAssertEqual(try writer.get(), 5)
@@ -367,7 +367,7 @@ final class PatchTests: GreenTestCase {
             XCTAssertGreaterThanOrEqual(ticks, 5, "\(kind)")
             let start = monotonicNow()
             let reader = spawn { kind.wait([a], [1], timeoutMs: 5_000) }
-            try Green.sleep(0.02)
+            try letOthersRun()
             XCTAssertTrue(reader.isStarted && !reader.isReady, "\(kind)")
             XCTAssertEqual(Glibc.send(b, "x", 1, 0), 1)
             XCTAssertEqual(try reader.get().outcome, WaitOutcome(rc: 1, error: 0, ready: [1]), "\(kind)")
@@ -394,7 +394,7 @@ final class PatchTests: GreenTestCase {
             return (n, string(buffer, n), from)
         }
         let sending = spawn { () -> Int in
-            try Green.sleep(0.02)
+            try letOthersRun()
             return patch_probe_sendto(sender, "datagram", 8, Int32(port))
         }
         XCTAssertEqual(try sending.get(), 8)
@@ -441,7 +441,7 @@ final class PatchTests: GreenTestCase {
             return (n, string(first, min(n, 3)), string(second, max(0, n - 3)), passed, flags)
         }
         let sending = spawn { () -> Int in
-            try Green.sleep(0.02)
+            try letOthersRun()
             return patch_probe_sendmsg(b, "abc", 3, "defgh", 5, pipeFDs[0])
         }
         XCTAssertEqual(try sending.get(), 8)
@@ -468,7 +468,7 @@ final class PatchTests: GreenTestCase {
         }
         let parts = spawn { () -> [Int] in
             let one = patch_probe_sendmsg(b, "abc", 3, "de", 2, -1)
-            try Green.sleep(0.02)
+            try letOthersRun()
             return [one, patch_probe_send(b, "fghijklm", 8, 0)]
         }
         XCTAssertEqual(try parts.get(), [5, 8])
@@ -488,7 +488,7 @@ final class PatchTests: GreenTestCase {
             return (n, string(first, min(n, 3)), string(second, max(0, n - 3)))
         }
         let writing = spawn { () -> Int in
-            try Green.sleep(0.02)
+            try letOthersRun()
             return patch_probe_writev(b, "abc", 3, "defgh", 5)
         }
         XCTAssertEqual(try writing.get(), 8)
@@ -539,7 +539,7 @@ final class PatchTests: GreenTestCase {
             sent = patch_probe_send(c, data, size, 0)   // nobody reads d
             try Green.sleep(10)
         }
-        try Green.sleep(0.02)
+        try letOthersRun()
         XCTAssertTrue(g.isStarted && !g.isReady)
         XCTAssertEqual(sent, -1, "still in send, parked")
         try g.kill()
@@ -589,7 +589,7 @@ final class PatchTests: GreenTestCase {
         XCTAssertEqual(patch_probe_connect_unix(first, name), 0, "the backlog had room for one")
         setSocketTimeout(second, SO_SNDTIMEO, 5)   // libc's would wait 5 s, then EAGAIN
         let connecting = spawn { patch_probe_connect_unix(second, name) }
-        try Green.sleep(0.05)
+        try letOthersRun()
         XCTAssertTrue(connecting.isStarted && !connecting.isReady, "waiting for room, cooperatively")
         let start = monotonicNow()
         let accepted = accept(listener, nil, nil)
@@ -686,7 +686,7 @@ final class PatchTests: GreenTestCase {
         setSocketTimeout(a, SO_RCVTIMEO, 5)   // libc's read would give up after 5 s
         let reading = spawn { read(a, 5) }
         let polling = spawn { poll(a, 2) }
-        try Green.sleep(0.02)
+        try letOthersRun()
         XCTAssertTrue(reading.isStarted && !reading.isReady && polling.isStarted && !polling.isReady)
         XCTAssertEqual(Glibc.send(b, "hello", 5, 0), 5)
         XCTAssertEqual(try polling.get(), 1)
@@ -695,12 +695,6 @@ final class PatchTests: GreenTestCase {
 }
 
 // MARK: - Helpers
-
-private func monotonicNow() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}
 
 private func socketPair() throws -> (Int32, Int32) {
     var fds: [Int32] = [0, 0]

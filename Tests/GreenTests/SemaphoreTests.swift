@@ -364,9 +364,6 @@ final class SemaphoreTests: GreenTestCase {
 
 /// Kills whatever is still running of `greenlets` and waits for them
 /// (bounded), so that a failing test does not leave greenlets behind.
-private func cleanUp(_ greenlets: [AnyGreenlet]) {
-    try? killAll(greenlets, timeout: 5)
-}
 
 /// Blocks the OS thread (not a greenlet wait: nothing else runs) long
 /// enough for the short deadlines the tests started to be in the past.

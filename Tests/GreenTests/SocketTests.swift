@@ -456,7 +456,7 @@ final class StreamServerTests: GreenTestCase {
                 return try s.recv()
             }
         }
-        while server.handlers.count < 3 { try Green.sleep(0.001) }
+        try waitUntil("three handlers running") { server.handlers.count >= 3 }
         let stopper = spawn { try server.stop(timeout: 10) }
         try Green.sleep(0)
         // Stopped accepting at once...
@@ -477,7 +477,7 @@ final class StreamServerTests: GreenTestCase {
         server.start()
         let client = try Socket.connect(host: "127.0.0.1", port: server.address.port)
         defer { client.close() }
-        while server.handlers.count < 1 { try Green.sleep(0.001) }
+        try waitUntil("a handler running") { server.handlers.count >= 1 }
         XCTAssertEqual(try withTimeout(10) { try server.stop(timeout: 0.05) }, false)
         XCTAssertTrue(cleanedUp)
         XCTAssertEqual(server.handlers.count, 0)
@@ -501,7 +501,7 @@ final class StreamServerTests: GreenTestCase {
                 return try s.recv()
             }
         }
-        while running < 2 { try Green.sleep(0.001) }
+        try waitUntil("two handlers running") { running >= 2 }
         for _ in 0..<20 { try Green.sleep(0) }
         XCTAssertEqual(running, 2)
         release.set()

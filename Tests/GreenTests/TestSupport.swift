@@ -49,6 +49,41 @@ final class Tracked {
     init(_ tag: Int) { self.tag = tag }
 }
 
+/// Kills whatever a test left waiting (at most 5 s), so that the shared
+/// hub is clean for the next test.
+func cleanUp(_ greenlets: [AnyGreenlet]) {
+    try? killAll(greenlets, timeout: 5)
+}
+
+/// Waits, in the calling greenlet, until `condition` holds: checks it
+/// after each turn of the hub (`Green.sleep(0.001)`), at most `timeout`
+/// seconds, then throws. For conditions no event announces (a count kept
+/// by the code under test); every such loop in the suite is bounded so.
+func waitUntil(timeout: Double = 10, _ what: String = "the condition",
+               _ condition: () throws -> Bool) throws {
+    let hub = Hub.current
+    let deadline = hub.nowUpdated() + timeout
+    while try !condition() {
+        if hub.nowUpdated() > deadline { throw TestError("\(what) did not hold within \(timeout) s") }
+        try Green.sleep(0.001)
+    }
+}
+
+/// Lets every other ready greenlet of this hub run until it blocks: a few
+/// turns of `Green.sleep(0)` (the run queue is FIFO), no real time. For a
+/// test that must know that a greenlet it spawned is waiting before it
+/// goes on; the test then checks that it is (`isStarted && !isReady`).
+func letOthersRun(turns: Int = 3) throws {
+    for _ in 0..<turns { try Green.sleep(0) }
+}
+
+/// The monotonic clock in seconds, read from the kernel.
+func monotonicNow() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
 /// The process's resident set size in bytes (from /proc/self/statm).
 func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }

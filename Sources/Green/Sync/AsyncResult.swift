@@ -20,6 +20,10 @@ public final class AsyncResult<Value: Sendable>: Sendable {
 
     public init() {}
 
+    /// Greenlets (or threads) waiting for it now. For tests that must
+    /// know a waiter is there before they set the result.
+    var waiterCount: Int { state.withLock { $0.waiters.count } }
+
     /// Whether a value or an error has arrived.
     public var isReady: Bool { state.withLock { $0.outcome != nil } }
 
