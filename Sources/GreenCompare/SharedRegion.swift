@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Green
 
 /// A POSIX shared-memory segment holding a process-shared (and robust)
 /// pthread mutex, a condition variable, a few 64-bit slots and a data
@@ -19,12 +20,11 @@ final class SharedRegion: @unchecked Sendable {
     static let slotCount = 8
     static let dataOffset = 192
 
-    nonisolated(unsafe) private static var counter = 0
-    private static let lock = NSLock()
-    /// Regions this process opened by name, shared by every live handle
-    /// (weakly: a worker that served many jobs keeps only the regions its
-    /// current values still use mapped).
-    nonisolated(unsafe) private static var opened: [String: Weak] = [:]
+    /// Regions made by this process so far (for their names), and the
+    /// regions it opened by name, shared by every live handle (weakly: a
+    /// worker that served many jobs keeps only the regions its current
+    /// values still use mapped).
+    private static let registry = Locked((made: 0, opened: [String: Weak]()))
 
     private struct Weak {
         weak var region: SharedRegion?
@@ -32,9 +32,9 @@ final class SharedRegion: @unchecked Sendable {
 
     /// Creates a region with `dataBytes` of data area.
     init(dataBytes: Int) throws {
-        let n = SharedRegion.lock.withLock { () -> Int in
-            SharedRegion.counter += 1
-            return SharedRegion.counter
+        let n = SharedRegion.registry.withLock { r -> Int in
+            r.made += 1
+            return r.made
         }
         name = "/swift-green-compare.\(getpid()).\(n)"
         size = SharedRegion.dataOffset + dataBytes
@@ -86,11 +86,11 @@ final class SharedRegion: @unchecked Sendable {
 
     /// The region called `name`, opened once per process.
     static func open(_ name: String) throws -> SharedRegion {
-        try lock.withLock {
-            if let r = opened[name]?.region { return r }
+        try registry.withLock { registry in
+            if let r = registry.opened[name]?.region { return r }
             let r = try SharedRegion(opening: name)
-            opened = opened.filter { $0.value.region != nil }
-            opened[name] = Weak(region: r)
+            registry.opened = registry.opened.filter { $0.value.region != nil }
+            registry.opened[name] = Weak(region: r)
             return r
         }
     }

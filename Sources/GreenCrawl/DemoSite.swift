@@ -21,11 +21,9 @@ public final class DemoSite: @unchecked Sendable {
     public let pageBytes: Int
     private let padding: String
     private var server: HTTPServer?
-    /// Requests per path, for tests that count fetches.
-    private var counts: [String: Int] = [:]
-    private var inFlight = 0
-    private var mostInFlight = 0
-    private let countsLock = NSLock()
+    /// Requests per path (for tests that count fetches), and requests
+    /// being answered now and at most.
+    private let counts = Locked((perPath: [String: Int](), inFlight: 0, mostInFlight: 0))
 
     public init(pages: Int = 3_000, latency: Double = 0, slowSeconds: Double = 3, pageBytes: Int = 0) {
         self.pages = max(pages, 10)
@@ -44,39 +42,29 @@ public final class DemoSite: @unchecked Sendable {
 
     /// How many times each path was requested since the site started (or
     /// since the last `resetCounts()`).
-    public var fetchCounts: [String: Int] {
-        countsLock.lock()
-        defer { countsLock.unlock() }
-        return counts
-    }
+    public var fetchCounts: [String: Int] { counts.withLock { $0.perPath } }
 
     public func resetCounts() {
-        countsLock.lock()
-        counts.removeAll()
-        mostInFlight = 0
-        countsLock.unlock()
+        counts.withLock { c in
+            c.perPath.removeAll()
+            c.mostInFlight = 0
+        }
     }
 
     /// The most requests the site was answering at one moment since it
     /// started (or since the last `resetCounts()`).
-    public var maxInFlight: Int {
-        countsLock.lock()
-        defer { countsLock.unlock() }
-        return mostInFlight
-    }
+    public var maxInFlight: Int { counts.withLock { $0.mostInFlight } }
 
     private func count(_ path: String) {
-        countsLock.lock()
-        counts[path, default: 0] += 1
-        inFlight += 1
-        mostInFlight = max(mostInFlight, inFlight)
-        countsLock.unlock()
+        counts.withLock { c in
+            c.perPath[path, default: 0] += 1
+            c.inFlight += 1
+            c.mostInFlight = max(c.mostInFlight, c.inFlight)
+        }
     }
 
     private func answered() {
-        countsLock.lock()
-        inFlight -= 1
-        countsLock.unlock()
+        counts.withLock { $0.inFlight -= 1 }
     }
 
     /// What a complete crawl of the site must find: pages fetched (HTML

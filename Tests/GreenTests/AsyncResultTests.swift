@@ -294,8 +294,8 @@ private func onOwnThread<T>(limit: Double = 15, _ body: @escaping @Sendable () t
 
 /// A value shared with other threads.
 private final class Shared<Value: Sendable>: Sendable {
-    private let state: TestLock<Value>
-    init(_ value: Value) { state = TestLock(value) }
+    private let state: Locked<Value>
+    init(_ value: Value) { state = Locked(value) }
     func get() -> Value { state.withLock { $0 } }
     func set(_ value: Value) { state.withLock { $0 = value } }
     func update(_ body: (inout Value) -> Void) { state.withLock { body(&$0) } }

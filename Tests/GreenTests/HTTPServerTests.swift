@@ -191,7 +191,7 @@ final class HTTPServerTests: GreenTestCase {
 
     /// Runs `body` with unhandled greenlet errors collected; returns them.
     private func collectingUnhandledErrors(_ body: () throws -> Void) throws -> [String] {
-        let errors = TestLock<[String]>([])
+        let errors = Locked<[String]>([])
         UnhandledErrorReporter.setHandler { name, error in errors.withLock { $0.append("\(name): \(error)") } }
         defer { UnhandledErrorReporter.setHandler(nil) }
         try body()

@@ -12,7 +12,7 @@ final class HTTPStreamingTests: GreenTestCase {
     private func withSite(_ body: (_ base: String, _ connections: () -> Int) throws -> Void) throws {
         let gz = try Subprocess(["gzip", "-c"])
         let gzipped = try withTimeout(20) { try gz.communicate(input: plain).stdout }
-        let peers = TestLock(Set<UInt16>())
+        let peers = Locked(Set<UInt16>())
         let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { [plain] request in
             if let p = request.peer?.port { peers.withLock { _ = $0.insert(p) } }
             switch String(request.path) {

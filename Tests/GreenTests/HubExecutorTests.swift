@@ -9,8 +9,8 @@ final class HubExecutorTests: GreenTestCase {
     func testATaskPreferringTheHubRunsOnItsThreadInterleavedWithGreenlets() throws {
         let hub = Hub.current
         let hubThread = UInt(pthread_self())
-        let order = TestLock<[String]>([])
-        let threads = TestLock<Set<UInt>>([])
+        let order = Locked<[String]>([])
+        let threads = Locked<Set<UInt>>([])
         // More steps than the hub's run budget (64 switches a turn): the
         // two interleave at that scale.
         let g = spawn {
@@ -46,8 +46,8 @@ final class HubExecutorTests: GreenTestCase {
     /// then up to 64 jobs).
     func testJobsAndGreenletsDoNotStarveEachOther() throws {
         let hub = Hub.current
-        let steps = TestLock((task: 0, greenlet: 0))
-        let otherAtEnd = TestLock((ofTask: -1, ofGreenlet: -1))
+        let steps = Locked((task: 0, greenlet: 0))
+        let otherAtEnd = Locked((ofTask: -1, ofGreenlet: -1))
         let g = spawn {
             for _ in 0..<2000 {
                 steps.withLock { $0.greenlet += 1 }
@@ -177,7 +177,7 @@ final class HubExecutorTests: GreenTestCase {
     /// continuation is resumed exactly once, by the kill).
     func testARunCancelledBeforeItsGreenletStartsNeverRuns() throws {
         let handle = Hub.current.handle
-        let ran = TestLock(false)
+        let ran = Locked(false)
         let outcome = try withTimeout(10) {
             try awaitAsync { () async -> String in
                 withUnsafeCurrentTask { $0!.cancel() }

@@ -465,7 +465,7 @@ final class PoolTests: GreenTestCase {
 
 /// What a scenario run on its own thread found wrong.
 private final class ThreadFindings: Sendable {
-    let problems = TestLock<[String]?>(nil)
+    let problems = Locked<[String]?>(nil)
 }
 
 /// Runs `scenario` on a new OS thread, on that thread's own hub, and waits

@@ -163,7 +163,7 @@ final class StackTests: GreenTestCase {
         // than it keeps resident (its idle limit, 1024). On a new thread,
         // so that its hub starts with a fresh pool whatever ran before.
         let cycles = 10_000
-        let result = TestLock<(before: Int, after: Int, error: String?)?>(nil)
+        let result = Locked<(before: Int, after: Int, error: String?)?>(nil)
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
             do {

@@ -178,32 +178,6 @@ enum Probe {
     }
 }
 
-/// A value behind a pthread mutex, for test state shared between OS
-/// threads. Not `Synchronization.Mutex`, whose futex-based locking inside
-/// the prebuilt standard library ThreadSanitizer cannot see (`make
-/// sanitize` would report every guarded access as a race).
-final class TestLock<Value>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private var value: Value
-
-    init(_ value: Value) {
-        self.value = value
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
-    }
-}
-
 /// A connected pair of Unix stream sockets.
 func connectedSocketPair() throws -> (Socket, Socket) {
     var fds: [Int32] = [0, 0]

@@ -18,7 +18,7 @@ final class ThreadTests: GreenTestCase {
     }
 
     final class Reports: Sendable {
-        let byThread = TestLock<[Int: ThreadReport]>([:])
+        let byThread = Locked<[Int: ThreadReport]>([:])
     }
 
     /// Runs `body` on `count` new OS threads at once and waits (bounded)
@@ -78,7 +78,7 @@ final class ThreadTests: GreenTestCase {
 
     func testAThreadsHubIsNotTheMainThreadsHub() throws {
         let mainHub = UInt(bitPattern: Unmanaged.passUnretained(Hub.current).toOpaque())
-        let hubs = TestLock<[UInt]>([])
+        let hubs = Locked<[UInt]>([])
         let reports = onThreads(1) { _ in
             let hub = Hub.current
             hubs.withLock { $0.append(UInt(bitPattern: Unmanaged.passUnretained(hub).toOpaque())) }

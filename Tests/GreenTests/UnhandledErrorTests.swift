@@ -6,7 +6,7 @@ import XCTest
 /// object goes away; the hub keeps running.
 final class UnhandledErrorTests: GreenTestCase {
     final class Reports: Sendable {
-        let entries = TestLock<[String]>([])
+        let entries = Locked<[String]>([])
         var all: [String] { entries.withLock { $0 } }
     }
 

@@ -11,7 +11,7 @@ final class WebSocketInteropTests: GreenTestCase {
     private static let scripts = TestVenv.root.appendingPathComponent("Tests/interop")
 
     func testPythonWebsocketsClientTalksToOurServer() throws {
-        let seen = TestLock<[String]>([])
+        let seen = Locked<[String]>([])
         let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { request in
             WebSocket.upgradeResponse(for: request) { ws in
                 while let message = try ws.receive(timeout: 20) {
@@ -105,8 +105,8 @@ final class WebSocketInteropTests: GreenTestCase {
         if limit.rlim_cur < rlim_t(connections + 1000) {
             throw XCTSkip("the fd limit (\(limit.rlim_cur)) is below \(connections + 1000)")
         }
-        let closedNormally = TestLock(0)
-        let allClosed = TestLock(Event())   // the handlers run on this thread's hub
+        let closedNormally = Locked(0)
+        let allClosed = Locked(Event())   // the handlers run on this thread's hub
         var options = HTTPServer.Options()
         options.stackMode = StackMode.compactAvailable ? .compact : .dedicated
         let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), options: options) { request in

@@ -309,7 +309,7 @@ final class WebSocketTests: GreenTestCase {
     // MARK: - Handshake, server and client of ours
 
     func testOurClientAndServerExchangeEveryKindOfMessageOnLoopback() throws {
-        let seen = TestLock<[String]>([])
+        let seen = Locked<[String]>([])
         try withEchoServer(seen: seen) { port in
             let ws = try WebSocket.connect(url: "ws://127.0.0.1:\(port)/echo", subprotocols: ["x-nope", "chat.v1"])
             XCTAssertEqual(ws.subprotocol, "chat.v1")
@@ -331,7 +331,7 @@ final class WebSocketTests: GreenTestCase {
     }
 
     func testHTTPClientOpensAWebSocketWithItsOptions() throws {
-        try withEchoServer(seen: TestLock([])) { port in
+        try withEchoServer(seen: Locked([])) { port in
             var options = HTTPClient.Options()
             options.userAgent = "ws-test-agent"
             let client = HTTPClient(options: options)
@@ -368,7 +368,7 @@ final class WebSocketTests: GreenTestCase {
     }
 
     func testTheClientReportsARefusalWithItsStatusAndAWrongAcceptValue() throws {
-        try withEchoServer(seen: TestLock([])) { port in
+        try withEchoServer(seen: Locked([])) { port in
             XCTAssertThrowsError(try WebSocket.connect(url: "ws://127.0.0.1:\(port)/forbidden")) { error in
                 guard case .rejected(let status, _)? = (error as? WebSocketError)?.kind else { return XCTFail("\(error)") }
                 XCTAssertEqual(status, 403)
@@ -407,7 +407,7 @@ final class WebSocketTests: GreenTestCase {
     /// An HTTP server on loopback: /echo echoes (subprotocol chat.v1 if
     /// offered) and notes the close code it ends with in `seen`, /agent
     /// sends the User-Agent it was asked with, /forbidden answers 403.
-    private func withEchoServer(seen: TestLock<[String]>, _ body: (UInt16) throws -> Void) throws {
+    private func withEchoServer(seen: Locked<[String]>, _ body: (UInt16) throws -> Void) throws {
         let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { request in
             switch request.path {
             case "/echo":

@@ -1,18 +1,20 @@
 import Glibc
 
 /// A value behind a pthread mutex, for state that other OS threads share
-/// with a hub (mailboxes, cross-thread results, registries).
+/// with a hub (mailboxes, cross-thread results, registries). The package's
+/// one such type: its other libraries and its tests use it too (`package`
+/// access, not public API).
 ///
 /// Not `Synchronization.Mutex`: that one locks with futexes inside the
 /// prebuilt standard library, where ThreadSanitizer sees no
 /// synchronisation, so every access it guards would be reported as a race
 /// by `make sanitize`. TSan intercepts pthread mutexes. Uncontended, the
 /// two cost about the same (one atomic each way).
-final class Locked<State>: @unchecked Sendable {
+package final class Locked<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var state: State
 
-    init(_ state: State) {
+    package init(_ state: State) {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
@@ -24,7 +26,7 @@ final class Locked<State>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+    package func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state)

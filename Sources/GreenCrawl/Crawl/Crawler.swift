@@ -86,15 +86,14 @@ public final class Crawler {
     /// that come and go must not each start their own. Pages queue in the
     /// pool, so its threads parse back to back while the hub fetches.
     private static func parsePool(size: Int) -> ThreadPool {
-        parsePoolsLock.lock()
-        defer { parsePoolsLock.unlock() }
-        if let pool = parsePools[size] { return pool }
-        let pool = ThreadPool(size: size)
-        parsePools[size] = pool
-        return pool
+        parsePools.withLock { pools in
+            if let pool = pools[size] { return pool }
+            let pool = ThreadPool(size: size)
+            pools[size] = pool
+            return pool
+        }
     }
-    nonisolated(unsafe) private static var parsePools: [Int: ThreadPool] = [:]
-    private static let parsePoolsLock = NSLock()
+    private static let parsePools = Locked([Int: ThreadPool]())
     private var seen = Set<String>()
     private var robots: [String: Robots] = [:]
     private var robotsFetching: [String: Event] = [:]
