@@ -18,7 +18,7 @@ public enum ModelKind: String, CaseIterable, Sendable, Codable {
 ///
 /// The greenlets model runs on the calling thread's hub: use it from one
 /// thread. The threads and processes models may be used from any thread.
-public final class Model: @unchecked Sendable {
+public final class Model: Sendable {
     public let kind: ModelKind
     /// The program worker processes run (processes model): by default this
     /// one, which must call `ProcessWorker.serveIfWorker(jobs:)` first.
@@ -106,7 +106,9 @@ public final class Model: @unchecked Sendable {
 }
 
 /// A spawned job; `join` waits for its output (or rethrows its failure).
-public final class ModelTask<Output: Codable & Sendable>: @unchecked Sendable {
+/// Not `Sendable`: a greenlets model's task holds its greenlet, which
+/// belongs to the spawning thread's hub; join it there.
+public final class ModelTask<Output: Codable & Sendable> {
     enum Backend {
         case greenlet(Greenlet<Output>)
         case thread(OSThreadHandle, ResultBox<Output>)
