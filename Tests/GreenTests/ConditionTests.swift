@@ -3,7 +3,7 @@ import XCTest
 
 /// `Condition`: `wait` releases the lock and takes it back before it
 /// returns or throws; `notify`/`notifyAll` wake waiters in FIFO order.
-final class ConditionTests: GreenTestCase {
+final class ConditionTests: VirtualTimeTestCase {
     // MARK: - The lock around wait
 
     func testWaitReleasesTheLockWhileWaitingAndRetakesItBeforeReturning() throws {

@@ -2,7 +2,7 @@ import Green
 import XCTest
 
 /// `Event`, the flag most of the other tests wait on.
-final class EventTests: GreenTestCase {
+final class EventTests: VirtualTimeTestCase {
     func testSetWakesEveryWaiterInTheOrderTheyStartedWaiting() throws {
         let e = Event()
         var order: [Int] = []

@@ -4,7 +4,7 @@ import XCTest
 
 /// `Lock` (not re-entrant, anyone may release) and `RLock` (re-entrant,
 /// owned): FIFO hand-off, timeouts, kills, misuse and the deadlock report.
-final class LockTests: GreenTestCase {
+final class LockTests: VirtualTimeTestCase {
     // MARK: - Lock basics
 
     func testAcquireAndReleaseToggleIsLocked() throws {
@@ -187,7 +187,7 @@ final class LockTests: GreenTestCase {
         }
         defer { cleanUp([w] + fillers) }
         try Green.sleep(0)
-        letDeadlinesPass()
+        try letDeadlinesPass()
         gate.set()
         try lock.release()
         _ = try withTimeout(5) { try joinAll([w] + fillers, raiseError: true) }
@@ -223,7 +223,7 @@ final class LockTests: GreenTestCase {
             timeout = nil
         }
         try Green.sleep(0)
-        letDeadlinesPass()
+        try letDeadlinesPass()
         gate.set()
         // This greenlet is queued behind the fillers; the hub polls its
         // timers before it runs again, and w's expired deadline makes w ready.
@@ -542,9 +542,3 @@ final class LockTests: GreenTestCase {
 
 /// Kills whatever is still running of `greenlets` and waits for them
 /// (bounded), so that a failing test does not leave greenlets behind.
-
-/// Blocks the OS thread (not a greenlet wait: nothing else runs) long
-/// enough for the short deadlines the tests started to be in the past.
-private func letDeadlinesPass() {
-    usleep(30_000)
-}

@@ -4,7 +4,7 @@ import XCTest
 
 /// `Queue`, `LifoQueue` and `PriorityQueue`: order, bounds, waiting with
 /// timeouts and kills, `close()`, iteration and the deadlock report.
-final class QueueTests: GreenTestCase {
+final class QueueTests: VirtualTimeTestCase {
     // MARK: - Order and the non-waiting calls
 
     func testItemsComeOutInTheOrderTheyWentIn() throws {
@@ -202,7 +202,7 @@ final class QueueTests: GreenTestCase {
         }
         defer { cleanUp([getter] + fillers) }
         try Green.sleep(0)
-        letDeadlinesPass()
+        try letDeadlinesPass()
         gate.set()
         try q.put("item")
         _ = try withTimeout(5) { try joinAll([getter] + fillers, raiseError: true) }
@@ -739,9 +739,3 @@ private struct Job: Comparable {
 
 /// Kills whatever is still running of `greenlets` and waits for them
 /// (bounded), so that a failing test does not leave greenlets behind.
-
-/// Blocks the OS thread (not a greenlet wait: nothing else runs) long
-/// enough for the short deadlines the tests started to be in the past.
-private func letDeadlinesPass() {
-    usleep(30_000)
-}

@@ -2,7 +2,7 @@ import Green
 import XCTest
 
 /// `withScope`: child greenlets whose lifetime is bounded by a block.
-final class ScopeTests: GreenTestCase {
+final class ScopeTests: VirtualTimeTestCase {
     func testWithScopeReturnsOnlyAfterAllChildrenFinished() throws {
         var finished: [Int] = []
         var children: [AnyGreenlet] = []

@@ -4,7 +4,7 @@ import XCTest
 
 /// `Semaphore` and `BoundedSemaphore`: permits, FIFO hand-off, timeouts,
 /// kills, and the deadlock report.
-final class SemaphoreTests: GreenTestCase {
+final class SemaphoreTests: VirtualTimeTestCase {
     // MARK: - Permits
 
     func testAcquireTakesAPermitAndReleaseGivesItBack() throws {
@@ -197,7 +197,7 @@ final class SemaphoreTests: GreenTestCase {
         }
         defer { cleanUp([w] + fillers) }
         try Green.sleep(0)
-        letDeadlinesPass()
+        try letDeadlinesPass()
         gate.set()
         s.release()
         _ = try withTimeout(5) { try joinAll([w] + fillers) }
@@ -364,9 +364,3 @@ final class SemaphoreTests: GreenTestCase {
 
 /// Kills whatever is still running of `greenlets` and waits for them
 /// (bounded), so that a failing test does not leave greenlets behind.
-
-/// Blocks the OS thread (not a greenlet wait: nothing else runs) long
-/// enough for the short deadlines the tests started to be in the past.
-private func letDeadlinesPass() {
-    usleep(30_000)
-}

@@ -2,7 +2,7 @@ import Green
 import XCTest
 
 /// `shielded { }`: critical sections that kills and outer timeouts wait for.
-final class ShieldTests: GreenTestCase {
+final class ShieldTests: VirtualTimeTestCase {
     func testShieldedHoldsAKillUntilTheBlockEndsThenThrowsIt() throws {
         let release = Event()
         var steps: [String] = []

@@ -2,7 +2,7 @@ import Green
 import XCTest
 
 /// `spawn(after:)`: a greenlet whose start is delayed.
-final class SpawnAfterTests: GreenTestCase {
+final class SpawnAfterTests: VirtualTimeTestCase {
     func testSpawnAfterStartsLaterThanAShorterSleep() throws {
         var log: [String] = []
         let late = spawn(after: 0.05) { log.append("late") }

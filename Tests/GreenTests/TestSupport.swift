@@ -23,6 +23,22 @@ class GreenTestCase: XCTestCase {
     }
 }
 
+/// A suite about time (timeouts, deadlines, sleeps): each test runs on
+/// virtual time (`withVirtualTime`), so that its waits take no real time
+/// and its timers fire in exactly the order of their deadlines.
+class VirtualTimeTestCase: GreenTestCase {
+    override func invokeTest() {
+        withVirtualTime { super.invokeTest() }
+    }
+}
+
+/// Moves the virtual clock past the short deadlines a test started, as if
+/// the thread had been busy: nothing runs meanwhile, and the expired
+/// timers fire when the hub next polls. On virtual time only.
+func letDeadlinesPass() throws {
+    try Hub.current.advanceVirtualTime(by: 0.03)
+}
+
 /// An error with a tag, thrown by test bodies.
 struct TestError: Error, Equatable, CustomStringConvertible {
     let tag: String

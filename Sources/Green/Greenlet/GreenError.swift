@@ -25,6 +25,8 @@ public enum GreenError: Error, CustomStringConvertible {
     case loopCreationFailed
     /// Work was sent to a hub whose thread has exited.
     case hubGone
+    /// `Hub.advanceVirtualTime(by:)` on a hub whose clock is real.
+    case notVirtualTime
     /// The system refused to create an OS thread.
     case threadStartFailed
     /// A blocking call (named) was made on the hub itself: in an async job
@@ -56,6 +58,8 @@ public enum GreenError: Error, CustomStringConvertible {
             return "could not allocate a \(size)-byte stack for greenlet \(name) (errno \(err))"
         case .loopCreationFailed:
             return "could not create the hub's libev loop"
+        case .notVirtualTime:
+            return "the hub's clock is real: advanceVirtualTime(by:) needs withVirtualTime"
         case .hubGone:
             return "the hub's thread has exited; nothing runs there any more"
         case .threadStartFailed:

@@ -82,7 +82,7 @@ extension Hub {
     /// This hub's greenlets, one line each: the main greenlet first, then
     /// spawned ones, newest first. On the hub's thread.
     func describeGreenlets() -> String {
-        let now = ev_now(loop)
+        let now = self.now
         var names: [UInt64: String] = [mainGreenlet.id: mainGreenlet.name]
         forEachLive { names[$0.id] = $0.name }
         func line(_ g: AnyGreenlet) -> String {

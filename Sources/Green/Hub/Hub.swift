@@ -83,9 +83,19 @@ public final class Hub {
     let loop: OpaquePointer
     /// The blocked-hub monitor's view of this hub (see `HubMonitor`).
     let monitor: UnsafeMutablePointer<green_hub_monitor>
-    /// libev's time at the last loop pass: a clock dumps may read without
-    /// a call.
+    /// The hub's time at the last loop pass: a clock dumps may read
+    /// without a call.
     @exclusivity(unchecked) var loopTime: Double = 0
+    /// What virtual time has added to libev's clock (see VirtualTime.swift):
+    /// 0 until a virtual clock first jumps; it never goes back, so `now`
+    /// stays monotonic after the virtual clock ends.
+    @exclusivity(unchecked) var timeOffset: Double = 0
+    /// The virtual clock while `withVirtualTime` runs on this hub.
+    @exclusivity(unchecked) var virtualClock: VirtualClock?
+    /// Greenlets waiting on the world outside the hub (an fd, another
+    /// thread) and active signal handlers: while there are any, a virtual
+    /// clock does not jump.
+    @exclusivity(unchecked) var externalWaits = 0
     /// This hub's entry in `HubRegistry` (for dumps of every hub).
     private var registryID = 0
     let contextKind: Int32
@@ -244,7 +254,7 @@ public final class Hub {
         // The watcher alone must not keep the loop alive (deadlock reports);
         // `beginRemoteWait` counts the greenlets that do wait on it.
         ev_unref(loop)
-        loopTime = ev_now(loop)
+        loopTime = ev_now(loop) + timeOffset
         registryID = HubRegistry.register(mailbox, thread: thread)
     }
 
@@ -286,10 +296,14 @@ public final class Hub {
     // MARK: - Time
 
     /// The loop's notion of now, as of the last poll or `updateNow()`:
-    /// seconds since the epoch (libev's `ev_now`). Deadlines for
+    /// seconds since the epoch (libev's `ev_now`), plus whatever a virtual
+    /// clock has skipped (see `withVirtualTime`). Deadlines for
     /// `sleep(until:)` are on this clock; libev keeps timers themselves on
     /// the monotonic clock, so a wall-clock step does not reorder them.
-    public var now: Double { ev_now(loop) }
+    public var now: Double {
+        if let clock = virtualClock { return clock.now }
+        return ev_now(loop) + timeOffset
+    }
 
     /// Refreshes `now` from the clock.
     public func updateNow() { ev_now_update(loop) }
@@ -343,7 +357,7 @@ public final class Hub {
         timer.pointee.data = Unmanaged.passUnretained(g).toOpaque()
         g.startTimer = timer
         ev_now_update(loop)
-        ev_timer_start(loop, timer)
+        startTimer(timer, after: max(0, seconds))
     }
 
     private func startTimerFired(_ g: AnyGreenlet) {
@@ -354,7 +368,7 @@ public final class Hub {
 
     private func freeStartTimer(_ g: AnyGreenlet) {
         guard let t = g.startTimer else { return }
-        ev_timer_stop(loop, t)
+        stopTimer(t)
         t.deallocate()
         g.startTimer = nil
     }
@@ -415,11 +429,13 @@ public final class Hub {
     /// Counts a greenlet waiting for another thread as a live wake-up
     /// source, so the hub does not report it deadlocked.
     func beginRemoteWait() {
+        externalWaits += 1
         if remoteWaits == 0 { ev_ref(loop) }
         remoteWaits += 1
     }
 
     func endRemoteWait() {
+        externalWaits -= 1
         remoteWaits -= 1
         if remoteWaits == 0 { ev_unref(loop) }
     }
@@ -601,13 +617,13 @@ public final class Hub {
             green_ev_timer_init(timer, { _, w, _ in
                 let g = Unmanaged<AnyGreenlet>.fromOpaque(w!.pointee.data).takeUnretainedValue()
                 g.hub.ready(g)
-            }, deadline - ev_now(loop), 0)
+            }, deadline - now, 0)
             timer.pointee.data = Unmanaged.passUnretained(g).toOpaque()
-            ev_timer_start(loop, timer)
-            defer { ev_timer_stop(loop, timer) }
+            startTimer(timer, after: deadline - now)
+            defer { stopTimer(timer) }
             repeat {
                 try park(g, on: "sleep")
-            } while green_ev_is_active(timer) != 0
+            } while isTimerPending(timer)
         }
     }
 
@@ -846,10 +862,22 @@ public final class Hub {
         afterSwitch()
         while true {
             if runQueue.isEmpty && jobsHead == executorJobs.count {
+                // On a virtual clock, nothing to run and nothing waiting on
+                // the world outside: the clock jumps to the next timer.
+                if virtualClock != nil && jumpVirtualClock() { continue }
                 // Waiting for events is idle, not blocked.
                 green_monitor_set_idle(monitor, 1)
+                if virtualClock != nil {
+                    ev_now_update(loop)
+                    armVirtualWakeUp()
+                }
+                let before = ev_now(loop)
                 let active = ev_run(loop, Int32(EVRUN_ONCE))
                 green_monitor_set_idle(monitor, 0)
+                if virtualClock != nil {
+                    virtualClockWaited(since: before)
+                    fireDueVirtualTimers()
+                }
                 if runQueue.isEmpty && active == 0 { wakeMainBlockedForever() }
                 workSincePoll = 0
             } else if workSincePoll >= Hub.runBudget {
@@ -858,10 +886,11 @@ public final class Hub {
                 // job that readies a greenlet (an awaitAsync round trip)
                 // costs no system call.
                 ev_run(loop, Int32(EVRUN_NOWAIT))
+                if virtualClock != nil { fireDueVirtualTimers() }
                 workSincePoll = 0
             }
             budget = Hub.runBudget
-            loopTime = ev_now(loop)
+            loopTime = now
             if jobsHead < executorJobs.count { workSincePoll += runExecutorJobs() }
             let hubCtx = hubGreenletRef.context!
             guard let nextCtx = claimNext(after: hubGreenletRef) else { continue }

@@ -35,7 +35,10 @@ public func select(readable: [Int32] = [], writable: [Int32] = [],
         entries[i].watcher.data = UnsafeMutableRawPointer(entries + i)
         ev_io_start(hub.loop, &entries[i].watcher)
     }
+    // The world outside wakes this wait: a virtual clock holds.
+    hub.externalWaits += 1
     defer {
+        hub.externalWaits -= 1
         for i in 0..<all.count { ev_io_stop(hub.loop, &entries[i].watcher) }
         entries.deinitialize(count: all.count)
         entries.deallocate()

@@ -34,6 +34,8 @@ public final class SignalHandler {
         // An active handler counts as a live wake-up source: greenlets
         // that all wait for a signal are not reported deadlocked.
         ev_signal_start(hub.loop, watcher)
+        // A signal comes from outside: a virtual clock holds while it may.
+        hub.externalWaits += 1
     }
 
     deinit {
@@ -46,7 +48,9 @@ public final class SignalHandler {
 
     /// Stops handling the signal.
     public func cancel() {
+        guard green_ev_is_active(watcher) != 0 else { return }
         ev_signal_stop(hub.loop, watcher)
+        hub.externalWaits -= 1
     }
 
     private func fired() {

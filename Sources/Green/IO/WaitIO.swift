@@ -54,7 +54,10 @@ extension Hub {
             wait.pointee.watcher.data = UnsafeMutableRawPointer(wait)
             ev_io_start(loop, &wait.pointee.watcher)
             register(wait)
+            // The world outside wakes this wait: a virtual clock holds.
+            externalWaits += 1
             defer {
+                externalWaits -= 1
                 register(nil)
                 ev_io_stop(loop, &wait.pointee.watcher)
                 wait.deinitialize(count: 1)

@@ -58,7 +58,7 @@ public final class Timeout {
     }
 
     /// Whether the timer is running.
-    public var isPending: Bool { hub != nil && green_ev_is_active(timer) != 0 }
+    public var isPending: Bool { hub.map { $0.isTimerPending(timer) } ?? false }
 
     /// Starts (or restarts) the timeout for the calling greenlet.
     public func start() {
@@ -76,13 +76,13 @@ public final class Timeout {
         }, max(0, seconds), 0)
         timer.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         hub.updateNow()
-        ev_timer_start(hub.loop, timer)
+        hub.startTimer(timer, after: max(0, seconds))
     }
 
     /// Stops the timer and withdraws an expiry not yet delivered.
     public func cancel() {
         guard let hub else { return }
-        ev_timer_stop(hub.loop, timer)
+        hub.stopTimer(timer)
         if let target { hub.withdrawCancel(target, source: ObjectIdentifier(self)) }
         self.hub = nil
         target = nil
