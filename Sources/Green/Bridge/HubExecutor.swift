@@ -86,7 +86,9 @@ public final class HubExecutor: TaskExecutor, @unchecked Sendable {
             job.job.runSynchronously(isolatedTo: serialExecutor.asUnownedSerialExecutor(),
                                      taskExecutor: asUnownedTaskExecutor())
         case .mainActor:
-            job.job.runSynchronously(isolatedTo: mainActorExecutor!, taskExecutor: asUnownedTaskExecutor())
+            // As Swift's own main executors run them: isolated, no task
+            // executor (counted: the same jobs per hop either way).
+            job.job.runSynchronously(on: mainActorExecutor!)
         }
     }
 
