@@ -59,6 +59,7 @@ let package = Package(
         .executable(name: "ws-echo", targets: ["WSEcho"]),
         .executable(name: "async-interop", targets: ["AsyncInterop"]),
         .executable(name: "main-hub", targets: ["MainHub"]),
+        .executable(name: "main-hub-bench", targets: ["MainHubBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -293,6 +294,12 @@ let package = Package(
             // names only when it counts the custom-executor runtime as
             // available, which on Linux takes this flag.
             swiftSettings: [.unsafeFlags(["-Xfrontend", "-disable-availability-checking"])]
+        ),
+        // Task.yield and spawn + await with the main hub as Swift's default
+        // executor against Swift's own, each in child processes of its own.
+        .executableTarget(
+            name: "MainHubBench",
+            dependencies: ["Green"]
         ),
         .executableTarget(
             name: "GreenProbe",
