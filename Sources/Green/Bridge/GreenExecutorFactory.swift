@@ -32,9 +32,14 @@
 // Rules that come with it: a job (main-actor code included) must not block
 // (a blocking green call throws `GreenError.blockingCallOnHub`; spawn a
 // greenlet, or await `HubHandle.run`); CPU-heavy async code stalls the
-// greenlets of the main thread. `runUntil` is not offered (the protocol's
-// default, a fatal error, stays): the hub's loop has no cheap "after each
-// job" hook to test the condition in.
+// greenlets of the main thread. One gap the check cannot see: the part of
+// an async `main` before its first suspension runs on the main greenlet
+// (the entry point runs it before `run()`), so a blocking green call there
+// parks the main greenlet inside a main-actor job and lets other jobs,
+// main-actor ones included, run meanwhile; await something first, or
+// spawn. `runUntil` is not offered (the protocol's default, a fatal
+// error, stays): the hub's loop has no cheap "after each job" hook to test
+// the condition in.
 //
 // Installing it, on this toolchain (6.3.1, Linux):
 //
@@ -50,7 +55,8 @@
 //
 // Calling `_createExecutors` as the first statement of an async `main`
 // instead does not work: the main task has already started on Dispatch's
-// main executor, and its first resumption is never drained.
+// main executor, and (tried on 6.3.1) its first resumption after a
+// suspension never runs: the program hangs.
 @_spi(ExperimentalCustomExecutors) import _Concurrency
 import CGreenLinux
 import CLibev
