@@ -81,7 +81,7 @@ check-aarch64:
 	clang -target x86_64-linux-gnu -c Sources/CGreenContext/switch_x86_64.S -o $$out/switch_x86_64.o && \
 	echo "aarch64 and x86_64 context switches assemble"; rc=$$?; rm -rf $$out; exit $$rc
 
-BENCH_PRODUCTS := green-bench echo-server echo-load http-hello ws-echo crawl green-compare
+BENCH_PRODUCTS := green-bench main-hub-bench echo-server echo-load http-hello ws-echo crawl green-compare
 # wrk: the HTTP load generator; time: /usr/bin/time, which green-compare's
 # figures are checked against.
 BENCH_DEB_PACKAGES := wrk time
@@ -96,11 +96,13 @@ build-release = for p in $(1); do $(SWIFT) build -c release --product $$p || exi
 bench: bench-deps
 	$(call build-release,$(BENCH_PRODUCTS))
 	./.build/release/green-bench
+	./.build/release/main-hub-bench
 
 # A short run of every figure, to keep the benchmark working.
 bench-smoke: bench-deps
 	$(call build-release,$(BENCH_PRODUCTS))
 	./.build/release/green-bench --quick --max-parked 20000
+	./.build/release/main-hub-bench --quick
 	ROUNDS=1 PAGES=150 Benchmarks/distributed-crawl.sh
 
 # A CPU-bound crawl shared through Redis by one process, then two: pages/s
@@ -111,9 +113,10 @@ bench-distributed: deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: bench-deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections http-get async-interop)
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections http-get async-interop main-hub)
 	Examples/http-get/smoke-test.sh $(CURDIR)/.build/release/http-get
 	./.build/release/async-interop --self-test 200
+	./.build/release/main-hub --workers 2000 --steps 10
 	./.build/release/sleepers --count 2000
 	./.build/release/idle-connections --count 2000 --stack-mode compact
 	./.build/release/idle-connections --count 2000 --stack-mode dedicated

@@ -58,6 +58,8 @@ let package = Package(
         .executable(name: "http-get", targets: ["HTTPGet"]),
         .executable(name: "ws-echo", targets: ["WSEcho"]),
         .executable(name: "async-interop", targets: ["AsyncInterop"]),
+        .executable(name: "main-hub", targets: ["MainHub"]),
+        .executable(name: "main-hub-bench", targets: ["MainHubBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -282,13 +284,31 @@ let package = Package(
             path: "Examples/async-interop"
         ),
         .executableTarget(
+            name: "MainHub",
+            dependencies: [
+                "Green",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/main-hub",
+            // Swift 6.3.1 calls the `DefaultExecutorFactory` the example
+            // names only when it counts the custom-executor runtime as
+            // available, which on Linux takes this flag.
+            swiftSettings: [.unsafeFlags(["-Xfrontend", "-disable-availability-checking"])]
+        ),
+        // Task.yield and spawn + await with the main hub as Swift's default
+        // executor against Swift's own, each in child processes of its own.
+        .executableTarget(
+            name: "MainHubBench",
+            dependencies: ["Green"]
+        ),
+        .executableTarget(
             name: "GreenProbe",
             dependencies: ["Green"],
             path: "Tests/GreenProbe"
         ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareWorkloads", "GreenCrawlModels", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS", "GreenRedis",
+            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareWorkloads", "GreenCrawlModels", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS", "GreenRedis", "MainHub",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),

@@ -27,3 +27,7 @@ int green_pidfd_open(int pid) {
 int green_set_parent_death_signal(int signal) {
     return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0);
 }
+
+int green_is_main_thread(void) {
+    return syscall(SYS_gettid) == getpid();
+}

@@ -23,6 +23,8 @@
 //   GreenProbe exclusivity-conflict  a greenlet that conflicts with its own
 //                                    inout access across a switch: Swift's
 //                                    exclusivity check must still catch it
+//   GreenProbe main-hub[-throws|-stop] the main hub as Swift's main and
+//                                    default executors (MainHub.swift)
 import Glibc
 import Green
 
@@ -127,6 +129,10 @@ func printGuards() {
 
 func run(_ scenario: String) throws -> Int32 {
     switch scenario {
+    case "main-hub", "main-hub-throws", "main-hub-stop":
+        // See MainHub.swift.
+        mainHubScenario(scenario)
+
     case "ok":
         let g = spawn { 42 }
         writeLine(1, "ok \(try g.get())")

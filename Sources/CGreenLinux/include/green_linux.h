@@ -21,6 +21,10 @@ int green_pidfd_open(int pid);
 /// Swift cannot call it).
 int green_set_parent_death_signal(int signal);
 
+/// 1 on the process's main thread (its thread id is the process id),
+/// else 0.
+int green_is_main_thread(void);
+
 /// Relaxed atomic operations on a 64-bit integer anywhere (shared memory
 /// included), for counters that may lose updates without a data race.
 #include <stdint.h>

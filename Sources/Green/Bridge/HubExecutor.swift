@@ -58,7 +58,7 @@ public final class HubExecutor: TaskExecutor, @unchecked Sendable {
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
-        queue.enqueue(HubJob(job: UnownedJob(job), isolated: false))
+        queue.enqueue(HubJob(job: UnownedJob(job), side: .task))
     }
 
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
@@ -71,14 +71,24 @@ public final class HubExecutor: TaskExecutor, @unchecked Sendable {
         serialExecutor.asUnownedSerialExecutor()
     }
 
+    /// The main actor's executor when this hub is it (see
+    /// `GreenExecutorFactory`): set once, on the hub's thread, before its
+    /// first job.
+    @exclusivity(unchecked) var mainActorExecutor: UnownedSerialExecutor?
+
     /// Runs `job` on the hub's thread, in the context it was enqueued for.
     @inline(__always)
     func run(_ job: HubJob) {
-        if job.isolated {
+        switch job.side {
+        case .task:
+            job.job.runSynchronously(on: asUnownedTaskExecutor())
+        case .actor:
             job.job.runSynchronously(isolatedTo: serialExecutor.asUnownedSerialExecutor(),
                                      taskExecutor: asUnownedTaskExecutor())
-        } else {
-            job.job.runSynchronously(on: asUnownedTaskExecutor())
+        case .mainActor:
+            // As Swift's own main executors run them: isolated, no task
+            // executor (counted: the same jobs per hop either way).
+            job.job.runSynchronously(on: mainActorExecutor!)
         }
     }
 

@@ -4,20 +4,30 @@ import Synchronization
 /// An async job for a hub and the side it came through.
 struct HubJob {
     let job: UnownedJob
-    /// Enqueued on the serial executor (an actor's job), not the task
-    /// executor.
-    let isolated: Bool
+    let side: Side
+
+    enum Side: UInt8 {
+        /// Through the task executor (`HubExecutor`): a task's nonisolated
+        /// code, or any job when the hub is Swift's default executor.
+        case task
+        /// Through the serial executor of actors on the hub
+        /// (`HubSerialExecutor`).
+        case actor
+        /// Through the main actor's executor, on the main thread's hub
+        /// when `GreenExecutorFactory` is installed (`MainHubExecutor`).
+        case mainActor
+    }
 }
 
 /// Where both executors of a hub put jobs.
 final class HubJobQueue: @unchecked Sendable {
     // Immutable, or synchronized as said.
-    private let mailbox: HubMailbox
+    let mailbox: HubMailbox
     private let thread: pthread_t
     private let alive = Atomic<Bool>(true)
     // Hub thread only (checked by `onHubThread`, and `alive` for a thread
     // id reused after the hub's thread exited).
-    private unowned(unsafe) let hub: Hub
+    unowned(unsafe) let hub: Hub
 
     init(hub: Hub) {
         self.hub = hub

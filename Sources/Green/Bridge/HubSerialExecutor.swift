@@ -7,7 +7,7 @@ public final class HubSerialExecutor: SerialExecutor, @unchecked Sendable {
     init(queue: HubJobQueue) { self.queue = queue }
 
     public func enqueue(_ job: consuming ExecutorJob) {
-        queue.enqueue(HubJob(job: UnownedJob(job), isolated: true))
+        queue.enqueue(HubJob(job: UnownedJob(job), side: .actor))
     }
 
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
