@@ -271,39 +271,6 @@ final class AsyncResultTests: GreenTestCase {
     }
 }
 
-/// Runs `body` on a new OS thread (its own hub) and returns its result, or
-/// its error, as text; waits at most `limit` seconds for it.
-private func onOwnThread<T>(limit: Double = 15, _ body: @escaping @Sendable () throws -> T) -> String {
-    let outcome = Shared<String>("the thread did not finish within \(limit) s")
-    let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
-        let text: String
-        do {
-            text = "\(try body())"
-        } catch {
-            text = "error: \(error)"
-        }
-        outcome.set(text)
-        done.signal()
-    }
-    thread.stackSize = 8 << 20
-    thread.start()
-    _ = done.wait(timeout: .now() + limit)
-    return outcome.get()
-}
-
-/// A value shared with other threads.
-private final class Shared<Value: Sendable>: Sendable {
-    private let state: Locked<Value>
-    init(_ value: Value) { state = Locked(value) }
-    func get() -> Value { state.withLock { $0 } }
-    func set(_ value: Value) { state.withLock { $0 = value } }
-    func update(_ body: (inout Value) -> Void) { state.withLock { body(&$0) } }
-}
-
-/// Kills whatever is still running of `greenlets` and waits for them
-/// (bounded), so that a failing test does not leave greenlets behind.
-
 /// Blocks the calling OS thread until `result` has a waiter (at most 10 s,
 /// checked every millisecond): the set that follows then wakes a waiter,
 /// the path these tests are about, rather than finding none.

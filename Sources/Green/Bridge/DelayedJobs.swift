@@ -73,7 +73,8 @@ private final class DelayedJob {
         // The loop's cached time may be a whole batch of work old: the
         // delay counts from now.
         ev_now_update(hub.loop)
-        ev_timer_start(hub.loop, delayed.timer)
+        // In libev, or on the hub's virtual clock (`withVirtualTime`).
+        hub.startTimer(delayed.timer, after: max(0, seconds))
     }
 
     static func monotonicNow() -> Double {
