@@ -64,7 +64,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // 1.12: LogEvent and the log calls that take an error.
+        .package(url: "https://github.com/apple/swift-log", from: "1.12.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         // `swift package generate-documentation` (the DocC catalogs).
@@ -121,7 +122,7 @@ let package = Package(
         .target(name: "CGreenPatch"),
         .target(
             name: "GreenPatch",
-            dependencies: ["Green", "CGreenPatch"]
+            dependencies: ["Green", "CGreenPatch", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "CPatchProbe",
@@ -303,7 +304,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "GreenProbe",
-            dependencies: ["Green"],
+            dependencies: ["Green", .product(name: "Logging", package: "swift-log")],
             path: "Tests/GreenProbe"
         ),
         .testTarget(

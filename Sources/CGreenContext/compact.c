@@ -21,6 +21,7 @@
 #include "green_tools.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,7 @@ void green_context_compact_release(green_context *ctx) {
     green_shared_stack *sh = ctx->shared;
     if (!sh) return;
     if (sh->owner == ctx) sh->owner = NULL;
+    sh->image_bytes -= ctx->saved_cap;
     free(ctx->saved);
     ctx->saved = NULL;
     ctx->saved_size = ctx->saved_cap = 0;
@@ -113,17 +115,44 @@ static void die(const char *msg, size_t len) {
     abort();
 }
 
-static void report_large_image(const green_shared_stack *sh, green_context *c, size_t n) {
-    c->compact_reported = 1;
-    char name[sizeof c->name];
-    memcpy(name, c->name, sizeof name);
-    name[sizeof name - 1] = 0;
+void green_compact_report_print(const green_compact_report *r) {
     char line[256];
     int len = snprintf(line, sizeof line,
                        "swift-green: compact greenlet %s (id %llu) parked with %zu bytes of stack, over the "
                        "report limit of %zu: its image costs that much heap while it is parked\n",
-                       name[0] ? name : "(unnamed)", (unsigned long long)c->id, n, sh->report_limit);
+                       r->name[0] ? r->name : "(unnamed)", (unsigned long long)r->id, r->bytes, r->limit);
     if (len > 0) say(line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
+}
+
+static _Atomic int reports_deferred = 0;
+
+void green_compact_set_deferred_reports(int deferred) {
+    atomic_store_explicit(&reports_deferred, deferred, memory_order_relaxed);
+}
+
+// Inside a switch: written now, or, when reports are deferred, noted for
+// the hub to report once the switch is over (written now all the same
+// with the queue full).
+static void report_large_image(green_shared_stack *sh, green_context *c, size_t n) {
+    c->compact_reported = 1;
+    green_compact_report r = { .id = c->id, .bytes = n, .limit = sh->report_limit };
+    _Static_assert(sizeof r.name == sizeof c->name, "a report holds a context's name");
+    memcpy(r.name, c->name, sizeof r.name);
+    r.name[sizeof r.name - 1] = 0;
+    if (atomic_load_explicit(&reports_deferred, memory_order_relaxed)
+        && sh->pending_count < sizeof sh->pending / sizeof sh->pending[0]) {
+        sh->pending[sh->pending_count++] = r;
+    } else {
+        green_compact_report_print(&r);
+    }
+}
+
+int green_shared_stack_take_report(green_shared_stack *sh, green_compact_report *out) {
+    if (sh->pending_count == 0) return 0;
+    *out = sh->pending[0];
+    sh->pending_count--;
+    memmove(&sh->pending[0], &sh->pending[1], sh->pending_count * sizeof sh->pending[0]);
+    return 1;
 }
 
 // Copies the run stack's owner out to its image.
@@ -138,6 +167,7 @@ static void save_image(green_shared_stack *sh, green_context *c) {
             die(msg, sizeof msg - 1);
         }
         c->saved = p;
+        sh->image_bytes += n - c->saved_cap;
         c->saved_cap = (uint32_t)n;
     }
     memcpy(c->saved, c->sp, n);

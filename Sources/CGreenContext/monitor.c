@@ -20,6 +20,7 @@ static int watchdog_started = 0;
 static _Atomic double threshold_seconds = -1;   // -1: not read from the environment yet
 static _Atomic uint64_t report_count = 0;
 static _Atomic int print_reports = 1;
+static _Atomic(green_monitor_sink_fn) report_sink = NULL;
 static char last_report[4096];
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local green_hub_monitor *thread_monitor = NULL;
@@ -55,6 +56,27 @@ void green_monitor_set_threshold(double seconds) {
 }
 uint64_t green_monitor_report_count(void) { return atomic_load(&report_count); }
 void green_monitor_set_print(int print) { atomic_store(&print_reports, print); }
+void green_monitor_set_sink(green_monitor_sink_fn sink) { atomic_store(&report_sink, sink); }
+
+void green_monitor_set_tag(green_hub_monitor *m, uint64_t tag) {
+    pthread_mutex_lock(&registry_lock);
+    m->tag = tag;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+// A report made under the registry lock, emitted once the lock is let go
+// (the sink runs Swift code, which may take locks of its own): it holds
+// copies of everything, as the hub may be gone by then.
+typedef struct pending_report {
+    char text[4096];
+    char name[sizeof(((green_context *)0)->name) + 24];
+    uint64_t hub_tag;
+    double held;
+    double threshold;
+    long syscall_number;
+    char **symbols;   // from backtrace_symbols (freed after emission)
+    int symbol_count;
+} pending_report;
 
 void green_monitor_last_report(char *buffer, size_t size) {
     if (size == 0) return;
@@ -99,9 +121,12 @@ static const char *syscall_name(long n) {
     return "";
 }
 
-static void report(green_hub_monitor *m, double held) {
+// Describes the incident on `m`'s hub into `out`; returns 0 if the hub
+// moved on meanwhile (no incident). The registry lock held.
+static int report(green_hub_monitor *m, double held, pending_report *out) {
     // The greenlet's name, read while the hub stays where it was.
-    char name[sizeof(((green_context *)0)->name) + 24] = "(the main greenlet)";
+    char *name = out->name;
+    snprintf(name, sizeof out->name, "(the main greenlet)");
     uint64_t before = __atomic_load_n(&m->epoch, __ATOMIC_ACQUIRE);
     const green_context *ctx = __atomic_load_n(&m->current, __ATOMIC_RELAXED);
     if (ctx) {
@@ -119,11 +144,11 @@ static void report(green_hub_monitor *m, double held) {
         if (copy[0]) {
             memcpy(name, copy, sizeof copy);
         } else {
-            snprintf(name, sizeof name, "Greenlet-%llu", (unsigned long long)id);
+            snprintf(name, sizeof out->name, "Greenlet-%llu", (unsigned long long)id);
         }
     }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&m->epoch, __ATOMIC_RELAXED) != before) return;   // it moved on meanwhile: no incident
+    if (__atomic_load_n(&m->epoch, __ATOMIC_RELAXED) != before) return 0;   // it moved on meanwhile: no incident
     // Running on the CPU, or waiting in the kernel? A thread in a system
     // call is not signalled: the signal would cut its call short (EINTR).
     char path[64], state = '?';
@@ -154,43 +179,76 @@ static void report(green_hub_monitor *m, double held) {
         for (int i = 0; i < 200 && !__atomic_load_n(&m->backtrace_ready, __ATOMIC_ACQUIRE); i++) usleep(500);
         have_backtrace = __atomic_load_n(&m->backtrace_ready, __ATOMIC_ACQUIRE);
     }
-    char text[4096];
-    int len = snprintf(text, sizeof text,
+    char *text = out->text;
+    size_t size = sizeof out->text;
+    out->hub_tag = m->tag;
+    out->held = held;
+    out->threshold = green_monitor_threshold();
+    out->syscall_number = state != 'R' ? syscall_number : -1;
+    out->symbols = NULL;
+    out->symbol_count = 0;
+    int len = snprintf(text, size,
                        "swift-green: greenlet %s has held its hub for %.0f ms without switching "
                        "(monitor threshold %.0f ms): a busy loop, or a call that blocks the thread\n",
-                       name, held * 1000, green_monitor_threshold() * 1000);
-    if (state != 'R' && len > 0 && len < (int)sizeof text) {
-        len += snprintf(text + len, sizeof text - len,
+                       name, held * 1000, out->threshold * 1000);
+    if (state != 'R' && len > 0 && len < (int)size) {
+        len += snprintf(text + len, size - len,
                         "  the thread waits in the kernel, in system call %ld%s%s%s (no backtrace taken: a signal would interrupt it)\n",
                         syscall_number, syscall_name(syscall_number)[0] ? " (" : "", syscall_name(syscall_number),
                         syscall_name(syscall_number)[0] ? ")" : "");
     }
-    if (have_backtrace && len > 0 && len < (int)sizeof text) {
+    if (have_backtrace && len > 0 && len < (int)size) {
         int count = __atomic_load_n(&m->backtrace_count, __ATOMIC_RELAXED);
         char **symbols = backtrace_symbols((void *const *)m->backtrace, count);
-        for (int i = 0; symbols && i < count && len < (int)sizeof text - 1; i++) {
-            int n = snprintf(text + len, sizeof text - len, "  %s\n", symbols[i]);
+        for (int i = 0; symbols && i < count && len < (int)size - 1; i++) {
+            int n = snprintf(text + len, size - len, "  %s\n", symbols[i]);
             if (n < 0) break;
             len += n;
         }
-        free(symbols);
+        out->symbols = symbols;
+        out->symbol_count = symbols ? count : 0;
     }
+    __atomic_store_n(&m->incidents, m->incidents + 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+// Keeps, counts and emits a report: to the sink if one takes it, else to
+// stderr. The registry lock not held.
+static void emit(pending_report *r) {
     pthread_mutex_lock(&report_lock);
-    memcpy(last_report, text, sizeof last_report);
+    memcpy(last_report, r->text, sizeof last_report);
     last_report[sizeof last_report - 1] = 0;
     pthread_mutex_unlock(&report_lock);
-    atomic_fetch_add(&report_count, 1);
     if (atomic_load(&print_reports)) {
-        // The system call itself (patch mode interposes write()).
-        long ignored = syscall(SYS_write, 2, text, strlen(text));
-        (void)ignored;
+        green_monitor_sink_fn sink = atomic_load(&report_sink);
+        green_monitor_incident incident = {
+            .text = r->text, .greenlet = r->name, .hub_tag = r->hub_tag,
+            .held_seconds = r->held, .threshold_seconds = r->threshold,
+            .syscall_number = r->syscall_number, .syscall_name = syscall_name(r->syscall_number),
+            .backtrace = r->symbols, .backtrace_count = r->symbol_count,
+        };
+        if (!sink || !sink(&incident)) {
+            // The system call itself (patch mode interposes write()).
+            long ignored = syscall(SYS_write, 2, r->text, strlen(r->text));
+            (void)ignored;
+        }
     }
+    free(r->symbols);
+    r->symbols = NULL;
+    // Counted once emitted: whoever waits for the count sees the report
+    // delivered.
+    atomic_fetch_add(&report_count, 1);
 }
+
+// Reports one watchdog pass may collect; more blocked hubs wait for the
+// next pass.
+enum { REPORTS_PER_PASS = 4 };
 
 static void *watchdog(void *arg) {
     (void)arg;
     void *warm[4];
     backtrace(warm, 4);   // loads the unwinder now, not in a signal handler
+    static pending_report reports[REPORTS_PER_PASS];   // only this thread uses them
     for (;;) {
         double threshold = green_monitor_threshold();
         double interval = threshold > 0 ? threshold / 4 : 0.1;
@@ -199,6 +257,7 @@ static void *watchdog(void *arg) {
         nanosleep(&pause, NULL);
         if (threshold <= 0) continue;
         double now = now_seconds();
+        int count = 0;
         pthread_mutex_lock(&registry_lock);
         for (green_hub_monitor *m = registry; m; m = m->next) {
             uint64_t epoch = __atomic_load_n(&m->epoch, __ATOMIC_RELAXED);
@@ -207,12 +266,13 @@ static void *watchdog(void *arg) {
                 m->seen_epoch = epoch;
                 m->seen_since = now;
                 m->reported = 0;
-            } else if (!m->reported && now - m->seen_since >= threshold) {
+            } else if (!m->reported && now - m->seen_since >= threshold && count < REPORTS_PER_PASS) {
                 m->reported = 1;
-                report(m, now - m->seen_since);
+                if (report(m, now - m->seen_since, &reports[count])) count++;
             }
         }
         pthread_mutex_unlock(&registry_lock);
+        for (int i = 0; i < count; i++) emit(&reports[i]);
     }
     return NULL;
 }

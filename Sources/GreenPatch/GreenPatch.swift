@@ -1,6 +1,7 @@
 import CGreenPatch
 import Glibc
 import Green
+import Logging
 
 /// Patch mode (opt-in): inside a spawned greenlet, blocking libc calls
 /// made from C (or any code in this program, or in a shared library it
@@ -87,11 +88,28 @@ public enum PatchMode {
         return p
     }()
 
-    /// Turns patch mode on (process-wide).
-    public static func enable() { green_patch_set_hooks(hooks) }
+    /// Turns patch mode on (process-wide). When the program uses
+    /// swift-log (see `GreenDiagnostics`), says so as a `notice` of the
+    /// `swift-green` logger, and warns of the functions a shared library
+    /// would still get from libc (`unexported`); by default it prints
+    /// nothing.
+    public static func enable() {
+        green_patch_set_hooks(hooks)
+        guard GreenDiagnostics.isLogging else { return }
+        GreenDiagnostics.notice("patch mode on: blocking libc calls in greenlets cooperate",
+                                metadata: ["functions": "\(definitions.count)"])
+        let missing = unexported
+        if !missing.isEmpty {
+            GreenDiagnostics.warning("patch mode: these functions do not resolve to patch mode's definitions; a shared library calling them gets libc's",
+                                     metadata: ["functions": .array(missing.map { .string($0) })])
+        }
+    }
 
-    /// Turns it off: the calls are libc's again.
-    public static func disable() { green_patch_set_hooks(nil) }
+    /// Turns it off: the calls are libc's again (a `notice` too).
+    public static func disable() {
+        green_patch_set_hooks(nil)
+        GreenDiagnostics.notice("patch mode off", metadata: [:])
+    }
 
     /// Calls that cooperated since the program started.
     public static var cooperativeCalls: UInt { UInt(green_patch_cooperative_calls()) }

@@ -25,8 +25,18 @@
 //                                    exclusivity check must still catch it
 //   GreenProbe main-hub[-throws|-stop] the main hub as Swift's main and
 //                                    default executors (MainHub.swift)
+//   GreenProbe diagnostics-plain     makes each diagnostic of the runtime once
+//                                    (run with GREEN_STACK_MODE=bogus): an
+//                                    unobserved error of greenlet "doomed", a
+//                                    blocked hub, a compact image over the
+//                                    limit; prints "compact BOOL" and
+//                                    "reports N" (blocked-hub reports)
+//   GreenProbe diagnostics-bootstrap the same after LoggingSystem.bootstrap
+//                                    with a handler that prints each entry on
+//                                    stdout: "log|LABEL|LEVEL|MESSAGE|k=v;..."
 import Glibc
 import Green
+import Logging
 
 let probeStackSize = 64 * 1024
 
@@ -235,6 +245,13 @@ func run(_ scenario: String) throws -> Int32 {
         writeLine(1, "conflict not detected: \(box.n)")
         return 1
 
+    case "diagnostics-plain":
+        return try makeDiagnostics()
+
+    case "diagnostics-bootstrap":
+        LoggingSystem.bootstrap { label in PrintingLogHandler(label: label) }
+        return try makeDiagnostics()
+
     case "emfile-server":
         return try emfileServer()
 
@@ -244,6 +261,65 @@ func run(_ scenario: String) throws -> Int32 {
     default:
         writeLine(2, "GreenProbe: unknown scenario '\(scenario)'")
         return 2
+    }
+}
+
+struct ProbeError: Error, CustomStringConvertible {
+    var description: String { "ProbeError(boom)" }
+}
+
+/// Each of the runtime's diagnostics, once (see diagnostics-plain).
+func makeDiagnostics() throws -> Int32 {
+    // An unobserved error (the first spawn also reads GREEN_STACK_MODE).
+    do {
+        let doomed = spawn(name: "doomed") { () throws -> Void in throw ProbeError() }
+        try doomed.join()
+    }
+    // A compact greenlet parked with more stack than the limit.
+    Hub.current.compactReportLimit = 4096
+    let go = Event()
+    let deep = spawn(name: "deep-parker", stackMode: .compact) { () -> UInt64 in
+        try recurseAndWait(depth: 64, go)
+    }
+    try spawn(name: "other", stackMode: .compact) {}.join()
+    go.set()
+    _ = try deep.get()
+    writeLine(1, "compact \(deep.isCompact)")
+    // The main greenlet blocks its hub's thread in the kernel while a
+    // greenlet waits: one blocked-hub report (no backtrace: a thread in a
+    // system call is not signalled).
+    HubMonitor.threshold = 0.05
+    let before = HubMonitor.reportCount
+    let waiting = spawn(name: "waiting") { try Green.sleep(0.3) }
+    var request = timespec(tv_sec: 0, tv_nsec: 200_000_000)
+    var left = timespec()
+    while nanosleep(&request, &left) != 0 && errno == EINTR { request = left }
+    // The watchdog finishes its report on its own thread (2 s at most).
+    for _ in 0..<200 where HubMonitor.reportCount == before { usleep(10_000) }
+    try waiting.join()
+    writeLine(1, "reports \(HubMonitor.reportCount - before)")
+    return 0
+}
+
+/// Prints each entry on stdout, one line: "log|LABEL|LEVEL|MESSAGE|k=v;k=v"
+/// (metadata sorted by key; an array's values joined by ",").
+struct PrintingLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        let fields = all.sorted { $0.key < $1.key }.map { key, value -> String in
+            if case .array(let values) = value { return "\(key)=\(values.map { "\($0)" }.joined(separator: ","))" }
+            return "\(key)=\(value)"
+        }
+        writeLine(1, "log|\(label)|\(event.level)|\(event.message)|\(fields.joined(separator: ";"))")
     }
 }
 

@@ -258,6 +258,15 @@ void green_access_swap(green_context *from, green_context *to) {
 // stack of its own. Assembly contexts only; builds annotated for a
 // sanitizer or Valgrind have none (init returns -1, ENOTSUP).
 
+/// A compact context whose image outgrew the report limit, as noted
+/// during a switch (the context may be gone by the time it is reported).
+typedef struct green_compact_report {
+    uint64_t id;
+    char name[48];
+    size_t bytes;
+    size_t limit;
+} green_compact_report;
+
 typedef struct green_shared_stack {
     /// The run stack (guarded like any other) and the scratch stack the
     /// copies run on; each from a one-stack pool of its own.
@@ -269,11 +278,22 @@ typedef struct green_shared_stack {
     char *scratch_top;
     /// The context whose stack is on the run stack now (NULL: none).
     struct green_context *owner;
-    /// An image saved beyond this many bytes is reported on stderr, once
-    /// per context (0: never).
+    /// An image saved beyond this many bytes is reported, once per
+    /// context (0: never).
     size_t report_limit;
     /// Images saved and restored so far, and bytes copied doing it.
     uint64_t saves, restores, bytes_copied;
+    /// Heap bytes held by the images of its contexts (their capacity),
+    /// for the hub's figures.
+    size_t image_bytes;
+    /// Reports of images over the limit. A switch, where nothing but
+    /// write(2) may run, writes them to stderr itself, unless reports are
+    /// deferred (green_compact_set_deferred_reports): then it queues them
+    /// here for the hub to take once the switch is over
+    /// (green_shared_stack_take_report) and log; with the queue full, it
+    /// writes them.
+    green_compact_report pending[4];
+    uint32_t pending_count;
 } green_shared_stack;
 
 /// A shared run stack of `size` usable bytes (guarded), or NULL with errno
@@ -295,6 +315,17 @@ void green_context_compact_release(green_context *ctx);
 /// The out-of-line half of a switch to a compact context that is not on
 /// its shared stack (defined in compact.c).
 void green_switch_compact(green_context *from, green_context *to);
+/// Whether switches queue their reports of images over the limit for
+/// the hubs (1) or write them to stderr at once (0, the default).
+/// Process-wide; any thread.
+void green_compact_set_deferred_reports(int deferred);
+/// Takes the oldest pending report of an image over the limit into
+/// `out`; returns 0 when there is none. On the hub's thread, outside a
+/// switch.
+int green_shared_stack_take_report(green_shared_stack *shared, green_compact_report *out);
+/// Writes `report` to stderr as one line, by the system call itself: the
+/// runtime's plain output for it.
+void green_compact_report_print(const green_compact_report *report);
 /// Bytes of stack `ctx` holds on the heap while parked (0 if none).
 static inline size_t green_context_saved_bytes(const green_context *ctx) { return ctx->saved_size; }
 
@@ -405,6 +436,11 @@ typedef struct green_hub_monitor {
     void *backtrace[48];
     int backtrace_count;
     int backtrace_ready;
+    /// Incidents reported for this hub (written by the watchdog, read by
+    /// the hub's figures).
+    uint64_t incidents;
+    /// The hub's number, named in reports (green_monitor_set_tag).
+    uint64_t tag;
 } green_hub_monitor;
 
 /// Registers `m` for the calling thread's hub (starts the watchdog on
@@ -432,7 +468,41 @@ double green_monitor_threshold(void);
 /// Reports made so far, and the last one's text (copied into `buffer`).
 uint64_t green_monitor_report_count(void);
 void green_monitor_last_report(char *buffer, size_t size);
-/// Whether reports also go to standard error (default 1).
+/// Whether reports are emitted (default 1): written to standard error,
+/// or handed to the sink. Off, they are still counted and kept.
 void green_monitor_set_print(int print);
+/// Sets the number reports name the hub by (the registry's).
+void green_monitor_set_tag(green_hub_monitor *m, uint64_t tag);
+/// Incidents reported for `m`'s hub so far. Any thread.
+static inline uint64_t green_monitor_incidents(const green_hub_monitor *m) {
+    return __atomic_load_n(&m->incidents, __ATOMIC_RELAXED);
+}
+
+/// One blocked-hub report, as handed to the sink.
+typedef struct green_monitor_incident {
+    /// The whole report, exactly as written to stderr by default.
+    const char *text;
+    /// The greenlet that held the hub, and the hub's tag.
+    const char *greenlet;
+    uint64_t hub_tag;
+    double held_seconds;
+    double threshold_seconds;
+    /// The system call the thread waits in (-1: it was running on the CPU,
+    /// or unknown), and its name ("" if unknown).
+    long syscall_number;
+    const char *syscall_name;
+    /// The blocked thread's backtrace, one symbol line each (none if the
+    /// thread waited in the kernel).
+    char *const *backtrace;
+    int backtrace_count;
+} green_monitor_incident;
+
+/// Receives each report on the watchdog thread, no lock of the monitor
+/// held; returns nonzero if it took the report, 0 to have it written to
+/// stderr as by default. Must not block for long: the watchdog watches
+/// every hub.
+typedef int (*green_monitor_sink_fn)(const green_monitor_incident *incident);
+/// Sets (or, with NULL, removes) the sink. Any thread.
+void green_monitor_set_sink(green_monitor_sink_fn sink);
 
 #endif

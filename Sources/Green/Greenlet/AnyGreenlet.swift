@@ -231,7 +231,9 @@ public class AnyGreenlet {
     func reportIfUnobserved() {
         guard !outcomeObserved, let failure, !(failure is GreenletExit) else { return }
         outcomeObserved = true
-        UnhandledErrorReporter.report(greenletName: name, error: failure)
+        // The thread's hub, not `hub`: a greenlet let go after its thread
+        // exited outlives the hub it names (greenlets never change thread).
+        UnhandledErrorReporter.report(greenletName: name, greenletID: id, hub: Hub.existingID, error: failure)
     }
 }
 

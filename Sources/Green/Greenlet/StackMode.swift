@@ -41,8 +41,10 @@ public enum StackMode: Sendable, Equatable {
         case "compact": return .compact
         case "dedicated", "": return .dedicated
         case let other:
-            let line = "swift-green: GREEN_STACK_MODE=\(other) is neither compact nor dedicated; using dedicated\n"
-            _ = line.withCString { write(2, $0, strlen($0)) }
+            GreenDiagnostics.emit(
+                .warning, "GREEN_STACK_MODE is neither compact nor dedicated; using dedicated",
+                metadata: ["GREEN_STACK_MODE": "\(other)"],
+                plainLine: "swift-green: GREEN_STACK_MODE=\(other) is neither compact nor dedicated; using dedicated\n")
             return .dedicated
         }
     }()

@@ -98,6 +98,17 @@ public final class Hub {
     @exclusivity(unchecked) var externalWaits = 0
     /// This hub's entry in `HubRegistry` (for dumps of every hub).
     private var registryID = 0
+    /// The hub's number, unique in the process: "hub N" in greenlet dumps,
+    /// the `hub` metadata of diagnostics and the `hub` dimension of
+    /// `GreenMetrics`. Any thread.
+    public var id: Int { registryID }
+
+    /// The calling thread's hub's `id`, without creating a hub (nil if
+    /// the thread has none, or no longer).
+    static var existingID: Int? {
+        guard let p = green_hub_get() else { return nil }
+        return Unmanaged<Hub>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.id }
+    }
     let contextKind: Int32
     public let thread: pthread_t
     // Set at the end of init (they need `self`); never nil afterwards.
@@ -256,6 +267,8 @@ public final class Hub {
         ev_unref(loop)
         loopTime = ev_now(loop) + timeOffset
         registryID = HubRegistry.register(mailbox, thread: thread)
+        green_monitor_set_tag(monitor, UInt64(registryID))
+        BlockedHubReport.installSink()
     }
 
     deinit {
@@ -793,6 +806,7 @@ public final class Hub {
         }
         shared.pointee.report_limit = pendingCompactReportLimit
         sharedStack = shared
+        GreenDiagnostics.refreshCompactReportRoute()
         return shared
     }
 
@@ -813,7 +827,8 @@ public final class Hub {
     }
 
     /// Bytes of stack beyond which a parked compact greenlet is reported
-    /// on stderr, once per greenlet (0: never). 64 KiB by default.
+    /// (on stderr, or to the logger: see `GreenDiagnostics`), once per
+    /// greenlet (0: never). 64 KiB by default.
     public var compactReportLimit: Int {
         get { sharedStack.map { Int($0.pointee.report_limit) } ?? pendingCompactReportLimit }
         set {
@@ -891,6 +906,8 @@ public final class Hub {
             }
             budget = Hub.runBudget
             loopTime = now
+            // Reports a switch queued (it could not make them itself).
+            if let shared = sharedStack, shared.pointee.pending_count != 0 { reportLargeCompactImages(shared) }
             if jobsHead < executorJobs.count { workSincePoll += runExecutorJobs() }
             let hubCtx = hubGreenletRef.context!
             guard let nextCtx = claimNext(after: hubGreenletRef) else { continue }

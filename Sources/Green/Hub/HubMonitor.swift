@@ -3,8 +3,10 @@ import CGreenContext
 /// The blocked-hub monitor, on by default: a watchdog thread notices a
 /// greenlet that has held its hub longer than `threshold` without
 /// switching (a busy loop, or a call that blocks the OS thread, such as
-/// `sleep` from C) and reports it once per incident on standard error,
-/// naming the greenlet, with a backtrace taken on the blocked thread.
+/// `sleep` from C) and reports it once per incident on standard error
+/// (or, when the program uses swift-log, as a `warning` of the
+/// `swift-green` logger: see `GreenDiagnostics`), naming the greenlet,
+/// with a backtrace taken on the blocked thread.
 /// Every other greenlet of that hub is stalled meanwhile; the report says
 /// where. gevent has such a monitor, off by default.
 ///
@@ -21,8 +23,8 @@ public enum HubMonitor {
         set { green_monitor_set_threshold(newValue) }
     }
 
-    /// Whether reports are printed to standard error (they are always
-    /// counted and the last is kept).
+    /// Whether reports are emitted, to standard error or the logger (they
+    /// are always counted and the last is kept).
     public static func setPrinting(_ print: Bool) { green_monitor_set_print(print ? 1 : 0) }
 
     /// Reports made since the program started.
