@@ -59,6 +59,7 @@ final class DiagnosticsLoggingTests: GreenTestCase {
         // The main greenlet holds the thread in the kernel while another
         // greenlet waits on this hub.
         let waiting = spawn(name: "waiting") { try Green.sleep(0.3) }
+        try Green.sleep(0)   // it starts its sleep; the hub has seen main run
         var request = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         var left = timespec()
         while nanosleep(&request, &left) != 0 && errno == EINTR { request = left }
