@@ -137,6 +137,11 @@ public final class Hub {
     private var pendingCompactReportLimit = 64 * 1024
     /// Spawned greenlets that have not finished.
     @exclusivity(unchecked) public private(set) var liveGreenlets = 0
+    /// Greenlets ever spawned on this hub (for its figures).
+    @exclusivity(unchecked) var spawnedGreenlets: UInt64 = 0
+    /// libev io watchers started by greenlet waits on fds and not yet let
+    /// go (for its figures).
+    @exclusivity(unchecked) var fdWatches = 0
     /// Greenlets currently parked (for deadlock reports).
     @exclusivity(unchecked) var parkedCount = 0
     @exclusivity(unchecked) var timeoutSequence: UInt64 = 0
@@ -402,6 +407,7 @@ public final class Hub {
 
     @inline(__always)
     private func addLive(_ g: AnyGreenlet) {
+        spawnedGreenlets &+= 1
         liveGreenlets += 1
         green_monitor_set_others(monitor, Int32(truncatingIfNeeded: liveGreenlets))
         let u = Unmanaged.passUnretained(g)

@@ -37,9 +37,11 @@ public func select(readable: [Int32] = [], writable: [Int32] = [],
     }
     // The world outside wakes this wait: a virtual clock holds.
     hub.externalWaits += 1
+    hub.fdWatches += all.count
     defer {
         hub.externalWaits -= 1
         for i in 0..<all.count { ev_io_stop(hub.loop, &entries[i].watcher) }
+        hub.fdWatches -= all.count
         entries.deinitialize(count: all.count)
         entries.deallocate()
     }

@@ -53,6 +53,7 @@ extension Hub {
             }, fd, events)
             wait.pointee.watcher.data = UnsafeMutableRawPointer(wait)
             ev_io_start(loop, &wait.pointee.watcher)
+            fdWatches += 1
             register(wait)
             // The world outside wakes this wait: a virtual clock holds.
             externalWaits += 1
@@ -60,6 +61,7 @@ extension Hub {
                 externalWaits -= 1
                 register(nil)
                 ev_io_stop(loop, &wait.pointee.watcher)
+                fdWatches -= 1
                 wait.deinitialize(count: 1)
                 if onHeap { wait.deallocate() }
             }
