@@ -113,8 +113,9 @@ bench-distributed: deps
 
 # The examples other than the demo, small; each exits non-zero on a wrong result.
 examples-smoke: bench-deps
-	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections http-get async-interop main-hub)
+	$(call build-release,producer-consumer bank-balance chat echo-server echo-load sleepers crawl green-compare idle-connections http-get async-interop main-hub http-hello)
 	Examples/http-get/smoke-test.sh $(CURDIR)/.build/release/http-get
+	Examples/http-hello/metrics-smoke.sh $(CURDIR)/.build/release/http-hello
 	./.build/release/async-interop --self-test 200
 	./.build/release/main-hub --workers 2000 --steps 10
 	./.build/release/sleepers --count 2000

@@ -9,12 +9,20 @@
 // With --upload-sink, it also takes uploads at /upload (POST or PUT, any
 // size, read as they arrive by a streaming handler) and answers with the
 // body's SHA-256 and length: the other end of Benchmarks/http-transfer.sh.
+//
+// With --metrics, it serves the runtime's figures at /metrics in
+// Prometheus' text format: swift-metrics is bootstrapped with
+// swift-prometheus' factory (in this program only) and GreenMetrics reads
+// every hub before each scrape. Examples/http-hello/metrics-smoke.sh
+// checks it.
 import ArgumentParser
 import COpenSSL
+import CoreMetrics
 import Glibc
 import Green
 import GreenHTTP
 import GreenTLS
+import Prometheus
 
 @main
 struct HTTPHello: ParsableCommand {
@@ -39,13 +47,18 @@ struct HTTPHello: ParsableCommand {
     @Flag(help: "Also take uploads at /upload and answer with their SHA-256 and length (read as they arrive).")
     var uploadSink = false
 
+    @Flag(help: "Serve the runtime's metrics (green_*) at /metrics in Prometheus text format.")
+    var metrics = false
+
     func validate() throws {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
     mutating func run() throws {
         let hello = Array("Hello, World!".utf8)
+        let scrape = metrics ? Self.prometheusScrape() : nil
         let handler: HTTPServer.SendableHandler = { request in
+            if request.path == "/metrics", let scrape { return try scrape() }
             guard request.path == "/" else { return HTTPResponse(status: 404, text: "not found\n") }
             return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain"], body: hello)
         }
@@ -80,6 +93,22 @@ struct HTTPHello: ParsableCommand {
         print("listening on \(server.address) (\(max(1, workers)) hub\(workers > 1 ? "s" : ""))")
         fflush(nil)
         try server.serveForever()
+    }
+}
+
+extension HTTPHello {
+    /// Bootstraps swift-metrics with a Prometheus registry and returns what
+    /// answers a scrape: every hub's figures read now, then the registry's
+    /// text (from a greenlet: `update` waits for the other hubs).
+    static func prometheusScrape() -> @Sendable () throws -> HTTPResponse {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let runtime = GreenMetrics()
+        return {
+            try runtime.update()
+            return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; version=0.0.4"],
+                                body: registry.emitToBuffer())
+        }
     }
 }
 
