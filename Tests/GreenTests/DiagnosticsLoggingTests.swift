@@ -59,7 +59,7 @@ final class DiagnosticsLoggingTests: GreenTestCase {
         // The main greenlet holds the thread in the kernel while another
         // greenlet waits on this hub.
         let waiting = spawn(name: "waiting") { try Green.sleep(0.3) }
-        try Green.sleep(0)   // it starts its sleep; the hub has seen main run
+        try letOthersRun()   // it starts its sleep; the hub has seen main run
         var request = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         var left = timespec()
         while nanosleep(&request, &left) != 0 && errno == EINTR { request = left }
@@ -94,9 +94,8 @@ final class DiagnosticsLoggingTests: GreenTestCase {
         try spawn(name: "other", stackMode: .compact) {}.join()
         go.set()
         _ = try deep.get()
-        // The hub logs it at its next loop pass (perhaps done already): a
-        // wait on a timer, with nothing else ready, is one.
-        try Green.sleep(0.001)
+        // The hub logs it at its next loop pass (perhaps done already).
+        try waitUntil(timeout: 5, "the report") { !entries.all.isEmpty }
         let all = entries.all
         XCTAssertEqual(all.count, 1, "\(all)")
         let entry = try XCTUnwrap(all.first)

@@ -38,7 +38,7 @@ final class MetricsTests: GreenTestCase {
         let go = Event()
         let count = 12
         let parked = (0..<count).map { _ in spawn(stackMode: .dedicated) { try go.wait() } }
-        try Green.sleep(0)   // each runs, in order, and parks on the event
+        try letOthersRun()   // each runs, in order, and parks on the event
         metrics.updateCurrentHub()
         XCTAssertEqual(try counter(Name.greenletsSpawned), spawned + Int64(count))
         XCTAssertEqual(try gauge(Name.greenletsAlive), count)
@@ -62,7 +62,7 @@ final class MetricsTests: GreenTestCase {
         metrics.updateCurrentHub()
         let before = try gauge(Name.fdsWatched)
         let reader = spawn { try a.recv() }
-        try Green.sleep(0)   // it parks waiting for a to be readable
+        try letOthersRun()   // it parks waiting for a to be readable
         metrics.updateCurrentHub()
         XCTAssertEqual(try gauge(Name.fdsWatched), before + 1)
         XCTAssertEqual(try gauge(Name.greenletsParked), 1)
@@ -76,7 +76,7 @@ final class MetricsTests: GreenTestCase {
         let pairs = try (0..<3).map { _ in try connectedSocketPair() }
         defer { for (a, b) in pairs { a.close(); b.close() } }
         let selecting = spawn { try select(readable: pairs.map { $0.0.fd }) }
-        try Green.sleep(0)
+        try letOthersRun()
         metrics.updateCurrentHub()
         XCTAssertEqual(try gauge(Name.fdsWatched), 3)
         try pairs[1].1.sendAll("x")
@@ -118,8 +118,8 @@ final class MetricsTests: GreenTestCase {
         var left = timespec()
         while nanosleep(&request, &left) != 0 && errno == EINTR { request = left }
         try waiting.join()
-        // The watchdog reports on its own thread (2 s at most).
-        for _ in 0..<200 where HubMonitor.reportCount == reports { usleep(10_000) }
+        // The watchdog reports on its own thread.
+        try waitUntil(timeout: 5, "the watchdog's report") { HubMonitor.reportCount > reports }
         XCTAssertEqual(HubMonitor.reportCount, reports + 1)
         metrics.updateCurrentHub()
         XCTAssertEqual(try counter(Name.hubIncidents), incidents + 1)
