@@ -160,6 +160,13 @@ bench-crawl-peers: deps
 	$(call build-release,crawl)
 	Benchmarks/peers/crawl-peers.sh
 
+# green-bench's crossings between greenlets and Swift Concurrency beside
+# SwiftNIO's between its event loop and Swift Concurrency (a package of its
+# own, Benchmarks/peers/nio-bridge): medians of 5 rounds, and the ratios.
+.PHONY: bench-bridge-peers
+bench-bridge-peers: deps
+	Benchmarks/peers/bridge-peers.sh --rounds 5
+
 # 1 GiB down (from nginx) and up (to http-hello --upload-sink) through
 # http-get beside curl, same run: medians, time ratio, peak RSS, SHA-256.
 bench-transfer: deps
