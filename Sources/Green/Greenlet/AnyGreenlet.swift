@@ -17,6 +17,25 @@ public class AnyGreenlet {
         /// Suspended in a blocking call, waiting to be made ready.
         case parked
         case finished
+
+        /// The moves a greenlet's state may make, the only ones the hub
+        /// makes (`move(to:)` checks them in debug builds, as Go's
+        /// `casgstatus` does): a spawned greenlet starts, or finishes
+        /// without running (killed first, or no stack); a running one parks,
+        /// yields (ready) or finishes; a parked one is made ready; a ready
+        /// one runs. The main greenlet starts running and the hub's own
+        /// greenlet ready, when the hub is made.
+        func mayMove(to next: State) -> Bool {
+            switch (self, next) {
+            case (.pending, .pending), (.pending, .ready), (.pending, .running), (.pending, .finished),
+                 (.ready, .running),
+                 (.running, .parked), (.running, .ready), (.running, .finished),
+                 (.parked, .ready):
+                return true
+            default:
+                return false
+            }
+        }
     }
 
     enum WakeReason: UInt8 {
@@ -53,7 +72,20 @@ public class AnyGreenlet {
     /// parked (`StackMode.compact`, where this build has it).
     public let isCompact: Bool
 
-    @exclusivity(unchecked) var state: State = .pending
+    /// Changed only through `move(to:)`.
+    @exclusivity(unchecked) private(set) var state: State = .pending
+
+    /// The one place a greenlet's state changes: checks the move in debug
+    /// builds (release builds compile the check out).
+    @inline(__always)
+    func move(to next: State) {
+        // The hub's own greenlet counts as running while it lets others
+        // run (it is the scheduler, in no queue): it is claimed again
+        // from running.
+        assert(state.mayMove(to: next) || (state == .running && next == .running && self === hub.hubGreenletRef),
+               "swift-green: greenlet \(name) cannot go from \(state) to \(next)")
+        state = next
+    }
     @exclusivity(unchecked) var wakeReason: WakeReason = .normal
     @exclusivity(unchecked) var context: UnsafeMutablePointer<green_context>?
     @exclusivity(unchecked) var queued = false

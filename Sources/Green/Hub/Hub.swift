@@ -232,7 +232,7 @@ public final class Hub {
         current = main
         main.id = newGreenletIdentity().id
         main.customName = "main"
-        main.state = .running
+        main.move(to: .running)
         let mainCtx = UnsafeMutablePointer<green_context>.allocate(capacity: 1)
         green_context_init_current(mainCtx, contextKind)
         main.context = mainCtx
@@ -257,7 +257,7 @@ public final class Hub {
         }, Unmanaged.passUnretained(self).toOpaque())
         hubGreenlet.context = hubCtx
         hubGreenlet.copyName(into: hubCtx)
-        hubGreenlet.state = .ready
+        hubGreenlet.move(to: .ready)
 
         green_ev_async_init(asyncWatcher) { loop, w, _ in
             let hub = Unmanaged<Hub>.fromOpaque(w!.pointee.data).takeUnretainedValue()
@@ -355,7 +355,7 @@ public final class Hub {
     func schedule(new g: AnyGreenlet) {
         _ = Unmanaged.passUnretained(g).retain()
         addLive(g)
-        g.state = .pending
+        g.move(to: .pending)
         g.queued = true
         runQueue.append(Unmanaged.passUnretained(g))
     }
@@ -365,7 +365,7 @@ public final class Hub {
     func schedule(new g: AnyGreenlet, after seconds: Double) {
         _ = Unmanaged.passUnretained(g).retain()
         addLive(g)
-        g.state = .pending
+        g.move(to: .pending)
         let timer = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
         timer.initialize(to: ev_timer())
         green_ev_timer_init(timer, { _, w, _ in
@@ -397,7 +397,7 @@ public final class Hub {
         guard g.state == .pending else { return }
         freeStartTimer(g)
         g.recordUnstarted(failure)
-        g.state = .finished
+        g.move(to: .finished)
         removeLive(g)
         if g.locals != nil { g.locals = nil }
         g.notifyFinished()
@@ -476,7 +476,7 @@ public final class Hub {
     @inline(__always)
     private func wake(_ g: AnyGreenlet, reason: AnyGreenlet.WakeReason) {
         guard g.state == .parked else { return }
-        g.state = .ready
+        g.move(to: .ready)
         g.wakeReason = reason
         g.queued = true
         parkedCount -= 1
@@ -597,7 +597,7 @@ public final class Hub {
         if let e = takeDeliverable(g) { throw e }
         g.waitingOn = what
         g.parkedSince = loopTime
-        g.state = .parked
+        g.move(to: .parked)
         parkedCount += 1
         switchAway(from: g)
         if g.wakeReason == .interrupt, let e = takeDeliverable(g) { throw e }
@@ -608,7 +608,7 @@ public final class Hub {
         let g: AnyGreenlet = current
         if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("sleep(0)") }
         if let e = takeDeliverable(g) { throw e }
-        g.state = .ready
+        g.move(to: .ready)
         g.wakeReason = .normal
         g.queued = true
         runQueue.append(Unmanaged.passUnretained(g))
@@ -660,7 +660,7 @@ public final class Hub {
     func switchAway(from: AnyGreenlet) {
         let fromCtx = from.context!
         guard let nextCtx = claimNext(after: from) else {
-            from.state = .running
+            from.move(to: .running)
             return
         }
         green_monitor_switched(monitor, nextCtx)
@@ -674,7 +674,7 @@ public final class Hub {
     private func claimNext(after from: AnyGreenlet) -> UnsafeMutablePointer<green_context>? {
         nextToRun()._withUnsafeGuaranteedRef { next in
             if next === from { return nil }
-            next.state = .running
+            next.move(to: .running)
             current = next
             return next.context
         }
@@ -783,7 +783,7 @@ public final class Hub {
     /// `g` cannot start: no stack of `size` bytes (`errno` says why). It
     /// finishes with that error without running.
     private func noStack(for g: AnyGreenlet, size: Int, errno err: Int32) {
-        g.state = .pending
+        g.move(to: .pending)
         finishUnstarted(g, failure: GreenError.stackAllocationFailed(greenlet: g.name, stackSize: size, errno: err))
     }
 
@@ -860,7 +860,7 @@ public final class Hub {
             } else {
                 g.runBody()
             }
-            g.state = .finished
+            g.move(to: .finished)
             if g.pendingKill != nil { g.pendingKill = nil }
             if g.pendingCancels != nil { g.pendingCancels = nil }
             if g.lastDelivered != nil { g.lastDelivered = nil }
@@ -869,7 +869,7 @@ public final class Hub {
             g.notifyFinished()
             hub.finishedPending = Unmanaged.passUnretained(g)
             let nextCtx = hub.nextToRun()._withUnsafeGuaranteedRef { next in
-                next.state = .running
+                next.move(to: .running)
                 hub.current = next
                 return next.context!
             }
