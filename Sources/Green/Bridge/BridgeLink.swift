@@ -2,22 +2,39 @@ import Synchronization
 
 /// Links an async caller to the greenlet it waits for, so that cancelling
 /// the task kills the greenlet.
+@usableFromInline
 final class BridgeLink: @unchecked Sendable {
     // Hub thread only.
     private var greenlet: BridgeGreenlet?
     // Any thread.
     private let cancelled = Atomic<Bool>(false)
 
-    /// Hub thread: spawns the greenlet that runs `body` and resumes
-    /// `continuation`.
-    func start(name: String?, body: @escaping () throws -> Void,
-               continuation: UnsafeContinuation<Void, any Error>) {
+    @usableFromInline init() {}
+
+    /// Any thread: spawns, on the hub of `mailbox`, the greenlet that runs
+    /// `body` and resumes `continuation` (at once when called on the hub's
+    /// thread; through the mailbox from any other, resuming with
+    /// `GreenError.hubGone` if the hub's thread has exited).
+    @usableFromInline
+    func start(name: String?, body: @escaping @Sendable () throws -> Void,
+               continuation: UnsafeContinuation<Void, any Error>, through mailbox: HubMailbox) {
+        if mailbox.isHubThread {
+            start(name: name, body: body, continuation: continuation)
+        } else if !mailbox.post({ self.start(name: name, body: body, continuation: continuation) }) {
+            continuation.resume(throwing: GreenError.hubGone)
+        }
+    }
+
+    /// Hub thread: spawns the greenlet.
+    private func start(name: String?, body: @escaping () throws -> Void,
+                       continuation: UnsafeContinuation<Void, any Error>) {
         let g = BridgeGreenlet.spawn(name: name, body: body, continuation: continuation)
         greenlet = g
         if cancelled.load(ordering: .acquiring) { try? g.kill(block: false) }
     }
 
     /// Any thread: the task was cancelled.
+    @usableFromInline
     func cancel(through mailbox: HubMailbox) {
         cancelled.store(true, ordering: .releasing)
         mailbox.post { [self] in

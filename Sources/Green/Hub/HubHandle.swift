@@ -8,7 +8,7 @@
 /// hub's thread (one that prefers the hub's executor) nothing crosses a
 /// thread: the greenlet is spawned at once.
 public struct HubHandle: Sendable {
-    let mailbox: HubMailbox
+    @usableFromInline let mailbox: HubMailbox
 
     init(mailbox: HubMailbox) { self.mailbox = mailbox }
 
@@ -44,29 +44,21 @@ public struct HubHandle: Sendable {
             slot.deallocate()
         }
         let address = SendableAddress(UnsafeMutableRawPointer(slot))
-        try await runErased(name: name) {
-            address.raw.assumingMemoryBound(to: T?.self).pointee = try body()
-        }
-        return slot.move()!
-    }
-
-    /// `run` without its result type: `body` stores the result itself.
-    @usableFromInline
-    func runErased(name: String?, _ body: @escaping @Sendable () throws -> Void) async throws {
         let link = BridgeLink()
         let mailbox = self.mailbox
+        let store: @Sendable () throws -> Void = {
+            address.raw.assumingMemoryBound(to: T?.self).pointee = try body()
+        }
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                if mailbox.isHubThread {
-                    link.start(name: name, body: body, continuation: continuation)
-                } else if !mailbox.post({ link.start(name: name, body: body, continuation: continuation) }) {
-                    continuation.resume(throwing: GreenError.hubGone)
-                }
+                link.start(name: name, body: store, continuation: continuation, through: mailbox)
             }
         } onCancel: {
             link.cancel(through: mailbox)
         }
+        return slot.move()!
     }
+
 }
 
 extension Hub {

@@ -19,6 +19,7 @@ import Synchronization
 /// The one part of a hub that other threads may use. Outlives the hub when
 /// another thread still holds it; posts after the hub's thread exited are
 /// dropped.
+@usableFromInline
 final class HubMailbox: Sendable {
     private struct State {
         var jobs: [@Sendable () -> Void] = []
