@@ -142,3 +142,19 @@ final class RemoteWaiter: @unchecked Sendable {
         }
     }
 }
+
+extension Hub {
+    /// Counts a greenlet waiting for another thread as a live wake-up
+    /// source, so the hub does not report it deadlocked.
+    func beginRemoteWait() {
+        externalWaits += 1
+        if remoteWaits == 0 { ev_ref(loop) }
+        remoteWaits += 1
+    }
+
+    func endRemoteWait() {
+        externalWaits -= 1
+        remoteWaits -= 1
+        if remoteWaits == 0 { ev_unref(loop) }
+    }
+}

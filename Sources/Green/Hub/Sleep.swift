@@ -24,11 +24,3 @@ public func sleep(until deadline: Double) throws {
 public func yield() throws {
     try Hub.withCurrent { try $0.yield() }
 }
-
-extension Hub {
-    /// Refreshes the loop's clock and returns it: `updateNow()`, then `now`.
-    public func nowUpdated() -> Double {
-        updateNow()
-        return now
-    }
-}

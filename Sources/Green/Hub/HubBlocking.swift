@@ -1,0 +1,85 @@
+// What every blocking call does: check for an interrupt, park, yield,
+// sleep on a timer.
+import CGreenContext
+import CLibev
+import Glibc
+
+extension Hub {
+    /// Throws a pending interrupt of the calling greenlet, if any: the
+    /// check every blocking call makes before it blocks.
+    @inline(__always)
+    func checkpoint(_ g: AnyGreenlet) throws {
+        if let e = takeDeliverable(g) { throw e }
+    }
+
+    /// Throws what a blocking call by `g` would throw before it parks: a
+    /// pending interrupt, or `GreenError.blockingCallOnHub` on the hub's own
+    /// context. For calls that set something up before they park.
+    func checkMayBlock(_ g: AnyGreenlet, in what: StaticString) throws {
+        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("\(what)") }
+        if let e = takeDeliverable(g) { throw e }
+    }
+
+    /// Parks the calling greenlet `g` until `ready(g)` or an interrupt.
+    /// Throws the interrupt when woken by one; otherwise returns, normally
+    /// because `ready(g)` was called. It may also return when an interrupt
+    /// woke `g` and was withdrawn before `g` ran (a cancelled timeout):
+    /// every caller loops on its own condition and parks again, after
+    /// re-checking what it waits for. (Parking again right here could miss
+    /// a hand-off that skipped `g` while it looked about to leave.) The
+    /// caller registered `g` with whatever will wake it and unregisters it
+    /// (in a `defer`) whatever happens.
+    func park(_ g: AnyGreenlet, on what: StaticString) throws {
+        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("\(what)") }
+        if let e = takeDeliverable(g) { throw e }
+        g.waitingOn = what
+        g.parkedSince = loopTime
+        g.move(to: .parked)
+        parkedCount += 1
+        switchAway(from: g)
+        if g.wakeReason == .interrupt, let e = takeDeliverable(g) { throw e }
+    }
+
+    /// Lets every other ready greenlet run once, then returns: `sleep(0)`.
+    func yield() throws {
+        let g: AnyGreenlet = current
+        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("sleep(0)") }
+        if let e = takeDeliverable(g) { throw e }
+        g.move(to: .ready)
+        g.wakeReason = .normal
+        g.queued = true
+        runQueue.append(Unmanaged.passUnretained(g))
+        switchAway(from: g)
+        if let e = takeDeliverable(g) { throw e }
+    }
+
+    /// Parks the calling greenlet until the loop time reaches `deadline`.
+    func sleep(until deadline: Double) throws {
+        let g: AnyGreenlet = current
+        try checkpoint(g)
+        // No `ev_now_update` here: libev places the timer at its cached
+        // monotonic time plus `deadline - ev_now`, and its cached wall and
+        // monotonic times were read together, so the deadline lands right
+        // however stale they are. Refreshing them per call would re-measure
+        // the offset between the two clocks each time, and deadlines a
+        // microsecond apart set by different greenlets could swap.
+        try withUnsafeTemporaryAllocation(of: ev_timer.self, capacity: 1) { buf in
+            // libev writes into every timer it moves in its heap: a compact
+            // greenlet's goes on the heap (see StackMode).
+            let onHeap = g.isCompact
+            let timer = onHeap ? UnsafeMutablePointer<ev_timer>.allocate(capacity: 1) : buf.baseAddress!
+            timer.initialize(to: ev_timer())
+            defer { if onHeap { timer.deallocate() } }
+            green_ev_timer_init(timer, { _, w, _ in
+                let g = Unmanaged<AnyGreenlet>.fromOpaque(w!.pointee.data).takeUnretainedValue()
+                g.hub.ready(g)
+            }, deadline - now, 0)
+            timer.pointee.data = Unmanaged.passUnretained(g).toOpaque()
+            startTimer(timer, after: deadline - now)
+            defer { stopTimer(timer) }
+            repeat {
+                try park(g, on: "sleep")
+            } while isTimerPending(timer)
+        }
+    }
+}
