@@ -20,7 +20,7 @@
 // slot NULL and the switch calls the runtime functions: slower, equally
 // correct.
 #define _GNU_SOURCE
-#include "green_context.h"
+#include "green_switch.h"
 
 #include <dlfcn.h>
 #include <pthread.h>

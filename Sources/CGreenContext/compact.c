@@ -17,7 +17,7 @@
 // the heap for compact greenlets. The copy runs in C inside the switch, so
 // no Swift code (and no exclusivity check) sees a half-copied stack.
 #define _GNU_SOURCE
-#include "green_context.h"
+#include "green_switch.h"
 #include "green_tools.h"
 
 #include <errno.h>

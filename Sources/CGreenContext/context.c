@@ -1,6 +1,6 @@
 // swift-green: setting up contexts, and the ucontext fallback.
 #define _GNU_SOURCE
-#include "green_context.h"
+#include "green_switch.h"
 #include "green_tools.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
 #ifndef SWIFT_GREEN_TOOLS_H
 #define SWIFT_GREEN_TOOLS_H
 
-#include "green_context.h"
+#include "green_switch.h"
 
 #ifndef __has_feature
 #define __has_feature(x) 0

@@ -1,6 +1,7 @@
 // The blocked-hub monitor: see green_context.h.
 #define _GNU_SOURCE
-#include "green_context.h"
+#include "green_monitor.h"
+#include "green_switch.h"
 
 #include <errno.h>
 #include <execinfo.h>

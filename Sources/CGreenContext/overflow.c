@@ -10,7 +10,7 @@
 //
 // Everything here is async-signal-safe: write(2), no malloc, no stdio.
 #define _GNU_SOURCE
-#include "green_context.h"
+#include "green_switch.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -22,7 +22,7 @@
 // Valgrind needs no switch annotation, only its stacks registered
 // (stack.c, GREEN_VALGRIND).
 #define _GNU_SOURCE
-#include "green_context.h"
+#include "green_switch.h"
 #include "green_tools.h"
 
 #include <pthread.h>

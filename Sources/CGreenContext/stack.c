@@ -43,7 +43,7 @@
 // `idle_limit` warm stacks, and steady spawn/join after it reuses them
 // without a system call or a page fault.
 #define _GNU_SOURCE
-#include "green_context.h"
+#include "green_switch.h"
 #include "green_tools.h"
 
 #include <errno.h>
