@@ -311,11 +311,61 @@ let package = Package(
             dependencies: ["Green", .product(name: "Logging", package: "swift-log")],
             path: "Tests/GreenProbe"
         ),
+        // Tests, one target per library (GreenTests needs Green alone), on
+        // one support target of shared helpers (the base test case, virtual
+        // time, probes, a Redis server, log recording).
+        .target(
+            name: "GreenTestSupport",
+            dependencies: [
+                "Green", "CGreenContext",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/GreenTestSupport"
+        ),
         .testTarget(
             name: "GreenTests",
-            dependencies: ["Green", "GreenHTTP", "GreenCrawl", "CGreenContext", "GreenProbe", "GreenCompare", "GreenCompareWorkloads", "GreenCrawlModels", "GreenCompareTool", "Crawl", "GreenPatch", "CPatchProbe", "GreenTLS", "GreenRedis", "MainHub",
-                           .product(name: "Logging", package: "swift-log"),
-                           .product(name: "MetricsTestKit", package: "swift-metrics")]
+            dependencies: [
+                "Green", "CGreenContext", "GreenTestSupport", "GreenProbe", "MainHub",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
+        ),
+        .testTarget(
+            name: "GreenHTTPTests",
+            dependencies: ["Green", "GreenHTTP", "GreenTestSupport"]
+        ),
+        .testTarget(
+            name: "GreenTLSTests",
+            dependencies: ["Green", "GreenTLS", "GreenHTTP", "GreenCrawl", "GreenTestSupport"]
+        ),
+        .testTarget(
+            name: "GreenRedisTests",
+            dependencies: ["Green", "GreenRedis", "GreenTestSupport"]
+        ),
+        .testTarget(
+            name: "GreenCrawlTests",
+            dependencies: [
+                "Green", "GreenHTTP", "GreenRedis", "GreenCrawl", "GreenCrawlModels", "GreenCompare",
+                "GreenTestSupport", "Crawl",
+            ]
+        ),
+        .testTarget(
+            name: "GreenCompareTests",
+            dependencies: ["Green", "GreenCompare", "GreenCompareWorkloads", "GreenTestSupport", "GreenCompareTool"]
+        ),
+        .testTarget(
+            name: "GreenPatchTests",
+            dependencies: [
+                "Green", "GreenPatch", "CPatchProbe", "GreenTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The package as a whole: its layers, the README's snippets.
+        .testTarget(
+            name: "PackageTests",
+            dependencies: [
+                "Green", "GreenHTTP", "GreenCompare", "GreenCompareWorkloads", "GreenTestSupport", "GreenCompareTool",
+            ]
         ),
     ] + fuzzTargets,
     swiftLanguageModes: [.v6]

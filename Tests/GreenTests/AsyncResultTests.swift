@@ -4,6 +4,7 @@ import Glibc
 @testable import Green
 import Synchronization
 import XCTest
+import GreenTestSupport
 
 /// `AsyncResult`: a value or error that arrives once, from any thread, and
 /// wakes greenlets waiting on any hub (or a plain thread).

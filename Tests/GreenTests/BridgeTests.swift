@@ -2,6 +2,7 @@ import Foundation
 import Green
 import Synchronization
 import XCTest
+import GreenTestSupport
 
 /// Swift Concurrency and greenlets, both ways; hubs on other threads.
 final class BridgeTests: GreenTestCase {

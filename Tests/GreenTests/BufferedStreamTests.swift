@@ -1,71 +1,12 @@
 import Foundation
 import Glibc
 @testable import Green
-import GreenTLS
 import XCTest
-
-/// A `ByteStream` that hands out scripted chunks, one per `recv` (cut to
-/// the caller's buffer), then the end of the stream, or `endError`, or a
-/// wait nobody ends (`parkAtEnd`, for kills). Records what it is given.
-final class ScriptedStream: ByteStream {
-    private var chunks: [[UInt8]]
-    private var index = 0
-    private var offset = 0
-    var endError: (any Error)?
-    var parkAtEnd = false
-    /// The size of each buffer `recv` was given.
-    private(set) var recvBufferSizes: [Int] = []
-    /// Each `sendAll`'s bytes.
-    private(set) var sends: [[UInt8]] = []
-    var sendError: (any Error)?
-
-    init(_ chunks: [[UInt8]]) { self.chunks = chunks.filter { !$0.isEmpty } }
-    convenience init(_ text: String) { self.init([Array(text.utf8)]) }
-
-    func recv(into buffer: UnsafeMutableRawBufferPointer, timeout: Double?) throws -> Int {
-        precondition(!buffer.isEmpty, "recv with an empty buffer")
-        recvBufferSizes.append(buffer.count)
-        guard index < chunks.count else {
-            if let endError { throw endError }
-            if parkAtEnd { try Event().wait() }
-            return 0
-        }
-        let chunk = chunks[index]
-        let n = min(buffer.count, chunk.count - offset)
-        chunk.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
-        offset += n
-        if offset == chunk.count {
-            index += 1
-            offset = 0
-        }
-        return n
-    }
-
-    func sendAll(_ bytes: UnsafeRawBufferPointer, timeout: Double?) throws {
-        if let sendError { throw sendError }
-        sends.append(Array(bytes))
-        _ = timeout
-    }
-}
-
-/// Every way to cut `bytes` into non-empty chunks: whole, in two and in
-/// three at every position, and byte by byte.
-func everySplit(_ bytes: [UInt8]) -> [[[UInt8]]] {
-    var result: [[[UInt8]]] = [[bytes]]
-    let n = bytes.count
-    for i in 1..<n { result.append([Array(bytes[..<i]), Array(bytes[i...])]) }
-    for i in 1..<n {
-        for j in (i + 1)..<max(i + 1, n) {
-            result.append([Array(bytes[..<i]), Array(bytes[i..<j]), Array(bytes[j...])])
-        }
-    }
-    result.append(bytes.map { [$0] })
-    return result
-}
+import GreenTestSupport
 
 /// Buffered streams: lines, delimited fields and exact counts read
 /// however the input is cut, the `lines` loop's endings, the writer's
-/// order, and the same over loopback TCP and TLS.
+/// order, and the same over loopback TCP (over TLS: TLSTests).
 final class BufferedStreamTests: GreenTestCase {
     private let text = "first line\r\nsecond\n\nfourth has\ta\rcarriage return\r\n\r\nlast without newline"
     private let expectedLines = ["first line", "second", "", "fourth has\ta\rcarriage return", "", "last without newline"]
@@ -483,42 +424,5 @@ final class BufferedStreamTests: GreenTestCase {
         }
         XCTAssertEqual(try server.get(timeout: 5), 2_000)
         XCTAssertNil(try reader.readLine(timeout: 5), "the server closed")
-    }
-
-    func testReaderAndWriterOverTLS() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "no openssl command")
-        let fixture = try TLSFixture.shared.get()
-        let serverContext = try TLSContext.server(certificateFile: fixture.serverCert, keyFile: fixture.serverKey)
-        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
-        defer { listener.close() }
-        let server = spawn { () throws -> [String] in
-            let (conn, _) = try listener.accept(timeout: 10)
-            let tls = try TLSSocket(server: conn, context: serverContext)
-            defer { tls.close() }
-            try tls.handshake(timeout: 10)
-            let reader = BufferedReader(tls, capacity: 64)
-            let writer = BufferedWriter(tls)
-            var got: [String] = []
-            while got.count < 300, let line = try reader.readLine(timeout: 10) {
-                got.append(line)
-                try writer.write("ok \(got.count)\r\n")
-            }
-            try writer.flush()
-            tls.shutdown()   // close_notify: the client's reader sees the end
-            return got
-        }
-        defer { try? server.kill(timeout: 5) }
-        let context = try TLSContext.client(verification: .caFile(fixture.ca))
-        let tls = try TLSSocket.connect(host: "localhost", port: listener.localAddress!.port, context: context, timeout: 10)
-        defer { tls.close() }
-        let writer = BufferedWriter(tls, capacity: 256)
-        let lines = (0..<300).map { "tls line \($0) " + String(repeating: "t", count: $0) }
-        for line in lines { try writer.write(line + "\n") }
-        try writer.flush()
-        XCTAssertEqual(try server.get(timeout: 10), lines)
-        let reader = BufferedReader(tls)
-        var replies: [String] = []
-        for line in reader.lines(timeout: 10) { replies.append(line) }
-        XCTAssertEqual(replies, (1...300).map { "ok \($0)" })
     }
 }

@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `Channel`: a rendezvous. `put` returns once a getter took the item,
 /// `get` once a putter offered one; nothing is ever stored.

@@ -2,6 +2,7 @@ import CGreenContext
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// Compact greenlets (`StackMode.compact`): their stacks share one run
 /// stack and live on the heap while parked. (The whole suite also runs

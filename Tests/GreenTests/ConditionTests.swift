@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `Condition`: `wait` releases the lock and takes it back before it
 /// returns or throws; `notify`/`notifyAll` wake waiters in FIFO order.

@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// When nothing can ever wake any parked greenlet, the main greenlet's
 /// blocking call throws `GreenError.wouldBlockForever` instead of hanging.

@@ -1,8 +1,8 @@
 import Glibc
 import Green
-import GreenPatch
 import Logging
 import XCTest
+import GreenTestSupport
 
 /// The runtime's diagnostics go to a swift-log logger when there is one
 /// (injected, or bootstrapped), with their details as metadata, and stay
@@ -106,13 +106,6 @@ final class DiagnosticsLoggingTests: GreenTestCase {
         XCTAssertGreaterThan(Int(entry.metadata["image_bytes"] ?? "") ?? 0, 4096)
     }
 
-    func testTurningPatchModeOnIsANotice() throws {
-        PatchMode.enable()
-        PatchMode.disable()
-        let notices = entries.all.filter { $0.level == .notice }.map(\.message)
-        XCTAssertEqual(notices, ["patch mode on: blocking libc calls in greenlets cooperate", "patch mode off"])
-    }
-
     // MARK: - Without a logger, and with a bootstrapped one (child processes)
 
     func testWithoutABootstrapTheDiagnosticsAreThePlainLinesOfBefore() throws {
@@ -187,83 +180,4 @@ private func recurse(depth: Int, _ body: () throws -> Void) throws -> UInt64 {
     }
     let below = depth == 0 ? try { try body(); return UInt64(0) }() : try recurse(depth: depth - 1, body)
     return below &+ buffer.0 &+ buffer.15
-}
-
-/// A log entry as a test handler received it.
-struct LogEntry: @unchecked Sendable {
-    let label: String
-    let level: Logger.Level
-    let message: String
-    let metadata: [String: String]
-    let error: (any Error)?
-}
-
-/// The entries a `RecordingLogHandler` received, from any thread; a test
-/// can wait for them.
-final class LogEntries: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let arrived = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var entries: [LogEntry] = []
-
-    init() {
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-        arrived.initialize(to: pthread_cond_t())
-        pthread_cond_init(arrived, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(arrived)
-        pthread_mutex_destroy(mutex)
-        arrived.deallocate()
-        mutex.deallocate()
-    }
-
-    func append(_ entry: LogEntry) {
-        pthread_mutex_lock(mutex)
-        entries.append(entry)
-        pthread_cond_broadcast(arrived)
-        pthread_mutex_unlock(mutex)
-    }
-
-    var all: [LogEntry] {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return entries
-    }
-
-    /// Blocks the thread until `count` entries are in, at most `timeout`
-    /// seconds; whether they are.
-    func wait(forCount count: Int, timeout: Double) -> Bool {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        let end = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + timeout
-        deadline.tv_sec = Int(end)
-        deadline.tv_nsec = Int((end - Double(Int(end))) * 1e9)
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while entries.count < count {
-            if pthread_cond_timedwait(arrived, mutex, &deadline) == ETIMEDOUT { break }
-        }
-        return entries.count >= count
-    }
-}
-
-/// A log handler that records every entry, all levels.
-struct RecordingLogHandler: LogHandler {
-    let label: String
-    let entries: LogEntries
-    var logLevel: Logger.Level = .trace
-    var metadata: Logger.Metadata = [:]
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        entries.append(LogEntry(label: label, level: event.level, message: "\(event.message)",
-                                metadata: all.mapValues { "\($0)" }, error: event.error))
-    }
 }

@@ -1,6 +1,7 @@
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 final class DumpTests: GreenTestCase {
     func testTheDumpListsEveryHubsGreenletsWithStateWaitAndParent() throws {

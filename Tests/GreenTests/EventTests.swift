@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `Event`, the flag most of the other tests wait on.
 final class EventTests: VirtualTimeTestCase {

@@ -1,6 +1,7 @@
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// Swift's dynamic exclusivity checking across greenlet switches: each
 /// greenlet has its own set of open accesses, as a Swift task does.

@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// A greenlet's outcome, state, identity and callbacks.
 final class GreenletTests: GreenTestCase {

@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `Group`: an unbounded set of greenlets spawned, joined and killed
 /// together. A member leaves the group when it finishes.

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// RFC 8305 connection racing (`Socket.connect(addresses:)`), on loopback.
 /// An address that never answers is a listener whose accept queue is full

@@ -1,6 +1,7 @@
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// The hub as a Swift executor: async jobs on the hub's thread, between
 /// greenlets, fairly both ways; crossings without a thread hop; the rule

@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `JoinableQueue`: every item put is a task; `join` waits until each one
 /// was marked done with `taskDone`.

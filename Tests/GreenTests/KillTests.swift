@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `kill`: an error thrown into a greenlet at its blocking point.
 final class KillTests: GreenTestCase {

@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `GreenletLocal`: a value per greenlet.
 final class LocalTests: GreenTestCase {

@@ -1,6 +1,7 @@
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `Lock` (not re-entrant, anyone may release) and `RLock` (re-entrant,
 /// owned): FIFO hand-off, timeouts, kills, misuse and the deadlock report.

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// The main thread's hub as Swift's main and default executors
 /// (`GreenExecutorFactory`). The factory can be installed once per process:
@@ -65,7 +66,7 @@ final class MainHubExecutorTests: XCTestCase {
     /// and checks itself: greenlets and tasks stepping a main-actor tally
     /// without a lock, all on the main thread.
     func testTheMainHubExampleInstalledThroughTheTypeAliasChecksOut() throws {
-        let exe = try XCTUnwrap(CompareTests.executable(named: "main-hub") ?? CompareTests.executable(named: "MainHub"),
+        let exe = try XCTUnwrap(builtExecutable(named: "main-hub") ?? builtExecutable(named: "MainHub"),
                                 "main-hub not built next to the tests")
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"

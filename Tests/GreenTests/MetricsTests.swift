@@ -3,6 +3,7 @@ import Glibc
 import Green
 import MetricsTestKit
 import XCTest
+import GreenTestSupport
 
 /// `GreenMetrics` publishes each hub's figures through the factory it is
 /// given (here MetricsTestKit's, no bootstrap), with the hub's id as the

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import XCTest
+import GreenTestSupport
 
 /// Stack overflows in a greenlet end the process with a report naming the
 /// greenlet. Run in a child process: the GreenProbe helper.

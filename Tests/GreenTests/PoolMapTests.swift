@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `map`, `imap`, `imapUnordered` and `apply` on pools and groups.
 final class PoolMapTests: GreenTestCase {

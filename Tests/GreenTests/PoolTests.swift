@@ -2,6 +2,7 @@ import Foundation
 import Green
 import Synchronization
 import XCTest
+import GreenTestSupport
 
 /// `Pool(size:)`: a group of at most `size` greenlets. `spawn` waits while
 /// the pool is full, and a freed slot goes to the first waiting spawner.

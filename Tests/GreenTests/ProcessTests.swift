@@ -1,6 +1,7 @@
 import Foundation
 import Green
 import XCTest
+import GreenTestSupport
 
 /// Signals as greenlets, and child processes with cooperative pipes.
 final class SignalTests: GreenTestCase {

@@ -1,6 +1,7 @@
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `Queue`, `LifoQueue` and `PriorityQueue`: order, bounds, waiting with
 /// timeouts and kills, `close()`, iteration and the deadlock report.

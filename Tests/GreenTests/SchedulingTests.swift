@@ -1,6 +1,7 @@
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// The order in which the hub runs greenlets.
 final class SchedulingTests: GreenTestCase {

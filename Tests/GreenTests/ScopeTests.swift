@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `withScope`: child greenlets whose lifetime is bounded by a block.
 final class ScopeTests: VirtualTimeTestCase {

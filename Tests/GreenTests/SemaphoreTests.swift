@@ -1,6 +1,7 @@
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `Semaphore` and `BoundedSemaphore`: permits, FIFO hand-off, timeouts,
 /// kills, and the deadlock report.

@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `shielded { }`: critical sections that kills and outer timeouts wait for.
 final class ShieldTests: VirtualTimeTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// Cooperative sockets on real loopback sockets.
 final class SocketTests: GreenTestCase {

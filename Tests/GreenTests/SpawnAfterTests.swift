@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `spawn(after:)`: a greenlet whose start is delayed.
 final class SpawnAfterTests: VirtualTimeTestCase {

@@ -4,6 +4,7 @@ import Glibc
 import Green
 import Synchronization
 import XCTest
+import GreenTestSupport
 
 /// Greenlet stacks: what lives on them, their sizes, and the pool they
 /// come from.

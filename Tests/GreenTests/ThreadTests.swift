@@ -4,6 +4,7 @@ import Glibc
 import Green
 import Synchronization
 import XCTest
+import GreenTestSupport
 
 /// One hub per OS thread: hubs on different threads run independently.
 final class ThreadTests: GreenTestCase {

@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// `Timeout` and `withTimeout`, nested ones included.
 final class TimeoutTests: VirtualTimeTestCase {

@@ -1,6 +1,7 @@
 import Green
 import Synchronization
 import XCTest
+import GreenTestSupport
 
 /// A greenlet's error nobody looked at is reported once, when the greenlet
 /// object goes away; the hub keeps running.

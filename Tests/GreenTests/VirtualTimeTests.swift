@@ -1,6 +1,7 @@
 import Glibc
 import Green
 import XCTest
+import GreenTestSupport
 
 /// Virtual time: the clock jumps to the next timer when nothing can run
 /// and nothing outside is awaited; timers fire in deadline order; an fd

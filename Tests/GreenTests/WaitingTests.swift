@@ -1,5 +1,6 @@
 import Green
 import XCTest
+import GreenTestSupport
 
 /// Waiting for several greenlets: `wait(any:)`, `Completions`, `joinAll`,
 /// `killAll`.

@@ -5,6 +5,7 @@ import GreenCompare
 import GreenCrawl
 import GreenCrawlModels
 import XCTest
+import GreenTestSupport
 
 final class CrawlTests: GreenTestCase {
     func testLinksAreFoundByTheHTMLParserResolvedAndDeduplicated() throws {
@@ -113,7 +114,7 @@ final class CrawlTests: GreenTestCase {
         var options = Crawler.Options()
         options.concurrency = 8
         options.timeout = 0.5
-        let crawlExecutable = try XCTUnwrap(CompareTests.executable(named: "crawl"), "crawl not built next to the tests")
+        let crawlExecutable = try XCTUnwrap(builtExecutable(named: "crawl"), "crawl not built next to the tests")
         for kind in [ModelKind.threads, .processes] {
             var records: [CrawlRecord] = []
             let summary = try ModelCrawler.crawl(root, options: options, model: Model(kind, workerExecutable: crawlExecutable)) {

@@ -2,6 +2,7 @@ import Foundation
 import Green
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// Bodies that stream through the HTTP client: responses read as they
 /// arrive (`open`), request bodies from producers and files, and

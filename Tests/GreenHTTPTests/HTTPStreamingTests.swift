@@ -2,6 +2,7 @@ import Foundation
 import Green
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// `HTTPClient.stream`: bodies handed over as they arrive, decoded, in
 /// bounded pieces, stopped at will; and the exchanges as transferred.

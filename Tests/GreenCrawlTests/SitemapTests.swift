@@ -4,6 +4,7 @@ import Green
 @testable import GreenCrawl
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// Sitemap files (sitemaps.org 0.9) through libxml2, robots.txt's
 /// Sitemap lines, and discovery over HTTP.

@@ -4,6 +4,7 @@ import Glibc
 import Green
 import GreenPatch
 import XCTest
+import GreenTestSupport
 
 final class PatchTests: GreenTestCase {
     override func tearDown() {

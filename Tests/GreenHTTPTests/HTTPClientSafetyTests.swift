@@ -2,6 +2,7 @@ import Foundation
 import Green
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// The HTTP client's rules that keep a caller safe: credentials stay with
 /// their origin, a request that may have acted is never replayed, idle

@@ -3,6 +3,7 @@ import Green
 import GreenCrawl
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// What crawler users expect beyond fetching: filters, headers, retries,
 /// size cuts, sitemaps, archives.

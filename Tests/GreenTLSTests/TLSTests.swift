@@ -5,6 +5,7 @@ import GreenCrawl
 import GreenHTTP
 import GreenTLS
 import XCTest
+import GreenTestSupport
 
 /// A throwaway CA and certificates, made with the `openssl` command once
 /// per test run, in a temporary directory.
@@ -555,5 +556,43 @@ final class TLSTests: GreenTestCase {
         // The stalled one is cut once the header timeout has passed.
         XCTAssertEqual(try stalled.recv(timeout: 5), [], "closed by the server")
         XCTAssertGreaterThanOrEqual(Hub.current.nowUpdated() - started, 0.95)
+    }
+
+    /// BufferedReader and BufferedWriter over a TLS connection.
+    func testReaderAndWriterOverTLS() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "no openssl command")
+        let fixture = try TLSFixture.shared.get()
+        let serverContext = try TLSContext.server(certificateFile: fixture.serverCert, keyFile: fixture.serverKey)
+        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        defer { listener.close() }
+        let server = spawn { () throws -> [String] in
+            let (conn, _) = try listener.accept(timeout: 10)
+            let tls = try TLSSocket(server: conn, context: serverContext)
+            defer { tls.close() }
+            try tls.handshake(timeout: 10)
+            let reader = BufferedReader(tls, capacity: 64)
+            let writer = BufferedWriter(tls)
+            var got: [String] = []
+            while got.count < 300, let line = try reader.readLine(timeout: 10) {
+                got.append(line)
+                try writer.write("ok \(got.count)\r\n")
+            }
+            try writer.flush()
+            tls.shutdown()   // close_notify: the client's reader sees the end
+            return got
+        }
+        defer { try? server.kill(timeout: 5) }
+        let context = try TLSContext.client(verification: .caFile(fixture.ca))
+        let tls = try TLSSocket.connect(host: "localhost", port: listener.localAddress!.port, context: context, timeout: 10)
+        defer { tls.close() }
+        let writer = BufferedWriter(tls, capacity: 256)
+        let lines = (0..<300).map { "tls line \($0) " + String(repeating: "t", count: $0) }
+        for line in lines { try writer.write(line + "\n") }
+        try writer.flush()
+        XCTAssertEqual(try server.get(timeout: 10), lines)
+        let reader = BufferedReader(tls)
+        var replies: [String] = []
+        for line in reader.lines(timeout: 10) { replies.append(line) }
+        XCTAssertEqual(replies, (1...300).map { "ok \($0)" })
     }
 }

@@ -4,6 +4,7 @@ import Green
 @testable import GreenCrawl
 import GreenRedis
 import XCTest
+import GreenTestSupport
 
 /// Crawls shared through Redis: the frontier's steps in one process, then
 /// `crawl` processes (the real program) against a real `redis-server`, all
@@ -263,7 +264,7 @@ final class SharedCrawlTests: GreenTestCase {
     private func startCrawlers(_ count: Int, root: String, redis: String, id: String, lease: Double = 5,
                                awaitAll: Bool = true, extra: [String] = [],
                                prefixes: [[String]]? = nil) throws -> [(Subprocess, String)] {
-        let exe = try XCTUnwrap(CompareTests.executable(named: "crawl"), "crawl not built next to the tests")
+        let exe = try XCTUnwrap(builtExecutable(named: "crawl"), "crawl not built next to the tests")
         return try (0..<count).map { i in
             let output = "\(directory)/\(id)-\(i)-\(children.count).jsonl"
             let args = [exe, root, "--frontier", redis, "--crawl-id", id, "--concurrency", "8", "--timeout", "3",
@@ -497,7 +498,7 @@ final class SharedCrawlTests: GreenTestCase {
         site.stop()
         let redis = try RedisServer(host: addressA, port: 6379, namespace: hostA)
         servers.append(redis)
-        let exe = try XCTUnwrap(CompareTests.executable(named: "crawl"))
+        let exe = try XCTUnwrap(builtExecutable(named: "crawl"))
         let remoteSite = try Subprocess(["ip", "netns", "exec", hostA, exe, "--serve-demo", "--listen", "\(addressA):8080",
                                          "--demo-pages", "400", "--demo-latency", "0.01", "--demo-slow", "0.3"],
                                         stdin: .null, stdout: .pipe, stderr: .pipe)

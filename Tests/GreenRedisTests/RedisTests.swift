@@ -3,6 +3,7 @@ import Glibc
 import Green
 @testable import GreenRedis
 import XCTest
+import GreenTestSupport
 
 /// The Redis client against a real `redis-server` (Debian's) the test
 /// starts on a free loopback port.

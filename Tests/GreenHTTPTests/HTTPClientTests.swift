@@ -2,6 +2,7 @@ import Foundation
 import Green
 @_spi(Fuzzing) import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// The HTTP client against GreenHTTP's own server on loopback.
 final class HTTPClientTests: GreenTestCase {

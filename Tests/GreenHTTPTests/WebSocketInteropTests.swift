@@ -3,6 +3,7 @@ import Glibc
 import Green
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// Our WebSocket against PyPI `websockets` (pinned by `make test-venv`),
 /// an independent implementation, in both roles; and 10,000 connections

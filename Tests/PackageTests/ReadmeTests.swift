@@ -4,6 +4,7 @@ import GreenCompare
 import GreenCompareWorkloads
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// The README's tour, verbatim apart from the assertions: it must compile
 /// and do what the README says.
@@ -186,7 +187,7 @@ extension ReadmeTests {
         ProcessWorker.serveIfWorker(jobs: [square.erased])      // returns at once here
 
         for kind in ModelKind.allCases {
-            let worker = try XCTUnwrap(CompareTests.worker)
+            let worker = try XCTUnwrap((builtExecutable(named: "green-compare") ?? builtExecutable(named: "GreenCompareTool")))
             let pool = try Model(kind, workerExecutable: worker).pool(size: 2)
             let job = kind == .processes ? ConformanceJobs.square : square
             let squares = try pool.map(job, Array(1...10))

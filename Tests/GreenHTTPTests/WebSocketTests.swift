@@ -3,6 +3,7 @@ import Glibc
 import Green
 @testable import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// A byte stream that plays `input` back in pieces cut at `cuts` (offsets)
 /// and keeps what is sent.

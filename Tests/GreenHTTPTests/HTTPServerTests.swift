@@ -2,6 +2,7 @@ import Glibc
 import Green
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// The HTTP/1.1 server, spoken to over raw sockets.
 final class HTTPServerTests: GreenTestCase {

@@ -4,6 +4,7 @@ import Green
 import GreenCompare
 import GreenCompareWorkloads
 import XCTest
+import GreenTestSupport
 
 /// The adapter layer's conformance suite: the same checks on greenlets,
 /// threads and processes (whose workers are the green-compare program).
@@ -11,21 +12,10 @@ final class CompareTests: GreenTestCase {
     static let worker: String? = executable(named: "green-compare") ?? executable(named: "GreenCompareTool")
 
     /// An executable built into the same products directory as the tests.
-    static func executable(named name: String) -> String? {
-        var directories: [URL] = []
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            directories.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        directories.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        for dir in directories {
-            let candidate = dir.appendingPathComponent(name).path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
-    }
+    static func executable(named name: String) -> String? { builtExecutable(named: name) }
 
     func models() throws -> [Model] {
-        guard let worker = CompareTests.worker else { throw TestError("green-compare not found next to the test bundle") }
+        guard let worker = (builtExecutable(named: "green-compare") ?? builtExecutable(named: "GreenCompareTool")) else { throw TestError("green-compare not found next to the test bundle") }
         return ModelKind.allCases.map { Model($0, workerExecutable: worker) }
     }
 
@@ -162,7 +152,7 @@ final class CompareTests: GreenTestCase {
     }
 
     func testWorkerProcessesDoNotOutliveTheirParent() throws {
-        guard let worker = CompareTests.worker else { throw TestError("green-compare not found") }
+        guard let worker = (builtExecutable(named: "green-compare") ?? builtExecutable(named: "GreenCompareTool")) else { throw TestError("green-compare not found") }
         // A green-compare run whose processes are busy for 30 s, killed
         // after its workers start: none may be left behind.
         let p = try Subprocess([worker, "--workload", "io-sleep", "--tasks", "3", "--concurrency", "3",
@@ -228,7 +218,7 @@ final class CompareTests: GreenTestCase {
         p.concurrency = 6
         p.serverPort = server.port
         for kind in [ModelKind.threads, .processes] {
-            let outcome = try Workload.httpFetch.run(on: Model(kind, workerExecutable: CompareTests.worker), p)
+            let outcome = try Workload.httpFetch.run(on: Model(kind, workerExecutable: (builtExecutable(named: "green-compare") ?? builtExecutable(named: "GreenCompareTool"))), p)
             XCTAssertEqual(outcome.units, 60, "\(kind)")
         }
         server.stop()

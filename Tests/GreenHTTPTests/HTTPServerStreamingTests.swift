@@ -2,6 +2,7 @@ import Glibc
 import Green
 import GreenHTTP
 import XCTest
+import GreenTestSupport
 
 /// The server's streaming side: handlers that read request bodies as they
 /// arrive, `Expect: 100-continue`, and responses written in pieces.

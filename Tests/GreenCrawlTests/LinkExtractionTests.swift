@@ -1,6 +1,7 @@
 import Foundation
 import GreenCrawl
 import XCTest
+import GreenTestSupport
 
 /// libxml2's link extraction (HTMLLinkParser) against gumbo's, and fed in
 /// every way a body can arrive.

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import GreenTestSupport
 
 /// The libraries are layers that only look down: Green at the bottom;
 /// GreenTLS, GreenRedis, GreenPatch and the adapter layer's model core

@@ -8,15 +8,15 @@ import XCTest
 /// Base class of the suite. Every test runs on XCTest's main thread and
 /// shares that thread's hub with the others, so each one must leave no
 /// greenlet running and no stack in use behind it: checked here.
-class GreenTestCase: XCTestCase {
+open class GreenTestCase: XCTestCase {
     private var stacksInUseAtStart = 0
 
-    override func setUp() {
+    override open func setUp() {
         super.setUp()
         stacksInUseAtStart = Hub.current.stackStats.inUse
     }
 
-    override func tearDown() {
+    override open func tearDown() {
         XCTAssertEqual(Hub.current.liveGreenlets, 0, "the test left greenlets running on the shared hub")
         XCTAssertEqual(Hub.current.stackStats.inUse, stacksInUseAtStart, "the test left greenlet stacks in use")
         super.tearDown()
@@ -26,8 +26,8 @@ class GreenTestCase: XCTestCase {
 /// A suite about time (timeouts, deadlines, sleeps): each test runs on
 /// virtual time (`withVirtualTime`), so that its waits take no real time
 /// and its timers fire in exactly the order of their deadlines.
-class VirtualTimeTestCase: GreenTestCase {
-    override func invokeTest() {
+open class VirtualTimeTestCase: GreenTestCase {
+    override open func invokeTest() {
         withVirtualTime { super.invokeTest() }
     }
 }
@@ -35,22 +35,22 @@ class VirtualTimeTestCase: GreenTestCase {
 /// Moves the virtual clock past the short deadlines a test started, as if
 /// the thread had been busy: nothing runs meanwhile, and the expired
 /// timers fire when the hub next polls. On virtual time only.
-func letDeadlinesPass() throws {
+public func letDeadlinesPass() throws {
     try Hub.current.advanceVirtualTime(by: 0.03)
 }
 
 /// An error with a tag, thrown by test bodies.
-struct TestError: Error, Equatable, CustomStringConvertible {
-    let tag: String
-    init(_ tag: String) { self.tag = tag }
-    var description: String { "TestError(\(tag))" }
+public struct TestError: Error, Equatable, CustomStringConvertible {
+    public let tag: String
+    public init(_ tag: String) { self.tag = tag }
+    public var description: String { "TestError(\(tag))" }
 }
 
 /// A small seeded generator (SplitMix64) so that "random" tests replay.
-struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -60,14 +60,14 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 /// Something to hold weakly, to see when a value is released.
-final class Tracked {
-    let tag: Int
-    init(_ tag: Int) { self.tag = tag }
+public final class Tracked {
+    public let tag: Int
+    public init(_ tag: Int) { self.tag = tag }
 }
 
 /// Kills whatever a test left waiting (at most 5 s), so that the shared
 /// hub is clean for the next test.
-func cleanUp(_ greenlets: [AnyGreenlet]) {
+public func cleanUp(_ greenlets: [AnyGreenlet]) {
     try? killAll(greenlets, timeout: 5)
 }
 
@@ -75,7 +75,7 @@ func cleanUp(_ greenlets: [AnyGreenlet]) {
 /// after each turn of the hub (`Green.sleep(0.001)`), at most `timeout`
 /// seconds, then throws. For conditions no event announces (a count kept
 /// by the code under test); every such loop in the suite is bounded so.
-func waitUntil(timeout: Double = 10, _ what: String = "the condition",
+public func waitUntil(timeout: Double = 10, _ what: String = "the condition",
                _ condition: () throws -> Bool) throws {
     let hub = Hub.current
     let deadline = hub.nowUpdated() + timeout
@@ -89,19 +89,19 @@ func waitUntil(timeout: Double = 10, _ what: String = "the condition",
 /// turns of `Green.sleep(0)` (the run queue is FIFO), no real time. For a
 /// test that must know that a greenlet it spawned is waiting before it
 /// goes on; the test then checks that it is (`isStarted && !isReady`).
-func letOthersRun(turns: Int = 3) throws {
+public func letOthersRun(turns: Int = 3) throws {
     for _ in 0..<turns { try Green.sleep(0) }
 }
 
 /// The monotonic clock in seconds, read from the kernel.
-func monotonicNow() -> Double {
+public func monotonicNow() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 /// The process's resident set size in bytes (from /proc/self/statm).
-func residentBytes() -> Int {
+public func residentBytes() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
@@ -112,33 +112,33 @@ func residentBytes() -> Int {
 
 /// The analysis tools this test build runs under (`make sanitize`): the
 /// few tests whose subject the tool itself changes skip under them.
-enum AnalysisTool {
-    static let mask = green_context_tool_annotations()
-    static var addressSanitizer: Bool { mask & 1 != 0 }
-    static var threadSanitizer: Bool { mask & 2 != 0 }
+public enum AnalysisTool {
+    public static let mask = green_context_tool_annotations()
+    public static var addressSanitizer: Bool { mask & 1 != 0 }
+    public static var threadSanitizer: Bool { mask & 2 != 0 }
 
     /// Skips the test under AddressSanitizer, saying why.
-    static func skipUnderAddressSanitizer(_ why: String) throws {
+    public static func skipUnderAddressSanitizer(_ why: String) throws {
         if addressSanitizer { throw XCTSkip("under AddressSanitizer: \(why)") }
     }
     /// Skips the test under either sanitizer, saying why.
-    static func skipUnderSanitizers(_ why: String) throws {
+    public static func skipUnderSanitizers(_ why: String) throws {
         if mask & 3 != 0 { throw XCTSkip("under a sanitizer: \(why)") }
     }
 }
 
 /// How a run of the GreenProbe helper ended.
-struct ProbeOutcome {
-    let reason: Process.TerminationReason
-    let status: Int32
-    let stdout: String
-    let stderr: String
+public struct ProbeOutcome {
+    public let reason: Process.TerminationReason
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
 }
 
-enum Probe {
+public enum Probe {
     /// The GreenProbe executable: it is built into the same products
     /// directory as the test bundle (.build/<triple>/debug/).
-    static let executable: URL? = {
+    public static let executable: URL? = {
         var directories: [URL] = []
         if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             directories.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
@@ -158,7 +158,7 @@ enum Probe {
     /// Runs `GreenProbe <scenario>` with `environment` added to (or, for
     /// nil values, removed from) this process's environment, and waits for
     /// it to end (at most `limit` seconds, then it is killed).
-    static func run(_ scenario: String, environment: [String: String?] = [:],
+    public static func run(_ scenario: String, environment: [String: String?] = [:],
                     limit: Double = 120) throws -> ProbeOutcome {
         guard let executable else {
             throw TestError("GreenProbe not found next to the test bundle (\(Bundle.main.bundleURL.path))")
@@ -195,7 +195,7 @@ enum Probe {
 }
 
 /// A connected pair of Unix stream sockets.
-func connectedSocketPair() throws -> (Socket, Socket) {
+public func connectedSocketPair() throws -> (Socket, Socket) {
     var fds: [Int32] = [0, 0]
     guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
         throw TestError("socketpair: errno \(errno)")
@@ -205,7 +205,7 @@ func connectedSocketPair() throws -> (Socket, Socket) {
 
 /// A loopback TCP port nobody listens on: bound, read, let go (another
 /// program may bind it next).
-func freeLoopbackPort() throws -> UInt16 {
+public func freeLoopbackPort() throws -> UInt16 {
     let probe = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
     defer { probe.close() }
     return probe.localAddress!.port
@@ -214,7 +214,7 @@ func freeLoopbackPort() throws -> UInt16 {
 /// Runs `body` with the port of a TCP listener that accepts connections and
 /// never says a word, and a count of the 10 ms ticks another greenlet made
 /// meanwhile (to show a wait on the silent server stalled nobody else).
-func withSilentServer<R>(_ body: (_ port: UInt16, _ ticks: () -> Int) throws -> R) throws -> R {
+public func withSilentServer<R>(_ body: (_ port: UInt16, _ ticks: () -> Int) throws -> R) throws -> R {
     let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
     defer { listener.close() }
     var held: [Socket] = []
@@ -232,20 +232,20 @@ func withSilentServer<R>(_ body: (_ port: UInt16, _ ticks: () -> Int) throws -> 
 /// directory of its own, optionally inside a network namespace (`ip netns
 /// exec`). `stop()` kills it (SIGKILL: nothing saved on the way out);
 /// `start()` again brings it back on the same port with the same files.
-final class RedisServer {
-    static let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+public final class RedisServer {
+    public static let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    let host: String
-    let port: UInt16
-    let directory: String
+    public let host: String
+    public let port: UInt16
+    public let directory: String
     private let arguments: [String]
     private let namespace: String?
     private var process: Subprocess?
 
-    var url: String { "redis://\(host):\(port)/0" }
+    public var url: String { "redis://\(host):\(port)/0" }
 
-    init(host: String = "127.0.0.1", port: UInt16? = nil, appendOnly: Bool = false, namespace: String? = nil,
+    public init(host: String = "127.0.0.1", port: UInt16? = nil, appendOnly: Bool = false, namespace: String? = nil,
          extra: [String] = []) throws {
         guard let exe = RedisServer.executable else { throw XCTSkip("redis-server is not installed") }
         self.host = host
@@ -268,7 +268,7 @@ final class RedisServer {
     }
 
     /// Starts the server and waits (at most 10 s) until it answers.
-    func start() throws {
+    public func start() throws {
         let prefix = namespace.map { ["ip", "netns", "exec", $0] } ?? []
         let server = try Subprocess(prefix + arguments, stdin: .null, stdout: .null, stderr: .null)
         process = server
@@ -287,7 +287,7 @@ final class RedisServer {
         }
     }
 
-    func stop() {
+    public func stop() {
         guard let p = process else { return }
         p.kill(SIGKILL)
         _ = try? p.wait(timeout: 5)
@@ -297,7 +297,7 @@ final class RedisServer {
 
 /// Runs `body` with a new empty directory under /tmp, removed afterwards
 /// with whatever `body` left in it.
-func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
+public func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
     var template = Array("/tmp/swift-green-test-XXXXXX".utf8CString)
     guard let dir = mkdtemp(&template) else { throw TestError("mkdtemp: errno \(errno)") }
     let path = String(cString: dir)
@@ -307,7 +307,7 @@ func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
 
 /// Sends `raw` to a loopback port in one write and reads the answer until
 /// the peer closes or `marker` is seen (at most 10 s), as text.
-func rawExchange(_ port: UInt16, _ raw: [UInt8], until marker: String? = nil) throws -> String {
+public func rawExchange(_ port: UInt16, _ raw: [UInt8], until marker: String? = nil) throws -> String {
     let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
     defer { s.close() }
     try s.sendAll(raw)
@@ -325,7 +325,7 @@ func rawExchange(_ port: UInt16, _ raw: [UInt8], until marker: String? = nil) th
 
 /// Runs `body` on a new OS thread (its own hub) and returns its result, or
 /// its error, as text; waits at most `limit` seconds for it.
-func onOwnThread<T>(limit: Double = 15, _ body: @escaping @Sendable () throws -> T) -> String {
+public func onOwnThread<T>(limit: Double = 15, _ body: @escaping @Sendable () throws -> T) -> String {
     let outcome = Shared<String>("the thread did not finish within \(limit) s")
     let done = DispatchSemaphore(value: 0)
     let thread = Thread {
@@ -345,13 +345,28 @@ func onOwnThread<T>(limit: Double = 15, _ body: @escaping @Sendable () throws ->
 }
 
 /// A value shared with other threads.
-final class Shared<Value: Sendable>: Sendable {
+public final class Shared<Value: Sendable>: Sendable {
     private let state: Locked<Value>
-    init(_ value: Value) { state = Locked(value) }
-    func get() -> Value { state.withLock { $0 } }
-    func set(_ value: Value) { state.withLock { $0 = value } }
-    func update(_ body: (inout Value) -> Void) { state.withLock { body(&$0) } }
+    public init(_ value: Value) { state = Locked(value) }
+    public func get() -> Value { state.withLock { $0 } }
+    public func set(_ value: Value) { state.withLock { $0 = value } }
+    public func update(_ body: (inout Value) -> Void) { state.withLock { body(&$0) } }
 }
 
 /// Kills whatever is still running of `greenlets` and waits for them
 /// (bounded), so that a failing test does not leave greenlets behind.
+
+/// An executable of this package built into the same products directory
+/// as the tests (`swift test` builds the ones the test targets name).
+public func builtExecutable(named name: String) -> String? {
+    var directories: [URL] = []
+    if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        directories.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
+    }
+    directories.append(Bundle.main.bundleURL.deletingLastPathComponent())
+    for dir in directories {
+        let candidate = dir.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+}
