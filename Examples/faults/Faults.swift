@@ -38,17 +38,9 @@ struct Baseline {
                  stacksInUse: Hub.current.stackStats.inUse, rssBytes: residentBytes())
     }
 
-    /// glibc's malloc_trim (not in the Glibc module: malloc.h).
-    static func trimMalloc() {
-        typealias Trim = @convention(c) (Int) -> Int32
-        if let f = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(f, to: Trim.self)(0) }
-    }
+    static func trimMalloc() { ProcessMemory.trimMalloc() }
 
-    static func residentBytes() -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
-              let pages = Int(text.split(separator: " ")[1]) else { return -1 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
+    static func residentBytes() -> Int { ProcessMemory.residentBytes() }
 
     /// Compares with `after`: fds and stacks exactly, RSS within `slack`.
     func check(against after: Baseline, slack: Int, what: String) throws {

@@ -43,16 +43,9 @@ func raiseDescriptorLimit(to wanted: Int) -> Int {
     return Int(limit.rlim_cur)
 }
 
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
-          let pages = Int(text.split(separator: " ")[1]) else { return -1 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
+func residentBytes() -> Int { ProcessMemory.residentBytes() }
 
-func trimMalloc() {
-    typealias Trim = @convention(c) (Int) -> Int32
-    if let f = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(f, to: Trim.self)(0) }
-}
+func trimMalloc() { ProcessMemory.trimMalloc() }
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "The server (the default).")

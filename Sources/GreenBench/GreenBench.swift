@@ -382,23 +382,9 @@ func spawnJoinNs(_ count: Int) throws -> Double {
     return Double(monotonicNs() - t0) / Double(count)
 }
 
-/// glibc's malloc_trim(0) (malloc.h is not in the Glibc module).
-func trimMalloc() {
-    typealias Trim = @convention(c) (Int) -> Int32
-    if let f = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(f, to: Trim.self)(0) }
-}
+func trimMalloc() { ProcessMemory.trimMalloc() }
 
-func residentBytes() -> Int {
-    let fd = open("/proc/self/statm", O_RDONLY)
-    guard fd >= 0 else { return 0 }
-    defer { close(fd) }
-    var buf = [UInt8](repeating: 0, count: 256)
-    let n = read(fd, &buf, buf.count)
-    guard n > 0 else { return 0 }
-    let fields = String(decoding: buf[0..<n], as: UTF8.self).split(separator: " ")
-    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
+func residentBytes() -> Int { ProcessMemory.residentBytes() }
 
 /// Parks `count` greenlets on one Event, measures RSS growth, wakes them
 /// and joins them.

@@ -101,12 +101,7 @@ public func monotonicNow() -> Double {
 }
 
 /// The process's resident set size in bytes (from /proc/self/statm).
-public func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = text.split(separator: " ")
-    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
+public func residentBytes() -> Int { ProcessMemory.residentBytes() }
 
 // MARK: - The probe (a child process)
 
