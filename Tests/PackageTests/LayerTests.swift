@@ -32,7 +32,7 @@ final class LayerTests: XCTestCase {
     /// declared in Package.swift.
     static func declaredDependencies(manifest: String) throws -> [String: Set<String>] {
         let pattern = try NSRegularExpression(
-            pattern: #"\.target\(\s*name:\s*"(\w+)",\s*dependencies:\s*\[(.*?)\]\s*[,)]"#,
+            pattern: #"\.(?:target|testTarget|executableTarget)\(\s*name:\s*"(\w+)",\s*dependencies:\s*\[(.*?)\]\s*[,)]"#,
             options: [.dotMatchesLineSeparators])
         var out: [String: Set<String>] = [:]
         let text = manifest as NSString
@@ -100,6 +100,26 @@ final class LayerTests: XCTestCase {
         XCTAssertEqual(declared["GreenCrawl"]?.contains("GreenHTTP"), true, "the manifest was read")
         XCTAssertFalse(imports["GreenCrawl", default: []].isEmpty, "the sources were read")
         XCTAssertEqual(Self.violations(declared: declared, imports: imports), [])
+    }
+
+    /// The core's tests build with Green alone: GreenTests names no library
+    /// of the package but Green (with its C shim) and the support target,
+    /// the support target and the executables the tests run (the probe,
+    /// the main-hub example) need Green alone; no OpenSSL, gumbo, libxml2
+    /// or Redis client is built for them.
+    func testTheCoreTestsNeedGreenAlone() throws {
+        let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let declared = try Self.declaredDependencies(manifest: manifest)
+        let allowed: [String: Set<String>] = [
+            "GreenTests": ["Green", "CGreenContext", "GreenTestSupport", "GreenProbe", "MainHub"],
+            "GreenTestSupport": ["Green", "CGreenContext"],
+            "GreenProbe": ["Green"],
+            "MainHub": ["Green"],
+        ]
+        for (target, names) in allowed.sorted(by: { $0.key < $1.key }) {
+            let deps = try XCTUnwrap(declared[target], "\(target) in Package.swift")
+            XCTAssertTrue(deps.isSubset(of: names), "\(target) depends on \(deps.subtracting(names).sorted())")
+        }
     }
 
     func testTheRuleCatchesASidewaysDependency() throws {
