@@ -5,21 +5,7 @@ import Logging
 import XCTest
 
 /// Patch mode's notices reach the runtime's logger.
-final class PatchModeLoggingTests: GreenTestCase {
-    private var entries = LogEntries()
-
-    override func setUp() {
-        super.setUp()
-        let entries = LogEntries()
-        self.entries = entries
-        GreenDiagnostics.logger = Logger(label: GreenDiagnostics.label) { RecordingLogHandler(label: $0, entries: entries) }
-    }
-
-    override func tearDown() {
-        GreenDiagnostics.logger = nil
-        super.tearDown()
-    }
-
+final class PatchModeLoggingTests: LogRecordingTestCase {
     func testTurningPatchModeOnIsANotice() throws {
         PatchMode.enable()
         PatchMode.disable()

@@ -1,4 +1,5 @@
 import Glibc
+import Green
 import Logging
 
 /// A log entry as a test handler received it.
@@ -82,5 +83,23 @@ public struct RecordingLogHandler: LogHandler {
         let all = metadata.merging(event.metadata ?? [:]) { $1 }
         entries.append(LogEntry(label: label, level: event.level, message: "\(event.message)",
                                 metadata: all.mapValues { "\($0)" }, error: event.error))
+    }
+}
+
+/// A suite that looks at the runtime's diagnostics: each test runs with
+/// `GreenDiagnostics.logger` recording into `entries`, removed after.
+open class LogRecordingTestCase: GreenTestCase {
+    public private(set) var entries = LogEntries()
+
+    override open func setUp() {
+        super.setUp()
+        let entries = LogEntries()
+        self.entries = entries
+        GreenDiagnostics.logger = Logger(label: GreenDiagnostics.label) { RecordingLogHandler(label: $0, entries: entries) }
+    }
+
+    override open func tearDown() {
+        GreenDiagnostics.logger = nil
+        super.tearDown()
     }
 }

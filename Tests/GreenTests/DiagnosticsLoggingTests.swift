@@ -7,21 +7,7 @@ import GreenTestSupport
 /// The runtime's diagnostics go to a swift-log logger when there is one
 /// (injected, or bootstrapped), with their details as metadata, and stay
 /// the plain lines on stderr they always were when there is none.
-final class DiagnosticsLoggingTests: GreenTestCase {
-    private var entries = LogEntries()
-
-    override func setUp() {
-        super.setUp()
-        let entries = LogEntries()
-        self.entries = entries
-        GreenDiagnostics.logger = Logger(label: GreenDiagnostics.label) { RecordingLogHandler(label: $0, entries: entries) }
-    }
-
-    override func tearDown() {
-        GreenDiagnostics.logger = nil
-        super.tearDown()
-    }
-
+final class DiagnosticsLoggingTests: LogRecordingTestCase {
     func testAnUnobservedGreenletErrorArrivesInTheLoggerWithItsMetadata() throws {
         do {
             let g = spawn(name: "doomed") { () throws -> Void in throw TestError("boom") }
