@@ -91,16 +91,9 @@ public final class GreenMetrics: Sendable {
     /// the caller is killed or a timeout expires meanwhile.
     public func update(timeout: Double = 0.5) throws {
         guard enabled else { return }
-        let here = Hub.current
-        let hubs = HubRegistry.all
-        forgetHubs(except: hubs.map(\.0))
-        for (id, entry) in hubs {
-            if entry.mailbox === here.mailbox {
-                record(hub: id, here.figures)
-                continue
-            }
+        try forEachOtherHub { id, mailbox in
             let answer = AsyncResult<Hub.Figures>()
-            guard entry.mailbox.post({ _ = answer.set(Hub.current.figures) }) else { continue }
+            guard mailbox.post({ _ = answer.set(Hub.current.figures) }) else { return }
             if try answer.wait(timeout: timeout), let figures = try? answer.get() {
                 record(hub: id, figures)
             }
@@ -130,6 +123,17 @@ public final class GreenMetrics: Sendable {
 
     /// One timer tick, on the reporting hub's thread.
     fileprivate func tick() {
+        forEachOtherHub { _, mailbox in
+            mailbox.post { [self] in
+                let hub = Hub.current
+                record(hub: hub.id, hub.figures)
+            }
+        }
+    }
+
+    /// Forgets the hubs that are gone, records the calling thread's hub's
+    /// figures, and calls `body` with each other hub's id and mailbox.
+    private func forEachOtherHub(_ body: (Int, HubMailbox) throws -> Void) rethrows {
         let here = Hub.current
         let hubs = HubRegistry.all
         forgetHubs(except: hubs.map(\.0))
@@ -137,10 +141,7 @@ public final class GreenMetrics: Sendable {
             if entry.mailbox === here.mailbox {
                 record(hub: id, here.figures)
             } else {
-                entry.mailbox.post { [self] in
-                    let hub = Hub.current
-                    record(hub: hub.id, hub.figures)
-                }
+                try body(id, entry.mailbox)
             }
         }
     }
