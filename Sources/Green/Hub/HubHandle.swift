@@ -31,12 +31,13 @@ public struct HubHandle: Sendable {
     /// call throws `GreenletExit`).
     ///
     /// Inlinable so that it is specialized for the caller's result type
-    /// (see AsyncBridge.swift); the rest is `runErased`.
+    /// (see AsyncBridge.swift); the rest is `BridgeLink`.
     @inlinable
     public func run<T: Sendable>(name: String? = nil,
                                  _ body: @escaping @Sendable () throws -> T) async throws -> T {
         // The greenlet writes the result here before it resumes the task,
-        // which waits for that resumption whatever happens.
+        // which waits for that resumption whatever happens: the slot is
+        // this frame's, and outlives every write (`SendableAddress`).
         let slot = UnsafeMutablePointer<T?>.allocate(capacity: 1)
         slot.initialize(to: nil)
         defer {
@@ -56,7 +57,10 @@ public struct HubHandle: Sendable {
         } onCancel: {
             link.cancel(through: mailbox)
         }
-        return slot.move()!
+        // Taken out, leaving nil for the `defer` to deinitialize (a
+        // `move()` would leave the memory uninitialized, and the `defer`
+        // would release the result a second time).
+        return slot.pointee.take()!
     }
 
 }
