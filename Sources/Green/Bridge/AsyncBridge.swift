@@ -39,7 +39,8 @@
 public func awaitAsync<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     // The result goes into memory of its own: the greenlet's stack may be
     // copied out while it is parked (compact mode), so the task must not
-    // write into it.
+    // write into it. It is freed only after `wait` returns, when the task
+    // has either finished writing or will never write (see `AsyncCall`).
     let slot = UnsafeMutablePointer<Result<T, any Error>?>.allocate(capacity: 1)
     slot.initialize(to: nil)
     defer {

@@ -11,17 +11,22 @@ import Synchronization
 /// moves it from waiting to writing to written, the greenlet from waiting
 /// to abandoned. Exactly one wins; a greenlet that lost waits out the
 /// write (a few instructions on another thread) before its slot goes.
+///
+/// `@unchecked Sendable`: `executor`, `mailbox` and `thread` are immutable;
+/// `phase` is atomic, and the task writes `slot` (the greenlet's memory,
+/// freed only after `wait` returns) only between winning `phase` and
+/// publishing `written`. `hub`, `greenlet` and `inWait` are used on the
+/// hub's thread only (`init`, `wait`, and `complete`'s same-thread path or
+/// posted job); the greenlet is alive while `inWait` is true.
 @usableFromInline
 final class AsyncCall: @unchecked Sendable {
     private static let waiting = 0, writing = 1, written = 2, abandoned = 3
 
     @usableFromInline let executor: HubExecutor
-    // Immutable, or synchronized as said.
     private let phase = Atomic<Int>(AsyncCall.waiting)
     private let slot: UnsafeMutableRawPointer
     private let mailbox: HubMailbox
     private let thread: pthread_t
-    // Hub thread only. The greenlet is alive while `inWait` is true.
     private unowned(unsafe) let hub: Hub
     private unowned(unsafe) let greenlet: AnyGreenlet
     private var inWait = true

@@ -2,11 +2,13 @@ import Synchronization
 
 /// Links an async caller to the greenlet it waits for, so that cancelling
 /// the task kills the greenlet.
+///
+/// `@unchecked Sendable`: `greenlet` is read and written only on the hub's
+/// thread (in `start`, directly when `isHubThread` or through the mailbox,
+/// and in the job `cancel` posts); `cancelled` is atomic.
 @usableFromInline
 final class BridgeLink: @unchecked Sendable {
-    // Hub thread only.
     private var greenlet: BridgeGreenlet?
-    // Any thread.
     private let cancelled = Atomic<Bool>(false)
 
     @usableFromInline init() {}

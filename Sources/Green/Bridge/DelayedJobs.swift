@@ -46,7 +46,10 @@ extension HubJobQueue {
     }
 }
 
-/// A job waiting for its timer. Hub thread only.
+/// A job waiting for its timer. Hub thread only. The timer's `data` holds
+/// the one retain on it, taken back when the timer fires; `hub` is
+/// unretained, used only in `start` and the timer's callback, which runs
+/// inside that hub's loop (invariant 3 in Hub.swift).
 private final class DelayedJob {
     let job: UnownedJob
     let timer: UnsafeMutablePointer<ev_timer>

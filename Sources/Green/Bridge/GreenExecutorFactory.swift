@@ -138,15 +138,19 @@ public enum GreenExecutorFactory: ExecutorFactory {
 
 /// The main actor's executor on the main thread's hub. Its jobs go to the
 /// hub's job queue, run isolated to it (see `HubExecutor.run`).
+///
+/// `@unchecked Sendable`: `hubExecutor` and `queue` are immutable and
+/// thread-safe (any thread may `enqueue`); `hub` and `runners` are used
+/// on the main hub's thread only (`run`, `stopInnermost`; `stop` from
+/// elsewhere posts to the mailbox). The main thread's hub lives as long as
+/// the process, so the unretained `hub` never dangles.
 final class MainHubExecutor: MainExecutor, @unchecked Sendable {
     /// The one instance, made on the main thread by the first use of the
     /// factory.
     static let shared = MainHubExecutor()
 
-    // Immutable.
     let hubExecutor: HubExecutor
     private let queue: HubJobQueue
-    // Hub thread only.
     private unowned(unsafe) let hub: Hub
     /// Greenlets inside `run()`, innermost last.
     private var runners: [Runner] = []

@@ -45,6 +45,9 @@
 /// }
 /// ```
 public final class HubExecutor: TaskExecutor, @unchecked Sendable {
+    // `@unchecked Sendable`: `queue` and `serialExecutor` are immutable and
+    // thread-safe; `mainActorExecutor` is written once, on the hub's thread
+    // before its first job, and read only there, by `run`.
     let queue: HubJobQueue
     /// The serial executor of actors that live on this hub.
     public let serialExecutor: HubSerialExecutor

@@ -20,13 +20,15 @@ struct HubJob {
 }
 
 /// Where both executors of a hub put jobs.
+///
+/// `@unchecked Sendable`: `mailbox` and `thread` are immutable, `alive` is
+/// atomic; the unretained `hub` is used only when `onHubThread` holds (the
+/// hub's thread, and `alive`, which `hubGone` clears in the hub's deinit,
+/// so a reused thread id never reaches a freed hub).
 final class HubJobQueue: @unchecked Sendable {
-    // Immutable, or synchronized as said.
     let mailbox: HubMailbox
     private let thread: pthread_t
     private let alive = Atomic<Bool>(true)
-    // Hub thread only (checked by `onHubThread`, and `alive` for a thread
-    // id reused after the hub's thread exited).
     unowned(unsafe) let hub: Hub
 
     init(hub: Hub) {

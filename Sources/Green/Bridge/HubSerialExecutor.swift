@@ -1,7 +1,7 @@
 /// The serial executor of actors that live on a hub: their jobs run on
 /// the hub's thread, one at a time, between greenlets. Get it from
 /// `Hub.current.executor.serialExecutor`.
-public final class HubSerialExecutor: SerialExecutor, @unchecked Sendable {
+public final class HubSerialExecutor: SerialExecutor, Sendable {
     let queue: HubJobQueue
 
     init(queue: HubJobQueue) { self.queue = queue }

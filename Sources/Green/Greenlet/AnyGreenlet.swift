@@ -55,6 +55,9 @@ public class AnyGreenlet {
         let sequence: UInt64
     }
 
+    /// Unretained (invariant 3 in Hub.swift): valid while the hub's thread
+    /// runs, which is whenever the greenlet's methods may be called; its
+    /// deinit, which may run after, does not use it.
     unowned(unsafe) let hub: Hub
     /// Process-unique, increasing.
     @exclusivity(unchecked) public internal(set) var id: UInt64
@@ -87,6 +90,8 @@ public class AnyGreenlet {
         state = next
     }
     @exclusivity(unchecked) var wakeReason: WakeReason = .normal
+    /// Its context: the hub's memory, set from its first switch-in until
+    /// it is recycled (nil before and after; invariant 2 in Hub.swift).
     @exclusivity(unchecked) var context: UnsafeMutablePointer<green_context>?
     @exclusivity(unchecked) var queued = false
     @exclusivity(unchecked) var pendingKill: Interrupt?
@@ -97,7 +102,8 @@ public class AnyGreenlet {
     /// The interrupt thrown last and whether it was a kill, for
     /// `Hub.rearmLastInterrupt`.
     @exclusivity(unchecked) var lastDelivered: (Interrupt, Bool)?
-    /// Neighbours in the hub's list of live greenlets.
+    /// Neighbours in the hub's list of live greenlets (unretained: the
+    /// hub holds every live greenlet, invariant 2 in Hub.swift).
     @exclusivity(unchecked) var liveNext: Unmanaged<AnyGreenlet>?
     @exclusivity(unchecked) var livePrev: Unmanaged<AnyGreenlet>?
     /// What the greenlet is blocked on, for deadlock reports and dumps.

@@ -22,7 +22,8 @@ public final class Greenlet<Value>: AnyGreenlet {
     /// that keeps its greenlet (`self.task = spawn { self.loop() }`) is not
     /// kept alive by it, as gevent drops a finished greenlet's `run`.
     @exclusivity(unchecked) var body: (() throws -> Value)?
-    /// The returned value, once the body returned.
+    /// The returned value, once the body returned: the greenlet's own
+    /// memory, set once (`runBody`) and freed in deinit.
     @exclusivity(unchecked) var valuePointer: UnsafeMutablePointer<Value>?
 
     @usableFromInline

@@ -46,10 +46,35 @@
 // itself in `finishedPending` and switches away; the next context to run,
 // right after its switch returns, recycles the stack and context.
 //
-// Invariants relied on by the `unsafe` parts: only the hub's own thread
-// touches the hub and its greenlets; a greenlet's context and stack exist
-// from its first switch-in until it finished and was recycled; the hub
-// holds one retain on every spawned greenlet until then.
+// Invariants relied on by the `unsafe` parts (unretained references,
+// `Unmanaged`, `unowned(unsafe)`, raw pointers handed to libev and C);
+// the files that use them point here:
+//
+//   1. Thread confinement: only the hub's own thread touches the hub and
+//      its greenlets. Other threads reach a hub only through its mailbox
+//      (RemoteWake.swift), whose jobs run on the hub's thread.
+//   2. Greenlet lifetime: the hub holds one retain on every spawned
+//      greenlet from `schedule(new:)` until it finished and left the run
+//      queue (`recycle`, `finishUnstarted` or `nextToRun` drops it).
+//      So an unretained reference to an unfinished greenlet (run queue,
+//      live list, wait nodes, the `data` of its timers and watchers,
+//      `current`) is valid. Its context and stack exist from its first
+//      switch-in until it is recycled.
+//   3. Hub lifetime: the thread-local slot (`green_hub_get`) holds the
+//      hub until its thread exits. Code on that thread borrows it without
+//      a retain (`withCurrent`, a greenlet's `unowned(unsafe) hub`); code
+//      that may run after the thread exited (a greenlet's deinit, a
+//      cross-thread waker) must not use such a reference.
+//   4. Wait registrations: what libev or a waker writes into while a
+//      greenlet is parked (its wait node, timer, io watcher) lives on the
+//      greenlet's stack, or on the heap for a compact greenlet (its stack
+//      is copied away while parked), and is stopped or unlinked, in a
+//      `defer`, before the blocking call returns, however it returns.
+//
+// The hub's own C state (loop, async watcher, monitor slot, stack pools,
+// free contexts, run stack) is allocated in `init` and freed in `deinit`;
+// the callbacks that find the hub through a watcher's unretained `data`
+// run only inside its loop, so never after `deinit`.
 //
 // `@exclusivity(unchecked)`, on the hub's and the greenlets' scheduling
 // state and on the runtime's wait structures (queues, locks, wait lists),

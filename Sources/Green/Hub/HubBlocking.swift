@@ -1,5 +1,10 @@
 // What every blocking call does: check for an interrupt, park, yield,
 // sleep on a timer.
+//
+// Unsafe parts: the run queue and timers hold the parked greenlet
+// unretained (invariant 2 in Hub.swift); a sleep's timer is on the
+// greenlet's stack or, compact, on the heap, and stopped before `sleep`
+// returns (invariant 4).
 import CGreenContext
 import CLibev
 import Glibc

@@ -1,6 +1,7 @@
 // Waking parked greenlets, normally or with an interrupt (a kill, a
 // timeout, a scope's cancellation), and which interrupt a greenlet may
-// receive now (shields). See the design comment in Hub.swift.
+// receive now (shields). See the design comment in Hub.swift; the run
+// queue's unretained entries are sound by its invariant 2.
 import CGreenContext
 import CLibev
 import Glibc

@@ -1,3 +1,5 @@
+// Unsafe parts: the hub is borrowed from the thread-local slot (invariant
+// 3 in Hub.swift).
 import CGreenContext
 
 /// The blocked-hub monitor, on by default: a watchdog thread notices a

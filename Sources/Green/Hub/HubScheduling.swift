@@ -1,6 +1,7 @@
 // Switching: from a greenlet straight to the next ready one, or to the
 // hub greenlet, whose loop polls libev and runs async jobs between
-// greenlets. See the design comment in Hub.swift.
+// greenlets. See the design comment in Hub.swift; the unretained
+// greenlets here are sound by its invariants 1 and 2.
 import CGreenContext
 import CLibev
 import Glibc

@@ -1,6 +1,11 @@
 // Spawning: a greenlet's identity, its place in the run queue or behind a
 // start timer, and the list of live greenlets (for deadlock reports and
 // dumps).
+//
+// Unsafe parts: `schedule(new:)` takes the hub's one retain on a greenlet,
+// and the run queue, the live list and the start timer's `data` refer to
+// it unretained until it is dropped (invariant 2 in Hub.swift); a start
+// timer is the greenlet's, freed when it fires or the greenlet finishes.
 import CGreenContext
 import CLibev
 import Glibc

@@ -1,6 +1,12 @@
 // A greenlet's stack and context life cycle: given when it first runs
 // (a pooled dedicated stack, or the compact run stack), its life on that
 // stack, and recycled right after its last switch.
+//
+// Unsafe parts: contexts and stacks are raw memory the hub owns (its free
+// list, its pools); a context belongs to one greenlet from `prepare` to
+// `recycle` (invariant 2 in Hub.swift). `runGreenlet` borrows its greenlet
+// unretained: the hub's reference keeps it alive, and its stack is never
+// unwound, so nothing retained may be left on it.
 import CGreenContext
 import CLibev
 import Glibc

@@ -30,8 +30,11 @@ final class HubMailbox: Sendable {
         var target: Target?
     }
 
-    // Used from any thread, under the lock, through libev's thread-safe
-    // `ev_async_send` only.
+    // `@unchecked Sendable`: the loop and watcher are the hub's; other
+    // threads use them only inside `state`'s lock, and only through
+    // libev's thread-safe `ev_async_send`. `close` (hub thread, in the
+    // hub's deinit, before they are freed) clears `target` under that
+    // lock, so no send can reach freed memory.
     private struct Target: @unchecked Sendable {
         let loop: OpaquePointer
         let watcher: UnsafeMutablePointer<ev_async>
@@ -102,12 +105,16 @@ final class HubMailbox: Sendable {
 
 /// A greenlet's registration for a wake-up that another thread triggers:
 /// made and ended on the greenlet's own thread, `wake()` callable anywhere.
+///
+/// `@unchecked Sendable`: `mailbox` and `thread` are immutable and
+/// thread-safe; `hub`, `greenlet` and `waiting` are used on the hub's
+/// thread only (`init`, `end`, and `wake`'s same-thread path or posted
+/// job). The greenlet is alive while `waiting` is true: it ends the
+/// registration before it leaves its wait.
 final class RemoteWaiter: @unchecked Sendable {
-    // Touched on the hub's thread only (in `init`, `end` and posted jobs).
     private unowned(unsafe) let hub: Hub
     private unowned(unsafe) let greenlet: AnyGreenlet
     private var waiting = true
-    // Immutable, thread-safe.
     private let mailbox: HubMailbox
     private let thread: pthread_t
 

@@ -1,7 +1,9 @@
 /// The hub's FIFO of greenlets ready to run: a growable ring buffer of
 /// unretained references. Entries stay alive because the hub holds a
 /// reference to every unfinished greenlet (taken at spawn, dropped after
-/// the greenlet finished and left this queue).
+/// the greenlet finished and left this queue: invariant 2 in Hub.swift).
+/// Its buffer is its own, freed with it; the capacity stays a power of
+/// two (the index masks rely on it). Hub thread only.
 struct RunQueue: ~Copyable {
     private var buffer: UnsafeMutablePointer<Unmanaged<AnyGreenlet>>
     private var capacity: Int

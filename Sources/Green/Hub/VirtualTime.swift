@@ -23,6 +23,12 @@
 //
 // Costs nothing when off: the timer calls test one optional, the loop
 // tests it only when it is about to wait.
+//
+// Unsafe parts: the clock keeps the timers it holds by address. They
+// belong to their waiters (invariant 4 in Hub.swift): every one is taken
+// off here by `stopTimer` before its memory goes, so an address in `live`
+// is always a live timer; entries in `heap` that `live` no longer names
+// are skipped, never dereferenced. Hub thread only.
 import CLibev
 import HeapModule
 

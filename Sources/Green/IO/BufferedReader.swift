@@ -67,10 +67,12 @@ public final class BufferedReader {
     /// needs more.
     public private(set) var capacity: Int
 
-    // Invariant: the unread bytes are storage[start..<end], 0 <= start <=
-    // end <= capacity. While a greenlet waits in `receive` (`waiting`),
-    // every other call is refused: the pending recv writes at the address
-    // it was given, and the waiting call holds offsets from `start`.
+    // `storage` is this reader's memory (freed in deinit, replaced only by
+    // `makeRoom`). Invariant: the unread bytes are storage[start..<end],
+    // 0 <= start <= end <= capacity. While a greenlet waits in `receive`
+    // (`waiting`), every other call is refused: the pending recv writes at
+    // the address it was given, and the waiting call holds offsets from
+    // `start`.
     private var storage: UnsafeMutablePointer<UInt8>
     private var start = 0
     private var end = 0

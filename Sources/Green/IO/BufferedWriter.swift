@@ -32,8 +32,9 @@ public final class BufferedWriter {
     /// The buffer's size in bytes.
     public let capacity: Int
 
-    // Invariant: the unsent bytes are storage[0..<count]. While a `sender`
-    // waits, the stream reads `storage`, so no other call may change it.
+    // `storage` is this writer's memory (freed in deinit). Invariant: the
+    // unsent bytes are storage[0..<count]. While a `sender` waits, the
+    // stream reads `storage`, so no other call may change it.
     private let storage: UnsafeMutablePointer<UInt8>
     private var count = 0
     /// The greenlet whose send is reading `storage`, if any.

@@ -43,7 +43,9 @@ public final class IdleConnections {
 
     // A doubly linked list in the order the waits began: the head has
     // waited longest. `next` links are strong, so the list holds every
-    // listed entry (from the head on); `previous` links are not.
+    // listed entry (from the head on); `previous` links and `tail` are
+    // `unowned(unsafe)`, sound because they only ever name a listed entry
+    // (`remove` clears them), which the strong links keep alive.
     private var head: Entry?
     private unowned(unsafe) var tail: Entry?
 

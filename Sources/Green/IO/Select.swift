@@ -18,7 +18,10 @@ public func select(readable: [Int32] = [], writable: [Int32] = [],
         if let timeout { try Green.sleep(timeout) } else { throw GreenError.wouldBlockForever(waitingOn: "select over no fd", parked: []) }
         return ([], [])
     }
-    // One watcher per entry, and one flag per entry set by its callback.
+    // One watcher per entry, and one flag per entry set by its callback:
+    // on the heap (a compact greenlet's stack is away while it parks),
+    // each watcher stopped before the memory is freed, and the greenlet
+    // held unretained while it waits (invariants 2 and 4 in Hub.swift).
     struct Entry {
         var watcher = ev_io()
         var fired = false

@@ -21,7 +21,9 @@ public final class ServerThreads: Sendable {
     private let threads: [HubThread]
     private let servers: [ServerBox]
 
-    /// The `StreamServer` of one thread, touched on that thread only.
+    /// The `StreamServer` of one thread. `@unchecked Sendable`: `server`
+    /// is set and read only in greenlets spawned on that thread's hub (by
+    /// `start` and `stop`); `stopped` is Sendable.
     final class ServerBox: @unchecked Sendable {
         var server: StreamServer?
         let stopped = AsyncResult<Bool>()
@@ -95,8 +97,10 @@ public final class ServerThreads: Sendable {
     }
 }
 
-/// Moves a socket made on one thread to the thread that will use it; the
-/// maker never touches it again.
+/// Moves a socket made on one thread to the thread that will use it.
+/// `@unchecked Sendable`: the maker never touches it again after handing
+/// it over, so one thread at a time uses it (a `Socket` has no
+/// thread-bound state until it waits, which only the new owner does).
 struct SocketTransfer: @unchecked Sendable {
     let socket: Socket
     init(_ socket: Socket) { self.socket = socket }

@@ -13,6 +13,10 @@ import Glibc
 /// let onHup = SignalHandler(SIGHUP) { try reloadConfig() }
 /// ```
 public final class SignalHandler {
+    // The watcher is this object's memory; its `data` refers to the object
+    // unretained, and it is stopped (`cancel`, at the latest in deinit)
+    // before either goes. Its callback runs inside `hub`'s loop.
+
     /// The signal number.
     public let signal: Int32
     private let handler: () throws -> Void

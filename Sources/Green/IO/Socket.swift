@@ -29,6 +29,8 @@ public final class Socket {
     /// forever.
     public var timeout: Double?
 
+    /// The waits of the greenlets reading and writing now: their memory,
+    /// registered by `waitIO` and cleared before it goes (WaitIO.swift).
     private var reader: UnsafeMutablePointer<FDWait>?
     private var writer: UnsafeMutablePointer<FDWait>?
 

@@ -3,7 +3,10 @@
 // A greenlet that would block on an fd starts a libev io watcher kept on
 // its own stack (on the heap for a compact greenlet), parks, and is made ready by the watcher's callback. The
 // watcher is stopped before the call returns, whatever happens, so libev
-// never holds a watcher whose memory is gone or whose fd was closed.
+// never holds a watcher whose memory is gone or whose fd was closed
+// (invariant 4 in Hub.swift; the watcher holds its greenlet unretained,
+// invariant 2). A `register`ed wait is reachable from its socket until
+// `register(nil)`, in the same `defer`.
 import CLibev
 import Glibc
 

@@ -214,9 +214,13 @@ private final class HubMetrics {
     }
 }
 
-/// The timer of `GreenMetrics.start(interval:)`. Its watcher is touched
-/// only on its hub's thread (made there, stopped through the hub's
-/// mailbox).
+/// The timer of `GreenMetrics.start(interval:)`.
+///
+/// `@unchecked Sendable`: `mailbox` is thread-safe, `metrics` a weak
+/// reference written in init only. `timer` and `loop` are used on the
+/// hub's thread only: made there, stopped there (`stop` from elsewhere
+/// posts to the mailbox); the timer's `data` holds a retain on this object
+/// until then. If the hub is gone, its loop is too, and `stop` only frees.
 private final class Reporting: @unchecked Sendable {
     private weak var metrics: GreenMetrics?
     private let mailbox: HubMailbox

@@ -20,7 +20,12 @@ import DequeModule
 // code runs unspecialised (the caller's types are not known here), and a
 // derived generic type (`R?`, a tuple, `Result<R, _>`) would cost a
 // metadata lookup per element, where a typed pointer costs only the
-// element's own value witnesses.
+// element's own value witnesses. The buffers are the run's own, freed in
+// its deinit, which deinitializes exactly what is initialized then: all
+// `elementCount` elements, the results `resultFilled` marks, the
+// lookahead if `hasLookahead`. A claimed element is copied into the
+// claiming worker's own temporary and deinitialized there. Hub thread
+// only, like the group.
 
 @usableFromInline
 final class MapRun<Element, R> {

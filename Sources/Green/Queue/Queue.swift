@@ -41,6 +41,10 @@ public class Queue<T> {
 
     /// One item-sized block kept for the next waiter (raw: a stored
     /// `UnsafeMutablePointer<T>?` costs a metadata lookup per use here).
+    /// A borrowed slot is the waiting call's until it returns; a waker
+    /// moves an item into or out of it only through the waiter's linked
+    /// node (see WaitList.swift), and the call moves out or deinitializes
+    /// what is left before it gives the slot back.
     @exclusivity(unchecked) private var spareSlot: UnsafeMutableRawPointer?
 
     /// Memory for one item, for a waiter to pass its item through. Not

@@ -4,6 +4,11 @@
 /// module), and code on `UnsafeMutablePointer<T>` then costs only `T`'s own
 /// value witnesses, where a generic collection would look up the metadata
 /// of its internal types on every call.
+///
+/// The buffer is its own: items are initialized exactly in the `count`
+/// places from `head` (wrapping; `capacity` is 0 or a power of two), and
+/// the owner calls `destroy` once, in its deinit. Not thread-safe: a
+/// `Queue`'s, confined to its hub's thread.
 struct RingBuffer<T> {
     private var buffer: UnsafeMutablePointer<T>?
     private var capacity = 0

@@ -3,8 +3,9 @@
 // A waiter is a node on the waiting greenlet's own stack (stacks never
 // move, so its address is stable for the whole wait): waiting allocates
 // nothing. A compact greenlet's node is on the heap: its stack is not
-// there while it is parked, and wakers and neighbours write into nodes. Nodes form a FIFO, doubly linked so that a waiter that times
-// out or is killed unlinks itself in O(1).
+// there while it is parked, and wakers and neighbours write into nodes.
+// Nodes form a FIFO, doubly linked so that a waiter that times out or is
+// killed unlinks itself in O(1).
 //
 // Waking is a *grant*: the waker unlinks the first waiter, records the
 // outcome in its node (and, for queues, moves an item through the node's
@@ -14,7 +15,10 @@
 // way out. So a grant is never lost to a waiter that is leaving, and a
 // waiter never both throws and receives.
 //
-// Hub thread only, like the primitives built on it.
+// Hub thread only, like the primitives built on it. The raw node pointers
+// and unretained greenlets are sound by invariants 1, 2 and 4 in
+// Hub.swift: a node is linked only while its greenlet is inside `wait`,
+// which unlinks it (`defer`) before the node's memory goes.
 
 /// One greenlet's place in a `WaitList`.
 struct WaitNode {

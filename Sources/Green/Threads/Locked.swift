@@ -10,6 +10,11 @@ import Glibc
 /// synchronisation, so every access it guards would be reported as a race
 /// by `make sanitize`. TSan intercepts pthread mutexes. Uncontended, the
 /// two cost about the same (one atomic each way).
+///
+/// `@unchecked Sendable`: `state` is read and written only inside
+/// `withLock`, under `mutex` (allocated in `init`, freed in `deinit`, so
+/// its address never moves). For any `State`: a non-Sendable value (a
+/// class reference) taken out of `withLock` is the caller's to confine.
 package final class Locked<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var state: State

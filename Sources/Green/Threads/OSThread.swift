@@ -9,7 +9,8 @@ public enum OSThread {
     /// stacks); nothing runs then.
     public static func create(stackSize: Int = 0, detached: Bool,
                               _ body: @escaping @Sendable () -> Void) -> Result<pthread_t, OSThreadError> {
-        final class Box: @unchecked Sendable {
+        // Retained across pthread_create: the new thread takes the retain.
+        final class Box: Sendable {
             let body: @Sendable () -> Void
             init(_ body: @escaping @Sendable () -> Void) { self.body = body }
         }

@@ -16,6 +16,11 @@ import Glibc
 /// dropped: a blocking call cannot be interrupted from outside. Callable
 /// from any thread; the closure runs on a pool thread, never on a hub.
 public final class ThreadPool: @unchecked Sendable {
+    // `@unchecked Sendable`: `size` and the `mutex` and `wakeup` pointers
+    // are immutable (allocated here, freed in deinit); `jobs`, `threads`
+    // and `idle` are read and written only with `mutex` held. (Not
+    // `Locked`: the workers wait on a condition variable under the mutex.)
+
     /// The most closures running at once.
     public let size: Int
 

@@ -33,6 +33,9 @@ public struct TimeoutError: Error, CustomStringConvertible {
 /// A timeout belongs to the greenlet that started it and to that thread.
 /// Cancelling withdraws an expiry that has not been delivered yet.
 public final class Timeout {
+    // The timer is this object's memory; its `data` refers to the object
+    // unretained, and it is stopped (`cancel`, at the latest in deinit)
+    // before either goes.
     public let seconds: Double
     private let customError: (any Error)?
     private let timer: UnsafeMutablePointer<ev_timer>
