@@ -71,45 +71,54 @@ enum BridgeBench {
     /// and two condition variables: what any cross-thread crossing pays at
     /// least (two wake-ups).
     static func condvarPingPongNs(_ n: Int) -> Double {
+        // `@unchecked Sendable`: the mutex and conditions are allocated
+        // (a `&` of a stored property is no stable address to share), and
+        // `turn` and `done` are read and written with `mutex` held.
         final class Shared: @unchecked Sendable {
-            // Guarded by `mutex`.
-            var mutex = pthread_mutex_t()
-            var toServer = pthread_cond_t()
-            var toClient = pthread_cond_t()
+            let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+            let toServer = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+            let toClient = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
             var turn = 0   // 0: the client's, 1: the server's
             var done = false
+
+            init() {
+                pthread_mutex_init(mutex, nil)
+                pthread_cond_init(toServer, nil)
+                pthread_cond_init(toClient, nil)
+            }
+
+            deinit {
+                pthread_cond_destroy(toClient)
+                pthread_cond_destroy(toServer)
+                pthread_mutex_destroy(mutex)
+                toClient.deallocate()
+                toServer.deallocate()
+                mutex.deallocate()
+            }
         }
         let s = Shared()
-        pthread_mutex_init(&s.mutex, nil)
-        pthread_cond_init(&s.toServer, nil)
-        pthread_cond_init(&s.toClient, nil)
-        defer {
-            pthread_cond_destroy(&s.toClient)
-            pthread_cond_destroy(&s.toServer)
-            pthread_mutex_destroy(&s.mutex)
-        }
         let server = Thread {
-            pthread_mutex_lock(&s.mutex)
+            pthread_mutex_lock(s.mutex)
             while true {
-                while s.turn != 1 && !s.done { pthread_cond_wait(&s.toServer, &s.mutex) }
+                while s.turn != 1 && !s.done { pthread_cond_wait(s.toServer, s.mutex) }
                 if s.done { break }
                 s.turn = 0
-                pthread_cond_signal(&s.toClient)
+                pthread_cond_signal(s.toClient)
             }
-            pthread_mutex_unlock(&s.mutex)
+            pthread_mutex_unlock(s.mutex)
         }
         server.start()
         let start = monotonicNs()
-        pthread_mutex_lock(&s.mutex)
+        pthread_mutex_lock(s.mutex)
         for _ in 0..<n {
             s.turn = 1
-            pthread_cond_signal(&s.toServer)
-            while s.turn != 0 { pthread_cond_wait(&s.toClient, &s.mutex) }
+            pthread_cond_signal(s.toServer)
+            while s.turn != 0 { pthread_cond_wait(s.toClient, s.mutex) }
         }
         let elapsed = monotonicNs() - start
         s.done = true
-        pthread_cond_signal(&s.toServer)
-        pthread_mutex_unlock(&s.mutex)
+        pthread_cond_signal(s.toServer)
+        pthread_mutex_unlock(s.mutex)
         return Double(elapsed) / Double(n)
     }
 }

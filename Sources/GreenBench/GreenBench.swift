@@ -233,7 +233,9 @@ func cSwitchNs(_ switches: Int) -> Double {
 }
 
 /// State of the Swift ping-pong, in manually allocated memory: never behind
-/// `&` of a Swift variable while a switch is in flight.
+/// `&` of a Swift variable while a switch is in flight. `nonisolated(unsafe)`
+/// (a pointer is not Sendable): allocated once, never freed, used by the
+/// benchmark's main thread and the context it switches to, one at a time.
 struct PingPong {
     var main = green_context()
     var peer = green_context()
@@ -318,7 +320,8 @@ func yieldUnderAFrame(_ count: Int) throws {
     }
 }
 
-/// State of the compact ping-pong, in manually allocated memory.
+/// State of the compact ping-pong, in manually allocated memory (as
+/// `pingPong`: allocated once, one thread, one context at a time).
 struct CompactPingPong {
     var main = green_context()
     var a = green_context()

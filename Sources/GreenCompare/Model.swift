@@ -166,7 +166,9 @@ public final class ModelTask<Output: Codable & Sendable> {
     }
 }
 
-/// A thread's result, handed to whoever joins it.
+/// A thread's result, handed to whoever joins it. `@unchecked Sendable`:
+/// `result` is read and written only with `monitor` held (not `Locked`:
+/// `take` waits on the monitor's condition).
 final class ResultBox<T>: @unchecked Sendable {
     private let monitor = Monitor()
     private var result: Result<T, Error>?

@@ -8,6 +8,11 @@ import Green
 /// Greenlets: `Green.Queue`; threads: an array under a pthread mutex;
 /// processes: a ring of encoded items in shared memory (as
 /// multiprocessing's Queue pickles items through a pipe).
+///
+/// `@unchecked Sendable` as `ModelLock` is: the threads backend's ring
+/// is used only under its `Monitor`, the processes backend's shared ring
+/// only under the region's mutex; a greenlets model's `Green.Queue` stays
+/// on the thread that made it.
 public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked Sendable {
     private enum Backend {
         case green(Green.Queue<Element>)
@@ -17,7 +22,9 @@ public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked 
     private let backend: Backend
     public let capacity: Int
 
-    final class LocalRing: @unchecked Sendable {
+    /// The threads backend's items, used only under its `Monitor` (not
+    /// `Sendable` itself: it crosses threads only inside the queue).
+    final class LocalRing {
         var items = Deque<Element>()
         var closed = false
         var count: Int { items.count }
@@ -180,7 +187,7 @@ public struct ModelQueueItemTooLarge: Error, CustomStringConvertible {
 /// drained. Built on two bounded queues, one each way, so it works the
 /// same on every model and travels to a worker process inside a job's
 /// input.
-public final class ModelPipeEnd<Element: Codable & Sendable>: Codable, @unchecked Sendable {
+public final class ModelPipeEnd<Element: Codable & Sendable>: Codable, Sendable {
     private let outgoing: ModelQueue<Element>
     private let incoming: ModelQueue<Element>
 

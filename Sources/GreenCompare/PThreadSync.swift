@@ -4,6 +4,10 @@ import Green
 /// A pthread mutex with one condition variable: the threads model's
 /// building block (real kernel-backed blocking, as Python's threading
 /// uses). Waits use CLOCK_MONOTONIC deadlines.
+///
+/// `@unchecked Sendable`: its only fields are the pointers to the mutex
+/// and condition, immutable (made in `init`, destroyed in `deinit`, so
+/// they never move); pthreads synchronises every use.
 final class Monitor: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -78,7 +82,7 @@ func monotonicTimespec(_ deadline: Double) -> timespec? {
 func deadline(after timeout: Double?) -> Double? { timeout.map { monotonicSeconds() + max(0, $0) } }
 
 /// A joinable thread running a closure; `join` waits for it.
-final class OSThreadHandle: @unchecked Sendable {
+final class OSThreadHandle: Sendable {
     private let thread: pthread_t
 
     /// Starts `body` on a new thread; throws `OSThreadError` (EAGAIN when
@@ -96,15 +100,21 @@ final class OSThreadHandle: @unchecked Sendable {
 /// A value per OS thread, made on first use and released when the thread
 /// ends (a pthread key's destructor): per-thread state of a pool's workers
 /// (an HTTP client and its connections) goes with the worker.
-public final class PerThread<Value: AnyObject>: @unchecked Sendable {
-    private var key = pthread_key_t()
+///
+/// Plainly `Sendable`: the key and `make` are immutable, and each thread
+/// reaches only its own value (the pthread key's slot holds one retain on
+/// it, given back by the destructor).
+public final class PerThread<Value: AnyObject>: Sendable {
+    private let key: pthread_key_t
     private let make: @Sendable () -> Value
 
     public init(_ make: @escaping @Sendable () -> Value) {
         self.make = make
+        var key = pthread_key_t()
         pthread_key_create(&key) { pointer in
             if let pointer { Unmanaged<AnyObject>.fromOpaque(pointer).release() }
         }
+        self.key = key
     }
 
     /// This thread's value.

@@ -28,6 +28,12 @@ enum Shared {
 /// mutex and condition; processes: a flag in shared memory under a
 /// process-shared robust mutex (any process may release it, like
 /// multiprocessing's Lock).
+///
+/// `@unchecked Sendable` (its backend is immutable): the threads backend's
+/// flag is used only under its `Monitor`, the processes backend's slot
+/// only under the region's mutex. A greenlets model's lock wraps a
+/// `Green.Lock`, confined to the hub that made it: keep it on that thread
+/// (the greenlets model is used from one thread; see `Model`).
 public final class ModelLock: Codable, @unchecked Sendable {
     private enum Backend {
         case green(Green.Lock)
@@ -94,6 +100,10 @@ public final class ModelLock: Codable, @unchecked Sendable {
 // MARK: - Event
 
 /// A flag that can be set once and waited for.
+///
+/// `@unchecked Sendable` as `ModelLock` is: the flag under the `Monitor`
+/// or the region's mutex; a greenlets model's `Green.Event` stays on the
+/// thread that made it.
 public final class ModelEvent: Codable, @unchecked Sendable {
     private enum Backend {
         case green(Green.Event)
@@ -160,6 +170,10 @@ public final class ModelEvent: Codable, @unchecked Sendable {
 // MARK: - Semaphore
 
 /// A counting semaphore.
+///
+/// `@unchecked Sendable` as `ModelLock` is: the count under the `Monitor`
+/// or the region's mutex; a greenlets model's `Green.Semaphore` stays on
+/// the thread that made it.
 public final class ModelSemaphore: Codable, @unchecked Sendable {
     private enum Backend {
         case green(Green.Semaphore)
@@ -227,6 +241,10 @@ public final class ModelSemaphore: Codable, @unchecked Sendable {
 /// loses an update; `unsafeIncrement` (a load, then a store) loses the
 /// updates that interleave between them, as `counter += 1` does in
 /// Python's threads, without a data race in Swift's sense.
+///
+/// `@unchecked Sendable`: both fields are immutable; the counter behind
+/// `pointer` (its own allocation, freed in deinit, or a slot of `region`,
+/// which it keeps mapped) is only ever used through C atomics.
 public final class ModelCounter: Codable, @unchecked Sendable {
     private let pointer: UnsafeMutablePointer<Int64>
     private let region: SharedRegion?
@@ -264,8 +282,10 @@ public final class ModelCounter: Codable, @unchecked Sendable {
     }
 }
 
-/// A mutable value in a class, guarded by whoever holds it.
-final class Box<T>: @unchecked Sendable {
+/// A mutable value in a class, guarded by whoever holds it (the threads
+/// backends: their `Monitor`). Not `Sendable` itself: it crosses threads
+/// only inside a primitive whose conformance says how it is guarded.
+final class Box<T> {
     var value: T
     init(_ value: T) { self.value = value }
 }

@@ -8,6 +8,13 @@ import Green
 /// Counter and Queue on. The creating process owns the name and unlinks
 /// it when the region goes; workers open it by name (a region travels to
 /// a worker as its name, inside a job's Codable input).
+///
+/// `@unchecked Sendable`: `name`, `size`, `base` and `owner` are immutable
+/// and the mapping lives as long as the object. The shared memory itself
+/// is read and written, by every thread and process, only with the
+/// region's process-shared mutex held (`locked`), except what its creator
+/// writes before anyone else can have its name (initial values, a
+/// queue's capacity) and `ModelCounter`'s slot, used atomically.
 final class SharedRegion: @unchecked Sendable {
     let name: String
     let size: Int

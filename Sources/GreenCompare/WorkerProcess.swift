@@ -13,7 +13,11 @@ import Glibc
 /// The worker dies with the thread that started it (PR_SET_PDEATHSIG) and
 /// exits when its socket closes, so no worker outlives its parent; every
 /// worker is reaped (waitpid) when it is closed or found dead.
-final class WorkerProcess: @unchecked Sendable {
+///
+/// Not `Sendable`: `fd` and `reaped` change without a lock. It is used by
+/// one thread at a time: a `ModelTask`'s (not Sendable), or a pool
+/// thread's `WorkerSlot`.
+final class WorkerProcess {
     let pid: pid_t
     private var fd: Int32
     private var reaped = false

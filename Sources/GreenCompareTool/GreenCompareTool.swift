@@ -14,6 +14,7 @@ import Glibc
 import Green
 import GreenCompare
 import GreenCompareWorkloads
+import Synchronization
 
 @main
 enum Entry {
@@ -121,8 +122,9 @@ struct GreenCompareCommand: ParsableCommand {
             results.append(r)
         }
         if progress { writeError("\r\u{1B}[K") }
-        if checkWithTime && TimeCheck.disagreements > 0 {
-            throw ValidationError("\(TimeCheck.disagreements) model(s) disagree with /usr/bin/time -v by more than 10%")
+        let disagreements = TimeCheck.disagreements.load(ordering: .relaxed)
+        if checkWithTime && disagreements > 0 {
+            throw ValidationError("\(disagreements) model(s) disagree with /usr/bin/time -v by more than 10%")
         }
         if let svg {
             let subtitle = "\(tasks) tasks, concurrency \(concurrency)"
@@ -234,7 +236,7 @@ struct GreenCompareCommand: ParsableCommand {
                 abs(ours - theirs) <= max(0.1 * theirs, theirs < 50 ? 5 : 0)
             }
             if !agrees(Double(maxRSS), rss) || !agrees(Double(m.voluntary), vol) || !agrees(Double(m.involuntary), invol) {
-                TimeCheck.disagreements += 1
+                TimeCheck.disagreements.add(1, ordering: .relaxed)
             }
             writeError("/usr/bin/time -v vs green-compare, \(model): max RSS \(Int(rss / 1024)) KiB vs \(maxRSS / 1024) KiB (\(pct(Double(maxRSS), rss))), "
                        + "voluntary \(Int(vol)) vs \(m.voluntary) (\(pct(Double(m.voluntary), vol))), "
@@ -332,30 +334,29 @@ func runChild(_ path: String, _ arguments: [String]) throws -> (String, Int32, r
 }
 
 /// Samples the resident memory of this process and all its descendants
-/// every 10 ms; `stop` returns the largest sum seen.
-final class TreeRSSSampler: @unchecked Sendable {
-    private var peak = 0
-    private var running = true
-    private let lock = NSLock()
-    private var thread: Thread?
+/// every 10 ms; `stop` returns the largest sum seen. Not `Sendable`: its
+/// thread shares only `state`.
+final class TreeRSSSampler {
+    private let state = Locked((peak: 0, running: true))
+    private let thread: Thread
 
     init() {
-        let t = Thread { [self] in
-            while lock.withLock({ running }) {
+        let state = self.state
+        thread = Thread {
+            while state.withLock({ $0.running }) {
                 let now = TreeRSSSampler.treeRSS(getpid())
-                lock.withLock { peak = max(peak, now) }
+                state.withLock { $0.peak = max($0.peak, now) }
                 usleep(10_000)
             }
         }
-        thread = t
-        t.start()
+        thread.start()
     }
 
     func stop() -> Int {
         let now = TreeRSSSampler.treeRSS(getpid())
-        return lock.withLock {
-            running = false
-            return max(peak, now)
+        return state.withLock { s in
+            s.running = false
+            return max(s.peak, now)
         }
     }
 
@@ -391,5 +392,6 @@ func writeError(_ text: String) {
 }
 
 enum TimeCheck {
-    nonisolated(unsafe) static var disagreements = 0
+    /// Models whose figures /usr/bin/time contradicts.
+    static let disagreements = Atomic<Int>(0)
 }

@@ -7,6 +7,9 @@ import GreenHTTP
 /// The servers the network workloads talk to, each on an OS thread of its
 /// own (its own hub), started by the runner outside the measured process.
 public final class WorkloadServer: @unchecked Sendable {
+    // `@unchecked Sendable`: every field is immutable. `http` is never a
+    // one-hub server: it is made with `workers:`, so its `stop` goes to
+    // its `ServerThreads`, which any thread may call, as `echo`'s.
     public let port: Int
     private let http: HTTPServer?
     private let echo: ServerThreads?

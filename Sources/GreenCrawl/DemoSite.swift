@@ -10,8 +10,10 @@ import GreenHTTP
 /// forms that must normalize to one URL, and a `<base href>` page.
 /// `latency` seconds are added to every response.
 public final class DemoSite: @unchecked Sendable {
-    // Configuration is immutable; `server` is set and cleared by the
-    // thread that starts and stops the site, and never read by handlers.
+    // `@unchecked Sendable` (handlers on other hubs' threads use the site):
+    // configuration is immutable, `counts` is locked; `server` is set and
+    // cleared by the thread that starts and stops the site, and never read
+    // by handlers.
     public let pages: Int
     public let latency: Double
     /// Seconds /slow takes.

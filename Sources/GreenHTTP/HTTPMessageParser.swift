@@ -252,6 +252,10 @@ final class HTTPMessageParser {
         }
     }
 
+    // `nonisolated(unsafe)` (C callbacks, and a `var` so that `&` can pass
+    // it as the const pointer `http_parser_execute` takes): written once,
+    // by the lazy initializer (run once, thread-safely); from then on only
+    // read, by parsers on any thread.
     nonisolated(unsafe) private static var settings: http_parser_settings = {
         var s = http_parser_settings()
         s.on_message_begin = { p in this(p).begin() }

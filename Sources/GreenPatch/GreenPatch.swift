@@ -28,7 +28,9 @@ import Logging
 /// `unexported`): the linker exports a definition that a linked shared
 /// library (here libc) also defines.
 public enum PatchMode {
-    // Written once, then only read (by C, from any thread).
+    // `nonisolated(unsafe)` (a pointer is not Sendable): allocated and
+    // written once, by the lazy initializer (run once, thread-safely),
+    // never freed, and from then on only read, by C, from any thread.
     nonisolated(unsafe) private static let hooks: UnsafeMutablePointer<green_patch_hooks> = {
         let p = UnsafeMutablePointer<green_patch_hooks>.allocate(capacity: 1)
         p.initialize(to: green_patch_hooks(
@@ -141,7 +143,10 @@ public enum PatchMode {
 }
 
 /// A C function and its argument, handed to a pool thread while the
-/// greenlet that owns the argument waits for it.
+/// greenlet that owns the argument waits for it. `@unchecked Sendable`:
+/// `arg` is the caller's heap memory, and `run_elsewhere` does not return
+/// (even when interrupted: it waits on, shielded) until the pool thread's
+/// call has ended, so one thread at a time uses it.
 private struct UnsafeSendable: @unchecked Sendable {
     let work: @convention(c) (UnsafeMutableRawPointer?) -> Void
     let arg: UnsafeMutableRawPointer?

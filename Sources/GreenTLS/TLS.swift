@@ -42,6 +42,10 @@ public enum TLSVerification: Sendable, Equatable {
 /// ignored if it still has its default action (OpenSSL writes with
 /// write(), and a peer that went away would otherwise kill the process).
 public final class TLSContext: @unchecked Sendable {
+    // `@unchecked Sendable`: every field is immutable. `ctx` is configured
+    // before the factory returns it, then only used to make connections
+    // (SSL_new) and to keep client sessions, which OpenSSL locks
+    // internally; `alpnWire` is read by OpenSSL, and freed with `ctx`.
     let ctx: OpaquePointer
     /// ALPN protocols in wire format (a server's, for its callback), kept
     /// alive as long as the context.

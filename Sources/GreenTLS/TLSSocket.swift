@@ -254,7 +254,9 @@ public final class TLSSocket {
 }
 
 /// A TLS session a client may resume on its next connection to the same
-/// server (a shorter handshake).
+/// server (a shorter handshake). `@unchecked Sendable`: the
+/// `SSL_SESSION` is immutable once the handshake made it, reference
+/// counted atomically by OpenSSL, and freed with this object.
 public final class TLSSession: @unchecked Sendable {
     let session: OpaquePointer
     init(_ session: OpaquePointer) { self.session = session }

@@ -6,9 +6,10 @@ import Green
 /// greenlet fetching the page waits for each batch while the hub runs the
 /// other greenlets.
 final class PageParse {
-    /// The parser, handed from thread to thread. Each `ThreadPool.run`
-    /// is waited for before the next starts, so one thread at a time
-    /// touches it, and the pool's queue orders each run after the last.
+    /// The parser, handed from thread to thread. `@unchecked Sendable`:
+    /// each `ThreadPool.run` is waited for before the next starts, so one
+    /// thread at a time touches it, and the pool's queue orders each run
+    /// after the last.
     private final class Handle: @unchecked Sendable {
         let parser: HTMLLinkParser
         init(_ parser: HTMLLinkParser) { self.parser = parser }
