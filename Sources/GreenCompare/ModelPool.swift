@@ -10,7 +10,11 @@ import Green
 /// job that throws fails its item with `JobError.failed`; a worker
 /// process that dies fails its item with `JobError.workerDied` and is
 /// replaced for the next item.
-public final class ModelPool: @unchecked Sendable {
+///
+/// Not `Sendable`: a greenlets model's pool holds a `Green.Semaphore` of
+/// the hub that made it; use a pool on the thread that made it, as a
+/// `ModelTask`.
+public final class ModelPool {
     public let model: Model
     public let size: Int
     /// Greenlets: the pool's slots, shared by every map on it.
@@ -139,8 +143,8 @@ public final class ModelPool: @unchecked Sendable {
     }
 }
 
-/// A greenlets map's shared state: confined to one hub.
-final class GreenMapState<O>: @unchecked Sendable {
+/// A greenlets map's shared state: confined to one hub (not `Sendable`).
+final class GreenMapState<O> {
     var results: [Result<O, Error>?]
     var next = 0
     var waitingFor = -1
@@ -161,7 +165,8 @@ public struct ModelResults<Output>: Sequence, IteratorProtocol {
     public mutating func next() -> Result<Output, Error>? { nextResult() }
 }
 
-/// Results by index, waited for in order.
+/// Results by index, waited for in order. `@unchecked Sendable`:
+/// `results` is read and written only with `monitor` held.
 final class OrderedResults<O>: @unchecked Sendable {
     private let monitor = Monitor()
     private var results: [Result<O, Error>?]
@@ -186,7 +191,9 @@ final class OrderedResults<O>: @unchecked Sendable {
 }
 
 /// A worker process as one pool thread holds it: started on first use,
-/// replaced after it dies.
+/// replaced after it dies. `@unchecked Sendable`: made by
+/// `ThreadWorkers.init` and handed to one thread, the only one that uses
+/// `process` from then on (`executable` is immutable).
 final class WorkerSlot: @unchecked Sendable {
     let executable: String?
     private var process: WorkerProcess?
@@ -217,7 +224,10 @@ final class WorkerSlot: @unchecked Sendable {
 }
 
 /// `count` OS threads taking work from one queue; each owns a
-/// `WorkerSlot` (used by the processes model).
+/// `WorkerSlot` (used by the processes model). `@unchecked Sendable`:
+/// `work`, `closing` and `threads` are read and written with `monitor`
+/// held, except `init`'s appends to `threads`, which the worker threads
+/// never read (not `Locked`: they wait on the monitor's condition).
 final class ThreadWorkers: @unchecked Sendable {
     private let monitor = Monitor()
     private var work = Deque<@Sendable (WorkerSlot) -> Void>()
