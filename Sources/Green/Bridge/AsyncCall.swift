@@ -12,12 +12,13 @@ import Synchronization
 /// to abandoned. Exactly one wins; a greenlet that lost waits out the
 /// write (a few instructions on another thread) before its slot goes.
 ///
-/// `@unchecked Sendable`: `executor`, `mailbox` and `thread` are immutable;
+/// `@unchecked Sendable`: `executor` and `mailbox` are immutable;
 /// `phase` is atomic, and the task writes `slot` (the greenlet's memory,
 /// freed only after `wait` returns) only between winning `phase` and
 /// publishing `written`. `hub`, `greenlet` and `inWait` are used on the
-/// hub's thread only (`init`, `wait`, and `complete`'s same-thread path or
-/// posted job); the greenlet is alive while `inWait` is true.
+/// hub's thread only (`init`, `wait`, and `complete`'s same-thread path, taken
+/// when `mailbox.isHubThread`: the hub's thread while the hub is there, not
+/// a later thread that reuses its id, or the posted job); the greenlet is alive while `inWait` is true.
 @usableFromInline
 final class AsyncCall: @unchecked Sendable {
     private static let waiting = 0, writing = 1, written = 2, abandoned = 3
@@ -26,7 +27,6 @@ final class AsyncCall: @unchecked Sendable {
     private let phase = Atomic<Int>(AsyncCall.waiting)
     private let slot: UnsafeMutableRawPointer
     private let mailbox: HubMailbox
-    private let thread: pthread_t
     private unowned(unsafe) let hub: Hub
     private unowned(unsafe) let greenlet: AnyGreenlet
     private var inWait = true
@@ -43,7 +43,6 @@ final class AsyncCall: @unchecked Sendable {
         self.slot = slot
         executor = hub.executor
         mailbox = hub.mailbox
-        thread = hub.thread
         // The task may wait on other threads: the hub must not find its
         // greenlets deadlocked meanwhile.
         hub.beginRemoteWait()
@@ -57,7 +56,7 @@ final class AsyncCall: @unchecked Sendable {
                                     ordering: .acquiring).exchanged else { return }
         write(slot)
         phase.store(AsyncCall.written, ordering: .releasing)
-        if pthread_equal(thread, pthread_self()) != 0 {
+        if mailbox.isHubThread {
             if inWait { hub.ready(greenlet) }
             return
         }

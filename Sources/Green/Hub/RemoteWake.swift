@@ -106,17 +106,17 @@ final class HubMailbox: Sendable {
 /// A greenlet's registration for a wake-up that another thread triggers:
 /// made and ended on the greenlet's own thread, `wake()` callable anywhere.
 ///
-/// `@unchecked Sendable`: `mailbox` and `thread` are immutable and
+/// `@unchecked Sendable`: `mailbox` is immutable and
 /// thread-safe; `hub`, `greenlet` and `waiting` are used on the hub's
-/// thread only (`init`, `end`, and `wake`'s same-thread path or posted
-/// job). The greenlet is alive while `waiting` is true: it ends the
+/// thread only (`init`, `end`, and `wake`'s same-thread path, taken when
+/// `mailbox.isHubThread`: the hub's thread while the hub is there, not a
+/// later thread that reuses its id; or the posted job). The greenlet is alive while `waiting` is true: it ends the
 /// registration before it leaves its wait.
 final class RemoteWaiter: @unchecked Sendable {
     private unowned(unsafe) let hub: Hub
     private unowned(unsafe) let greenlet: AnyGreenlet
     private var waiting = true
     private let mailbox: HubMailbox
-    private let thread: pthread_t
 
     /// Registers the calling greenlet; the hub counts it as a live wake-up
     /// source until `end()`.
@@ -124,7 +124,6 @@ final class RemoteWaiter: @unchecked Sendable {
         self.hub = hub
         self.greenlet = greenlet
         mailbox = hub.mailbox
-        thread = hub.thread
         hub.beginRemoteWait()
     }
 
@@ -138,7 +137,7 @@ final class RemoteWaiter: @unchecked Sendable {
     /// Makes the greenlet ready if it is still waiting. Any thread; on the
     /// greenlet's own thread it happens at once, without the mailbox.
     func wake() {
-        if pthread_equal(thread, pthread_self()) != 0 {
+        if mailbox.isHubThread {
             if waiting { hub.ready(greenlet) }
             return
         }
