@@ -73,6 +73,13 @@ DOC_TARGETS := Green GreenHTTP GreenTLS GreenRedis GreenCrawl GreenCompare Green
 docs: deps
 	$(SWIFT) package generate-documentation --warnings-as-errors $(foreach t,$(DOC_TARGETS),--target $(t))
 
+# Doc comments on the public symbols of Green, GreenHTTP and GreenTLS,
+# counted from the compiler's symbol graphs (Tools/doc-coverage.sh says
+# what counts): the counts, each undocumented symbol, and a failure if any.
+.PHONY: doc-coverage
+doc-coverage: deps
+	Tools/doc-coverage.sh --list --require-all
+
 # The aarch64 switch must at least assemble.
 check-aarch64:
 	@cc=$$(command -v clang); test -n "$$cc" || { echo "clang not found"; exit 1; }; \
