@@ -57,16 +57,25 @@ while [ $# -gt 0 ]; do
 done
 [ ${#modules[@]} -gt 0 ] || modules=(Green GreenHTTP GreenTLS)
 
+fresh=""
 if [ -z "$graphs" ]; then
   if [ "$build" = 1 ]; then
     log=$(mktemp)
-    trap 'rm -f "$log"' EXIT
-    if ! "$SWIFT" package dump-symbol-graph --minimum-access-level public >"$log" 2>&1; then
-      tail -40 "$log" >&2
-      echo "swift package dump-symbol-graph failed" >&2
-      exit 2
-    fi
+    fresh=$(mktemp)
+    trap 'rm -f "$log" "$fresh"' EXIT
+    # It exits 1 even when it wrote every library's graph: it also tries
+    # the test modules SwiftPM synthesizes and cannot load them. What
+    # counts is that the graphs asked for were written now (checked below).
+    rc=0
+    "$SWIFT" package dump-symbol-graph --minimum-access-level public >"$log" 2>&1 || rc=$?
     graphs=$(sed -n 's/^Files written to //p' "$log" | tail -1)
+    for m in "${modules[@]}"; do
+      if [ -z "$graphs" ] || [ ! "$graphs/$m.symbols.json" -nt "$fresh" ]; then
+        grep -v '^Using commandline' "$log" | tail -40 >&2
+        echo "swift package dump-symbol-graph (exit $rc) wrote no symbol graph for $m" >&2
+        exit 2
+      fi
+    done
   else
     graphs=$(ls -d .build/*/symbolgraph 2>/dev/null | head -1 || true)
   fi
@@ -152,7 +161,16 @@ for module in modules:
     if show_throwing:
         for s in sorted(counted, key=order):
             frags = s.get("declarationFragments", [])
-            throws = any(f["kind"] == "keyword" and f["spelling"] in ("throws", "rethrows") for f in frags)
+            callable = s["kind"]["identifier"] in ("swift.func", "swift.method", "swift.type.method", "swift.init",
+                                                   "swift.func.op")
+            # The call's own `throws`: outside the parameter list (a
+            # closure parameter's `throws` is inside it).
+            depth, throws = 0, False
+            for f in frags:
+                if f["kind"] == "text":
+                    depth += f["spelling"].count("(") - f["spelling"].count(")")
+                elif f["kind"] == "keyword" and f["spelling"] in ("throws", "rethrows") and depth == 0:
+                    throws = callable
             text = own_doc(s)
             if throws and text is not None and "throw" not in text.lower():
                 print(f"  throws, unsaid: {where(s)}: {name(s)}")
