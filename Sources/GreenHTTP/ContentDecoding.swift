@@ -3,15 +3,21 @@ import CZlib
 /// Decodes `Content-Encoding: gzip` and `deflate` bodies through zlib,
 /// refusing to expand past a limit (a small compressed body can claim
 /// gigabytes). Used by the client, and by anyone holding an encoded body
-/// (a gzipped sitemap file, say).
+/// (a gzipped sitemap file, say). Pure computations: any thread, never
+/// blocking.
 public enum ContentDecoding {
+    /// A body that could not be decoded: an unsupported encoding, bytes
+    /// zlib refuses, or more than the limit once decoded.
     public struct Failure: Error, CustomStringConvertible {
+        /// What went wrong, in a sentence.
         public let message: String
+        /// The message.
         public var description: String { message }
     }
 
     /// The decoded body. `encoding` is the header's value ("gzip",
-    /// "x-gzip", "deflate", "identity"); others throw.
+    /// "x-gzip", "deflate", "identity"); others throw. Throws `Failure`
+    /// if the body does not decode or decodes to more than `limit` bytes.
     public static func decode(_ body: [UInt8], encoding: String, limit: Int) throws -> [UInt8] {
         switch encoding.lowercased().trimmed(of: " ") {
         case "", "identity":
@@ -74,6 +80,7 @@ extension String {
 /// bytes in any pieces, take the decoded ones out in pieces of at most
 /// 64 KiB, then `finish` to learn whether the encoded stream was whole.
 /// "deflate" is read zlib-wrapped or raw, whichever the first bytes say.
+/// Never blocks; one decoder is used by one thread at a time.
 public final class StreamingDecoder {
     private enum Mode { case identity, zlib(windowBits: Int32), deflateUndecided }
 

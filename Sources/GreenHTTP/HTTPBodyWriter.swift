@@ -4,6 +4,13 @@ import Green
 /// (`Transfer-Encoding: chunked`, one chunk per `write`), or as it is when
 /// the response names its `Content-Length` (the writes must add up to it,
 /// or the connection is closed: its framing would be broken).
+///
+/// The server hands it to the `bodyWriter` closure, on the connection's
+/// greenlet; use it there only. Each `write` blocks only that greenlet, at
+/// most the server's `writeTimeout` for each wait, and throws
+/// `SocketError` (or `TLSError`) when the client is gone or does not read,
+/// `HTTPBodyLengthError` past the declared length, or the interrupt when
+/// the greenlet is killed or an enclosing timeout expires.
 public struct HTTPBodyWriter {
     let transport: any ByteStream
     let timeout: Double
@@ -38,6 +45,7 @@ public struct HTTPBodyWriter {
         if chunked { try transport.sendAll("\r\n", timeout: timeout) }
     }
 
+    /// Sends `text` as UTF-8; see `write(_:)`.
     public func write(_ text: String) throws { try write(Array(text.utf8)) }
 
     /// Ends the body: the last chunk, or a check that the length was met.
@@ -52,7 +60,11 @@ public struct HTTPBodyWriter {
 
 /// A streamed response body that does not add up to its `Content-Length`.
 public struct HTTPBodyLengthError: Error, CustomStringConvertible {
+    /// The `Content-Length` the response declared.
     public let declared: Int
+    /// The bytes written when the mismatch was found: over `declared`, or
+    /// (at the end) under it.
     public let written: Int
+    /// The two figures, in a sentence.
     public var description: String { "response body of \(written) bytes, Content-Length \(declared)" }
 }

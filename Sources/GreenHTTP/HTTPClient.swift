@@ -18,8 +18,16 @@ import GreenTLS
 /// closed, and pools are kept for at most `maxHosts` hosts. New
 /// connections race a host's IPv6 and IPv4 addresses (RFC 8305, see
 /// `Socket.connect(addresses:)`). Bodies may be sized or chunked and are
-/// decoded from gzip or deflate. Every failure is an `HTTPClientError`
-/// naming the URL. Confined to one hub's thread (one client per hub).
+/// decoded from gzip or deflate. Confined to one hub's thread (one client
+/// per hub).
+///
+/// Every request call blocks only the calling greenlet. It throws an
+/// `HTTPClientError` naming the URL for what went wrong with the request
+/// (connection, TLS, timeouts of `Options`, parsing, redirects, decoding),
+/// but a name that does not resolve throws `Resolver.Failure`, a kill or
+/// an enclosing timeout throws its interrupt, and an error thrown by a
+/// closure passed in (a body producer, `stream`'s `head`, `chunk` and
+/// `exchange`) is rethrown as it is.
 ///
 /// What the client does on its own, as browsers and curl do:
 /// - **Redirects** are followed up to `maxRedirects`; loops are refused.
@@ -39,14 +47,24 @@ import GreenTLS
 ///   server may have acted on is never replayed; the caller gets the
 ///   error.
 public final class HTTPClient {
+    /// What a client does and how long it waits; fixed when the client is
+    /// made. A value: any thread may make one.
     public struct Options: Sendable {
+        /// Seconds to resolve the host and connect (every address tried
+        /// included), and again for the TLS handshake.
         public var connectTimeout = 10.0
         /// Seconds any single read or write may wait.
         public var readTimeout = 30.0
         /// Seconds for the whole request, redirects included (nil: none).
         public var totalTimeout: Double?
+        /// Connections open at once to one host (scheme, host, port);
+        /// further requests to it wait for one, first come first served.
         public var maxConnectionsPerHost = 8
+        /// Whether 301, 302, 303, 307 and 308 responses with a `Location`
+        /// are followed (false: they are returned).
         public var followRedirects = true
+        /// Redirects one request may follow before it fails with
+        /// `.tooManyRedirects`.
         public var maxRedirects = 10
         /// Whether a redirect may lead to another host (the caller's
         /// credentials are dropped on the way either way).
@@ -66,6 +84,7 @@ public final class HTTPClient {
         public var expectContinueTimeout = 1.0
         /// Asks for gzip/deflate and decodes it.
         public var decompress = true
+        /// The `User-Agent` sent when the request's headers have none.
         public var userAgent = "swift-green/0.1"
         /// Idle connections kept per host.
         public var maxIdlePerHost = 8
@@ -81,9 +100,11 @@ public final class HTTPClient {
         /// default, a CA file, or (tests only) not at all.
         public var tlsVerification = TLSVerification.systemTrustStore
 
+        /// The defaults above; change the fields you need.
         public init() {}
     }
 
+    /// The options it was made with.
     public let options: Options
     private var pools: [PoolKey: HostPool] = [:]
     /// When idle connections are next looked at (`evictIdle`).
@@ -97,13 +118,16 @@ public final class HTTPClient {
         let port: UInt16
     }
 
+    /// A client with no connection yet: they are opened as requests need
+    /// them. Never blocks; use it on the thread that made it.
     public init(options: Options = Options()) {
         self.options = options
     }
 
     deinit { close() }
 
-    /// Closes every idle connection.
+    /// Closes every idle connection; the client stays usable. Never
+    /// blocks.
     public func close() {
         for pool in pools.values { pool.closeIdle() }
         pools = pools.filter { !$0.value.isUnused }
@@ -116,6 +140,7 @@ public final class HTTPClient {
     /// Closes connections idle for `idleConnectionTimeout` or longer,
     /// drops pools left with nothing, and then the pools used least
     /// recently beyond `maxHosts` (only those with no request in flight).
+    /// Never blocks; requests do it on their own every so often.
     public func evictIdle() { evict(keeping: options.maxHosts) }
 
     private func evict(keeping limit: Int) {
@@ -133,14 +158,19 @@ public final class HTTPClient {
 
     // MARK: - Requests
 
+    /// A GET of `url`; see `send(method:url:headers:body:)`.
     public func get(_ url: String, headers: HTTPHeaders = [:]) throws -> HTTPClientResponse {
         try send(method: "GET", url: url, headers: headers)
     }
 
+    /// A HEAD of `url` (the response has headers and no body); see
+    /// `send(method:url:headers:body:)`.
     public func head(_ url: String, headers: HTTPHeaders = [:]) throws -> HTTPClientResponse {
         try send(method: "HEAD", url: url, headers: headers)
     }
 
+    /// A POST of `body` to `url` with `Content-Type: contentType` (which
+    /// replaces one in `headers`); see `send(method:url:headers:body:)`.
     public func post(_ url: String, body: [UInt8], contentType: String = "application/octet-stream",
                      headers: HTTPHeaders = [:]) throws -> HTTPClientResponse {
         var h = headers
@@ -149,7 +179,9 @@ public final class HTTPClient {
     }
 
     /// Sends a request and returns the final response (after redirects),
-    /// its body read whole (at most `limits.maxBodyBytes`, decoded).
+    /// its body read whole (at most `limits.maxBodyBytes`, decoded). Any
+    /// status is a response, not an error. Blocks only the calling
+    /// greenlet; throws as the type's comment says.
     public func send(method: String, url: String, headers: HTTPHeaders = [:], body: [UInt8] = []) throws
         -> HTTPClientResponse {
         try send(method: method, url: url, headers: headers, body: .bytes(body))
@@ -157,7 +189,8 @@ public final class HTTPClient {
 
     /// Sends a request whose body streams (pieces from a producer, or a
     /// file; see `HTTPRequestBody`) and returns the final response, its
-    /// body read whole.
+    /// body read whole. Blocks only the calling greenlet; throws as the
+    /// type's comment says (a producer's error as it is).
     public func send(method: String, url: String, headers: HTTPHeaders = [:], body: HTTPRequestBody) throws
         -> HTTPClientResponse {
         try run(url: url) { url in
@@ -175,7 +208,9 @@ public final class HTTPClient {
     /// only to what `readAll` keeps). `totalTimeout` bounds the time until
     /// the response's head; each read of the body waits at most
     /// `readTimeout`. Read the body to its end or `close()` the stream:
-    /// the connection is held until then.
+    /// the connection is held until then. Blocks only the calling
+    /// greenlet until the head has come; throws as the type's comment
+    /// says.
     public func open(method: String = "GET", url: String, headers: HTTPHeaders = [:],
                      body: HTTPRequestBody = .empty) throws -> HTTPResponseStream {
         try open(method: method, url: url, headers: headers, body: body, observe: nil)
@@ -204,7 +239,8 @@ public final class HTTPClient {
     /// (`bodyBytes` counts what was handed over). `exchange`, if given,
     /// sees every request and response of the call (redirects included)
     /// as the bytes that crossed the connection. Errors thrown by the
-    /// closures end the request and are rethrown. Hub thread only.
+    /// closures end the request and are rethrown. Blocks only the calling
+    /// greenlet; throws as the type's comment says. Hub thread only.
     public func stream(method: String = "GET", url: String, headers: HTTPHeaders = [:], body: [UInt8] = [],
                        exchange: ((HTTPExchange) throws -> Void)? = nil,
                        head: (HTTPClientResponse) throws -> Bool,

@@ -2,22 +2,40 @@ import Glibc
 import Green
 import GreenTLS
 
-/// A request that failed, naming the URL and why.
+/// A request that failed, naming the URL and why. A value: any thread.
 public struct HTTPClientError: Error, CustomStringConvertible {
+    /// Why the request failed.
     public enum Kind: Sendable {
+        /// The URL could not be parsed into scheme, host, port and target.
         case invalidURL
+        /// A scheme other than http and https (named).
         case unsupportedScheme(String)
+        /// Connecting, reading or writing failed; the socket's error.
         case connection(SocketError)
+        /// A timeout of the client's options expired: `phase` is
+        /// "connect", "TLS handshake", "read", "write" or "total", and
+        /// `seconds` the limit.
         case timedOut(phase: String, seconds: Double)
+        /// The response was not acceptable HTTP, was over a limit, or was
+        /// cut off after its first bytes.
         case parse(HTTPParseError)
+        /// The server closed the connection before sending a byte of a
+        /// response.
         case closedBeforeResponse
+        /// A gzip or deflate body could not be decoded, or decoded to
+        /// more than the body limit; the decoder's message.
         case decoding(String)
+        /// More redirects than `maxRedirects`.
         case tooManyRedirects(limit: Int)
+        /// A redirect to a URL already visited in this request.
         case redirectLoop(at: String)
+        /// A redirect to another host, with `allowCrossHostRedirects`
+        /// false.
         case crossHostRedirect(to: String)
         /// A redirect from https to http, refused unless
         /// `allowInsecureRedirects`.
         case insecureRedirect(to: String)
+        /// A redirect whose `Location` is not an http or https URL.
         case invalidRedirect(location: String)
         /// The TLS handshake (a certificate that does not verify, named
         /// why) or TLS on an established connection failed.
@@ -31,7 +49,11 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case requestBody(String)
     }
 
+    /// The URL of the request that failed (in a redirect chain, the one
+    /// that failed, or the first for `.tooManyRedirects` and
+    /// `.redirectLoop`).
     public let url: String
+    /// Why it failed.
     public let kind: Kind
     var bytesReceived = 0
 
@@ -53,6 +75,7 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         }
     }
 
+    /// "<url>: <why>".
     public var description: String {
         let why: String
         switch kind {

@@ -1,9 +1,13 @@
 import Foundation
 
-/// A response as the client returns it.
+/// A response as the client returns it. A value: any thread.
 public struct HTTPClientResponse: Sendable {
+    /// The status code (200, 404, ...).
     public var status: Int
+    /// The reason phrase the server sent ("OK").
     public var reason: String
+    /// The response's header fields, as received (`Content-Encoding`
+    /// stays even when the body was decoded).
     public var headers: HTTPHeaders
     /// The body, decoded from gzip/deflate when it was encoded.
     public var body: [UInt8]

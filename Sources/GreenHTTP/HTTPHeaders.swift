@@ -1,10 +1,13 @@
 /// HTTP header fields in the order they came, with case-insensitive
-/// lookup by name.
+/// lookup by name. A value: any thread.
 public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
+    /// The fields, in order, names as written.
     public private(set) var fields: [(name: String, value: String)] = []
 
+    /// No fields.
     public init() {}
 
+    /// The fields of a literal, in its order (`["Accept": "*/*"]`).
     public init(dictionaryLiteral elements: (String, String)...) {
         for (n, v) in elements { add(n, v) }
     }
@@ -29,6 +32,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
 
     private static func isControl(_ b: UInt8) -> Bool { (b < 0x20 && b != 0x09) || b == 0x7F }
 
+    /// Makes room for `n` fields.
     public mutating func reserveCapacity(_ n: Int) {
         fields.reserveCapacity(n)
     }
@@ -39,6 +43,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         add(name, value)
     }
 
+    /// Removes every field named `name` (any case).
     public mutating func remove(_ name: String) {
         fields.removeAll { $0.name.caseInsensitiveEquals(name) }
     }
@@ -53,12 +58,15 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         fields.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
     }
 
+    /// The number of fields, repeated names counted each time.
     public var count: Int { fields.count }
 
+    /// The (name, value) pairs in order.
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> {
         fields.makeIterator()
     }
 
+    /// One "Name: value" line per field.
     public var description: String {
         fields.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
     }

@@ -432,8 +432,9 @@ final class HTTPMessageParser {
 /// Parsing a buffer that holds whole HTTP/1.x messages (a capture, a
 /// test, a fuzzer), with the limits the server and client apply. Throws
 /// `HTTPParseError` on malformed input, a limit exceeded, or a message
-/// cut short at the end.
+/// cut short at the end. Pure computations: any thread, never blocking.
 public enum HTTPParsing {
+    /// The requests in `bytes`, in order, bodies read whole.
     public static func requests(in bytes: [UInt8], limits: HTTPLimits = HTTPLimits()) throws -> [HTTPRequest] {
         try requests(inPieces: [bytes], limits: limits)
     }

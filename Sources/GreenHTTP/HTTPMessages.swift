@@ -1,17 +1,22 @@
 import Green
 
-/// An HTTP/1.x request.
+/// An HTTP/1.x request, as the server hands it to a handler (the body
+/// read whole) or as a test builds one. A value: any thread.
 public struct HTTPRequest: Sendable {
     /// "GET", "POST", ...
     public var method: String
     /// The request target as sent: "/path?query" (or an absolute URL).
     public var target: String
+    /// The HTTP version: (1, 1) for HTTP/1.1.
     public var version: (major: Int, minor: Int)
+    /// The header fields, in the order they came.
     public var headers: HTTPHeaders
+    /// The body, de-chunked; empty when there is none.
     public var body: [UInt8]
     /// The client's address (set by the server).
     public var peer: SocketAddress?
 
+    /// A request from its parts (`peer` unset).
     public init(method: String = "GET", target: String = "/", version: (major: Int, minor: Int) = (1, 1),
                 headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.method = method
@@ -27,12 +32,21 @@ public struct HTTPRequest: Sendable {
     }
 }
 
-/// An HTTP/1.x response.
+/// An HTTP/1.x response: what a server handler returns, or what the
+/// message parser makes of a response. A value: any thread.
 public struct HTTPResponse: Sendable {
+    /// The status code.
     public var status: Int
+    /// The reason phrase ("OK").
     public var reason: String
+    /// The HTTP version; a server sends HTTP/1.1 whatever it says.
     public var version: (major: Int, minor: Int)
+    /// The header fields. A server adds what they lack: `Content-Length`
+    /// (none for 1xx, 204 and 304; for a `bodyWriter` without one,
+    /// `Transfer-Encoding: chunked`), `Date`, and `Connection: close`
+    /// when the connection ends.
     public var headers: HTTPHeaders
+    /// The body, sent whole (ignored when `bodyWriter` is set).
     public var body: [UInt8]
     /// A server response that streams its body in chunks
     /// (`Transfer-Encoding: chunked`); `body` is then ignored.
@@ -43,6 +57,7 @@ public struct HTTPResponse: Sendable {
     /// greenlet, and closes it when the closure returns.
     public var upgrade: (@Sendable (HTTPUpgradedConnection) throws -> Void)?
 
+    /// A response; `reason` defaults to the status's usual phrase.
     public init(status: Int = 200, reason: String? = nil, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status
         self.reason = reason ?? HTTPResponse.reasonPhrase(status)
@@ -56,6 +71,8 @@ public struct HTTPResponse: Sendable {
         self.init(status: status, headers: ["Content-Type": contentType], body: Array(text.utf8))
     }
 
+    /// The usual reason phrase of `status` ("Not Found"), or "Status N"
+    /// for one it does not know.
     public static func reasonPhrase(_ status: Int) -> String {
         switch status {
         case 100: return "Continue"
@@ -92,9 +109,12 @@ public struct HTTPResponse: Sendable {
 public struct HTTPLimits: Sendable {
     /// Bytes of the start line and header fields together.
     public var maxHeaderBytes = 64 * 1024
+    /// Header fields in one message.
     public var maxHeaderCount = 100
+    /// Bytes of one message's body (after de-chunking).
     public var maxBodyBytes = 16 * 1024 * 1024
 
+    /// The limits; the defaults are the values above.
     public init(maxHeaderBytes: Int = 64 * 1024, maxHeaderCount: Int = 100, maxBodyBytes: Int = 16 * 1024 * 1024) {
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeaderCount = maxHeaderCount
@@ -104,11 +124,15 @@ public struct HTTPLimits: Sendable {
 
 /// Bytes that are not acceptable HTTP, or a message over a limit.
 public struct HTTPParseError: Error, CustomStringConvertible, Equatable {
+    /// What was wrong with the bytes.
     public enum Kind: Equatable, Sendable {
         /// http_parser rejected the bytes; its error name and description.
         case malformed(name: String, detail: String)
+        /// The start line and header fields exceed `maxHeaderBytes`.
         case headersTooLarge(limit: Int)
+        /// More header fields than `maxHeaderCount`.
         case tooManyHeaders(limit: Int)
+        /// A body larger than `maxBodyBytes`.
         case bodyTooLarge(limit: Int)
         /// A request target longer than the header limit (414).
         case targetTooLong(limit: Int)
@@ -120,8 +144,10 @@ public struct HTTPParseError: Error, CustomStringConvertible, Equatable {
         case truncated
     }
 
+    /// What was wrong.
     public let kind: Kind
 
+    /// The problem in a sentence.
     public var description: String {
         switch kind {
         case .malformed(let name, let detail): return "malformed HTTP: \(detail) (\(name))"

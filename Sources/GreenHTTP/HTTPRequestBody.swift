@@ -11,7 +11,12 @@ import Glibc
 /// `expectContinueTimeout`) for the server's go-ahead before sending it,
 /// and does not send it at all when the server answers first (a 401, a
 /// 413).
+///
+/// A body is used on the greenlet that sends the request: a producer's
+/// `next` runs there.
 public enum HTTPRequestBody {
+    /// These bytes, sent with their count as `Content-Length` (an empty
+    /// body: `Content-Length: 0` for POST, PUT and PATCH, none otherwise).
     case bytes([UInt8])
     /// Pieces from `next` until it returns nil. `length`, when given, is
     /// what the pieces add up to (a mismatch ends the request with an
@@ -23,7 +28,10 @@ public enum HTTPRequestBody {
     /// (unless none of it was written).
     case stream(length: Int?, next: () throws -> [UInt8]?)
     /// The file at this path, sent with its size as `Content-Length`, read
-    /// piece by piece as it goes (again for a redirect or a retry).
+    /// piece by piece as it goes (again for a redirect or a retry). The
+    /// reads are plain `read(2)` calls: they hold the hub for as long as
+    /// the disk takes (as gevent's file reads do). A file that cannot be
+    /// opened or read fails the request with `.requestBody`.
     case file(String)
 
     /// A body from a sequence of pieces (chunked: its length is not known
@@ -93,5 +101,6 @@ final class RequestBodyFile {
 /// A request body that could not be sent as declared: a file that cannot
 /// be read, or a stream whose pieces do not add up to its length.
 public struct HTTPRequestBodyError: Error, CustomStringConvertible {
+    /// What went wrong, naming the file.
     public let description: String
 }

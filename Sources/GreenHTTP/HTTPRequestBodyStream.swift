@@ -45,7 +45,12 @@ public final class HTTPRequestBodyStream: Sequence {
         self.expectsContinue = expectsContinue
     }
 
-    /// The next piece of the body (at most 64 KiB), or nil at its end.
+    /// The next piece of the body (at most 64 KiB), or nil at its end,
+    /// waiting for the client to send it (blocking only the handler's
+    /// greenlet, at most `bodyReadTimeout`). Throws `HTTPBodyReadError`
+    /// when the client closes, resets, stalls or malforms the body, or
+    /// when called after the handler returned; the interrupt when the
+    /// greenlet is killed or an enclosing timeout expires.
     public func next() throws -> [UInt8]? {
         guard try fill() else { return nil }
         let end = Swift.min(pending.count, pendingStart + 64 * 1024)
@@ -55,7 +60,8 @@ public final class HTTPRequestBodyStream: Sequence {
         return piece
     }
 
-    /// Reads body bytes into `buffer`; 0 at the body's end.
+    /// Reads body bytes into `buffer` (waiting until there are some);
+    /// 0 at the body's end. Blocks and throws as `next()` does.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard !buffer.isEmpty, try fill() else { return 0 }
         let n = Swift.min(buffer.count, pending.count - pendingStart)
@@ -66,7 +72,7 @@ public final class HTTPRequestBodyStream: Sequence {
     }
 
     /// The rest of the body, at most `limit` bytes (more throws
-    /// `HTTPBodyReadError`).
+    /// `HTTPBodyReadError`). Blocks and throws as `next()` does.
     public func readAll(limit: Int) throws -> [UInt8] {
         try collectBody(limit: limit, next: next) {
             HTTPBodyReadError(description: "request body larger than \(limit) bytes")
@@ -125,5 +131,6 @@ public final class HTTPRequestBodyStream: Sequence {
 /// A streamed request body that could not be read to its end: the client
 /// closed, reset, stalled or sent malformed framing.
 public struct HTTPBodyReadError: Error, CustomStringConvertible {
+    /// What happened to the body, in a sentence.
     public let description: String
 }

@@ -85,8 +85,11 @@ public final class HTTPResponseStream: Sequence {
     }
 
     /// The next piece of the body (decoded, at most 64 KiB), or nil at its
-    /// end. Throws `HTTPClientError` when the connection fails or the body
-    /// is malformed; the stream is then closed.
+    /// end, waiting for it (blocking only the calling greenlet). Throws
+    /// `HTTPClientError` when the connection fails, times out or the body
+    /// is malformed, the interrupt when the greenlet is killed or an
+    /// enclosing timeout expires, or what the `exchange` closure threw at
+    /// the end; the stream is then closed.
     public func next() throws -> [UInt8]? {
         do {
             guard try fillPending() else { return nil }
@@ -101,7 +104,8 @@ public final class HTTPResponseStream: Sequence {
         }
     }
 
-    /// Reads body bytes into `buffer`; 0 at the end of the body.
+    /// Reads body bytes into `buffer` (waiting until there are some);
+    /// 0 at the end of the body. Blocks and throws as `next()` does.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard !buffer.isEmpty else { return 0 }
         do {
@@ -118,7 +122,8 @@ public final class HTTPResponseStream: Sequence {
     }
 
     /// The rest of the body, at most `limit` bytes (more throws
-    /// `.parse(.bodyTooLarge)` and closes the stream).
+    /// `.parse(.bodyTooLarge)` and closes the stream). Blocks and throws
+    /// as `next()` does.
     public func readAll(limit: Int? = nil) throws -> [UInt8] {
         let limit = limit ?? self.limit
         return try collectBody(limit: limit, next: next) {
@@ -128,7 +133,7 @@ public final class HTTPResponseStream: Sequence {
     }
 
     /// Stops reading: the connection is closed (not reused) unless the
-    /// body had ended. Closing twice does nothing.
+    /// body had ended. Closing twice does nothing. Never blocks.
     public func close() {
         guard !closed else { return }
         closed = true

@@ -22,6 +22,11 @@ import GreenTLS
 /// process runs out of file descriptors, the longest-idle are closed so
 /// that new clients are still accepted. `init(on:workers:...)` runs one hub per thread on `SO_REUSEPORT`
 /// listeners (the handler must then be `@Sendable`; see `ServerThreads`).
+///
+/// The server object is confined to the thread that made it; with one
+/// hub, so are its handlers, which run on that hub's greenlets. Its calls
+/// that wait (`serveForever`, `stop`) block only the calling greenlet and
+/// throw the interrupt when it is killed or an enclosing timeout expires.
 public final class HTTPServer {
     /// A handler confined to the server's hub (one hub).
     public typealias Handler = (HTTPRequest) throws -> HTTPResponse
@@ -35,7 +40,11 @@ public final class HTTPServer {
     /// A streaming handler that runs on several hubs' threads.
     public typealias SendableStreamingHandler = @Sendable (HTTPRequest, HTTPRequestBodyStream) throws -> HTTPResponse
 
+    /// Limits and timeouts of a server; fixed when the server is made.
+    /// A value: any thread may make one.
     public struct Options: Sendable {
+        /// Limits on requests: over `maxHeaderBytes` or `maxHeaderCount`
+        /// a 431, over `maxBodyBytes` (for a body read whole) a 413.
         public var limits = HTTPLimits()
         /// Seconds a client has to send a request's header section once it
         /// started one (408 after).
@@ -63,6 +72,7 @@ public final class HTTPServer {
         /// `headerTimeout`. nil: plain HTTP.
         public var tls: TLSContext?
 
+        /// The defaults above; change the fields you need.
         public init() {}
     }
 
@@ -71,13 +81,16 @@ public final class HTTPServer {
     /// Where the server listens.
     public let address: SocketAddress
 
-    /// A server on the calling thread's hub.
+    /// A server on the calling thread's hub, listening on `address` at
+    /// once; it serves once started (`start`, `serveForever`). Never
+    /// blocks. Throws `SocketError` if the address cannot be bound or
+    /// listened on.
     public convenience init(on address: SocketAddress, options: Options = Options(), handler: @escaping Handler) throws {
         try self.init(on: address, options: options, handling: .whole(handler))
     }
 
     /// A server on the calling thread's hub whose handler reads request
-    /// bodies as they arrive.
+    /// bodies as they arrive; otherwise as `init(on:options:handler:)`.
     public convenience init(on address: SocketAddress, options: Options = Options(),
                             streamingHandler: @escaping StreamingHandler) throws {
         try self.init(on: address, options: options, handling: .streaming(streamingHandler))
@@ -96,6 +109,9 @@ public final class HTTPServer {
 
     /// A server on `workers` threads, one hub each, with `SO_REUSEPORT`
     /// listeners on one address; it serves at once (no `start` needed).
+    /// Waits, blocking only the calling greenlet, until every thread's hub
+    /// runs. Throws `SocketError` if an address cannot be bound, the
+    /// error of starting a thread, or the interrupt.
     public convenience init(on address: SocketAddress, workers: Int, options: Options = Options(),
                             handler: @escaping SendableHandler) throws {
         try self.init(on: address, workers: workers, options: options) { .whole(handler) }
@@ -120,7 +136,8 @@ public final class HTTPServer {
     }
 
     /// Starts serving in the background (one hub: a greenlet on this hub;
-    /// several: their threads are already serving).
+    /// several: their threads are already serving). Never blocks; a
+    /// second call does nothing.
     public func start() {
         single?.start()
     }
@@ -132,13 +149,18 @@ public final class HTTPServer {
     /// ran out of file descriptors (one hub; nil with several).
     public var idleConnectionsClosed: Int? { single?.idleConnectionsClosed }
 
-    /// Serves until `stop`.
+    /// Starts serving if needed and waits until `stop`, blocking only the
+    /// calling greenlet. Throws the interrupt, or, on one hub, what ended
+    /// the accept loop if not `stop` (a `SocketError` of `accept`; with
+    /// several, see `ServerThreads.join()`).
     public func serveForever() throws {
         if let single { try single.serveForever() } else { try threads!.join() }
     }
 
     /// Stops accepting, lets requests in progress finish for up to
-    /// `timeout` seconds, then closes the rest.
+    /// `timeout` seconds (nil: as long as they take), then kills the
+    /// connections left. Blocks only the calling greenlet; throws the
+    /// interrupt.
     public func stop(timeout: Double? = nil) throws {
         if let single { try single.stop(timeout: timeout) } else { try threads!.stop(timeout: timeout) }
     }

@@ -25,6 +25,12 @@ public final class HTTPUpgradedConnection: ByteStream {
         early = buffered
     }
 
+    /// Reads what is available into `buffer`: first the bytes the server
+    /// had already read, then from the connection, waiting at most
+    /// `timeout` seconds (nil: the socket's `timeout`). 0 at the end of
+    /// the stream. Blocks only the calling greenlet; throws `SocketError`
+    /// (or `TLSError`), or the interrupt when the greenlet is killed or an
+    /// enclosing timeout expires.
     public func recv(into buffer: UnsafeMutableRawBufferPointer, timeout: Double?) throws -> Int {
         if earlyStart < early.count, !buffer.isEmpty {
             let n = min(buffer.count, early.count - earlyStart)
@@ -36,6 +42,10 @@ public final class HTTPUpgradedConnection: ByteStream {
         return try transport.recv(into: buffer, timeout: timeout)
     }
 
+    /// Writes all of `bytes`, waiting as the socket's (or TLS's)
+    /// `sendAll` does. Blocks only the calling greenlet; throws as
+    /// `recv(into:timeout:)` does, after which part of `bytes` may have
+    /// been sent.
     public func sendAll(_ bytes: UnsafeRawBufferPointer, timeout: Double?) throws {
         try transport.sendAll(bytes, timeout: timeout)
     }

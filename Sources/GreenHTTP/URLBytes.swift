@@ -1,4 +1,4 @@
-/// Bytes of URL text.
+/// Bytes of URL text. Pure computations: any thread, never blocking.
 public enum URLBytes {
     /// Whether `bytes` are all characters a URL's path, query and fragment
     /// hold as they are (RFC 3986's unreserved and reserved ones but "["

@@ -1,10 +1,12 @@
 import COpenSSL
 
 /// Message digests by OpenSSL, for the protocols that name one (the
-/// WebSocket handshake's SHA-1, WARC's payload digests).
+/// WebSocket handshake's SHA-1, WARC's payload digests). Pure
+/// computations: any thread, never blocking.
 public enum Digest {
     /// The 20-byte SHA-1 of `bytes`, through OpenSSL's EVP interface (its
-    /// `SHA1()` is deprecated in OpenSSL 3).
+    /// `SHA1()` is deprecated in OpenSSL 3). Never throws; stops the
+    /// process if OpenSSL has no SHA-1.
     public static func sha1(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0

@@ -6,6 +6,8 @@ import Green
 /// that does not verify, the verifier's: "certificate has expired",
 /// "hostname mismatch", "unable to get local issuer certificate", ...).
 public struct TLSError: Error, CustomStringConvertible, Sendable {
+    /// What failed: the certificate check, the handshake, a read or write
+    /// after it, or setting up a context.
     public enum Kind: Sendable, Equatable {
         /// The peer's certificate did not verify.
         case verification
@@ -18,10 +20,15 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
         case configuration
     }
 
+    /// What failed.
     public let kind: Kind
+    /// The operation that failed: "handshake", "read", "write",
+    /// "shutdown", or the setup step ("loading CA file ...").
     public let operation: String
+    /// OpenSSL's reason, or the certificate verifier's.
     public let reason: String
 
+    /// "TLS <operation> failed: <reason>".
     public var description: String { "TLS \(operation) failed: \(reason)" }
 }
 
@@ -50,12 +57,21 @@ public final class TLSContext: @unchecked Sendable {
     /// ALPN protocols in wire format (a server's, for its callback), kept
     /// alive as long as the context.
     private let alpnWire: UnsafeMutablePointer<UInt8>?
+    /// Whether it was made by `server(certificateFile:keyFile:alpn:)`.
     public let isServer: Bool
+    /// How a client context checks servers
+    /// (`.insecureNoVerificationForTestsOnly` on a server context, which
+    /// asks clients for no certificate).
     public let verification: TLSVerification
+    /// The ALPN protocols offered (client) or accepted (server), in order
+    /// of preference; empty: no ALPN.
     public let alpn: [String]
 
     /// A client context: TLS 1.2 or later, `verification`, and ALPN
-    /// offering `alpn` (http/1.1 by default).
+    /// offering `alpn` (http/1.1 by default). Any thread; `.caFile` is
+    /// read at once, with a plain blocking read. Throws `TLSError`
+    /// (`.configuration`) if OpenSSL cannot make the context, load the
+    /// trust store or CA file, or set ALPN.
     public static func client(verification: TLSVerification = .systemTrustStore,
                               alpn: [String] = ["http/1.1"]) throws -> TLSContext {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw lastError(.configuration, "SSL_CTX_new") }
@@ -86,7 +102,10 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// A server context with the certificate chain and private key from
-    /// PEM files, accepting the first of `alpn` a client offers.
+    /// PEM files, accepting the first of `alpn` a client offers. Reads the
+    /// files with plain blocking reads (make it at start-up); any thread.
+    /// Throws `TLSError` (`.configuration`) if a file cannot be loaded or
+    /// the key does not match the certificate.
     public static func server(certificateFile: String, keyFile: String,
                               alpn: [String] = ["http/1.1"]) throws -> TLSContext {
         guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw lastError(.configuration, "SSL_CTX_new") }

@@ -15,9 +15,19 @@ import Green
 /// let reply = try tls.recv()
 /// ```
 ///
+/// Every call that waits (`connect`, `handshake`, `recv`, `sendAll`,
+/// `shutdown`) blocks only the calling greenlet, at most its `timeout`
+/// (nil: the socket's `timeout`, and if that is nil, none). The throwing
+/// ones throw `TLSError` for what TLS reports, `SocketError` for the
+/// socket (`.timedOut`, `.closed`, `.busy`, a system error), or the
+/// interrupt when the greenlet is killed or an enclosing timeout expires.
+///
 /// Owns its socket; confined to the thread that made it.
 public final class TLSSocket {
+    /// The connected socket underneath, which this object owns. Its
+    /// `timeout` is the default for calls that pass none.
     public let socket: Socket
+    /// The context it was made with (trust, certificate, ALPN).
     public let context: TLSContext
     private var ssl: OpaquePointer?
     /// The name the certificate must match (client side), also sent as SNI.
@@ -29,7 +39,9 @@ public final class TLSSocket {
     /// against `serverName` (a DNS name, or an IP address literal) unless
     /// the context does not verify, and offering to resume `session` (from
     /// an earlier connection to the same server). Call `handshake` next
-    /// (`connect` does).
+    /// (`connect` does). Never blocks. Throws `TLSError`
+    /// (`.configuration`) if OpenSSL cannot set the connection up or
+    /// take the name; a server context stops the process.
     public init(client socket: Socket, context: TLSContext, serverName: String?,
                 resuming session: TLSSession? = nil) throws {
         precondition(!context.isServer, "TLSSocket(client:) needs a client context")
@@ -52,7 +64,8 @@ public final class TLSSocket {
     }
 
     /// A server connection over an accepted `socket`. Call `handshake`
-    /// next.
+    /// next. Never blocks. Throws `TLSError` (`.configuration`) if OpenSSL
+    /// cannot set the connection up; a client context stops the process.
     public init(server socket: Socket, context: TLSContext) throws {
         precondition(context.isServer, "TLSSocket(server:) needs a server context")
         self.socket = socket
@@ -73,7 +86,12 @@ public final class TLSSocket {
     }
 
     /// Connects to `host`:`port` (resolved without blocking the hub) and
-    /// completes the handshake, all within `timeout` seconds.
+    /// completes the handshake, all within `timeout` seconds, checking the
+    /// certificate against `host`. Blocks only the calling greenlet.
+    /// Throws `Resolver.Failure` if `host` does not resolve, `SocketError`
+    /// if no address connects or time runs out, `TLSError` if the
+    /// handshake fails (`.verification` for the certificate), or the
+    /// interrupt; the socket is closed on any error.
     public static func connect(host: String, port: UInt16, context: TLSContext,
                                resuming session: TLSSession? = nil, timeout: Double? = nil) throws -> TLSSocket {
         let deadline = timeout.map { Hub.current.nowUpdated() + $0 }
@@ -89,8 +107,10 @@ public final class TLSSocket {
     }
 
     /// Runs the handshake, at most `timeout` seconds (nil: the socket's
-    /// default). A certificate that does not verify is a `.verification`
-    /// error naming the reason.
+    /// default), blocking only the calling greenlet. A certificate that
+    /// does not verify is a `.verification` error naming the reason;
+    /// another failure a `.handshake` one; `SocketError` `.timedOut` when
+    /// time runs out, or the interrupt.
     public func handshake(timeout: Double? = nil) throws {
         try drive("handshake", timeout: timeout) { ssl in SSL_do_handshake(ssl) }
     }
@@ -126,7 +146,8 @@ public final class TLSSocket {
     /// For a connection kept idle between requests: whether it is still
     /// open with nothing unread. Looks without waiting (and takes in what
     /// the server sent on its own, such as TLS 1.3 session tickets); false
-    /// if the peer closed, reset, or sent data nobody asked for.
+    /// if the peer closed, reset, or sent data nobody asked for. Never
+    /// blocks.
     public func isIdleAndOpen() -> Bool {
         guard let ssl, !socket.isClosed, !readClosed else { return false }
         ERR_clear_error()
@@ -139,8 +160,11 @@ public final class TLSSocket {
         return err == SSL_ERROR_WANT_READ
     }
 
-    /// Reads what is available into `buffer`, at most `timeout` seconds;
-    /// 0 at the end of the stream (the peer's close_notify, or a close).
+    /// Reads what is available into `buffer` (waiting until something
+    /// is), at most `timeout` seconds; 0 at the end of the stream (the
+    /// peer's close_notify, or a close), and from then on. Blocks only the
+    /// calling greenlet; throws `TLSError` (`.io`), `SocketError` or the
+    /// interrupt.
     public func recv(into buffer: UnsafeMutableRawBufferPointer, timeout: Double? = nil) throws -> Int {
         if readClosed || buffer.count == 0 { return 0 }
         var got = 0
@@ -154,14 +178,19 @@ public final class TLSSocket {
         return got
     }
 
-    /// Reads up to `maxBytes`; empty at the end of the stream.
+    /// Reads up to `maxBytes`; empty at the end of the stream. See
+    /// `recv(into:timeout:)`.
     public func recv(maxBytes: Int = 16384, timeout: Double? = nil) throws -> [UInt8] {
         try [UInt8](unsafeUninitializedCapacity: maxBytes) { buf, count in
             count = try recv(into: UnsafeMutableRawBufferPointer(buf), timeout: timeout)
         }
     }
 
-    /// Writes all of `bytes`, at most `timeout` seconds for the whole.
+    /// Writes all of `bytes`, at most `timeout` seconds for the whole
+    /// (nil: the socket's `timeout`). Blocks only the calling greenlet;
+    /// throws `TLSError` (`.io`, also when the peer has closed the TLS
+    /// session), `SocketError` or the interrupt, after which part of
+    /// `bytes` may have been sent.
     public func sendAll(_ bytes: UnsafeRawBufferPointer, timeout: Double? = nil) throws {
         let deadline = (timeout ?? socket.timeout).map { Hub.current.nowUpdated() + $0 }
         var offset = 0
@@ -176,17 +205,21 @@ public final class TLSSocket {
         }
     }
 
+    /// Writes all of `bytes`; see `sendAll(_:timeout:)`.
     public func sendAll(_ bytes: [UInt8], timeout: Double? = nil) throws {
         try bytes.withUnsafeBytes { try sendAll($0, timeout: timeout) }
     }
 
+    /// Writes all of `text` as UTF-8; see `sendAll(_:timeout:)`.
     public func sendAll(_ text: String, timeout: Double? = nil) throws {
         try sendAll(Array(text.utf8), timeout: timeout)
     }
 
     /// Sends close_notify (waiting at most `timeout` for the socket to
     /// take it), then closes the socket. Errors while closing are ignored:
-    /// the peer may be gone already.
+    /// the peer may be gone already. Blocks only the calling greenlet.
+    /// Never throws: a kill or timeout that arrives during the wait ends
+    /// the wait and is dropped with the other errors.
     public func shutdown(timeout: Double = 1) {
         if ssl != nil, !socket.isClosed {
             try? drive("shutdown", timeout: timeout) { ssl in
@@ -197,7 +230,8 @@ public final class TLSSocket {
         close()
     }
 
-    /// Closes the socket at once (no close_notify).
+    /// Closes the socket at once (no close_notify). Never blocks;
+    /// greenlets waiting on the socket wake with `SocketError` `.closed`.
     public func close() {
         socket.close()
     }
@@ -254,9 +288,9 @@ public final class TLSSocket {
 }
 
 /// A TLS session a client may resume on its next connection to the same
-/// server (a shorter handshake). `@unchecked Sendable`: the
-/// `SSL_SESSION` is immutable once the handshake made it, reference
-/// counted atomically by OpenSSL, and freed with this object.
+/// server (a shorter handshake). Usable from any thread. `@unchecked
+/// Sendable`: the `SSL_SESSION` is immutable once the handshake made it,
+/// reference counted atomically by OpenSSL, and freed with this object.
 public final class TLSSession: @unchecked Sendable {
     let session: OpaquePointer
     init(_ session: OpaquePointer) { self.session = session }

@@ -60,10 +60,15 @@ public final class HubExecutor: TaskExecutor, @unchecked Sendable {
         serialExecutor = HubSerialExecutor(queue: queue)
     }
 
+    /// Queues `job` to run on the hub's thread as a task's job (the
+    /// Swift runtime calls this). Any thread; never blocks: from another
+    /// thread it wakes the hub. Stops the process if the hub's thread has
+    /// exited (a job cannot be dropped).
     public func enqueue(_ job: consuming ExecutorJob) {
         queue.enqueue(HubJob(job: UnownedJob(job), side: .task))
     }
 
+    /// This executor as the runtime's unowned task executor. Any thread.
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
         UnownedTaskExecutor(ordinary: self)
     }

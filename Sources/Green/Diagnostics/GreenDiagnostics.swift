@@ -49,7 +49,7 @@ import Logging
 /// (`greenlet`, `hub`, `error`, ...). `logger` overrides both.
 /// (swift-log's own `StreamLogHandler` as the bootstrapped handler cannot
 /// be told from no bootstrap at all: such a program gets the plain lines
-/// unless it sets `logger`.)
+/// unless it sets `logger`.) Any thread; nothing here blocks a greenlet.
 public enum GreenDiagnostics {
     /// The label of the runtime's logger.
     public static let label = "swift-green"

@@ -12,6 +12,8 @@ import Logging
 /// program (or a test) may install its own handler instead. Callable
 /// from any thread.
 public enum UnhandledErrorReporter {
+    /// A report's receiver: the failed greenlet's name and its error.
+    /// Called on the thread where the greenlet was let go.
     public typealias Handler = @Sendable (_ greenletName: String, _ error: any Error) -> Void
 
     private static let handler = Locked<Handler?>(nil)

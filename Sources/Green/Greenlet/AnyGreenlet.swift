@@ -177,8 +177,10 @@ public class AnyGreenlet {
     /// Throws `error` into the greenlet at its current or next blocking
     /// point (`GreenletExit` by default, which ends it quietly). A greenlet
     /// that has not started never runs. With `block`, waits up to `timeout`
-    /// seconds for it to finish. Killing a finished greenlet does nothing.
-    /// Killing the calling greenlet throws `error` at once.
+    /// seconds for it to finish, blocking only the calling greenlet and
+    /// throwing the interrupt if the caller is itself killed or an
+    /// enclosing timeout expires meanwhile. Killing a finished greenlet
+    /// does nothing. Killing the calling greenlet throws `error` at once.
     public func kill(_ error: any Error = GreenletExit(), block: Bool = true, timeout: Double? = nil) throws {
         switch state {
         case .finished:
@@ -276,6 +278,7 @@ public class AnyGreenlet {
 }
 
 extension AnyGreenlet: CustomStringConvertible {
+    /// The name and state, for logs: "<worker-3 parked in Queue.get>".
     public var description: String {
         let s: String
         switch state {

@@ -3,7 +3,9 @@ import Glibc
 /// Thrown into a greenlet by `kill()` with no explicit error. A greenlet
 /// that ends with it counts as killed, not failed: it is never reported.
 public struct GreenletExit: Error, CustomStringConvertible {
+    /// The error `kill()` throws by default.
     public init() {}
+    /// "GreenletExit".
     public var description: String { "GreenletExit" }
 }
 
@@ -35,6 +37,7 @@ public enum GreenError: Error, CustomStringConvertible {
     /// (spawn one, or `HubHandle.run` from async code).
     case blockingCallOnHub(String)
 
+    /// What happened and, where it helps, what to do instead.
     public var description: String {
         switch self {
         case .blockingCallOnHub(let what):

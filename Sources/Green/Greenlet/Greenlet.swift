@@ -78,7 +78,9 @@ public final class Greenlet<Value>: AnyGreenlet {
 
     /// Waits for the greenlet to finish, then returns its value or rethrows
     /// its error (`GreenletExit` if it was killed). With `timeout`, throws
-    /// `TimeoutError` if it has not finished in time.
+    /// `TimeoutError` if it has not finished in time. The wait blocks only
+    /// the calling greenlet and throws the interrupt if the caller is
+    /// killed or an enclosing timeout expires.
     public func get(timeout: Double? = nil) throws -> Value {
         if state != .finished {
             let finished = try join(timeout: timeout)

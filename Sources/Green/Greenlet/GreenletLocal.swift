@@ -14,6 +14,8 @@ public final class GreenletLocal<T> {
     /// must not show through a later one allocated at the same address.
     private let key: UInt64
 
+    /// A local whose default, `value`, is evaluated each time a greenlet
+    /// that has not set it reads it.
     public init(default value: @autoclosure @escaping () -> T) {
         makeDefault = value
         key = GreenletLocalKeys.next.wrappingAdd(1, ordering: .relaxed).oldValue

@@ -1,5 +1,6 @@
 /// A set of child greenlets whose lifetime is bounded by a block: see
-/// `withScope`. Use it only inside that block (and its children).
+/// `withScope`. Use it only inside that block (and its children), on the
+/// block's thread.
 public final class Scope {
     private let hub: Hub
     private let owner: AnyGreenlet
@@ -94,7 +95,10 @@ public final class Scope {
 /// of them have finished. The first child to fail cancels the others (and
 /// interrupts `body`), and its error is rethrown here once every child has
 /// ended. If `body` throws, the children are killed and awaited, and the
-/// error rethrown. Nothing spawned in the scope outlives it.
+/// error rethrown. Nothing spawned in the scope outlives it. Waiting for
+/// the children blocks only the calling greenlet; if it is killed or an
+/// enclosing timeout expires meanwhile, the children are killed, still
+/// awaited, and the interrupt rethrown. Children run on the caller's hub.
 ///
 /// ```swift
 /// let (a, b) = try withScope { scope in

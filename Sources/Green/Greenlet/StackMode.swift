@@ -29,7 +29,10 @@ import Glibc
 /// greenlet that asks for a larger `stackSize` gets a dedicated stack of
 /// that size.
 public enum StackMode: Sendable, Equatable {
+    /// A stack of the greenlet's own, from the hub's pool.
     case dedicated
+    /// The hub's shared run stack, the greenlet's part of it kept on the
+    /// heap while another greenlet runs there.
     case compact
 
     /// The mode of a spawn that names none: `.dedicated`, unless the

@@ -1,7 +1,9 @@
 /// Waits until every greenlet in `greenlets` has finished, at most
 /// `timeout` seconds. Returns the ones that finished. With `raiseError`,
 /// throws the first error of a failed greenlet as soon as one fails.
-/// Throws if the caller is killed or times out.
+/// Blocks only the calling greenlet; throws the interrupt if the caller is
+/// killed or an enclosing timeout expires. Call it on the thread of the
+/// greenlets' hub.
 @discardableResult
 public func joinAll(_ greenlets: [AnyGreenlet], timeout: Double? = nil,
                     raiseError: Bool = false) throws -> [AnyGreenlet] {
@@ -36,7 +38,10 @@ public func joinAll(_ greenlets: [AnyGreenlet], timeout: Double? = nil,
 }
 
 /// Kills every greenlet in `greenlets` with `error` (see `kill`); with
-/// `block`, waits up to `timeout` seconds for all of them to finish.
+/// `block`, waits up to `timeout` seconds for all of them to finish,
+/// blocking only the calling greenlet, and throws the interrupt if the
+/// caller is killed or an enclosing timeout expires. Call it on the thread
+/// of the greenlets' hub.
 public func killAll(_ greenlets: [AnyGreenlet], _ error: any Error = GreenletExit(),
                     block: Bool = true, timeout: Double? = nil) throws {
     for g in greenlets where !g.isReady {
@@ -47,7 +52,9 @@ public func killAll(_ greenlets: [AnyGreenlet], _ error: any Error = GreenletExi
 
 /// Waits until any greenlet in `greenlets` finishes, at most `timeout`
 /// seconds, and returns it (the earliest in the array if several are
-/// ready); nil if the time ran out or the array is empty.
+/// ready); nil if the time ran out or the array is empty. Blocks only the
+/// calling greenlet; throws the interrupt if the caller is killed or an
+/// enclosing timeout expires. Call it on the thread of the greenlets' hub.
 public func wait(any greenlets: [AnyGreenlet], timeout: Double? = nil) throws -> AnyGreenlet? {
     if greenlets.isEmpty { return nil }
     var completions = Completions(greenlets)
@@ -55,7 +62,8 @@ public func wait(any greenlets: [AnyGreenlet], timeout: Double? = nil) throws ->
 }
 
 /// The greenlets of a set in the order they finish, like gevent's
-/// `iwait`. `next()` blocks until one more has finished:
+/// `iwait`. `next()` blocks the calling greenlet until one more has
+/// finished. Use it on the thread of the greenlets' hub:
 ///
 /// ```swift
 /// var done = completions(of: greenlets)
@@ -64,6 +72,8 @@ public func wait(any greenlets: [AnyGreenlet], timeout: Double? = nil) throws ->
 public struct Completions {
     private var remaining: [AnyGreenlet]
 
+    /// The completions of `greenlets`, none returned yet. Use it on the
+    /// thread of their hub.
     public init(_ greenlets: [AnyGreenlet]) { remaining = greenlets }
 
     /// How many greenlets have not been returned yet.

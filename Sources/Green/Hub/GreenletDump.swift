@@ -14,7 +14,9 @@ import Glibc
 /// is listed as such (the blocked-hub monitor names the culprit).
 public enum GreenletDump {
     /// The dump of every hub. Waits cooperatively for the other hubs'
-    /// answers (at most `timeout` seconds each).
+    /// answers (at most `timeout` seconds each), blocking only the calling
+    /// greenlet; throws the interrupt when it is killed or an enclosing
+    /// timeout expires. Any thread (a plain thread gets a hub).
     public static func text(timeout: Double = 0.5) throws -> String {
         let here = Hub.current
         var out = "swift-green: greenlet dump (\(HubRegistry.all.count) hubs)\n"

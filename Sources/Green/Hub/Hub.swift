@@ -153,6 +153,7 @@ public final class Hub {
         return Unmanaged<Hub>.fromOpaque(p)._withUnsafeGuaranteedRef { $0.id }
     }
     let contextKind: Int32
+    /// The OS thread the hub belongs to.
     public let thread: pthread_t
     // Set at the end of init (they need `self`); never nil afterwards.
     private(set) var mainGreenlet: AnyGreenlet!

@@ -15,9 +15,11 @@ extension Hub {
         /// Blocked-hub incidents the monitor reported on this hub (see
         /// `HubMonitor`).
         public var incidents: UInt64
-        /// Stacks of the hub's pools in use (the hub's own included) and
-        /// kept warm for reuse (`stackStats.inUse`, `stackStats.free`).
+        /// Stacks of the hub's pools in use, the hub's own included
+        /// (`stackStats.inUse`).
         public var stacksInUse: Int
+        /// Stacks of the hub's pools kept warm for reuse
+        /// (`stackStats.free`).
         public var stacksPooled: Int
         /// Heap bytes held by compact greenlets' stack images (see
         /// `StackMode`).

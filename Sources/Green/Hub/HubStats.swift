@@ -7,9 +7,12 @@ extension Hub {
     /// Compact greenlets' run stack and copies (see `StackMode`).
     public struct CompactStats: Sendable {
         /// Stack images saved (a compact greenlet leaving the run stack to
-        /// another) and restored, and the bytes both copied.
+        /// another).
         public var saves: UInt64
+        /// Stack images restored (a compact greenlet coming back to the
+        /// run stack).
         public var restores: UInt64
+        /// Bytes copied by the saves and restores together.
         public var bytesCopied: UInt64
     }
 
@@ -35,13 +38,19 @@ extension Hub {
     public struct StackStats: Equatable, Sendable {
         /// Stacks ever carved out of slabs (in use or free).
         public var total: Int
+        /// Stacks held by greenlets (or the hub) now.
         public var inUse: Int
+        /// Stacks kept for reuse.
         public var free: Int
         /// Memory mappings (slabs) holding them.
         public var slabs: Int
-        /// Stacks protected by each kind of guard.
+        /// Stacks whose guard page is installed with madvise (no split
+        /// mapping; preferred where the kernel has it).
         public var madviseGuarded: Int
+        /// Stacks whose guard page is an mprotect(PROT_NONE) page.
         public var mprotectGuarded: Int
+        /// Stacks without a guard page, with only a canary checked at each
+        /// switch and at release.
         public var canaryOnly: Int
     }
 

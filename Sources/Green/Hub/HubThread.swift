@@ -1,6 +1,7 @@
 /// An OS thread that runs a hub and nothing else: greenlets reach it
 /// through its `handle` from any thread (async code included). The hub
-/// waits for work while idle, without being reported deadlocked.
+/// waits for work while idle, without being reported deadlocked. The
+/// object is `Sendable`: any thread may start, stop or join it.
 ///
 /// ```swift
 /// let green = try HubThread.start(name: "green")
@@ -20,7 +21,10 @@ public final class HubThread: Sendable {
     }
 
     /// Starts the thread and returns once its hub runs. Waits
-    /// cooperatively when called from a greenlet.
+    /// cooperatively when called from a greenlet (a plain thread waits in
+    /// its hub's main greenlet). Throws `GreenError.threadStartFailed` if
+    /// the system refuses the thread, or the interrupt when the caller is
+    /// killed or an enclosing timeout expires.
     public static func start(name: String = "hub-thread") throws -> HubThread {
         let ready = AsyncResult<HubHandle>()
         let stopped = AsyncResult<Bool>()
@@ -48,7 +52,9 @@ public final class HubThread: Sendable {
     }
 
     /// Waits until the thread has ended (after `stop`), at most `timeout`
-    /// seconds; returns whether it has.
+    /// seconds; returns whether it has. Blocks only the calling greenlet;
+    /// throws the interrupt when it is killed or an enclosing timeout
+    /// expires.
     @discardableResult
     public func join(timeout: Double? = nil) throws -> Bool {
         try exited.wait(timeout: timeout)

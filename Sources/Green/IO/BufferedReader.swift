@@ -16,6 +16,7 @@ public enum BufferedReadError: Error, Equatable, Sendable, CustomStringConvertib
     /// each other's bytes. Refused even when bytes are buffered.
     case busy
 
+    /// What went wrong, in a sentence.
     public var description: String {
         switch self {
         case .lineTooLong(let limit): return "a line (or delimited field) longer than \(limit) bytes"
@@ -168,10 +169,16 @@ public final class BufferedReader {
 
     /// The lines of a reader, for a `for` loop; see
     /// `BufferedReader.lines(maxLength:timeout:)`. Iterates once: a second
-    /// loop continues where the first one stopped.
+    /// loop continues where the first one stopped. Confined, like its
+    /// reader, to the thread that made it.
     public final class Lines: Sequence, IteratorProtocol {
+        /// The reader the lines come from.
         public let reader: BufferedReader
+        /// The longest line accepted; a longer one ends the loop with
+        /// `BufferedReadError.lineTooLong`.
         public let maxLength: Int
+        /// Seconds each wait for the stream may last (nil: the stream's
+        /// default).
         public let timeout: Double?
         /// The error that ended the loop, other than an interrupt (which
         /// is rethrown at the next blocking call instead); nil if the loop

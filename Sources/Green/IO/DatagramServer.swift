@@ -14,7 +14,9 @@
 /// queues datagrams, and drops them when full, as UDP does). Confined to
 /// the thread that made it.
 public final class DatagramServer {
+    /// The bound datagram socket the server reads and handlers answer on.
     public let socket: Socket
+    /// Where the server listens (with the real port when bound to port 0).
     public let address: SocketAddress
     private let handler: ([UInt8], SocketAddress, Socket) throws -> Void
     /// The handlers in progress.
@@ -22,6 +24,10 @@ public final class DatagramServer {
     private var receiver: Greenlet<Void>?
     private var stopping = false
 
+    /// A server bound to `address`; it reads once started (`start`,
+    /// `serveForever`). `maxConcurrent` caps the handlers running at once.
+    /// Never blocks. Throws `SocketError` if the socket cannot be made or
+    /// bound.
     public init(on address: SocketAddress, maxConcurrent: Int? = nil,
                 handler: @escaping ([UInt8], SocketAddress, Socket) throws -> Void) throws {
         socket = try Socket(family: address.family, type: .datagram)
@@ -39,7 +45,8 @@ public final class DatagramServer {
     /// Whether the receive loop runs.
     public var isServing: Bool { receiver.map { !$0.isReady } ?? false }
 
-    /// Starts the receive loop in its own greenlet.
+    /// Starts the receive loop in its own greenlet and returns; a second
+    /// call does nothing.
     public func start() {
         guard receiver == nil else { return }
         receiver = spawn(name: "DatagramServer \(address)") { [self] in
@@ -58,7 +65,10 @@ public final class DatagramServer {
         }
     }
 
-    /// Starts (if needed) and waits until the server is stopped.
+    /// Starts (if needed) and waits until the server is stopped, blocking
+    /// only the calling greenlet. Throws what ended the receive loop, if
+    /// not `stop` (a `SocketError` of the socket), or the interrupt when
+    /// the greenlet is killed or an enclosing timeout expires.
     public func serveForever() throws {
         start()
         try receiver!.get()
@@ -66,7 +76,8 @@ public final class DatagramServer {
 
     /// Stops reading, waits up to `timeout` seconds for handlers in
     /// progress, kills those left, and closes the socket. Returns whether
-    /// all finished on their own.
+    /// all finished on their own. Blocks only the calling greenlet; throws
+    /// the interrupt when it is killed or an enclosing timeout expires.
     @discardableResult
     public func stop(timeout: Double? = nil) throws -> Bool {
         stopping = true

@@ -33,11 +33,13 @@ public final class IdleConnections {
     /// A connection's place in the list, made once per connection and
     /// reused for each wait.
     public final class Entry {
+        /// The connection closed when it is idle longest.
         public let socket: Socket
         fileprivate unowned(unsafe) var previous: Entry?
         fileprivate var next: Entry?
         fileprivate var listed = false
 
+        /// An entry for `socket`, not listed until `whileIdle` runs.
         public init(_ socket: Socket) { self.socket = socket }
     }
 
@@ -54,6 +56,8 @@ public final class IdleConnections {
     /// Connections closed by `closeLongestIdle` so far.
     public private(set) var closedTotal = 0
 
+    /// An empty list apart from the hub's; servers use `current`, the
+    /// hub's own.
     public init() {}
 
     /// The calling thread's hub's list.
@@ -61,7 +65,8 @@ public final class IdleConnections {
 
     /// Runs `wait` (a wait for the peer) with `entry`'s connection listed
     /// as idle, so that it may be closed under descriptor pressure; then
-    /// its waiting greenlet sees `.closed`.
+    /// its waiting greenlet sees `.closed`. Blocks as `wait` does and
+    /// rethrows what it throws.
     public func whileIdle<R>(_ entry: Entry, _ wait: () throws -> R) rethrows -> R {
         append(entry)
         defer { remove(entry) }
@@ -69,7 +74,7 @@ public final class IdleConnections {
     }
 
     /// Closes up to `n` of the connections that have waited longest;
-    /// returns how many it closed.
+    /// returns how many it closed. Never blocks.
     @discardableResult
     public func closeLongestIdle(_ n: Int) -> Int {
         var closed = 0

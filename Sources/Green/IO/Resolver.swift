@@ -7,8 +7,11 @@ public enum Resolver {
     /// The addresses of `host` for `port`, in the order the system prefers
     /// (RFC 6724: usually IPv6 first where it is reachable). `family`
     /// limits them (`AF_INET`, `AF_INET6`; `AF_UNSPEC` for both). Lookups
-    /// run on `pool`. Throws `Resolver.Failure` naming the host if there
-    /// are none.
+    /// run on `pool`, blocking only the calling greenlet. Throws
+    /// `Resolver.Failure` naming the host if there are none, or the
+    /// interrupt when the greenlet is killed or an enclosing timeout
+    /// expires. Any thread: a plain thread gets a hub and waits in its
+    /// main greenlet.
     public static func resolve(host: String, port: UInt16, type: SocketType = .stream,
                                family: Int32 = AF_UNSPEC, pool: ThreadPool = .shared) throws -> [SocketAddress] {
         if let numeric = try? SocketAddress(ip: host, port: port),
@@ -51,10 +54,13 @@ public enum Resolver {
 
     /// A name that could not be resolved.
     public struct Failure: Error, CustomStringConvertible {
+        /// The name that was looked up.
         public let host: String
         /// The `getaddrinfo` code (`EAI_NONAME`, `EAI_AGAIN`, ...).
         public let code: Int32
+        /// The system's explanation of `code` (`gai_strerror`).
         public let message: String
+        /// "cannot resolve "<host>": <message>".
         public var description: String { "cannot resolve \"\(host)\": \(message)" }
     }
 }

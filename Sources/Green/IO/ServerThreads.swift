@@ -14,7 +14,10 @@ import Synchronization
 ///
 /// The handler runs on whichever thread accepted the connection, so it
 /// must be `@Sendable`: share nothing between threads but `Sendable`
-/// values (an `AsyncResult`, atomics, a `Mutex`).
+/// values (an `AsyncResult`, atomics, a `Mutex`). The object is
+/// `Sendable`: any thread may stop or join it. Its waits block only the
+/// calling greenlet (a plain thread waits in its hub's main greenlet) and
+/// throw the interrupt when it is killed or an enclosing timeout expires.
 public final class ServerThreads: Sendable {
     /// The address every thread listens on (the real port when bound to 0).
     public let address: SocketAddress
@@ -38,7 +41,10 @@ public final class ServerThreads: Sendable {
     /// Starts `threads` threads serving `address`. `maxConnections` caps
     /// each thread's handlers, `stackMode` is how they keep their stacks;
     /// `configureListener` may set options on each listening socket before
-    /// it serves.
+    /// it serves. Returns once every thread's hub runs. Throws
+    /// `SocketError` if an address cannot be bound (no thread started
+    /// then), what `configureListener` throws, `GreenError.threadStartFailed`,
+    /// or the interrupt.
     public static func start(threads count: Int, on address: SocketAddress, maxConnections: Int? = nil,
                              stackMode: StackMode = .default,
                              configureListener: ((Socket) throws -> Void)? = nil,
@@ -80,6 +86,9 @@ public final class ServerThreads: Sendable {
 
     /// Stops every thread's server (see `StreamServer.stop`), waits for
     /// them, and ends the threads. Waits cooperatively in a greenlet.
+    /// Throws only the interrupt: a thread's server that ended on an error
+    /// of its own is reported as a failed greenlet (see
+    /// `UnhandledErrorReporter`), not thrown here.
     public func stop(timeout: Double? = nil) throws {
         for (thread, box) in zip(threads, servers) {
             thread.handle.spawn { _ = try box.server?.stop(timeout: timeout) }
@@ -88,6 +97,7 @@ public final class ServerThreads: Sendable {
     }
 
     /// Waits until every thread's server has stopped, then ends the threads.
+    /// Throws as `stop(timeout:)` does.
     public func join() throws {
         for box in servers { _ = try box.stopped.get() }
         for thread in threads {

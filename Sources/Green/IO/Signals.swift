@@ -25,6 +25,10 @@ public final class SignalHandler {
     /// How many times the signal has arrived.
     public private(set) var count = 0
 
+    /// Starts handling `signal` on the calling thread's hub: each arrival
+    /// spawns a greenlet that runs `handler` (an error it throws is
+    /// reported as any greenlet's, see `UnhandledErrorReporter`). Never
+    /// blocks.
     public init(_ signal: Int32, _ handler: @escaping () throws -> Void) {
         self.signal = signal
         self.handler = handler
@@ -50,7 +54,8 @@ public final class SignalHandler {
     /// Whether the handler still runs on the signal.
     public var isActive: Bool { green_ev_is_active(watcher) != 0 }
 
-    /// Stops handling the signal.
+    /// Stops handling the signal; handlers already spawned run on. Never
+    /// blocks; calling it twice does nothing.
     public func cancel() {
         guard green_ev_is_active(watcher) != 0 else { return }
         ev_signal_stop(hub.loop, watcher)
@@ -66,7 +71,9 @@ public final class SignalHandler {
 }
 
 /// Waits until `signal` arrives, at most `timeout` seconds; returns
-/// whether it did. Blocks only the calling greenlet.
+/// whether it did. Blocks only the calling greenlet; throws the interrupt
+/// when it is killed or an enclosing timeout expires. Uses a
+/// `SignalHandler` on the calling thread for the wait.
 @discardableResult
 public func waitForSignal(_ signal: Int32, timeout: Double? = nil) throws -> Bool {
     let arrived = Event()

@@ -24,6 +24,7 @@ public final class Socket {
     public private(set) var fd: Int32
     /// `AF_INET`, `AF_INET6` or `AF_UNIX`.
     public let family: Int32
+    /// Stream or datagram.
     public let type: SocketType
     /// Default timeout in seconds for calls that pass none; nil waits
     /// forever.
@@ -34,7 +35,9 @@ public final class Socket {
     private var reader: UnsafeMutablePointer<FDWait>?
     private var writer: UnsafeMutablePointer<FDWait>?
 
-    /// A new socket. `family`: `AF_INET`, `AF_INET6` or `AF_UNIX`.
+    /// A new socket. `family`: `AF_INET`, `AF_INET6` or `AF_UNIX`. Never
+    /// blocks; throws `SocketError` if the system refuses one (out of file
+    /// descriptors: `.system(EMFILE)`).
     public init(family: Int32 = AF_INET, type: SocketType = .stream) throws {
         let fd = Glibc.socket(family, type.rawValue | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError.system("socket") }
@@ -54,6 +57,7 @@ public final class Socket {
 
     deinit { close() }
 
+    /// Whether `close()` was called (the fd is then -1).
     public var isClosed: Bool { fd < 0 }
 
     // MARK: - Closing
@@ -76,7 +80,8 @@ public final class Socket {
     }
 
     /// Shuts down reading, writing or both (`SHUT_RD`, `SHUT_WR`,
-    /// `SHUT_RDWR`): the peer sees end of stream after `SHUT_WR`.
+    /// `SHUT_RDWR`): the peer sees end of stream after `SHUT_WR`. Never
+    /// blocks; throws `SocketError` (`.closed`, or the system's error).
     public func shutdown(_ how: Int32 = Int32(SHUT_RDWR)) throws {
         try checkOpen("shutdown")
         guard Glibc.shutdown(fd, how) == 0 else { throw SocketError.system("shutdown") }
@@ -188,7 +193,9 @@ public final class Socket {
     /// addresses, IPv6 and IPv4, as RFC 8305 says (`connect(addresses:)`:
     /// attempts overlap, a new one every `attemptDelay` seconds, the first
     /// to connect wins); the whole attempt takes at most `timeout`
-    /// seconds. Throws the last address's error if none answers.
+    /// seconds. Throws `Resolver.Failure` if `host` does not resolve, the
+    /// last address's `SocketError` if none answers, `SocketError`
+    /// `.timedOut` when `timeout` expires, or the interrupt.
     public static func connect(host: String, port: UInt16, type: SocketType = .stream,
                                attemptDelay: Double = defaultAttemptDelay, timeout: Double? = nil) throws -> Socket {
         let attempt = { () throws -> Socket in
@@ -205,7 +212,8 @@ public final class Socket {
 
     // MARK: - Listening
 
-    /// Binds to `address`.
+    /// Binds to `address`. Never blocks; throws `SocketError` (address in
+    /// use, say).
     public func bind(to address: SocketAddress) throws {
         try checkOpen("bind")
         guard address.withSockAddr({ Glibc.bind(fd, $0, $1) }) == 0 else {
@@ -213,7 +221,7 @@ public final class Socket {
         }
     }
 
-    /// Listens for connections.
+    /// Listens for connections. Never blocks; throws `SocketError`.
     public func listen(backlog: Int32 = 1024) throws {
         try checkOpen("listen")
         guard Glibc.listen(fd, backlog) == 0 else { throw SocketError.system("listen") }
@@ -340,7 +348,8 @@ public final class Socket {
         return rc == 0 ? SocketAddress(storage: storage, length: len) : nil
     }
 
-    /// Sets an integer socket option (`setsockopt`).
+    /// Sets an integer socket option (`setsockopt`). Never blocks; throws
+    /// `SocketError` if the socket is closed or the call fails.
     public func setOption(level: Int32, name: Int32, value: Int32) throws {
         try checkOpen("setsockopt")
         var v = value
@@ -349,7 +358,8 @@ public final class Socket {
         }
     }
 
-    /// Reads an integer socket option (`getsockopt`).
+    /// Reads an integer socket option (`getsockopt`). Never blocks; throws
+    /// as `setOption`.
     public func option(level: Int32, name: Int32) throws -> Int32 {
         try checkOpen("getsockopt")
         var v: Int32 = 0
@@ -358,22 +368,31 @@ public final class Socket {
         return v
     }
 
-    /// `SO_REUSEADDR`, `SO_REUSEPORT`, `TCP_NODELAY` in one place.
+    /// Sets `SO_REUSEADDR` (bind to an address still in TIME_WAIT).
+    /// Throws `SocketError` if the socket is closed or the call fails.
     public func setReuseAddress(_ on: Bool = true) throws {
         try setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: on ? 1 : 0)
     }
 
+    /// Sets `SO_REUSEPORT` (several sockets bound to one address, the
+    /// kernel spreading connections across them). Throws as
+    /// `setReuseAddress`.
     public func setReusePort(_ on: Bool = true) throws {
         try setOption(level: SOL_SOCKET, name: SO_REUSEPORT, value: on ? 1 : 0)
     }
 
+    /// Sets `TCP_NODELAY` (small writes go out at once, no Nagle delay).
+    /// Throws as `setReuseAddress`.
     public func setNoDelay(_ on: Bool = true) throws {
         try setOption(level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: on ? 1 : 0)
     }
 
     // MARK: - Conveniences
 
-    /// A TCP (or Unix stream) socket bound to `address` and listening.
+    /// A TCP (or Unix stream) socket bound to `address` and listening
+    /// (`SO_REUSEADDR` set for IP, and `SO_REUSEPORT` with `reusePort`).
+    /// Never blocks; throws `SocketError` (after closing the socket it
+    /// made).
     public static func listen(on address: SocketAddress, backlog: Int32 = 1024,
                               reusePort: Bool = false) throws -> Socket {
         let s = try Socket(family: address.family, type: .stream)

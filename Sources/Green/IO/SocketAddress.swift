@@ -1,7 +1,7 @@
 import Glibc
 
 /// An IPv4, IPv6 or Unix-domain socket address, held as the `sockaddr`
-/// the kernel takes.
+/// the kernel takes. A value: any thread; nothing in it blocks.
 ///
 /// ```swift
 /// let a = try SocketAddress(ip: "127.0.0.1", port: 8080)
@@ -122,19 +122,24 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Whether the two hold the same bytes as the kernel takes them
+    /// (family, address, port; for IPv6 also flow info and scope).
     public static func == (a: SocketAddress, b: SocketAddress) -> Bool {
         a.length == b.length && a.withSockAddr { pa, n in
             b.withSockAddr { pb, _ in memcmp(pa, pb, Int(n)) == 0 }
         }
     }
 
+    /// Hashes the bytes `==` compares.
     public func hash(into hasher: inout Hasher) {
         withSockAddr { p, n in hasher.combine(bytes: UnsafeRawBufferPointer(start: p, count: Int(n))) }
     }
 
     /// Text that is not a numeric address, or a Unix path that does not fit.
     public struct Invalid: Error, CustomStringConvertible {
+        /// The text that was refused.
         public let text: String
+        /// The text, and what it is not.
         public var description: String { "not a numeric IP address or usable Unix socket path: \"\(text)\"" }
     }
 }

@@ -2,6 +2,7 @@ import Glibc
 
 /// A socket call that failed: which call, why, and on which address.
 public struct SocketError: Error, CustomStringConvertible, Equatable {
+    /// Why the call failed.
     public enum Reason: Equatable, Sendable {
         /// The system call failed with this errno.
         case system(errno: Int32)
@@ -17,10 +18,13 @@ public struct SocketError: Error, CustomStringConvertible, Equatable {
 
     /// The call: "connect", "recv", "accept", ...
     public let operation: String
+    /// Why it failed.
     public let reason: Reason
     /// The address involved, when there is one.
     public let address: SocketAddress?
 
+    /// An error for `operation` (for layers over sockets that report in
+    /// the same terms, as TLS does).
     public init(operation: String, reason: Reason, address: SocketAddress? = nil) {
         self.operation = operation
         self.reason = reason
@@ -33,6 +37,8 @@ public struct SocketError: Error, CustomStringConvertible, Equatable {
         return nil
     }
 
+    /// The call, the address and the reason: "connect 10.0.0.1:80:
+    /// Connection refused (errno 111)".
     public var description: String {
         var text = "\(operation)"
         if let address { text += " \(address)" }

@@ -39,7 +39,9 @@ public final class StreamServer {
     /// A server on `address`. `maxConnections` caps concurrent handlers;
     /// `reusePort` lets several servers (one per thread) share the address;
     /// `stackMode` is how handlers keep their stacks (`.compact` for very
-    /// many mostly idle connections; see `StackMode`).
+    /// many mostly idle connections; see `StackMode`). It listens at once
+    /// and serves once started (`start`, `serveForever`). Never blocks;
+    /// throws `SocketError` if the address cannot be bound or listened on.
     public init(on address: SocketAddress, maxConnections: Int? = nil, reusePort: Bool = false,
                 backlog: Int32 = 1024, stackMode: StackMode = .default,
                 handler: @escaping (Socket, SocketAddress) throws -> Void) throws {
@@ -49,7 +51,8 @@ public final class StreamServer {
         self.handler = handler
     }
 
-    /// A server on an already listening socket.
+    /// A server on an already listening socket (of this thread). Never
+    /// blocks.
     public init(listener: Socket, maxConnections: Int? = nil, stackMode: StackMode = .default,
                 handler: @escaping (Socket, SocketAddress) throws -> Void) {
         self.listener = listener
@@ -64,14 +67,17 @@ public final class StreamServer {
     /// Whether the accept loop runs.
     public var isServing: Bool { acceptor.map { !$0.isReady } ?? false }
 
-    /// Starts the accept loop in its own greenlet and returns.
+    /// Starts the accept loop in its own greenlet and returns; a second
+    /// call does nothing.
     public func start() {
         guard acceptor == nil else { return }
         acceptor = spawn(name: "StreamServer \(address)") { [self] in try acceptLoop() }
     }
 
-    /// Starts (if needed) and waits until the server is stopped. Throws
-    /// what ended the accept loop, if it was not `stop`.
+    /// Starts (if needed) and waits until the server is stopped, blocking
+    /// only the calling greenlet. Throws what ended the accept loop, if it
+    /// was not `stop` (a `SocketError` of `accept`), or the interrupt when
+    /// the greenlet is killed or an enclosing timeout expires.
     public func serveForever() throws {
         start()
         try acceptor!.get()
@@ -79,7 +85,9 @@ public final class StreamServer {
 
     /// Stops accepting, waits up to `timeout` seconds (forever if nil) for
     /// the connections in progress to finish, then kills those left.
-    /// Returns whether all finished on their own.
+    /// Returns whether all finished on their own. Blocks only the calling
+    /// greenlet; throws the interrupt when it is killed or an enclosing
+    /// timeout expires.
     @discardableResult
     public func stop(timeout: Double? = nil) throws -> Bool {
         stopping = true

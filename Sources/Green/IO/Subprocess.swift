@@ -15,7 +15,8 @@ import Glibc
 /// `wait` parks the greenlet until the child exits (on Linux 5.3+ through
 /// a pidfd watched by the hub; otherwise by polling `waitpid` with a short
 /// back-off). A child not waited for is reaped in the background when the
-/// object goes away: no zombies.
+/// object goes away: no zombies. Confined to the thread that made it (its
+/// pipes are that thread's sockets).
 public final class Subprocess {
     /// Where a child's standard stream goes.
     public enum Stream: Sendable {
@@ -29,9 +30,12 @@ public final class Subprocess {
 
     /// How a child ended.
     public enum Status: Equatable, Sendable, CustomStringConvertible {
+        /// It exited with this status (0 to 255).
         case exited(Int32)
+        /// A signal (this number) ended it.
         case signaled(Int32)
 
+        /// "exited with status N" or "killed by signal N".
         public var description: String {
             switch self {
             case .exited(let code): return "exited with status \(code)"
@@ -40,16 +44,21 @@ public final class Subprocess {
         }
     }
 
+    /// The child's process id.
     public let pid: pid_t
-    /// The parent's ends of the piped streams.
+    /// The parent's end of the child's standard input, when piped: write
+    /// to it, and close it to send end of file.
     public let stdin: Socket?
+    /// The parent's end of the child's standard output, when piped.
     public let stdout: Socket?
+    /// The parent's end of the child's standard error, when piped.
     public let stderr: Socket?
     /// Set once the child has been reaped.
     public private(set) var status: Status?
     private var pidfd: Int32
 
-    /// Starts `arguments[0]` (searched on `PATH`) with `arguments`.
+    /// Starts `arguments[0]` (searched on `PATH`) with `arguments`, and
+    /// `environment` if given (else this process's). Never blocks.
     /// Throws `SubprocessError` if it cannot be started.
     public init(_ arguments: [String], environment: [String: String]? = nil,
                 stdin: Stream = .pipe, stdout: Stream = .pipe, stderr: Stream = .inherit) throws {
@@ -139,14 +148,16 @@ public final class Subprocess {
     }
 
     /// Sends `signal` to the child (SIGTERM by default). Does nothing once
-    /// it has been reaped.
+    /// it has been reaped. Never blocks: `wait` for it to end.
     public func kill(_ signal: Int32 = SIGTERM) {
         guard status == nil else { return }
         _ = Glibc.kill(pid, signal)
     }
 
     /// Waits for the child to exit, at most `timeout` seconds; returns its
-    /// status, or nil on timeout. Blocks only the calling greenlet.
+    /// status, or nil on timeout. Blocks only the calling greenlet. Throws
+    /// `SubprocessError` if `waitpid` fails, or the interrupt when the
+    /// greenlet is killed or an enclosing timeout expires.
     @discardableResult
     public func wait(timeout: Double? = nil) throws -> Status? {
         if let status { return status }
@@ -188,6 +199,11 @@ public final class Subprocess {
     /// Writes `input` to the child's stdin (then closes it), reads its
     /// stdout and stderr to the end, concurrently, and waits for it to
     /// exit. Returns what it wrote. Streams that are not piped give [].
+    /// Blocks only the calling greenlet (helpers on its hub write stdin
+    /// and read stderr). Throws `SocketError` if a pipe fails (a child
+    /// that exits without reading all of `input`, say),
+    /// `SubprocessError`, or the interrupt when the greenlet is killed or
+    /// an enclosing timeout expires.
     public func communicate(input: [UInt8] = []) throws -> (stdout: [UInt8], stderr: [UInt8]) {
         func drain(_ s: Socket?) throws -> [UInt8] {
             guard let s else { return [] }
@@ -216,7 +232,10 @@ public final class Subprocess {
 
 /// A child process that could not be started (or waited for).
 public struct SubprocessError: Error, CustomStringConvertible {
+    /// The program, or the call that failed ("waitpid 1234").
     public let command: String
+    /// The system's error number.
     public let errno: Int32
+    /// The command and the system's explanation.
     public var description: String { "cannot run \(command): \(String(cString: strerror(errno))) (errno \(errno))" }
 }

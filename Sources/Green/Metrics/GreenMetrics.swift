@@ -42,17 +42,26 @@ import CoreMetrics
 /// swift-metrics is called only from `update()`, `updateCurrentHub()` and
 /// the timer of `start(interval:)`. With swift-metrics' no-op factory
 /// (nothing bootstrapped) every method returns at once. Make one per
-/// factory: two would record the same metrics twice.
+/// factory: two would record the same metrics twice. `Sendable`: any
+/// thread may use it; only `update(timeout:)` waits.
 public final class GreenMetrics: Sendable {
     /// The metrics' names.
     public enum Name {
+        /// Counter of `Hub.Figures.greenletsSpawned`.
         public static let greenletsSpawned = "green_greenlets_spawned_total"
+        /// Gauge of `Hub.Figures.greenletsAlive`.
         public static let greenletsAlive = "green_greenlets_alive"
+        /// Gauge of `Hub.Figures.greenletsParked`.
         public static let greenletsParked = "green_greenlets_parked"
+        /// Counter of `Hub.Figures.incidents`.
         public static let hubIncidents = "green_hub_incidents_total"
+        /// Gauge of `Hub.Figures.stacksInUse`.
         public static let stacksInUse = "green_stacks_in_use"
+        /// Gauge of `Hub.Figures.stacksPooled`.
         public static let stacksPooled = "green_stacks_pooled"
+        /// Gauge of `Hub.Figures.compactImageBytes`.
         public static let compactImageBytes = "green_compact_image_bytes"
+        /// Gauge of `Hub.Figures.fdsWatched`.
         public static let fdsWatched = "green_fds_watched"
     }
 

@@ -1,7 +1,9 @@
 /// A set of greenlets managed together, like gevent's `Group`: spawn into
 /// it, wait for all of them, kill all of them, and map work over them.
 /// A greenlet leaves the group when it finishes. Unbounded; see `Pool` for
-/// a bounded one. Confined to the hub's thread.
+/// a bounded one. Confined to the hub's thread. Its waits (joins, a full
+/// pool's spawn, maps) block only the calling greenlet and throw the
+/// interrupt when it is killed or an enclosing timeout expires.
 ///
 /// ```swift
 /// let group = Group()
@@ -18,6 +20,8 @@ public class Group {
     /// How the group's greenlets keep their stacks (see `StackMode`).
     public let stackMode: StackMode
 
+    /// An empty group on the calling thread's hub; its greenlets keep
+    /// their stacks as `stackMode` says.
     public init(stackMode: StackMode = .default) {
         self.stackMode = stackMode
     }
@@ -37,7 +41,8 @@ public class Group {
     public var freeCount: Int { Int.max }
 
     /// Spawns `body` as a greenlet of this group. In a `Pool`, waits while
-    /// the pool is full.
+    /// the pool is full (throwing the interrupt if the wait is cut short);
+    /// a `Group` never waits or throws.
     @discardableResult
     public func spawn<T>(name: String? = nil, stackSize: Int = 0,
                          _ body: @escaping () throws -> T) throws -> Greenlet<T> {
@@ -47,7 +52,7 @@ public class Group {
 
     /// Adds a greenlet spawned elsewhere (of this thread); it leaves the
     /// group when it finishes. A finished greenlet is not added. In a
-    /// `Pool`, waits while the pool is full.
+    /// `Pool`, waits while the pool is full, as `spawn` does.
     public func add(_ g: AnyGreenlet) throws {
         guard !g.isReady, !contains(g) else { return }
         try reserveSlot(timeout: nil)
@@ -90,7 +95,8 @@ public class Group {
     func slotFreed() {}
 
     /// Waits until `spawn` would not wait, at most `timeout` seconds;
-    /// returns whether it would not. A `Group` never waits.
+    /// returns whether it would not. A `Group` never waits; a `Pool`
+    /// throws the interrupt if its wait is cut short.
     @discardableResult
     public func waitAvailable(timeout: Double? = nil) throws -> Bool { true }
 
@@ -116,7 +122,8 @@ public class Group {
 
     /// Kills every greenlet of the group with `error` (see
     /// `Greenlet.kill`); with `block`, waits up to `timeout` seconds for
-    /// them to finish. The calling greenlet, if a member, is spared.
+    /// them to finish. The calling greenlet, if a member, is spared. Throws
+    /// the interrupt if the caller's wait is cut short.
     public func kill(_ error: any Error = GreenletExit(), block: Bool = true, timeout: Double? = nil) throws {
         let me = Hub.current.current!
         let targets = greenlets.filter { $0 !== me }
@@ -125,7 +132,8 @@ public class Group {
 
     /// Waits up to `timeout` seconds for every member but the caller to
     /// finish, then kills those left (and waits for them). Returns whether
-    /// all finished on their own: a server's graceful stop.
+    /// all finished on their own: a server's graceful stop. Throws the
+    /// interrupt if the caller's wait is cut short.
     @discardableResult
     public func drain(timeout: Double?) throws -> Bool {
         let me = Hub.current.current!
@@ -139,7 +147,10 @@ public class Group {
 
     /// Runs `body` in a greenlet of the group and returns its result (or
     /// rethrows its error). Called from a greenlet of this group, runs
-    /// `body` directly: waiting for a slot there could wait forever.
+    /// `body` directly: waiting for a slot there could wait forever. The
+    /// wait blocks only the calling greenlet; if it is killed or an
+    /// enclosing timeout expires, the work is killed too and the interrupt
+    /// thrown.
     public func apply<R>(_ body: @escaping () throws -> R) throws -> R {
         let hub = Hub.current
         if contains(hub.current) { return try body() }
@@ -159,6 +170,9 @@ public class Group {
     /// rest (running ones are killed) and is rethrown once they ended. If
     /// the caller is itself a greenlet of this group it takes part in the
     /// work, so mapping from inside a pool never waits for its own slot.
+    /// The wait blocks only the calling greenlet; if it is killed or an
+    /// enclosing timeout expires, the work is stopped and the interrupt
+    /// thrown.
     ///
     /// Elements are handed to a few worker greenlets in turn rather than
     /// one greenlet each: a greenlet per element would cost a spawn per
@@ -177,7 +191,8 @@ public class Group {
         MapResults(MapRun(group: self, elements: elements, mode: .ordered, window: mapWindow, body: body))
     }
 
-    /// Like `imap`, but results come out as they finish.
+    /// Like `imap`, but results come out as they finish; `next()` throws
+    /// as there.
     public func imapUnordered<S: Sequence, R>(_ elements: S,
                                               _ body: @escaping (S.Element) throws -> R) -> MapResults<R> {
         MapResults(MapRun(group: self, elements: elements, mode: .unordered, window: mapWindow, body: body))
@@ -198,6 +213,7 @@ public enum PoolError: Error, CustomStringConvertible {
     /// included: that wait could never end.
     case joinFromMember(name: String)
 
+    /// What was misused, in a sentence.
     public var description: String {
         switch self {
         case .joinFromMember(let name):

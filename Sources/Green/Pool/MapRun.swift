@@ -424,7 +424,8 @@ struct MapStopped: Error, CustomStringConvertible {
 /// while let page = try results.next() { print(page.count) }
 /// ```
 ///
-/// Dropping it before the end stops the remaining work.
+/// Dropping it before the end stops the remaining work. Confined to the
+/// hub's thread, like its group.
 public final class MapResults<R> {
     private let nextResult: () throws -> R?
     private let stop: () -> Void
@@ -442,7 +443,7 @@ public final class MapResults<R> {
     /// work is stopped too).
     public func next() throws -> R? { try nextResult() }
 
-    /// Every remaining result.
+    /// Every remaining result, waiting for each; throws as `next()` does.
     public func collect() throws -> [R] {
         var all: [R] = []
         while let r = try next() { all.append(r) }

@@ -21,12 +21,15 @@ public final class Pool: Group {
     @exclusivity(unchecked) private var reserved = 0
     private let availabilityWaiters = WaitList()
 
+    /// An empty pool of `size` slots (at least 1) on the calling thread's
+    /// hub; its greenlets keep their stacks as `stackMode` says.
     public init(size: Int, stackMode: StackMode = .default) {
         precondition(size >= 1, "Pool(size:) needs a size of at least 1, got \(size)")
         self.size = size
         super.init(stackMode: stackMode)
     }
 
+    /// Slots free for `spawn` without waiting.
     public override var freeCount: Int { size - reserved }
 
     /// Whether `spawn` would wait now.
@@ -43,7 +46,8 @@ public final class Pool: Group {
     }
 
     /// Spawns `body` once a slot is free, waiting at most `timeout`
-    /// seconds; throws `PoolFull` if none freed in time.
+    /// seconds; throws `PoolFull` if none freed in time, or the interrupt
+    /// if the wait is cut short.
     @discardableResult
     public func spawn<T>(timeout: Double?, name: String? = nil, stackSize: Int = 0,
                          _ body: @escaping () throws -> T) throws -> Greenlet<T> {
@@ -83,6 +87,7 @@ public final class Pool: Group {
 
     /// Waits until a slot is free, at most `timeout` seconds; returns
     /// whether one is. Takes nothing: a spawn right after it does not wait.
+    /// Throws the interrupt if the wait is cut short.
     @discardableResult
     public override func waitAvailable(timeout: Double? = nil) throws -> Bool {
         if reserved < size { return true }
@@ -95,6 +100,8 @@ public final class Pool: Group {
 /// `Pool.spawnNowait` on a full pool, or `Pool.spawn(timeout:)` that found
 /// no free slot in time.
 public struct PoolFull: Error, CustomStringConvertible {
+    /// The pool's size.
     public let size: Int
+    /// "the pool is full (size N)".
     public var description: String { "the pool is full (size \(size))" }
 }

@@ -1,7 +1,8 @@
 /// A `Queue` that counts unfinished tasks, like gevent's and Python's
 /// `JoinableQueue`: every item put is a task; a consumer calls `taskDone()`
 /// when it has finished one, and `join()` waits until every task put so
-/// far is done.
+/// far is done. `join()` blocks only the calling greenlet. Confined to the
+/// hub's thread, as every `Queue`.
 ///
 /// ```swift
 /// let work = JoinableQueue<Job>()
@@ -14,6 +15,8 @@ public final class JoinableQueue<T>: Queue<T> {
     @exclusivity(unchecked) public private(set) var unfinishedTasks = 0
     private let joiners = WaitList()
 
+    /// An empty queue holding at most `maxSize` items (unbounded if nil),
+    /// with no task unfinished.
     public override init(maxSize: Int? = nil) {
         super.init(maxSize: maxSize)
     }
@@ -41,6 +44,7 @@ public final class JoinableQueue<T>: Queue<T> {
 
     /// `taskDone()` called more times than items were put.
     public struct TooManyTaskDone: Error, CustomStringConvertible {
+        /// What was misused, in a sentence.
         public var description: String { "JoinableQueue.taskDone() called more times than items were put" }
     }
 }

@@ -2,8 +2,8 @@ import HeapModule
 
 /// A `Queue` that hands out the smallest item first, like gevent's
 /// `PriorityQueue` (Python's `heapq` order). Equal items come out in the
-/// order they were put. Everything else (bounds, waiting, close) is as for
-/// `Queue`.
+/// order they were put. Everything else (bounds, waiting, close, the hub's
+/// thread only) is as for `Queue`.
 ///
 /// ```swift
 /// let jobs = PriorityQueue<Job>()    // Job: Comparable by priority
@@ -26,6 +26,7 @@ public final class PriorityQueue<T: Comparable>: Queue<T> {
     @exclusivity(unchecked) private var heap = Heap<Entry>()
     @exclusivity(unchecked) private var nextSequence: UInt64 = 0
 
+    /// An empty queue holding at most `maxSize` items (unbounded if nil).
     public override init(maxSize: Int? = nil) {
         super.init(maxSize: maxSize)
     }

@@ -24,6 +24,7 @@ public class Queue<T> {
     @exclusivity(unchecked) var items = RingBuffer<T>()
     let getters = WaitList()
     let putters = WaitList()
+    /// Whether `close()` was called (items may still be left to get).
     @exclusivity(unchecked) public private(set) var isClosed = false
 
     /// An empty queue holding at most `maxSize` items (unbounded if nil;
@@ -81,6 +82,7 @@ public class Queue<T> {
 
     /// Items waiting in the queue (not counting blocked `put`s).
     public var count: Int { storedCount }
+    /// Whether no item is waiting in the queue.
     public var isEmpty: Bool { storedCount == 0 }
     /// Whether `put` would wait now.
     public var isFull: Bool {
@@ -211,7 +213,8 @@ public class Queue<T> {
     }
 
     /// Like `get()`, but returns nil once the queue is closed and drained:
-    /// `while let item = try queue.receive() { ... }`.
+    /// `while let item = try queue.receive() { ... }`. Otherwise waits and
+    /// throws as `get()` does.
     public func receive() throws -> T? {
         do {
             return try get()
@@ -268,6 +271,9 @@ extension Queue: Sequence {
     public struct Iterator: IteratorProtocol {
         let queue: Queue<T>
 
+        /// The next item by `receive()` (blocking only the calling
+        /// greenlet); nil once the queue is closed and drained, or when
+        /// the greenlet is interrupted, as the type's comment says.
         public mutating func next() -> T? {
             do {
                 return try queue.receive()
@@ -279,26 +285,35 @@ extension Queue: Sequence {
         }
     }
 
+    /// An iterator that takes items until the queue is closed and
+    /// drained.
     public func makeIterator() -> Iterator { Iterator(queue: self) }
 }
 
 /// `put` on a full queue that could not wait (`putNowait`) or whose wait
 /// timed out.
 public struct QueueFull: Error, CustomStringConvertible {
+    /// The queue's kind ("Queue", "Channel", ...).
     public let queue: String
+    /// Its `maxSize`.
     public let maxSize: Int
+    /// "<queue> is full (maxSize N)".
     public var description: String { "\(queue) is full (maxSize \(maxSize))" }
 }
 
 /// `get` on an empty queue that could not wait (`getNowait`) or whose
 /// wait timed out.
 public struct QueueEmpty: Error, CustomStringConvertible {
+    /// The queue's kind ("Queue", "Channel", ...).
     public let queue: String
+    /// "<queue> is empty".
     public var description: String { "\(queue) is empty" }
 }
 
 /// `put` on a closed queue, or `get` on a closed queue with nothing left.
 public struct QueueClosed: Error, CustomStringConvertible {
+    /// The queue's kind ("Queue", "Channel", ...).
     public let queue: String
+    /// "<queue> is closed".
     public var description: String { "\(queue) is closed" }
 }

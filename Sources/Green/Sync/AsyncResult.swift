@@ -18,6 +18,7 @@ public final class AsyncResult<Value: Sendable>: Sendable {
 
     private let state = Locked(State())
 
+    /// A result that has not arrived. Any thread.
     public init() {}
 
     /// Greenlets (or threads) waiting for it now. For tests that must
@@ -97,6 +98,8 @@ public final class AsyncResult<Value: Sendable>: Sendable {
 
     /// Waits for the result and returns the value or throws the error.
     /// With `timeout`, throws `TimeoutError` if nothing arrived in time.
+    /// The wait blocks only the calling greenlet and throws as `wait`
+    /// does.
     public func get(timeout: Double? = nil) throws -> Value {
         if try !wait(timeout: timeout) { throw TimeoutError(seconds: timeout ?? 0, source: nil) }
         return try state.withLock { $0.outcome! }.get()

@@ -2,7 +2,7 @@
 /// `Condition`: a greenlet holding the lock calls `wait`, which releases
 /// the lock, sleeps until `notify`, and takes the lock back before it
 /// returns, even when it throws. Waiters are notified in FIFO order.
-/// Confined to the hub's thread.
+/// Waiting blocks only the calling greenlet. Confined to the hub's thread.
 ///
 /// ```swift
 /// try cond.withLock {
@@ -15,11 +15,13 @@ public final class Condition {
     public let lock: RLock
     private let waiters = WaitList()
 
+    /// A condition over `lock` (a new one by default).
     public init(lock: RLock = RLock()) {
         self.lock = lock
     }
 
-    /// Runs `body` holding the condition's lock.
+    /// Runs `body` holding the condition's lock; see
+    /// `RLock.withLock(_:)`.
     public func withLock<R>(_ body: () throws -> R) throws -> R {
         try lock.withLock(body)
     }
@@ -46,15 +48,17 @@ public final class Condition {
         return outcome == .granted
     }
 
-    /// Wakes up to `n` waiting greenlets, oldest first. The caller must
-    /// hold the lock (`SyncError.notOwner` otherwise).
+    /// Wakes up to `n` waiting greenlets, oldest first. Never blocks. The
+    /// caller must hold the lock: otherwise it throws `SyncError.notOwner`
+    /// (owner "nobody" when no greenlet holds it).
     public func notify(_ n: Int = 1) throws {
         try lock.requireOwner(Hub.current.current)
         var left = n
         while left > 0, waiters.grantFirst() { left -= 1 }
     }
 
-    /// Wakes every waiting greenlet. The caller must hold the lock.
+    /// Wakes every waiting greenlet. Never blocks; throws as `notify` does
+    /// if the caller does not hold the lock.
     public func notifyAll() throws {
         try lock.requireOwner(Hub.current.current)
         waiters.grantAll()

@@ -1,11 +1,13 @@
 /// A flag greenlets can wait for, like gevent's `Event`: `wait` blocks
 /// until `set` is called; `set` wakes every waiter; `clear` lowers the
 /// flag again. A waiter released by a `set` returns even if `clear` came
-/// before it ran. Confined to the hub's thread.
+/// before it ran. `wait` blocks only the calling greenlet. Confined to the
+/// hub's thread.
 public final class Event {
     @exclusivity(unchecked) private var flag = false
     private let waiters = WaitList()
 
+    /// An event with its flag down.
     public init() {}
 
     /// Whether the flag is set.

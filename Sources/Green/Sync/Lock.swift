@@ -2,8 +2,8 @@
 /// at a time; others wait in FIFO order and the lock passes straight to the
 /// first of them. Not re-entrant (see `RLock`): acquiring it twice from one
 /// greenlet waits for a release that only another greenlet can make. Any
-/// greenlet may release it, as with Python's `threading.Lock`. Confined to
-/// the hub's thread.
+/// greenlet may release it, as with Python's `threading.Lock`. Waiting
+/// blocks only the calling greenlet. Confined to the hub's thread.
 ///
 /// ```swift
 /// let lock = Lock()
@@ -13,6 +13,7 @@ public final class Lock {
     @exclusivity(unchecked) private var locked = false
     let waiters = WaitList()
 
+    /// An unlocked lock.
     public init() {}
 
     /// Whether some greenlet holds the lock.
@@ -44,7 +45,9 @@ public final class Lock {
         if waiters.isEmpty || !waiters.grantFirst() { locked = false }
     }
 
-    /// Runs `body` holding the lock.
+    /// Runs `body` holding the lock: takes it as `acquire()` does (and
+    /// throws as it does), releases it when `body` returns or throws, and
+    /// rethrows what `body` throws.
     @inline(__always)
     public func withLock<R>(_ body: () throws -> R) throws -> R {
         try acquire()

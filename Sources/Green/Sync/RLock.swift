@@ -1,12 +1,14 @@
 /// A re-entrant lock owned by a greenlet, like gevent's `RLock`: its
 /// holder may acquire it again (each acquire needs a release); other
 /// greenlets wait in FIFO order. Only the holder may release it; anyone
-/// else gets `SyncError.notOwner`. Confined to the hub's thread.
+/// else gets `SyncError.notOwner`. Waiting blocks only the calling
+/// greenlet. Confined to the hub's thread.
 public final class RLock {
     @exclusivity(unchecked) private(set) var owner: AnyGreenlet?
     @exclusivity(unchecked) private(set) var depth = 0
     let waiters = WaitList()
 
+    /// An unlocked lock.
     public init() {}
 
     /// Whether some greenlet holds the lock.
@@ -52,7 +54,9 @@ public final class RLock {
         if depth == 0 { handOff() }
     }
 
-    /// Runs `body` holding the lock.
+    /// Runs `body` holding the lock: takes it as `acquire()` does (and
+    /// throws as it does), releases it when `body` returns or throws, and
+    /// rethrows what `body` throws.
     public func withLock<R>(_ body: () throws -> R) throws -> R {
         let me = Hub.current.current!
         try acquire()

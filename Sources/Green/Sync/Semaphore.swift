@@ -2,7 +2,8 @@
 /// waiting while there is none; `release` gives one back. Waiters are
 /// served in the order they started waiting, and a released permit goes
 /// straight to the first waiter (no barging by a greenlet that was not
-/// waiting). Confined to the hub's thread.
+/// waiting). Waiting blocks only the calling greenlet. Confined to the
+/// hub's thread.
 ///
 /// ```swift
 /// let slots = Semaphore(value: 10)
@@ -48,7 +49,9 @@ public final class Semaphore {
         if !waiters.grantFirst() { permits += 1 }
     }
 
-    /// Runs `body` holding a permit.
+    /// Runs `body` holding a permit: takes one as `acquire()` does (and
+    /// throws as it does), gives it back when `body` returns or throws,
+    /// and rethrows what `body` throws.
     public func withPermit<R>(_ body: () throws -> R) throws -> R {
         try acquire()
         defer { release() }
@@ -58,24 +61,29 @@ public final class Semaphore {
 
 /// A `Semaphore` that refuses to be released more often than acquired:
 /// `release` above the initial value throws `SyncError.overReleased`
-/// instead of silently growing the number of permits.
+/// instead of silently growing the number of permits. Confined to the
+/// hub's thread, as `Semaphore`.
 public final class BoundedSemaphore {
     private let semaphore: Semaphore
     /// The initial, and highest, number of permits.
     public let bound: Int
 
+    /// A semaphore with `value` permits (at least 0), never more.
     public init(value: Int = 1) {
         semaphore = Semaphore(value: value)
         bound = value
     }
 
+    /// Permits available now.
     public var value: Int { semaphore.value }
+    /// Whether `acquire` would wait now.
     public var isLocked: Bool { semaphore.isLocked }
 
-    /// See `Semaphore.acquire`.
+    /// Takes a permit, waiting and throwing as `Semaphore.acquire` does.
     @discardableResult
     public func acquire(timeout: Double? = nil) throws -> Bool { try semaphore.acquire(timeout: timeout) }
 
+    /// Takes a permit if one is free now; never waits.
     public func tryAcquire() -> Bool { semaphore.tryAcquire() }
 
     /// Gives a permit back. Throws `SyncError.overReleased` if every permit
@@ -85,6 +93,7 @@ public final class BoundedSemaphore {
         semaphore.release()
     }
 
+    /// Runs `body` holding a permit; see `Semaphore.withPermit(_:)`.
     public func withPermit<R>(_ body: () throws -> R) throws -> R {
         try acquire()
         defer { semaphore.release() }
@@ -103,6 +112,7 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
     /// greenlet does).
     case notOwner(lock: String, owner: String, caller: String)
 
+    /// What was misused, in a sentence.
     public var description: String {
         switch self {
         case .overReleased(let bound):

@@ -44,10 +44,13 @@ public enum OSThread {
 /// pthread_create failed: usually EAGAIN, the system's limit on threads
 /// (or on memory for their stacks) reached.
 public struct OSThreadError: Error, CustomStringConvertible {
+    /// What pthread_create returned.
     public let errno: Int32
 
+    /// The error for pthread_create's `errno`.
     public init(errno: Int32) { self.errno = errno }
 
+    /// The system's explanation, and for EAGAIN the limits to look at.
     public var description: String {
         "cannot start a thread: pthread_create: \(String(cString: strerror(errno))) (errno \(errno))"
             + (errno == EAGAIN ? "; the system's limit on threads (ulimit -u, kernel.threads-max) or on memory for their stacks is reached" : "")

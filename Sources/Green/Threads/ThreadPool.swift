@@ -41,6 +41,8 @@ public final class ThreadPool: @unchecked Sendable {
         return ThreadPool(size: 16)
     }()
 
+    /// A pool of at most `size` threads (at least 1), none started yet.
+    /// Keep it for the life of the program: its threads hold it.
     public init(size: Int) {
         precondition(size >= 1, "ThreadPool(size:) needs at least 1 thread, got \(size)")
         self.size = size

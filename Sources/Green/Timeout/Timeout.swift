@@ -16,6 +16,7 @@ public struct TimeoutError: Error, CustomStringConvertible {
     /// Whether this error was raised by `timeout`.
     public func isFrom(_ timeout: Timeout) -> Bool { source == ObjectIdentifier(timeout) }
 
+    /// "timed out after N s".
     public var description: String { "timed out after \(seconds) s" }
 }
 
@@ -36,6 +37,8 @@ public final class Timeout {
     // The timer is this object's memory; its `data` refers to the object
     // unretained, and it is stopped (`cancel`, at the latest in deinit)
     // before either goes.
+
+    /// Seconds from `start()` to the expiry.
     public let seconds: Double
     private let customError: (any Error)?
     private let timer: UnsafeMutablePointer<ev_timer>
@@ -113,7 +116,9 @@ public func withTimeout<R>(_ seconds: Double, _ body: () throws -> R) throws -> 
 }
 
 /// Runs `body` with a deadline of `seconds` and returns `fallback()` if
-/// this deadline (and not an enclosing one) expires first.
+/// this deadline (and not an enclosing one) expires first. Rethrows what
+/// `body` throws otherwise, an enclosing timeout's expiry and a kill
+/// included.
 public func withTimeout<R>(_ seconds: Double, otherwise fallback: () -> R,
                            _ body: () throws -> R) throws -> R {
     let t = Timeout(seconds)

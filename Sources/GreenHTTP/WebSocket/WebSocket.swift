@@ -53,6 +53,7 @@ import GreenTLS
 /// serialized whole (each message's frames stay together), a second
 /// receiver at the same time gets `WebSocketError` `.busy`.
 public final class WebSocket {
+    /// Which end of the connection this side is; it decides masking.
     public enum Role: Sendable {
         /// Masks what it sends; refuses masked frames.
         case client
@@ -60,7 +61,9 @@ public final class WebSocket {
         case server
     }
 
+    /// Where the connection is in its life.
     public enum State: Sendable, Equatable {
+        /// Messages go both ways.
         case open
         /// This side sent its close frame and waits for the peer's; no
         /// more messages may be sent.
@@ -69,11 +72,14 @@ public final class WebSocket {
         case closed
     }
 
+    /// Client or server.
     public let role: Role
+    /// Its limits and timeouts.
     public let options: Options
     /// The subprotocol agreed in the handshake (Sec-WebSocket-Protocol),
     /// if any.
     public let subprotocol: String?
+    /// Open, closing (our close frame sent) or closed.
     public private(set) var state = State.open
     /// The code of the peer's close frame (`.noStatus` if it carried
     /// none); when the connection failed, the code we sent for it, or
@@ -91,8 +97,9 @@ public final class WebSocket {
     public internal(set) var error: (any Error)?
     /// Pings received (each answered with a pong while open).
     public private(set) var pingsReceived = 0
-    /// Pongs received, and the payload of the last one.
+    /// Pongs received.
     public private(set) var pongsReceived = 0
+    /// The payload of the last pong received (empty before the first).
     public private(set) var lastPong: [UInt8] = []
 
     /// The stream, read through the WebSocket's buffer.
@@ -131,7 +138,8 @@ public final class WebSocket {
 
     /// A WebSocket over `stream`, which has already been upgraded (the
     /// handshake is the caller's). Ending the connection is left to
-    /// whoever owns `stream`: `state` says when.
+    /// whoever owns `stream`: `state` says when. Never blocks; the
+    /// WebSocket belongs to the thread of `stream`.
     public convenience init(stream: any ByteStream, role: Role, options: Options = Options(), subprotocol: String? = nil) {
         self.init(reader: BufferedReader(stream, capacity: options.bufferCapacity), role: role, options: options,
                   subprotocol: subprotocol, endTransport: {}, release: nil)
@@ -381,7 +389,8 @@ public final class WebSocket {
         try sendMessage(.binary, binary, fragmentSize, timeout)
     }
 
-    /// Sends `message` as it came: text as text, binary as binary.
+    /// Sends `message` as it came: text as text, binary as binary; see
+    /// `send(text:)`.
     public func send(_ message: Message, fragmentSize: Int? = nil, timeout: Double? = nil) throws {
         switch message {
         case .text(let text): try send(text: text, fragmentSize: fragmentSize, timeout: timeout)

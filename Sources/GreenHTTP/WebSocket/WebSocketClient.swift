@@ -21,13 +21,16 @@ extension WebSocket {
     /// overrides it with a context of the caller's) and userAgent.
     /// `webSocketOptions` governs the WebSocket afterwards.
     ///
-    /// Throws `WebSocketError` `.invalidURL`; `.rejected(status:headers:)`
-    /// for an answer other than 101; `.handshake` naming the rule a 101
-    /// broke; `HTTPClientError` for the connection (`.connection`,
-    /// `.timedOut(phase:seconds:)`, `.tls`, `.invalidHeader`,
-    /// `.parse`, `.closedBeforeResponse`); the interrupt if the greenlet
-    /// is killed. The socket is closed on any failure. The WebSocket's
-    /// socket is shut down when it closes and released with it.
+    /// Blocks only the calling greenlet. Throws `WebSocketError`
+    /// `.invalidURL`; `.rejected(status:headers:)` for an answer other
+    /// than 101; `.handshake` naming the rule a 101 broke; `HTTPClientError`
+    /// for the connection (`.connection`, `.timedOut(phase:seconds:)`,
+    /// `.tls`, `.invalidHeader`, `.parse`, `.closedBeforeResponse`);
+    /// `Resolver.Failure` if the host does not resolve; the interrupt if
+    /// the greenlet is killed or an enclosing timeout expires. The socket
+    /// is closed on any failure. The WebSocket's socket is shut down when
+    /// it closes and released with it; the WebSocket belongs to the
+    /// calling thread.
     public static func connect(url: String, headers: HTTPHeaders = [:], subprotocols: [String] = [],
                                options: HTTPClient.Options = HTTPClient.Options(),
                                webSocketOptions: Options = Options(), tls: TLSContext? = nil) throws -> WebSocket {
@@ -164,7 +167,7 @@ extension HTTPClient {
     /// options (timeouts, TLS verification, user agent); see
     /// `WebSocket.connect(url:headers:subprotocols:options:webSocketOptions:tls:)`.
     /// The connection is the WebSocket's own, not one of the client's
-    /// pooled connections.
+    /// pooled connections. Blocks and throws as that call does.
     public func webSocket(_ url: String, headers: HTTPHeaders = [:], subprotocols: [String] = [],
                           options webSocketOptions: WebSocket.Options = WebSocket.Options()) throws -> WebSocket {
         try WebSocket.connect(url: url, headers: headers, subprotocols: subprotocols, options: options,

@@ -3,8 +3,11 @@ extension WebSocket {
     /// The ones the RFC and its registry define are named; 3000-3999
     /// (registered with IANA) and 4000-4999 (private use) are applications'.
     public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// The code as it travels in a close frame.
         public let rawValue: UInt16
+        /// The code `rawValue`, whatever it is (see `isSendable`).
         public init(rawValue: UInt16) { self.rawValue = rawValue }
+        /// The code `rawValue`; the same as `init(rawValue:)`.
         public init(_ rawValue: UInt16) { self.rawValue = rawValue }
 
         /// 1000: the purpose of the connection was fulfilled.
@@ -43,6 +46,7 @@ extension WebSocket {
             }
         }
 
+        /// The number and its name: "1000 (normal closure)".
         public var description: String {
             let name: String
             switch self {

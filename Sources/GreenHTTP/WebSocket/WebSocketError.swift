@@ -1,7 +1,9 @@
 /// Why a WebSocket call failed, besides the stream's own per-wait timeout
 /// (`SocketError` `.timedOut`, which leaves the WebSocket usable) and
 /// interrupts (a kill, an enclosing timeout), which pass through unchanged.
+/// A value: any thread.
 public struct WebSocketError: Error, CustomStringConvertible {
+    /// What went wrong.
     public enum Kind: Sendable {
         /// The peer broke RFC 6455 or a limit of ours, and we failed the
         /// connection: a close frame with `code` went out (if it could)
@@ -31,10 +33,13 @@ public struct WebSocketError: Error, CustomStringConvertible {
         case handshake(String)
     }
 
+    /// What went wrong.
     public let kind: Kind
 
+    /// An error of this kind.
     public init(_ kind: Kind) { self.kind = kind }
 
+    /// What went wrong, in a sentence.
     public var description: String {
         switch kind {
         case .protocolViolation(let code, let detail): return "WebSocket failed with close code \(code): \(detail)"

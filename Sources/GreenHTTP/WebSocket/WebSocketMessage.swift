@@ -6,6 +6,7 @@ extension WebSocket {
     public enum Message: Equatable, Sendable {
         /// A text message (checked to be UTF-8 on the way in).
         case text(String)
+        /// A binary message.
         case binary([UInt8])
     }
 }
@@ -29,6 +30,9 @@ extension WebSocket: Sequence {
     public struct Iterator: IteratorProtocol {
         let webSocket: WebSocket
 
+        /// The next message by `receive()` (blocking only the calling
+        /// greenlet); nil once the connection is closed or on an error,
+        /// as the type's comment says. Never throws.
         public mutating func next() -> Message? {
             do {
                 return try webSocket.receive()
@@ -43,6 +47,7 @@ extension WebSocket: Sequence {
         }
     }
 
+    /// An iterator that receives messages until the connection closes.
     public func makeIterator() -> Iterator { Iterator(webSocket: self) }
 
     /// Whether `error` came from the connection (kept by a `for` loop)

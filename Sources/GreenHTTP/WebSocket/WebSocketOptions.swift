@@ -1,5 +1,6 @@
 extension WebSocket {
-    /// Limits and timeouts of one WebSocket.
+    /// Limits and timeouts of one WebSocket. A value: any thread may make
+    /// one.
     public struct Options: Sendable {
         /// The largest frame payload accepted; a larger frame fails the
         /// connection with 1009 (message too big) before its payload is
@@ -26,6 +27,8 @@ extension WebSocket {
         /// Bytes of the read and of the write buffer.
         public var bufferCapacity = 8 * 1024
 
+        /// The options with these limits and fragment size, the other
+        /// fields at their defaults. Sizes must be positive.
         public init(maxFrameSize: Int = 1 << 20, maxMessageSize: Int = 16 << 20, fragmentSize: Int? = nil) {
             precondition(maxFrameSize > 0 && maxMessageSize > 0, "WebSocket size limits must be positive")
             precondition(fragmentSize.map { $0 > 0 } ?? true, "a fragment size must be positive")
