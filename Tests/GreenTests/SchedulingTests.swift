@@ -85,6 +85,12 @@ final class SchedulingTests: GreenTestCase {
     }
 
     func testTenThousandSleepersWakeInDeadlineOrder() throws {
+        // Under a sanitizer (slowed, and beside another suite in CI) the
+        // thread can be descheduled between libev's two clock readings,
+        // so its offset between them can be off by milliseconds: seen as
+        // 65 swaps of deadlines 3 ms apart under ThreadSanitizer. The
+        // other runs of the suite check the order.
+        try AnalysisTool.skipUnderSanitizers("libev's re-measured clock offset can be milliseconds off on a thread this slowed")
         let n = 10_000
         var rng = SplitMix64(seed: 0x6772_656e_6c65_7421)
         // Offsets in [0, 0.2) s, in whole milliseconds: `sleep(until:)` is
