@@ -19,7 +19,9 @@ extension Hub {
 
     /// Throws what a blocking call by `g` would throw before it parks: a
     /// pending interrupt, or `GreenError.blockingCallOnHub` on the hub's own
-    /// context. For calls that set something up before they park.
+    /// context. Every blocking call makes this check first; `park` and
+    /// `yield` make it themselves.
+    @inline(__always)
     func checkMayBlock(_ g: AnyGreenlet, in what: StaticString) throws {
         if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("\(what)") }
         if let e = takeDeliverable(g) { throw e }
@@ -35,8 +37,7 @@ extension Hub {
     /// caller registered `g` with whatever will wake it and unregisters it
     /// (in a `defer`) whatever happens.
     func park(_ g: AnyGreenlet, on what: StaticString) throws {
-        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("\(what)") }
-        if let e = takeDeliverable(g) { throw e }
+        try checkMayBlock(g, in: what)
         g.waitingOn = what
         g.parkedSince = loopTime
         g.move(to: .parked)
@@ -48,8 +49,7 @@ extension Hub {
     /// Lets every other ready greenlet run once, then returns: `sleep(0)`.
     func yield() throws {
         let g: AnyGreenlet = current
-        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("sleep(0)") }
-        if let e = takeDeliverable(g) { throw e }
+        try checkMayBlock(g, in: "sleep(0)")
         g.move(to: .ready)
         g.wakeReason = .normal
         g.queued = true
