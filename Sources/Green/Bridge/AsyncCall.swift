@@ -12,24 +12,20 @@ import Synchronization
 /// to abandoned. Exactly one wins; a greenlet that lost waits out the
 /// write (a few instructions on another thread) before its slot goes.
 ///
-/// `@unchecked Sendable`: `executor` and `mailbox` are immutable;
-/// `phase` is atomic, and the task writes `slot` (the greenlet's memory,
-/// freed only after `wait` returns) only between winning `phase` and
-/// publishing `written`. `hub`, `greenlet` and `inWait` are used on the
-/// hub's thread only (`init`, `wait`, and `complete`'s same-thread path, taken
-/// when `mailbox.isHubThread`: the hub's thread while the hub is there, not
-/// a later thread that reuses its id, or the posted job); the greenlet is alive while `inWait` is true.
+/// The registration itself, and the wake-up from the hub's thread or any
+/// other, are `RemoteWaiter`'s: the task may wait on other threads, so the
+/// hub must not find its greenlets deadlocked meanwhile.
+///
+/// `@unchecked Sendable`: `executor` is immutable; `phase` is atomic, and
+/// the task writes `slot` (the greenlet's memory, freed only after `wait`
+/// returns) only between winning `phase` and publishing `written`.
 @usableFromInline
-final class AsyncCall: @unchecked Sendable {
+final class AsyncCall: RemoteWaiter, @unchecked Sendable {
     private static let waiting = 0, writing = 1, written = 2, abandoned = 3
 
     @usableFromInline let executor: HubExecutor
     private let phase = Atomic<Int>(AsyncCall.waiting)
     private let slot: UnsafeMutableRawPointer
-    private let mailbox: HubMailbox
-    private unowned(unsafe) let hub: Hub
-    private unowned(unsafe) let greenlet: AnyGreenlet
-    private var inWait = true
 
     /// Registers the calling greenlet, which will wait for the task.
     /// Throws `GreenError.blockingCallOnHub` on the hub's own context.
@@ -38,14 +34,9 @@ final class AsyncCall: @unchecked Sendable {
         let hub = Hub.current
         let me: AnyGreenlet = hub.current
         try hub.checkMayBlock(me, in: "awaitAsync")
-        self.hub = hub
-        greenlet = me
         self.slot = slot
         executor = hub.executor
-        mailbox = hub.mailbox
-        // The task may wait on other threads: the hub must not find its
-        // greenlets deadlocked meanwhile.
-        hub.beginRemoteWait()
+        super.init(hub: hub, greenlet: me)
     }
 
     /// The task's end: stores the result with `write` unless the greenlet
@@ -56,23 +47,14 @@ final class AsyncCall: @unchecked Sendable {
                                     ordering: .acquiring).exchanged else { return }
         write(slot)
         phase.store(AsyncCall.written, ordering: .releasing)
-        if mailbox.isHubThread {
-            if inWait { hub.ready(greenlet) }
-            return
-        }
-        mailbox.post { [self] in
-            if inWait { hub.ready(greenlet) }
-        }
+        wake()
     }
 
     /// Parks the greenlet until the task has written its result. On an
     /// interrupt, cancels the task and throws. Calling greenlet only.
     @usableFromInline
     func wait(cancelling task: Task<Void, Never>) throws {
-        defer {
-            inWait = false
-            hub.endRemoteWait()
-        }
+        defer { end() }
         while phase.load(ordering: .acquiring) != AsyncCall.written {
             do {
                 try hub.park(greenlet, on: "awaitAsync")

@@ -112,9 +112,10 @@ final class HubMailbox: Sendable {
 /// `mailbox.isHubThread`: the hub's thread while the hub is there, not a
 /// later thread that reuses its id; or the posted job). The greenlet is alive while `waiting` is true: it ends the
 /// registration before it leaves its wait.
-final class RemoteWaiter: @unchecked Sendable {
-    private unowned(unsafe) let hub: Hub
-    private unowned(unsafe) let greenlet: AnyGreenlet
+@usableFromInline
+class RemoteWaiter: @unchecked Sendable {
+    unowned(unsafe) let hub: Hub
+    unowned(unsafe) let greenlet: AnyGreenlet
     private var waiting = true
     private let mailbox: HubMailbox
 
