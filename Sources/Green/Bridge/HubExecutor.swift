@@ -99,9 +99,6 @@ public final class HubExecutor: TaskExecutor, @unchecked Sendable {
             job.job.runSynchronously(on: mainActorExecutor!)
         }
     }
-
-    /// The hub's thread is exiting. Hub thread.
-    func hubGone() { queue.hubGone() }
 }
 
 extension Hub {

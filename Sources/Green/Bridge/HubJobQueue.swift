@@ -1,6 +1,3 @@
-import Glibc
-import Synchronization
-
 /// An async job for a hub and the side it came through.
 struct HubJob {
     let job: UnownedJob
@@ -21,25 +18,20 @@ struct HubJob {
 
 /// Where both executors of a hub put jobs.
 ///
-/// `@unchecked Sendable`: `mailbox` and `thread` are immutable, `alive` is
-/// atomic; the unretained `hub` is used only when `onHubThread` holds (the
-/// hub's thread, and `alive`, which `hubGone` clears in the hub's deinit,
-/// so a reused thread id never reaches a freed hub).
+/// `@unchecked Sendable`: `mailbox` is immutable and thread-safe; the
+/// unretained `hub` is used only when `onHubThread` holds (the mailbox's
+/// `isHubThread`: the hub's thread while the hub is there, closed in the
+/// hub's deinit, so a reused thread id never reaches a freed hub).
 final class HubJobQueue: @unchecked Sendable {
     let mailbox: HubMailbox
-    private let thread: pthread_t
-    private let alive = Atomic<Bool>(true)
     unowned(unsafe) let hub: Hub
 
     init(hub: Hub) {
         self.hub = hub
         mailbox = hub.mailbox
-        thread = hub.thread
     }
 
-    var onHubThread: Bool {
-        pthread_equal(thread, pthread_self()) != 0 && alive.load(ordering: .acquiring)
-    }
+    var onHubThread: Bool { mailbox.isHubThread }
 
     func enqueue(_ job: HubJob) {
         if onHubThread {
@@ -51,6 +43,4 @@ final class HubJobQueue: @unchecked Sendable {
             fatalError("swift-green: an async job was sent to a hub whose thread has exited (its HubExecutor outlived it)")
         }
     }
-
-    func hubGone() { alive.store(false, ordering: .releasing) }
 }

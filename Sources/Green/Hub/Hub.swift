@@ -325,7 +325,6 @@ public final class Hub {
         // gevent: nothing can run them any more. Their stacks go with the
         // pools; references held on those stacks are leaked.
         if let dead = finishedPending { finishedPending = nil; recycle(dead) }
-        executorStorage?.hubGone()
         mailbox.close()
         ev_ref(loop)
         ev_async_stop(loop, asyncWatcher)
