@@ -133,22 +133,7 @@ public struct ProbeOutcome {
 public enum Probe {
     /// The GreenProbe executable: it is built into the same products
     /// directory as the test bundle (.build/<triple>/debug/).
-    public static let executable: URL? = {
-        var directories: [URL] = []
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            directories.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        directories.append(Bundle.main.bundleURL)
-        directories.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        if let arg0 = CommandLine.arguments.first {
-            directories.append(URL(fileURLWithPath: arg0).deletingLastPathComponent())
-        }
-        for dir in directories {
-            let candidate = dir.appendingPathComponent("GreenProbe")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        return nil
-    }()
+    public static let executable: URL? = builtExecutable(named: "GreenProbe").map { URL(fileURLWithPath: $0) }
 
     /// Runs `GreenProbe <scenario>` with `environment` added to (or, for
     /// nil values, removed from) this process's environment, and waits for
@@ -358,7 +343,11 @@ public func builtExecutable(named name: String) -> String? {
     if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
         directories.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
     }
+    directories.append(Bundle.main.bundleURL)
     directories.append(Bundle.main.bundleURL.deletingLastPathComponent())
+    if let arg0 = CommandLine.arguments.first {
+        directories.append(URL(fileURLWithPath: arg0).deletingLastPathComponent())
+    }
     for dir in directories {
         let candidate = dir.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
