@@ -191,6 +191,22 @@ public func freeLoopbackPort() throws -> UInt16 {
     return probe.localAddress!.port
 }
 
+/// A socket bound to a loopback port and never listening, so every connect
+/// to `localAddress` is refused for as long as it stays open. Safer than a
+/// port closed again: another test process cannot take it meanwhile, and an
+/// ephemeral connect never picks it for itself (a self-connect succeeds).
+public func refusingSocket(_ ip: String = "127.0.0.1") throws -> Socket {
+    let address = try SocketAddress(ip: ip, port: 0)
+    let s = try Socket(family: address.family)
+    do {
+        try s.bind(to: address)
+    } catch {
+        s.close()
+        throw error
+    }
+    return s
+}
+
 /// Runs `body` with the port of a TCP listener that accepts connections and
 /// never says a word, and a count of the 10 ms ticks another greenlet made
 /// meanwhile (to show a wait on the silent server stalled nobody else).

@@ -65,9 +65,9 @@ final class HappyEyeballsTests: GreenTestCase {
     /// A refused address fails at once and the next one starts without
     /// waiting for the delay (a delay of 2 s would show as a timeout here).
     func testARefusedAttemptStartsTheNextAtOnce() throws {
-        let closed = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        let closed = try refusingSocket()
+        defer { closed.close() }
         let refused = closed.localAddress!
-        closed.close()
         let good = try ipv6Listener()
         defer { good.close() }
         let s = try withTimeout(1.5) {
@@ -78,11 +78,12 @@ final class HappyEyeballsTests: GreenTestCase {
     }
 
     func testEveryAddressFailingThrowsTheLastErrorNamingItsAddress() throws {
-        let a = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
-        let b = try ipv6Listener()
+        let a = try refusingSocket()
+        defer { a.close() }
+        try ipv6Listener().close()
+        let b = try refusingSocket("::1")
+        defer { b.close() }
         let addresses = [a.localAddress!, b.localAddress!]
-        a.close()
-        b.close()
         let before = openFDs()
         XCTAssertThrowsError(try Socket.connect(addresses: addresses, attemptDelay: 0.05, timeout: 10)) { error in
             guard let e = error as? SocketError else { return XCTFail("\(error)") }
