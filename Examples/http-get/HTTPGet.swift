@@ -142,11 +142,9 @@ struct HTTPGet: ParsableCommand {
 
     /// curl's exit status for an error, and its text.
     static func classify(_ error: any Error) -> (Int32, String) {
-        guard let e = error as? HTTPClientError else {
-            if error is Resolver.Failure { return (6, "\(error)") }
-            return (1, "\(error)")
-        }
+        guard let e = error as? HTTPClientError else { return (1, "\(error)") }
         switch e.kind {
+        case .resolution: return (6, "\(e)")
         case .connection(let s):
             if let errno = s.errno, errno == ECONNREFUSED || errno == ENETUNREACH || errno == EHOSTUNREACH {
                 return (7, "\(e)")

@@ -23,9 +23,9 @@ import GreenTLS
 ///
 /// Every request call blocks only the calling greenlet. It throws an
 /// `HTTPClientError` naming the URL for what went wrong with the request
-/// (connection, TLS, timeouts of `Options`, parsing, redirects, decoding),
-/// but a name that does not resolve throws `Resolver.Failure`, a kill or
-/// an enclosing timeout throws its interrupt, and an error thrown by a
+/// (a host that does not resolve, connection, TLS, timeouts of `Options`,
+/// parsing, redirects, decoding); a kill or an enclosing timeout throws
+/// its interrupt, and an error thrown by a
 /// closure passed in (a body producer, `stream`'s `head`, `chunk` and
 /// `exchange`) is rethrown as it is.
 ///

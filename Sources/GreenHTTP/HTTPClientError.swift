@@ -10,6 +10,9 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         case invalidURL
         /// A scheme other than http and https (named).
         case unsupportedScheme(String)
+        /// The host name did not resolve; the resolver's error (its code
+        /// and message).
+        case resolution(Resolver.Failure)
         /// Connecting, reading or writing failed; the socket's error.
         case connection(SocketError)
         /// A timeout of the client's options expired: `phase` is
@@ -81,6 +84,7 @@ public struct HTTPClientError: Error, CustomStringConvertible {
         switch kind {
         case .invalidURL: why = "not a usable URL"
         case .unsupportedScheme(let s): why = "unsupported scheme \"\(s)\""
+        case .resolution(let e): why = "\(e)"
         case .connection(let e): why = "\(e)"
         case .timedOut(let phase, let s): why = "\(phase) timeout after \(s) s"
         case .parse(let e): why = "\(e)"

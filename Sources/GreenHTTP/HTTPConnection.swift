@@ -55,7 +55,11 @@ final class HTTPConnection {
                 return
             }
         }
-        defer { tls?.shutdown(timeout: 0.1) }
+        defer {
+            // A kill that arrives during close_notify is thrown at this
+            // greenlet's next blocking call (if it makes one).
+            do { try tls?.shutdown(timeout: 0.1) } catch { Hub.rearmInterrupt() }
+        }
         reader = BufferedReader(transport, capacity: 16 * 1024)
         switch handling {
         case .whole(let handler): try runWhole(handler)
@@ -98,7 +102,7 @@ final class HTTPConnection {
             }
         } catch let e as HTTPParseError {
             endReason = "\(e)"
-            answer(e)
+            try answer(e)
             return false
         } catch let e as TLSError {
             endReason = "\(e)"
@@ -106,7 +110,7 @@ final class HTTPConnection {
         } catch let e as SocketError {
             endReason = "\(e)"
             if case .timedOut = e.reason, waitingForHeaders {
-                try? send(HTTPResponse(status: 408, text: "request header timeout\n"), keepAlive: false, head: false)
+                try bestEffort { try send(HTTPResponse(status: 408, text: "request header timeout\n"), keepAlive: false, head: false) }
                 return false
             }
             return false
@@ -116,7 +120,7 @@ final class HTTPConnection {
             do {
                 try parser.finish()
             } catch let e as HTTPParseError where e.kind != .truncated {
-                answer(e)
+                try answer(e)
                 return false
             } catch {}
             return false
@@ -126,13 +130,14 @@ final class HTTPConnection {
         if case .whole = handling, parser.takeContinueWish() {
             // The whole body is read before the handler runs: let the
             // client send it at once (RFC 9110 section 10.1.1).
-            sendContinue()
+            try sendContinue()
         }
         return true
     }
 
     /// The error status for a request the parser refused, and the end.
-    private func answer(_ e: HTTPParseError) {
+    /// Throws only an interrupt (the client may be gone: its loss).
+    private func answer(_ e: HTTPParseError) throws {
         let status: Int
         switch e.kind {
         case .headersTooLarge, .tooManyHeaders: status = 431
@@ -140,16 +145,17 @@ final class HTTPConnection {
         case .targetTooLong: status = 414
         case .malformed, .invalidRequest, .truncated: status = 400
         }
-        try? send(HTTPResponse(status: status, text: "\(e)\n"), keepAlive: false, head: false)
+        try bestEffort { try send(HTTPResponse(status: status, text: "\(e)\n"), keepAlive: false, head: false) }
     }
 
     private(set) var continueSent = false
 
-    /// Sends "100 Continue" once for the current request.
-    func sendContinue() {
+    /// Sends "100 Continue" once for the current request. Throws only an
+    /// interrupt: a client gone shows at the next read.
+    func sendContinue() throws {
         guard !continueSent else { return }
         continueSent = true
-        try? transport.sendAll("HTTP/1.1 100 Continue\r\n\r\n", timeout: options.writeTimeout)
+        try bestEffort { try transport.sendAll("HTTP/1.1 100 Continue\r\n\r\n", timeout: options.writeTimeout) }
     }
 
     // MARK: - Whole requests
@@ -165,46 +171,50 @@ final class HTTPConnection {
             for (i, var request) in requests.enumerated() {
                 request.peer = peer
                 continueSent = false
-                var response: HTTPResponse
-                do {
-                    response = try handler(request)
-                } catch {
-                    response = HTTPResponse(status: 500, text: "internal server error\n")
-                }
+                let response = try respond { try handler(request) }
                 if parser.isUpgrade && i == requests.count - 1 {
-                    upgrade(request, response)
+                    try upgrade(request, response)
                     return
                 }
                 let keepAlive = parser.keepAlive && !(request.headers["Connection"]?.caseInsensitiveEquals("close") ?? false)
-                guard deliver(response, keepAlive: keepAlive, head: request.method == "HEAD") else { return }
+                guard try deliver(response, keepAlive: keepAlive, head: request.method == "HEAD") else { return }
                 if !keepAlive { return }
             }
         }
     }
 
-    /// Sends `response`; false when the client is gone (reset, stopped
-    /// reading: its loss, not the server's error).
-    private func deliver(_ response: HTTPResponse, keepAlive: Bool, head: Bool) -> Bool {
-        do {
-            try send(response, keepAlive: keepAlive, head: head)
-            return true
-        } catch {
-            return false
+    /// The handler's response, or a 500 when it threw; a kill or timeout
+    /// that reached the handler is thrown, ending the connection without
+    /// an answer.
+    private func respond(_ handler: () throws -> HTTPResponse) throws -> HTTPResponse {
+        switch try catchingFailures(handler) {
+        case .success(let response): return response
+        case .failure: return HTTPResponse(status: 500, text: "internal server error\n")
         }
+    }
+
+    /// Sends `response`; false when the client is gone (reset, stopped
+    /// reading: its loss, not the server's error) or a streamed body's
+    /// writer failed. Throws only an interrupt.
+    private func deliver(_ response: HTTPResponse, keepAlive: Bool, head: Bool) throws -> Bool {
+        if case .success = try catchingFailures({ try send(response, keepAlive: keepAlive, head: head) }) { return true }
+        return false
     }
 
     /// The answer to a request to switch protocols: the parser stopped
     /// after it, so the connection ends with this response or becomes
     /// the new protocol's.
-    private func upgrade(_ request: HTTPRequest, _ response: HTTPResponse) {
+    /// Throws only an interrupt; what the new protocol's handler throws
+    /// otherwise ends the connection.
+    private func upgrade(_ request: HTTPRequest, _ response: HTTPResponse) throws {
         guard response.status == 101, let upgrade = response.upgrade else {
-            _ = deliver(response, keepAlive: false, head: request.method == "HEAD")
+            _ = try deliver(response, keepAlive: false, head: request.method == "HEAD")
             return
         }
-        guard deliver(response, keepAlive: true, head: false) else { return }
-        // Bytes after the request, already read: the new protocol's.
-        let rest = (try? reader.readExactly(reader.bufferedCount)) ?? []
-        try? upgrade(HTTPUpgradedConnection(request: request, socket: socket, tls: tls, buffered: rest))
+        guard try deliver(response, keepAlive: true, head: false) else { return }
+        // Bytes after the request, already read (no wait): the new protocol's.
+        let rest = try reader.readExactly(reader.bufferedCount)
+        try bestEffort { try upgrade(HTTPUpgradedConnection(request: request, socket: socket, tls: tls, buffered: rest)) }
     }
 
     // MARK: - Streaming requests
@@ -221,18 +231,14 @@ final class HTTPConnection {
             request.peer = peer
             continueSent = false
             let body = HTTPRequestBodyStream(connection: self, expectsContinue: parser.takeContinueWish())
-            var response: HTTPResponse
-            do {
-                response = try handler(request, body)
-            } catch {
-                response = HTTPResponse(status: 500, text: "internal server error\n")
-            }
+            let outcome = Result { try respond { try handler(request, body) } }
             body.handlerReturned()
+            let response = try outcome.get()
             // The connection ended under the body's reader (an error
             // status, if any, is sent).
             if body.ended { return }
             if parser.isUpgrade {
-                upgrade(request, response)
+                try upgrade(request, response)
                 return
             }
             // What the handler left of the body: read and dropped (up to
@@ -244,7 +250,7 @@ final class HTTPConnection {
             }
             let keepAlive = reusable && parser.keepAlive
                 && !(request.headers["Connection"]?.caseInsensitiveEquals("close") ?? false)
-            guard deliver(response, keepAlive: keepAlive, head: request.method == "HEAD") else { return }
+            guard try deliver(response, keepAlive: keepAlive, head: request.method == "HEAD") else { return }
             if !keepAlive { return }
             parser.resume()
         }

@@ -122,7 +122,7 @@ public final class HTTPRequestBodyStream: Sequence {
                 isComplete = true
                 continue
             }
-            if expectsContinue { connection.sendContinue() }
+            if expectsContinue { try connection.sendContinue() }
             if try !connection.pumpBody() { ended = true }
         }
     }

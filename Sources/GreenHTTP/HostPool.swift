@@ -102,6 +102,9 @@ final class HostPool {
             socket?.close()
             slots.release()
             throw HTTPClientError(url: url, kind: .tls(e))
+        } catch let e as Resolver.Failure {
+            slots.release()
+            throw HTTPClientError(url: url, kind: .resolution(e))
         } catch {
             socket?.close()
             slots.release()

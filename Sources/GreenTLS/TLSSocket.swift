@@ -216,18 +216,20 @@ public final class TLSSocket {
     }
 
     /// Sends close_notify (waiting at most `timeout` for the socket to
-    /// take it), then closes the socket. Errors while closing are ignored:
-    /// the peer may be gone already. Blocks only the calling greenlet.
-    /// Never throws: a kill or timeout that arrives during the wait ends
-    /// the wait and is dropped with the other errors.
-    public func shutdown(timeout: Double = 1) {
+    /// take it), then closes the socket, whatever happens. Errors while
+    /// sending are ignored: the peer may be gone already. Blocks only the
+    /// calling greenlet; throws only an interrupt (a kill, an enclosing
+    /// timeout) that arrives during the wait, after closing.
+    public func shutdown(timeout: Double = 1) throws {
+        defer { close() }
         if ssl != nil, !socket.isClosed {
-            try? drive("shutdown", timeout: timeout) { ssl in
-                let rc = SSL_shutdown(ssl)
-                return rc >= 0 ? 1 : rc   // 0: ours sent; theirs not awaited
+            try bestEffort {
+                try drive("shutdown", timeout: timeout) { ssl in
+                    let rc = SSL_shutdown(ssl)
+                    return rc >= 0 ? 1 : rc   // 0: ours sent; theirs not awaited
+                }
             }
         }
-        close()
     }
 
     /// Closes the socket at once (no close_notify). Never blocks;

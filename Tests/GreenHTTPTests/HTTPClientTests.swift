@@ -51,6 +51,20 @@ final class HTTPClientTests: GreenTestCase {
         try body("http://127.0.0.1:\(server.address.port)")
     }
 
+    /// A host that does not resolve is an HTTPClientError like any other
+    /// failure of the request, naming the URL (a crawl sees which one).
+    func testAHostThatDoesNotResolveIsAClientErrorNamingTheURL() throws {
+        let client = HTTPClient()
+        defer { client.close() }
+        XCTAssertThrowsError(try withTimeout(10) { try client.get("http://no-such-host.invalid/x") }) { error in
+            guard let e = error as? HTTPClientError, case .resolution(let failure) = e.kind else {
+                return XCTFail("\(error)")
+            }
+            XCTAssertEqual(failure.host, "no-such-host.invalid")
+            XCTAssertTrue("\(e)".hasPrefix("http://no-such-host.invalid/x: "), "\(e)")
+        }
+    }
+
     func testGetReturnsStatusHeadersAndBody() throws {
         try withSite { base in
             let client = HTTPClient()

@@ -322,4 +322,25 @@ final class HTTPServerTests: GreenTestCase {
         try withTimeout(10) { try stopper.join() }
         XCTAssertTrue(try withTimeout(10) { try client.get() }.hasSuffix("finished"))
     }
+
+    /// A handler still running when a stop's grace period ends is killed:
+    /// its connection closes without an answer (no 500 for the kill) and
+    /// the stop returns, though the client keeps its end open.
+    func testAStopKillsAHandlerThatOutlivesTheGracePeriodWithoutAnswering() throws {
+        let entered = Event(), never = Event()
+        let stuck: HTTPServer.Handler = { _ in
+            entered.set()
+            try never.wait()
+            return HTTPResponse(text: "unreachable")
+        }
+        let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), handler: stuck)
+        server.start()
+        let s = try Socket.connect(host: "127.0.0.1", port: server.address.port, timeout: 5)
+        defer { s.close() }
+        try s.sendAll("GET / HTTP/1.1\r\nHost: a\r\n\r\n")   // keep-alive: the client never closes first
+        try withTimeout(10) { try entered.wait() }
+        try withTimeout(10) { try server.stop(timeout: 0.05) }
+        let reply = try withTimeout(10) { try s.recv(timeout: 5) }
+        XCTAssertEqual(String(decoding: reply, as: UTF8.self), "", "the killed handler's connection ends unanswered")
+    }
 }

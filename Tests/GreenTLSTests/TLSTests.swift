@@ -111,7 +111,7 @@ final class TLSTests: GreenTestCase {
         XCTAssertNotNil(tls.protocolVersion)
         try tls.sendAll("hello green\n")
         XCTAssertTrue(try read(tls, until: "neerg olleh").contains("neerg olleh"))
-        tls.shutdown()
+        try tls.shutdown()
     }
 
     func testAnIPAddressIsVerifiedAgainstTheCertificatesIPNames() throws {
@@ -210,7 +210,7 @@ final class TLSTests: GreenTestCase {
                         }
                         try tls.sendAll("HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
                         served += 1
-                        tls.shutdown()
+                        try tls.shutdown()
                     }
                 }
             }
@@ -251,6 +251,79 @@ final class TLSTests: GreenTestCase {
         XCTAssertThrowsError(try reader.get()) { XCTAssertTrue($0 is GreenletExit, "\($0)") }
     }
 
+    /// A TLS server on a listener of its own that completes the handshake,
+    /// then neither reads nor writes until the test ends.
+    private func silentTLSServer(_ body: (_ port: UInt16) throws -> Void) throws {
+        let context = try TLSContext.server(certificateFile: fixture.serverCert, keyFile: fixture.serverKey)
+        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        defer { listener.close() }
+        let done = Event()
+        let server = spawn {
+            let (conn, _) = try listener.accept(timeout: 10)
+            let tls = try TLSSocket(server: conn, context: context)
+            defer { tls.close() }
+            try tls.handshake(timeout: 10)
+            try done.wait()
+        }
+        defer {
+            done.set()
+            _ = try? server.join(timeout: 10)
+        }
+        try body(listener.localAddress!.port)
+    }
+
+    /// close_notify that must wait (the socket under TLS is full, the
+    /// peer reads nothing) still lets a kill through, and the socket is
+    /// closed all the same. Over a Unix socket pair: its buffer does not
+    /// grow or drain while the test runs, as TCP's may.
+    func testAKillReachesAGreenletWaitingToSendCloseNotify() throws {
+        let (near, far) = try connectedSocketPair()
+        defer { far.close() }
+        let serverContext = try TLSContext.server(certificateFile: fixture.serverCert, keyFile: fixture.serverKey)
+        let server = spawn { () throws -> TLSSocket in
+            let tls = try TLSSocket(server: far, context: serverContext)
+            try tls.handshake(timeout: 10)
+            return tls
+        }
+        let tls = try TLSSocket(client: near, context: TLSContext.client(verification: .caFile(fixture.ca)),
+                                serverName: "localhost", resuming: nil)
+        defer { tls.close() }
+        try tls.handshake(timeout: 10)
+        _ = try server.get(timeout: 10)
+        // Fill the socket under TLS until it takes not one more byte (bounded).
+        var full = false
+        for size in [65_536, 1] {
+            let junk = [UInt8](repeating: 0, count: size)
+            for _ in 0..<100_000 {
+                let n = junk.withUnsafeBytes { Glibc.send(near.fd, $0.baseAddress, size, Int32(MSG_DONTWAIT)) }
+                if n < 0 { full = errno == EAGAIN || errno == EWOULDBLOCK; break }
+            }
+        }
+        XCTAssertTrue(full, "the socket never filled")
+        let closer = spawn { try tls.shutdown(timeout: 3600) }
+        try letOthersRun()
+        XCTAssertTrue(closer.isStarted && !closer.isReady, "waiting to send close_notify")
+        try closer.kill()
+        XCTAssertThrowsError(try closer.get()) { XCTAssertTrue($0 is GreenletExit, "\($0)") }
+        XCTAssertTrue(near.isClosed)
+    }
+
+    /// A wss:// handshake whose TLS part succeeds and whose upgrade is
+    /// never answered times out as the WebSocket handshake, not as TLS.
+    func testAWSSUpgradeThatIsNeverAnsweredTimesOutAsTheWebSocketHandshake() throws {
+        try silentTLSServer { port in
+            var options = HTTPClient.Options()
+            options.tlsVerification = .caFile(fixture.ca)
+            options.readTimeout = 0.2
+            XCTAssertThrowsError(try withTimeout(10) {
+                try WebSocket.connect(url: "wss://localhost:\(port)/", options: options)
+            }) { error in
+                guard case .timedOut(let phase, _)? = (error as? HTTPClientError)?.kind else { return XCTFail("\(error)") }
+                XCTAssertEqual(phase, "WebSocket handshake")
+            }
+        }
+    }
+
     func testASessionIsResumedOnTheNextConnection() throws {
         let (server, port) = try startOpenSSLServer(certificate: fixture.serverCert)
         defer { stop(server) }
@@ -260,7 +333,7 @@ final class TLSTests: GreenTestCase {
         _ = try read(first, until: "eno")     // TLS 1.3 tickets come with the first reads
         let session = try XCTUnwrap(first.session)
         XCTAssertFalse(first.sessionReused)
-        first.shutdown()
+        try first.shutdown()
         let second = try TLSSocket.connect(host: "localhost", port: port, context: context, resuming: session, timeout: 10)
         defer { second.close() }
         XCTAssertTrue(second.sessionReused)
@@ -514,7 +587,7 @@ final class TLSTests: GreenTestCase {
                 let tls = try TLSSocket(server: conn, context: context)
                 try tls.handshake(timeout: 10)
                 try tls.sendAll("bye")
-                if clean { tls.shutdown() } else { tls.close() }
+                if clean { try tls.shutdown() } else { tls.close() }
             }
         }
         let clientContext = try TLSContext.client(verification: .caFile(fixture.ca))
@@ -578,7 +651,7 @@ final class TLSTests: GreenTestCase {
                 try writer.write("ok \(got.count)\r\n")
             }
             try writer.flush()
-            tls.shutdown()   // close_notify: the client's reader sees the end
+            try tls.shutdown()   // close_notify: the client's reader sees the end
             return got
         }
         defer { try? server.kill(timeout: 5) }

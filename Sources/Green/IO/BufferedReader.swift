@@ -201,22 +201,14 @@ public final class BufferedReader {
         /// then on.
         public func next() -> String? {
             if error != nil { return nil }
-            let hub = Hub.current
-            let g: AnyGreenlet = hub.current
-            // Tell an interrupt from the stream's errors: the hub records
-            // each interrupt it delivers in `lastDelivered`. Cleared for the
-            // call and put back unless the call received a new one.
-            let earlier = g.lastDelivered
-            g.lastDelivered = nil
-            do {
-                let line = try reader.readLine(maxLength: maxLength, timeout: timeout)
-                if g.lastDelivered == nil { g.lastDelivered = earlier }
+            let outcome = separatingInterrupts { try reader.readLine(maxLength: maxLength, timeout: timeout) }
+            switch outcome.result {
+            case .success(let line):
                 return line
-            } catch {
-                if g.lastDelivered != nil {
-                    hub.rearmLastInterrupt(g)
+            case .failure(let error):
+                if outcome.interrupted {
+                    Hub.rearmInterrupt()
                 } else {
-                    g.lastDelivered = earlier
                     self.error = error
                 }
                 return nil

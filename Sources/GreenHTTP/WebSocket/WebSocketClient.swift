@@ -24,9 +24,9 @@ extension WebSocket {
     /// Blocks only the calling greenlet. Throws `WebSocketError`
     /// `.invalidURL`; `.rejected(status:headers:)` for an answer other
     /// than 101; `.handshake` naming the rule a 101 broke; `HTTPClientError`
-    /// for the connection (`.connection`, `.timedOut(phase:seconds:)`,
-    /// `.tls`, `.invalidHeader`, `.parse`, `.closedBeforeResponse`);
-    /// `Resolver.Failure` if the host does not resolve; the interrupt if
+    /// for the connection (`.resolution` when the host does not resolve,
+    /// `.connection`, `.timedOut(phase:seconds:)`, `.tls`,
+    /// `.invalidHeader`, `.parse`, `.closedBeforeResponse`); the interrupt if
     /// the greenlet is killed or an enclosing timeout expires. The socket
     /// is closed on any failure. The WebSocket's socket is shut down when
     /// it closes and released with it; the WebSocket belongs to the
@@ -46,17 +46,21 @@ extension WebSocket {
         }
 
         var socket: Socket?
-        var tlsSocket: TLSSocket?
+        // The step under way, to name it when it times out.
+        var phase = "connect"
         do {
             let s = try Socket.connect(host: parsed.host, port: parsed.port, timeout: options.connectTimeout)
             socket = s
             try? s.setNoDelay()
+            var tlsSocket: TLSSocket?
             if secure {
+                phase = "TLS handshake"
                 let context = try tls ?? TLSContext.client(verification: options.tlsVerification)
                 let t = try TLSSocket(client: s, context: context, serverName: parsed.host, resuming: nil)
                 tlsSocket = t
                 try t.handshake(timeout: options.connectTimeout)
             }
+            phase = "WebSocket handshake"
             let stream: any ByteStream = tlsSocket ?? s
             let reader = BufferedReader(stream, capacity: webSocketOptions.bufferCapacity)
             let chosen = try handshake(url: url, parsed, reader, headers: headers, subprotocols: subprotocols,
@@ -66,13 +70,14 @@ extension WebSocket {
         } catch let e as SocketError {
             socket?.close()
             if case .timedOut(let seconds) = e.reason {
-                let phase = socket == nil ? "connect" : tlsSocket != nil ? "TLS handshake" : "WebSocket handshake"
                 throw HTTPClientError(url: url, kind: .timedOut(phase: phase, seconds: seconds))
             }
             throw HTTPClientError(url: url, kind: .connection(e))
         } catch let e as TLSError {
             socket?.close()
             throw HTTPClientError(url: url, kind: .tls(e))
+        } catch let e as Resolver.Failure {
+            throw HTTPClientError(url: url, kind: .resolution(e))
         } catch {
             socket?.close()
             throw error
