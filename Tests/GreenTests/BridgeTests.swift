@@ -117,32 +117,3 @@ final class BridgeTests: GreenTestCase {
         XCTAssertTrue(refused)
     }
 }
-
-final class ServerThreadsTests: GreenTestCase {
-    func testTwoHubsServeOneAddressAndStop() throws {
-        let served = Atomic<Int>(0)
-        let servers = try ServerThreads.start(threads: 2, on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, _ in
-            served.wrappingAdd(1, ordering: .relaxed)
-            while true {
-                let data = try conn.recv()
-                if data.isEmpty { return }
-                try conn.sendAll(data)
-            }
-        }
-        let port = servers.address.port
-        XCTAssertNotEqual(port, 0)
-        let clients = (0..<100).map { i in
-            spawn { () throws -> Bool in
-                let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
-                defer { s.close() }
-                try s.sendAll("\(i)")
-                return try s.recv(timeout: 5) == Array("\(i)".utf8)
-            }
-        }
-        try withTimeout(30) { try joinAll(clients, raiseError: true) }
-        XCTAssertTrue(clients.allSatisfy { $0.value == true })
-        XCTAssertEqual(served.load(ordering: .relaxed), 100)
-        try withTimeout(30) { try servers.stop(timeout: 5) }
-        XCTAssertThrowsError(try Socket.connect(host: "127.0.0.1", port: port, timeout: 5))
-    }
-}

@@ -26,10 +26,12 @@ public final class ServerThreads: Sendable {
 
     /// The `StreamServer` of one thread. `@unchecked Sendable`: `server`
     /// is set and read only in greenlets spawned on that thread's hub (by
-    /// `start` and `stop`); `stopped` is Sendable.
+    /// `start` and `stop`); `ended` is Sendable.
     final class ServerBox: @unchecked Sendable {
         var server: StreamServer?
-        let stopped = AsyncResult<Bool>()
+        /// Set when the server stopped: empty, or failed with the error
+        /// that ended its accept loop.
+        let ended = AsyncResult<Void>()
     }
 
     private init(address: SocketAddress, threads: [HubThread], servers: [ServerBox]) {
@@ -42,13 +44,23 @@ public final class ServerThreads: Sendable {
     /// each thread's handlers, `stackMode` is how they keep their stacks;
     /// `configureListener` may set options on each listening socket before
     /// it serves. Returns once every thread's hub runs. Throws
-    /// `SocketError` if an address cannot be bound (no thread started
-    /// then), what `configureListener` throws, `GreenError.threadStartFailed`,
-    /// or the interrupt.
+    /// `SocketError` if an address cannot be bound, what
+    /// `configureListener` throws, `GreenError.threadStartFailed`, or the
+    /// interrupt; nothing is left listening or running then.
     public static func start(threads count: Int, on address: SocketAddress, maxConnections: Int? = nil,
                              stackMode: StackMode = .default,
                              configureListener: ((Socket) throws -> Void)? = nil,
                              handler: @escaping @Sendable (Socket, SocketAddress) throws -> Void) throws -> ServerThreads {
+        try start(threads: count, on: address, maxConnections: maxConnections, stackMode: stackMode,
+                  configureListener: configureListener, startThread: { try HubThread.start(name: "server-\($0)") },
+                  handler: handler)
+    }
+
+    /// `start`, with the way a thread is started given (a test makes the
+    /// second one fail).
+    static func start(threads count: Int, on address: SocketAddress, maxConnections: Int?, stackMode: StackMode,
+                      configureListener: ((Socket) throws -> Void)?, startThread: (Int) throws -> HubThread,
+                      handler: @escaping @Sendable (Socket, SocketAddress) throws -> Void) throws -> ServerThreads {
         precondition(count >= 1, "ServerThreads.start needs at least one thread")
         // Bind every listener here, so that port 0 becomes one real port
         // shared by all, and a bind error is thrown to the caller.
@@ -67,28 +79,44 @@ public final class ServerThreads: Sendable {
         }
         var hubThreads: [HubThread] = []
         var boxes: [ServerBox] = []
-        for (i, listener) in listeners.enumerated() {
-            let thread = try HubThread.start(name: "server-\(i)")
-            let box = ServerBox()
-            let transfer = SocketTransfer(listener)
-            thread.handle.spawn(name: "server-\(i) main") {
-                let server = StreamServer(listener: transfer.socket, maxConnections: maxConnections,
-                                          stackMode: stackMode, handler: handler)
-                box.server = server
-                defer { box.stopped.set(true) }
-                try server.serveForever()
+        do {
+            for (i, listener) in listeners.enumerated() {
+                let thread = try startThread(i)
+                let box = ServerBox()
+                let transfer = SocketTransfer(listener)
+                thread.handle.spawn(name: "server-\(i) main") {
+                    let server = StreamServer(listener: transfer.socket, maxConnections: maxConnections,
+                                              stackMode: stackMode, handler: handler)
+                    box.server = server
+                    do {
+                        try server.serveForever()
+                        box.ended.set(())
+                    } catch {
+                        // The accept loop failed: take no more, let the
+                        // connections in progress finish, then report it
+                        // (join and stop throw it).
+                        defer { box.ended.fail(error) }
+                        try server.stop()
+                    }
+                }
+                hubThreads.append(thread)
+                boxes.append(box)
             }
-            hubThreads.append(thread)
-            boxes.append(box)
+        } catch {
+            // Undo what started: the listeners not handed over yet, and
+            // the threads serving the others.
+            for listener in listeners.dropFirst(hubThreads.count) { listener.close() }
+            let started = ServerThreads(address: bound, threads: hubThreads, servers: boxes)
+            try started.stop(timeout: 0)
+            throw error
         }
         return ServerThreads(address: bound, threads: hubThreads, servers: boxes)
     }
 
     /// Stops every thread's server (see `StreamServer.stop`), waits for
     /// them, and ends the threads. Waits cooperatively in a greenlet.
-    /// Throws only the interrupt: a thread's server that ended on an error
-    /// of its own is reported as a failed greenlet (see
-    /// `UnhandledErrorReporter`), not thrown here.
+    /// Throws the interrupt, or then the error that had ended a thread's
+    /// server before (as `join()`).
     public func stop(timeout: Double? = nil) throws {
         for (thread, box) in zip(threads, servers) {
             thread.handle.spawn { _ = try box.server?.stop(timeout: timeout) }
@@ -96,14 +124,18 @@ public final class ServerThreads: Sendable {
         try join()
     }
 
-    /// Waits until every thread's server has stopped, then ends the threads.
-    /// Throws as `stop(timeout:)` does.
+    /// Waits until every thread's server has stopped, then ends the
+    /// threads. Throws the interrupt; or, once all have stopped, the
+    /// error that ended the first thread's server that ended on one (a
+    /// `SocketError` of `accept`), as `StreamServer.serveForever` does on
+    /// one hub.
     public func join() throws {
-        for box in servers { _ = try box.stopped.get() }
+        for box in servers { try box.ended.wait() }
         for thread in threads {
             thread.stop()
-            try thread.join()
+            _ = try thread.join()
         }
+        if let error = servers.lazy.compactMap({ $0.ended.error }).first { throw error }
     }
 }
 
