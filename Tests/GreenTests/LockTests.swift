@@ -101,24 +101,7 @@ final class LockTests: VirtualTimeTestCase {
     // MARK: - Lock: FIFO hand-off
 
     func testLockWaitersGetTheLockInTheOrderTheyStartedWaiting() throws {
-        let lock = Lock()
-        try lock.acquire()
-        var order: [Int] = []
-        let gs = (0..<5).map { i in
-            spawn {
-                try lock.acquire()
-                order.append(i)
-                try Green.sleep(0)
-                try lock.release()
-            }
-        }
-        defer { cleanUp(gs) }
-        try Green.sleep(0)
-        XCTAssertEqual(order, [])
-        try lock.release()
-        _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
-        XCTAssertEqual(order, [0, 1, 2, 3, 4])
-        XCTAssertFalse(lock.isLocked)
+        try checkWaitersGetTheLockInTheOrderTheyStartedWaiting(Lock()) { _ in }
     }
 
     func testReleaseHandsTheLockStraightToTheFirstWaiter() throws {
@@ -142,58 +125,17 @@ final class LockTests: VirtualTimeTestCase {
     // MARK: - Lock: timeouts
 
     func testALockWaiterThatTimesOutLeavesTheWaitListSoTheNextReleasesServeTheOthersInOrder() throws {
-        let lock = Lock()
-        try lock.acquire()
-        var log: [String] = []
-        let first = spawn { try lock.acquire(); log.append("first"); try lock.release() }
-        let middle = spawn { () throws -> Bool in
-            let got = try lock.acquire(timeout: 0.01)
-            log.append("middle \(got)")
-            return got
-        }
-        let last = spawn { try lock.acquire(); log.append("last"); try lock.release() }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        XCTAssertEqual(try withTimeout(5) { try middle.get() }, false)
-        XCTAssertEqual(log, ["middle false"])
-        // Two releases (this one, then first's) serve exactly first and last.
-        try lock.release()
-        _ = try withTimeout(5) { try joinAll([first, last], raiseError: true) }
-        XCTAssertEqual(log, ["middle false", "first", "last"])
-        XCTAssertFalse(lock.isLocked)
+        try checkATimedOutLockWaiterLeavesTheLine(Lock())
     }
 
     func testATimeoutThatExpiresAfterTheLockWasGrantedDoesNotLoseTheLock() throws {
         let lock = Lock()
         try lock.acquire()
-        let gate = Event()
-        var acquired: Bool?
-        var caught: (any Error)?
-        // Ready greenlets queued ahead of w, so that the hub polls its
-        // timers (w's deadline has passed) after w was granted the lock and
-        // before w runs.
-        // They start first, so that the 10 ms deadline runs from just
-        // before this greenlet's usleep, however long 300 starts take.
-        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
-        let w = spawn {
-            do {
-                try withTimeout(0.01) {
-                    acquired = try lock.acquire()
-                    try Green.sleep(1)      // the expired timeout is thrown here
-                }
-            } catch {
-                caught = error
-            }
-            if acquired == true { try lock.release() }
-        }
-        defer { cleanUp([w] + fillers) }
-        try Green.sleep(0)
-        try letDeadlinesPass()
-        gate.set()
-        try lock.release()
-        _ = try withTimeout(5) { try joinAll([w] + fillers, raiseError: true) }
+        let acquired = try checkATimeoutAfterTheGrantTakesNothingBack(
+            wait: { try lock.acquire() },
+            afterwards: { acquired in if acquired == true { try lock.release() } },
+            grant: { try lock.release() })
         XCTAssertEqual(acquired, true)
-        XCTAssertTrue(caught is TimeoutError, "\(String(describing: caught))")
         XCTAssertFalse(lock.isLocked)
     }
 
@@ -244,107 +186,39 @@ final class LockTests: VirtualTimeTestCase {
     func testALockWaiterKilledWhileWaitingDoesNotGetTheLockAndTheNextWaiterDoes() throws {
         let lock = Lock()
         try lock.acquire()
-        var victimGot = false
-        var survivorGot = false
-        let victim = spawn { try lock.acquire(); victimGot = true }
-        let survivor = spawn { try lock.acquire(); survivorGot = true; try lock.release() }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try victim.kill() }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertTrue(lock.isLocked)
-        try lock.release()
-        _ = try withTimeout(5) { try survivor.join() }
-        XCTAssertTrue(survivor.isSuccessful)
-        XCTAssertFalse(victimGot)
-        XCTAssertTrue(survivorGot)
+        try checkAKilledWaiterGetsNothing(of: lock, killBlocking: true, giveBack: true) {
+            XCTAssertTrue(lock.isLocked)
+        }
         XCTAssertFalse(lock.isLocked)
     }
 
     func testAReleaseRightAfterAKillPassesTheLockToTheNextWaiterNotTheKilledOne() throws {
-        let lock = Lock()
-        try lock.acquire()
-        var victimGot = false
-        var survivorGot = false
-        let victim = spawn { try lock.acquire(); victimGot = true }
-        let survivor = spawn { try lock.acquire(); survivorGot = true; try lock.release() }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        try victim.kill(block: false)   // ready to throw, still first in line
-        try lock.release()
-        _ = try withTimeout(5) { try joinAll([victim, survivor]) }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertTrue(survivor.isSuccessful)
-        XCTAssertFalse(victimGot)
-        XCTAssertTrue(survivorGot)
-        XCTAssertFalse(lock.isLocked)
+        try checkAReleaseRightAfterAKillSkipsTheKilledWaiter(Lock())
     }
 
     func testAReleaseWhenTheOnlyWaiterWasKilledBeforeItRanUnlocksTheLock() throws {
         let lock = Lock()
         try lock.acquire()
-        let victim = spawn { try lock.acquire() }
-        defer { cleanUp([victim]) }
-        try Green.sleep(0)
-        try victim.kill(block: false)
-        try lock.release()
-        XCTAssertFalse(lock.isLocked)
-        _ = try withTimeout(5) { try victim.join() }
-        XCTAssertFalse(lock.isLocked)
+        try checkAReleaseSkipsAKilledOnlyWaiter(of: lock) { XCTAssertFalse(lock.isLocked) }
     }
 
     func testAKillThatArrivesAfterTheLockWasGrantedDoesNotLoseTheLock() throws {
-        let lock = Lock()
-        try lock.acquire()
-        var acquired: Bool?
-        var thrownAfter: (any Error)?
-        var heldWhenThrown = false
-        let w = spawn {
-            acquired = try lock.acquire()
-            do {
-                try Green.sleep(0)
-            } catch {
-                thrownAfter = error
-                heldWhenThrown = lock.isLocked
-                try lock.release()
-                throw error
-            }
-        }
-        defer { cleanUp([w]) }
-        try Green.sleep(0)
-        try lock.release()          // granted to w, which has not run yet
-        try w.kill(block: false)    // arrives after the grant
-        XCTAssertTrue(lock.isLocked)
-        _ = try withTimeout(5) { try w.join() }
-        XCTAssertEqual(acquired, true)
-        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
-        XCTAssertTrue(heldWhenThrown)
-        XCTAssertTrue(w.error is GreenletExit)
-        XCTAssertFalse(lock.isLocked)
+        try checkAKillAfterTheLockWasGrantedDoesNotLoseIt(Lock(), heldByTheWaiter: { $0.isLocked })
     }
 
     // MARK: - Lock: deadlock report
 
     func testAcquiringALockNobodyCanReleaseThrowsWouldBlockForeverNamingTheHolder() throws {
         let lock = Lock()
-        let gate = Event()
-        let holder = spawn(name: "holder") {
-            try lock.acquire()
-            try gate.wait()
-            try lock.release()
-        }
-        defer { cleanUp([holder]) }
-        try Green.sleep(0)
-        XCTAssertThrowsError(try lock.acquire()) { error in
-            guard case GreenError.wouldBlockForever(let waitingOn, let parked) = error else {
-                return XCTFail("expected wouldBlockForever, got \(error)")
+        try whileAnotherGreenletHolds(lock, named: "holder") {
+            XCTAssertThrowsError(try lock.acquire()) { error in
+                guard case GreenError.wouldBlockForever(let waitingOn, let parked) = error else {
+                    return XCTFail("expected wouldBlockForever, got \(error)")
+                }
+                XCTAssertEqual(waitingOn, "Lock.acquire")
+                XCTAssertEqual(parked, ["holder in Event.wait"])
             }
-            XCTAssertEqual(waitingOn, "Lock.acquire")
-            XCTAssertEqual(parked, ["holder in Event.wait"])
         }
-        gate.set()
-        _ = try withTimeout(5) { try holder.join() }
-        XCTAssertTrue(holder.isSuccessful)
         // The reported waiter left the list: the release unlocked the lock.
         XCTAssertFalse(lock.isLocked)
     }
@@ -401,22 +275,13 @@ final class LockTests: VirtualTimeTestCase {
 
     func testRLockReleaseByANonOwnerThrowsNotOwner() throws {
         let lock = RLock()
-        let gate = Event()
-        let holder = spawn(name: "rlock-holder") {
-            try lock.acquire()
-            try gate.wait()
-            try lock.release()
+        try whileAnotherGreenletHolds(lock, named: "rlock-holder") {
+            XCTAssertFalse(lock.isOwnedByCaller)
+            XCTAssertThrowsError(try lock.release()) {
+                XCTAssertEqual($0 as? SyncError, .notOwner(lock: "RLock", owner: "rlock-holder", caller: "main"))
+            }
+            XCTAssertTrue(lock.isLocked)
         }
-        defer { cleanUp([holder]) }
-        try Green.sleep(0)
-        XCTAssertFalse(lock.isOwnedByCaller)
-        XCTAssertThrowsError(try lock.release()) {
-            XCTAssertEqual($0 as? SyncError, .notOwner(lock: "RLock", owner: "rlock-holder", caller: "main"))
-        }
-        XCTAssertTrue(lock.isLocked)
-        gate.set()
-        _ = try withTimeout(5) { try holder.join() }
-        XCTAssertTrue(holder.isSuccessful)
         XCTAssertFalse(lock.isLocked)
     }
 
@@ -453,93 +318,117 @@ final class LockTests: VirtualTimeTestCase {
     // MARK: - RLock: FIFO, timeouts, kills
 
     func testRLockWaitersGetTheLockInTheOrderTheyStartedWaiting() throws {
-        let lock = RLock()
-        try lock.acquire()
-        var order: [Int] = []
-        let gs = (0..<5).map { i in
-            spawn {
-                try lock.acquire()
-                XCTAssertTrue(lock.isOwnedByCaller)
-                order.append(i)
-                try Green.sleep(0)
-                try lock.release()
-            }
+        try checkWaitersGetTheLockInTheOrderTheyStartedWaiting(RLock()) { lock in
+            XCTAssertTrue(lock.isOwnedByCaller)
         }
-        defer { cleanUp(gs) }
-        try Green.sleep(0)
-        try lock.release()
-        _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
-        XCTAssertEqual(order, [0, 1, 2, 3, 4])
-        XCTAssertFalse(lock.isLocked)
     }
 
     func testAnRLockWaiterThatTimesOutLeavesTheWaitList() throws {
-        let lock = RLock()
-        try lock.acquire()
-        var log: [String] = []
-        let first = spawn { try lock.acquire(); log.append("first"); try lock.release() }
-        let middle = spawn { () throws -> Bool in
-            let got = try lock.acquire(timeout: 0.01)
-            log.append("middle \(got)")
-            return got
-        }
-        let last = spawn { try lock.acquire(); log.append("last"); try lock.release() }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        XCTAssertEqual(try withTimeout(5) { try middle.get() }, false)
-        try lock.release()
-        _ = try withTimeout(5) { try joinAll([first, last], raiseError: true) }
-        XCTAssertEqual(log, ["middle false", "first", "last"])
-        XCTAssertFalse(lock.isLocked)
+        try checkATimedOutLockWaiterLeavesTheLine(RLock())
     }
 
     func testAnRLockWaiterKilledWhileWaitingDoesNotGetTheLockAndTheNextWaiterDoes() throws {
-        let lock = RLock()
-        try lock.acquire()
-        var survivorGot = false
-        let victim = spawn { try lock.acquire() }
-        let survivor = spawn { try lock.acquire(); survivorGot = true; try lock.release() }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        try victim.kill(block: false)
-        try lock.release()
-        _ = try withTimeout(5) { try joinAll([victim, survivor]) }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertTrue(survivor.isSuccessful)
-        XCTAssertTrue(survivorGot)
-        XCTAssertFalse(lock.isLocked)
+        try checkAReleaseRightAfterAKillSkipsTheKilledWaiter(RLock())
     }
 
     func testAKillThatArrivesAfterTheRLockWasGrantedDoesNotLoseTheLock() throws {
-        let lock = RLock()
-        try lock.acquire()
-        var acquired: Bool?
-        var ownedWhenThrown = false
-        var thrownAfter: (any Error)?
-        let w = spawn {
-            acquired = try lock.acquire()
-            do {
-                try Green.sleep(0)
-            } catch {
-                thrownAfter = error
-                ownedWhenThrown = lock.isOwnedByCaller
-                try lock.release()
-                throw error
-            }
-        }
-        defer { cleanUp([w]) }
-        try Green.sleep(0)
-        try lock.release()          // w owns it now, not having run
-        try w.kill(block: false)
-        XCTAssertTrue(lock.isLocked)
-        XCTAssertFalse(lock.isOwnedByCaller)
-        _ = try withTimeout(5) { try w.join() }
-        XCTAssertEqual(acquired, true)
-        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
-        XCTAssertTrue(ownedWhenThrown)
-        XCTAssertFalse(lock.isLocked)
+        // Owned by the waiter, not by this greenlet, between the grant and the waiter's run.
+        try checkAKillAfterTheLockWasGrantedDoesNotLoseIt(RLock(), heldByTheWaiter: { $0.isOwnedByCaller },
+                                                          beforeItRuns: { XCTAssertFalse($0.isOwnedByCaller) })
     }
 }
 
-/// Kills whatever is still running of `greenlets` and waits for them
-/// (bounded), so that a failing test does not leave greenlets behind.
+// MARK: - Scenarios run on both kinds of lock
+
+/// Five greenlets wait for `lock`, held here, and get it in the order
+/// they started waiting, each holding it across a blocking point;
+/// `whileHeld` runs in each while it holds the lock.
+private func checkWaitersGetTheLockInTheOrderTheyStartedWaiting<L: Acquirable>(
+    _ lock: L, whileHeld: @escaping (L) -> Void
+) throws {
+    try lock.acquire(timeout: nil)
+    var order: [Int] = []
+    let gs = (0..<5).map { i in
+        spawn {
+            try lock.acquire(timeout: nil)
+            whileHeld(lock)
+            order.append(i)
+            try Green.sleep(0)
+            try lock.release()
+        }
+    }
+    defer { cleanUp(gs) }
+    try Green.sleep(0)
+    XCTAssertEqual(order, [])
+    try lock.release()
+    _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
+    XCTAssertEqual(order, [0, 1, 2, 3, 4])
+    XCTAssertFalse(lock.isLocked)
+}
+
+/// `checkATimedOutWaiterLeavesTheLine` on `lock`, held here: two releases
+/// (this one, then first's) serve exactly first and last.
+private func checkATimedOutLockWaiterLeavesTheLine(
+    _ lock: some Acquirable, file: StaticString = #filePath, line: UInt = #line
+) throws {
+    try lock.acquire(timeout: nil)
+    try checkATimedOutWaiterLeavesTheLine(of: lock, giveBack: true, serve: { _ in try lock.release() },
+                                          file: file, line: line)
+    XCTAssertFalse(lock.isLocked, file: file, line: line)
+}
+
+/// `checkAKilledWaiterGetsNothing` on `lock`, held here, killing the
+/// victim without blocking: it is ready to throw, still first in line,
+/// when the release comes.
+private func checkAReleaseRightAfterAKillSkipsTheKilledWaiter(
+    _ lock: some Acquirable, file: StaticString = #filePath, line: UInt = #line
+) throws {
+    try lock.acquire(timeout: nil)
+    try checkAKilledWaiterGetsNothing(of: lock, killBlocking: false, giveBack: true, file: file, line: line)
+    XCTAssertFalse(lock.isLocked, file: file, line: line)
+}
+
+/// `checkAKillAfterTheGrantTakesNothingBack` on `lock`, held here and
+/// granted by its release: the waiter holds it (`heldByTheWaiter`, asked
+/// in the waiter) when the kill is thrown, and releases it then.
+/// `beforeItRuns` runs between the grant and the waiter's run.
+private func checkAKillAfterTheLockWasGrantedDoesNotLoseIt<L: Acquirable>(
+    _ lock: L, heldByTheWaiter: @escaping (L) -> Bool, beforeItRuns: (L) -> Void = { _ in },
+    file: StaticString = #filePath, line: UInt = #line
+) throws {
+    try lock.acquire(timeout: nil)
+    var heldWhenThrown = false
+    let acquired = try checkAKillAfterTheGrantTakesNothingBack(
+        wait: { try lock.acquire(timeout: nil) },
+        grant: { try lock.release() },
+        beforeItRuns: {
+            XCTAssertTrue(lock.isLocked, file: file, line: line)
+            beforeItRuns(lock)
+        },
+        onKill: {
+            heldWhenThrown = heldByTheWaiter(lock)
+            try lock.release()
+        },
+        file: file, line: line)
+    XCTAssertEqual(acquired, true, file: file, line: line)
+    XCTAssertTrue(heldWhenThrown, file: file, line: line)
+    XCTAssertFalse(lock.isLocked, file: file, line: line)
+}
+
+/// Runs `body` while a greenlet named `name` holds `lock` (parked in
+/// `Event.wait`), then lets that greenlet release it and end.
+private func whileAnotherGreenletHolds(_ lock: some Acquirable, named name: String,
+                                       _ body: () throws -> Void) throws {
+    let gate = Event()
+    let holder = spawn(name: name) {
+        try lock.acquire(timeout: nil)
+        try gate.wait()
+        try lock.release()
+    }
+    defer { cleanUp([holder]) }
+    try Green.sleep(0)
+    try body()
+    gate.set()
+    _ = try withTimeout(5) { try holder.join() }
+    XCTAssertTrue(holder.isSuccessful, "\(String(describing: holder.error))")
+}
