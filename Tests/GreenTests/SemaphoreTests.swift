@@ -123,25 +123,12 @@ final class SemaphoreTests: VirtualTimeTestCase {
 
     func testAWaiterThatTimesOutLeavesTheWaitListSoTheNextReleasesWakeTheOthersInOrder() throws {
         let s = Semaphore(value: 0)
-        var log: [String] = []
-        let first = spawn { try s.acquire(); log.append("first") }
-        let middle = spawn { () throws -> Bool in
-            let got = try s.acquire(timeout: 0.01)
-            log.append("middle \(got)")
-            return got
+        try checkATimedOutWaiterLeavesTheLine(of: s, giveBack: false) { log in
+            s.release()
+            try Green.sleep(0)
+            XCTAssertEqual(log.entries, ["middle false", "first"])
+            s.release()
         }
-        let last = spawn { try s.acquire(); log.append("last") }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        XCTAssertEqual(try withTimeout(5) { try middle.get() }, false)
-        XCTAssertEqual(log, ["middle false"])
-
-        s.release()
-        try Green.sleep(0)
-        XCTAssertEqual(log, ["middle false", "first"])
-        s.release()
-        _ = try withTimeout(5) { try joinAll([first, last]) }
-        XCTAssertEqual(log, ["middle false", "first", "last"])
         // Exactly two permits were handed out: none lost, none doubled.
         XCTAssertEqual(s.value, 0)
         s.release()
@@ -150,60 +137,33 @@ final class SemaphoreTests: VirtualTimeTestCase {
 
     func testAWaiterInterruptedByAnEnclosingTimeoutLeavesTheWaitList() throws {
         let s = Semaphore(value: 0)
-        var log: [String] = []
-        let first = spawn { try s.acquire(); log.append("first") }
-        let middle = spawn {
-            do {
-                _ = try withTimeout(0.01) { try s.acquire() }
-                log.append("middle acquired")
-            } catch is TimeoutError {
-                log.append("middle timed out")
-            }
-        }
-        let last = spawn { try s.acquire(); log.append("last") }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try middle.join() }
-        XCTAssertEqual(log, ["middle timed out"])
-        s.release()
-        s.release()
-        _ = try withTimeout(5) { try joinAll([first, last]) }
-        XCTAssertEqual(log, ["middle timed out", "first", "last"])
+        try checkATimedOutWaiterLeavesTheLine(
+            first: { log in try s.acquire(); log("first") },
+            middle: { log in
+                do {
+                    _ = try withTimeout(0.01) { try s.acquire() }
+                    log("middle acquired")
+                } catch is TimeoutError {
+                    log("middle timed out")
+                }
+            },
+            last: { log in try s.acquire(); log("last") },
+            timedOut: "middle timed out",
+            serve: { _ in
+                s.release()
+                s.release()
+            },
+            served: ["first", "last"])
         XCTAssertEqual(s.value, 0)
     }
 
     func testATimeoutThatExpiresAfterThePermitWasGrantedDoesNotLoseThePermit() throws {
         let s = Semaphore(value: 0)
-        let gate = Event()
-        var acquired: Bool?
-        var caught: (any Error)?
-        // Ready greenlets queued ahead of w, so that the hub polls its
-        // timers (w's deadline has passed) after w was granted the permit
-        // and before w runs.
-        // They start first, so that the 10 ms deadline runs from just
-        // before this greenlet's usleep, however long 300 starts take.
-        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
-        let w = spawn {
-            do {
-                try withTimeout(0.01) {
-                    acquired = try s.acquire()
-                    // The expired timeout is thrown here, at the next
-                    // blocking point.
-                    try Green.sleep(1)
-                }
-            } catch {
-                caught = error
-            }
-            if acquired == true { s.release() }
-        }
-        defer { cleanUp([w] + fillers) }
-        try Green.sleep(0)
-        try letDeadlinesPass()
-        gate.set()
-        s.release()
-        _ = try withTimeout(5) { try joinAll([w] + fillers) }
+        let acquired = try checkATimeoutAfterTheGrantTakesNothingBack(
+            wait: { try s.acquire() },
+            afterwards: { acquired in if acquired == true { s.release() } },
+            grant: { s.release() })
         XCTAssertEqual(acquired, true)
-        XCTAssertTrue(caught is TimeoutError, "\(String(describing: caught))")
         XCTAssertEqual(s.value, 1)
     }
 
@@ -211,19 +171,9 @@ final class SemaphoreTests: VirtualTimeTestCase {
 
     func testAWaiterKilledWhileWaitingHoldsNoPermitAndTheNextWaiterGetsTheRelease() throws {
         let s = Semaphore(value: 0)
-        var victimGot = false
-        var survivorGot = false
-        let victim = spawn { try s.acquire(); victimGot = true }
-        let survivor = spawn { try s.acquire(); survivorGot = true }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try victim.kill() }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertEqual(s.value, 0)
-        s.release()
-        _ = try withTimeout(5) { try survivor.join() }
-        XCTAssertFalse(victimGot)
-        XCTAssertTrue(survivorGot)
+        try checkAKilledWaiterGetsNothing(of: s, killBlocking: true, giveBack: false) {
+            XCTAssertEqual(s.value, 0)
+        }
         XCTAssertEqual(s.value, 0)
         s.release()
         XCTAssertEqual(s.value, 1)
@@ -231,58 +181,24 @@ final class SemaphoreTests: VirtualTimeTestCase {
 
     func testAReleaseRightAfterAKillSkipsTheKilledWaiterThatHasNotRunYet() throws {
         let s = Semaphore(value: 0)
-        var victimGot = false
-        var survivorGot = false
-        let victim = spawn { try s.acquire(); victimGot = true }
-        let survivor = spawn { try s.acquire(); survivorGot = true }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
         // The victim is made ready to throw but is still first in the list.
-        try victim.kill(block: false)
-        s.release()
-        _ = try withTimeout(5) { try joinAll([victim, survivor]) }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertFalse(victimGot)
-        XCTAssertTrue(survivorGot)
+        try checkAKilledWaiterGetsNothing(of: s, killBlocking: false, giveBack: false)
         XCTAssertEqual(s.value, 0)
     }
 
     func testAReleaseWhenTheOnlyWaiterWasKilledBeforeItRanKeepsThePermit() throws {
         let s = Semaphore(value: 0)
-        let victim = spawn { try s.acquire() }
-        defer { cleanUp([victim]) }
-        try Green.sleep(0)
-        try victim.kill(block: false)
-        s.release()
-        XCTAssertEqual(s.value, 1)
-        _ = try withTimeout(5) { try victim.join() }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertEqual(s.value, 1)
+        try checkAReleaseSkipsAKilledOnlyWaiter(of: s) { XCTAssertEqual(s.value, 1) }
     }
 
     func testAKillThatArrivesAfterThePermitWasGrantedDoesNotLoseThePermit() throws {
         let s = Semaphore(value: 0)
-        var acquired: Bool?
-        var thrownAfter: (any Error)?
-        let w = spawn {
-            acquired = try s.acquire()
-            do {
-                try Green.sleep(0)
-            } catch {
-                thrownAfter = error
-                s.release()
-                throw error
-            }
-        }
-        defer { cleanUp([w]) }
-        try Green.sleep(0)
-        s.release()                 // granted to w, which has not run yet
-        try w.kill(block: false)    // arrives after the grant
-        XCTAssertEqual(s.value, 0)
-        _ = try withTimeout(5) { try w.join() }
+        let acquired = try checkAKillAfterTheGrantTakesNothingBack(
+            wait: { try s.acquire() },
+            grant: { s.release() },
+            beforeItRuns: { XCTAssertEqual(s.value, 0) },
+            onKill: { s.release() })
         XCTAssertEqual(acquired, true)
-        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
-        XCTAssertTrue(w.error is GreenletExit)
         XCTAssertEqual(s.value, 1)
     }
 
@@ -363,5 +279,3 @@ final class SemaphoreTests: VirtualTimeTestCase {
     }
 }
 
-/// Kills whatever is still running of `greenlets` and waits for them
-/// (bounded), so that a failing test does not leave greenlets behind.
