@@ -349,9 +349,6 @@ public final class Shared<Value: Sendable>: Sendable {
     public func update(_ body: (inout Value) -> Void) { state.withLock { body(&$0) } }
 }
 
-/// Kills whatever is still running of `greenlets` and waits for them
-/// (bounded), so that a failing test does not leave greenlets behind.
-
 /// An executable of this package built into the same products directory
 /// as the tests (`swift test` builds the ones the test targets name).
 public func builtExecutable(named name: String) -> String? {

@@ -293,29 +293,9 @@ final class BufferedStreamTests: GreenTestCase {
         let stream = ScriptedStream("a\nb\n")
         stream.parkAtEnd = true
         let lines = BufferedReader(stream).lines()
-        var seen: [String] = []
-        var loopEnded = false
-        var thrownAfter: (any Error)?
-        var reachedEnd = false
-        let consumer = spawn {
-            for line in lines { seen.append(line) }
-            loopEnded = true
-            do {
-                try Green.sleep(0)
-            } catch {
-                thrownAfter = error
-                throw error
-            }
-            reachedEnd = true
+        try checkAKillDuringForInEndsTheLoop(over: lines) { seen in
+            XCTAssertEqual(seen(), ["a", "b"])
         }
-        defer { try? consumer.kill(timeout: 5) }
-        try Green.sleep(0)
-        XCTAssertEqual(seen, ["a", "b"])
-        XCTAssertFalse(loopEnded)
-        _ = try withTimeout(5) { try consumer.kill() }
-        XCTAssertTrue(loopEnded)
-        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
-        XCTAssertFalse(reachedEnd)
         XCTAssertNil(lines.error, "an interrupt is not kept as the loop's error")
     }
 
@@ -324,23 +304,8 @@ final class BufferedStreamTests: GreenTestCase {
         defer { a.close(); b.close() }
         try a.sendAll("x\ny\n")
         let lines = BufferedReader(b).lines()
-        var seen: [String] = []
-        var loopEnded = false
-        let t = Timeout(0.02)
-        t.start()
-        defer { t.cancel() }
-        XCTAssertThrowsError(try {
-            for line in lines { seen.append(line) }
-            loopEnded = true
-            try Green.sleep(0)
-            XCTFail("the timeout was not thrown at the blocking call after the loop")
-        }()) { error in
-            XCTAssertTrue((error as? TimeoutError)?.isFrom(t) ?? false, "\(error)")
-        }
-        XCTAssertEqual(seen, ["x", "y"])
-        XCTAssertTrue(loopEnded)
+        XCTAssertEqual(try forInUntilATimeoutExpires(over: lines), ["x", "y"])
         XCTAssertNil(lines.error)
-        try Green.sleep(0)
     }
 
     // MARK: - The writer

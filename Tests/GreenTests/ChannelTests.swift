@@ -28,19 +28,8 @@ final class ChannelTests: GreenTestCase {
     }
 
     func testGetWaitsUntilAPutterOffersAnItem() throws {
-        let ch = Channel<String>()
-        var got: String?
-        let getter = spawn { got = try ch.get() }
-        defer { cleanUp([getter]) }
-        try Green.sleep(0)
-        try Green.sleep(0)
-        XCTAssertNil(got)
-        XCTAssertEqual(ch.waitingGetters, 1)
-        // A getter waits: this put hands the item over and returns at once.
-        try ch.put("hello")
-        XCTAssertEqual(ch.count, 0)
-        _ = try withTimeout(5) { try getter.join() }
-        XCTAssertEqual(got, "hello")
+        // A getter waits: the put hands the item over and returns at once.
+        try checkAPutHandsTheItemToTheWaitingGetter(Channel<String>(), "hello")
     }
 
     func testPingPongBetweenTwoGreenletsAlternatesStrictly() throws {
@@ -78,14 +67,7 @@ final class ChannelTests: GreenTestCase {
     }
 
     func testGettersAreServedInTheOrderTheyStartedWaiting() throws {
-        let ch = Channel<Int>()
-        var got: [String] = []
-        let getters = (0..<3).map { i in spawn { got.append("g\(i)=\(try ch.get())") } }
-        defer { cleanUp(getters) }
-        try Green.sleep(0)
-        for item in [7, 8, 9] { try ch.put(item) }
-        _ = try withTimeout(5) { try joinAll(getters, raiseError: true) }
-        XCTAssertEqual(got, ["g0=7", "g1=8", "g2=9"])
+        try checkWaitingGettersAreServedInOrder(Channel<Int>(), items: [7, 8, 9])
     }
 
     func testPutNowaitWithoutAWaitingGetterThrowsQueueFull() throws {
@@ -133,58 +115,27 @@ final class ChannelTests: GreenTestCase {
 
     func testAPutterThatTimesOutLeavesTheWaitListSoGetsTakeTheOthersItemsInOrder() throws {
         let ch = Channel<String>()
-        var log: [String] = []
-        let first = spawn { try ch.put("a"); log.append("a taken") }
-        let middle = spawn {
-            do {
-                try ch.put("b", timeout: 0.01)
-                log.append("b taken")
-            } catch is QueueFull {
-                log.append("b timed out")
-            }
+        try checkATimedOutPutterLeavesTheLine(of: ch, logging: "taken") {
+            XCTAssertEqual(try ch.get(), "a")
+            XCTAssertEqual(try ch.get(), "c")
         }
-        let last = spawn { try ch.put("c"); log.append("c taken") }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try middle.join() }
-        XCTAssertEqual(log, ["b timed out"])
-        XCTAssertEqual(try ch.get(), "a")
-        XCTAssertEqual(try ch.get(), "c")
-        _ = try withTimeout(5) { try joinAll([first, last], raiseError: true) }
-        XCTAssertEqual(log, ["b timed out", "a taken", "c taken"])
         XCTAssertThrowsError(try ch.getNowait())
     }
 
     func testAKilledPutterItemIsNeverDelivered() throws {
         let ch = Channel<String>()
-        let victim = spawn { try ch.put("victim") }
-        let survivor = spawn { try ch.put("survivor") }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        try victim.kill(block: false)
-        XCTAssertEqual(try ch.get(), "survivor")
-        _ = try withTimeout(5) { try joinAll([victim, survivor]) }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertTrue(survivor.isSuccessful)
+        try checkAKilledWaiterGetsNothing(killBlocking: false, wait: { who in try ch.put(who) }) {
+            XCTAssertEqual(try ch.get(), "survivor")
+        }
         XCTAssertThrowsError(try ch.getNowait())
     }
 
     func testAKillThatArrivesAfterTheItemWasTakenLetsPutReturnNormally() throws {
         let ch = Channel<Int>()
-        var putReturned = false
-        var thrownAfter: (any Error)?
-        let putter = spawn {
-            try ch.put(1)
-            putReturned = true
-            do { try Green.sleep(0) } catch { thrownAfter = error; throw error }
-        }
-        defer { cleanUp([putter]) }
-        try Green.sleep(0)
-        XCTAssertEqual(try ch.get(), 1)
-        try putter.kill(block: false)
-        _ = try withTimeout(5) { try putter.join() }
-        XCTAssertTrue(putReturned)
-        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
+        let putReturned = try checkAKillAfterTheGrantTakesNothingBack(
+            wait: { try ch.put(1); return true },
+            grant: { XCTAssertEqual(try ch.get(), 1) })
+        XCTAssertEqual(putReturned, true)
     }
 
     func testCloseWakesWaitingPuttersAndGettersWithQueueClosed() throws {
@@ -241,18 +192,7 @@ final class ChannelTests: GreenTestCase {
     }
 
     func testManyPuttersAndGettersThroughAChannelDeliverEveryItemOnce() throws {
-        let ch = Channel<Int>()
-        var received: [Int] = []
-        let putters = (0..<500).map { i in spawn { try ch.put(i) } }
-        let getters = (0..<500).map { _ in spawn { received.append(try ch.get()) } }
-        defer { cleanUp(putters + getters) }
-        _ = try withTimeout(30) { try joinAll(putters + getters, raiseError: true) }
-        XCTAssertEqual(received.count, 500)
-        XCTAssertEqual(Set(received), Set(0..<500))
-        XCTAssertEqual(ch.waitingPutters, 0)
-        XCTAssertEqual(ch.waitingGetters, 0)
+        try checkManyPuttersAndGettersDeliverEveryItemOnce(through: Channel<Int>(), count: 500)
     }
 }
 
-/// Kills whatever is still running of `greenlets` and waits for them
-/// (bounded), so that a failing test does not leave greenlets behind.

@@ -119,22 +119,18 @@ final class ConditionTests: VirtualTimeTestCase {
 
     func testAWaiterThatTimesOutLeavesTheWaitListSoNotifyWakesTheOthersInOrder() throws {
         let cond = Condition()
-        var log: [String] = []
-        let first = spawn { try cond.withLock { try cond.wait(); log.append("first") } }
-        let middle = spawn {
-            try cond.withLock {
-                let notified = try cond.wait(timeout: 0.01)
-                log.append("middle \(notified)")
-            }
-        }
-        let last = spawn { try cond.withLock { try cond.wait(); log.append("last") } }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try middle.join() }
-        XCTAssertEqual(log, ["middle false"])
-        try cond.withLock { try cond.notify(2) }
-        _ = try withTimeout(5) { try joinAll([first, last], raiseError: true) }
-        XCTAssertEqual(log, ["middle false", "first", "last"])
+        try checkATimedOutWaiterLeavesTheLine(
+            first: { log in try cond.withLock { try cond.wait(); log("first") } },
+            middle: { log in
+                try cond.withLock {
+                    let notified = try cond.wait(timeout: 0.01)
+                    log("middle \(notified)")
+                }
+            },
+            last: { log in try cond.withLock { try cond.wait(); log("last") } },
+            timedOut: "middle false",
+            serve: { _ in try cond.withLock { try cond.notify(2) } },
+            served: ["first", "last"])
         XCTAssertFalse(cond.lock.isLocked)
     }
 
@@ -193,34 +189,18 @@ final class ConditionTests: VirtualTimeTestCase {
 
     func testAKilledWaiterLeavesTheWaitListSoNotifyWakesTheNextOne() throws {
         let cond = Condition()
-        var log: [String] = []
-        let victim = spawn { try cond.withLock { try cond.wait(); log.append("victim") } }
-        let survivor = spawn { try cond.withLock { try cond.wait(); log.append("survivor") } }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try victim.kill() }
-        try cond.withLock { try cond.notify() }
-        _ = try withTimeout(5) { try survivor.join() }
-        XCTAssertEqual(log, ["survivor"])
-        XCTAssertTrue(victim.error is GreenletExit)
+        try checkAKilledWaiterGetsNothing(killBlocking: true, wait: { _ in try cond.withLock { try cond.wait() } }) {
+            try cond.withLock { try cond.notify() }
+        }
         XCTAssertFalse(cond.lock.isLocked)
     }
 
     func testANotifyRightAfterAKillSkipsTheKilledWaiter() throws {
         let cond = Condition()
-        var log: [String] = []
-        let victim = spawn { try cond.withLock { try cond.wait(); log.append("victim") } }
-        let survivor = spawn { try cond.withLock { try cond.wait(); log.append("survivor") } }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        try cond.withLock {
-            try victim.kill(block: false)
-            try cond.notify()
+        // The victim is ready to throw, still first in line, when the notify comes.
+        try checkAKilledWaiterGetsNothing(killBlocking: false, wait: { _ in try cond.withLock { try cond.wait() } }) {
+            try cond.withLock { try cond.notify() }
         }
-        _ = try withTimeout(5) { try joinAll([victim, survivor]) }
-        XCTAssertEqual(log, ["survivor"])
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertTrue(survivor.isSuccessful)
     }
 
     func testAKillAfterTheNotifyLetsWaitReturnTrueAndThrowsAtTheNextBlockingPoint() throws {
@@ -390,5 +370,3 @@ final class ConditionTests: VirtualTimeTestCase {
     }
 }
 
-/// Kills whatever is still running of `greenlets` and waits for them
-/// (bounded), so that a failing test does not leave greenlets behind.

@@ -99,34 +99,25 @@ final class JoinableQueueTests: GreenTestCase {
     func testAJoinerThatTimesOutLeavesTheOthersWaiting() throws {
         let q = JoinableQueue<Int>()
         try q.put(1)
-        var log: [String] = []
-        let first = spawn { try q.join(); log.append("first") }
-        let middle = spawn { log.append("middle \(try q.join(timeout: 0.01))") }
-        let last = spawn { try q.join(); log.append("last") }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try middle.join() }
-        XCTAssertEqual(log, ["middle false"])
-        _ = try q.get()
-        try q.taskDone()
-        _ = try withTimeout(5) { try joinAll([first, last], raiseError: true) }
-        XCTAssertEqual(log, ["middle false", "first", "last"])
+        try checkATimedOutWaiterLeavesTheLine(
+            first: { log in try q.join(); log("first") },
+            middle: { log in log("middle \(try q.join(timeout: 0.01))") },
+            last: { log in try q.join(); log("last") },
+            timedOut: "middle false",
+            serve: { _ in
+                _ = try q.get()
+                try q.taskDone()
+            },
+            served: ["first", "last"])
     }
 
     func testAKilledJoinerLeavesTheOthersWaiting() throws {
         let q = JoinableQueue<Int>()
         try q.put(1)
-        var log: [String] = []
-        let victim = spawn { try q.join(); log.append("victim") }
-        let survivor = spawn { try q.join(); log.append("survivor") }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try victim.kill() }
-        _ = try q.get()
-        try q.taskDone()
-        _ = try withTimeout(5) { try survivor.join() }
-        XCTAssertEqual(log, ["survivor"])
-        XCTAssertTrue(victim.error is GreenletExit)
+        try checkAKilledWaiterGetsNothing(killBlocking: true, wait: { _ in try q.join() }) {
+            _ = try q.get()
+            try q.taskDone()
+        }
     }
 
     func testItemsHandedStraightToAWaitingGetterCountAsTasks() throws {
@@ -206,5 +197,3 @@ final class JoinableQueueTests: GreenTestCase {
     }
 }
 
-/// Kills whatever is still running of `greenlets` and waits for them
-/// (bounded), so that a failing test does not leave greenlets behind.

@@ -68,31 +68,11 @@ final class QueueTests: VirtualTimeTestCase {
     // MARK: - Waiting getters
 
     func testGetWaitsForAnItemAndAPutHandsItStraightToTheWaitingGetter() throws {
-        let q = Queue<Int>()
-        var got: Int?
-        let getter = spawn { got = try q.get() }
-        defer { cleanUp([getter]) }
-        try Green.sleep(0)
-        XCTAssertEqual(q.waitingGetters, 1)
-        try q.put(42)
-        // The item went to the getter, not into the queue.
-        XCTAssertEqual(q.count, 0)
-        XCTAssertThrowsError(try q.getNowait())
-        _ = try withTimeout(5) { try getter.join() }
-        XCTAssertEqual(got, 42)
-        XCTAssertEqual(q.waitingGetters, 0)
+        try checkAPutHandsTheItemToTheWaitingGetter(Queue<Int>(), 42)
     }
 
     func testWaitingGettersAreServedInTheOrderTheyStartedWaiting() throws {
-        let q = Queue<Int>()
-        var got: [String] = []
-        let getters = (0..<4).map { i in spawn { got.append("g\(i)=\(try q.get())") } }
-        defer { cleanUp(getters) }
-        try Green.sleep(0)
-        XCTAssertEqual(q.waitingGetters, 4)
-        for item in [10, 11, 12, 13] { try q.put(item) }
-        _ = try withTimeout(5) { try joinAll(getters, raiseError: true) }
-        XCTAssertEqual(got, ["g0=10", "g1=11", "g2=12", "g3=13"])
+        try checkWaitingGettersAreServedInOrder(Queue<Int>(), items: [10, 11, 12, 13])
     }
 
     func testGetWithTimeoutThrowsQueueEmptyWhenNothingArrives() throws {
@@ -106,57 +86,49 @@ final class QueueTests: VirtualTimeTestCase {
 
     func testAGetterThatTimesOutLeavesTheWaitListSoTheNextItemsGoToTheOthersInOrder() throws {
         let q = Queue<Int>()
-        var log: [String] = []
-        let first = spawn { log.append("first \(try q.get())") }
-        let middle = spawn {
-            do {
-                log.append("middle \(try q.get(timeout: 0.01))")
-            } catch is QueueEmpty {
-                log.append("middle timed out")
-            }
-        }
-        let last = spawn { log.append("last \(try q.get())") }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try middle.join() }
-        XCTAssertEqual(log, ["middle timed out"])
-        XCTAssertEqual(q.waitingGetters, 2)
-        try q.put(1)
-        try q.put(2)
-        _ = try withTimeout(5) { try joinAll([first, last], raiseError: true) }
-        XCTAssertEqual(log, ["middle timed out", "first 1", "last 2"])
+        try checkATimedOutWaiterLeavesTheLine(
+            first: { log in log("first \(try q.get())") },
+            middle: { log in
+                do {
+                    log("middle \(try q.get(timeout: 0.01))")
+                } catch is QueueEmpty {
+                    log("middle timed out")
+                }
+            },
+            last: { log in log("last \(try q.get())") },
+            timedOut: "middle timed out",
+            serve: { _ in
+                XCTAssertEqual(q.waitingGetters, 2)
+                try q.put(1)
+                try q.put(2)
+            },
+            served: ["first 1", "last 2"])
         XCTAssertEqual(q.count, 0)
         XCTAssertEqual(q.waitingGetters, 0)
     }
 
     func testAGetterKilledWhileWaitingTakesNoItem() throws {
         let q = Queue<Int>()
-        var victimGot: Int?
-        let victim = spawn { victimGot = try q.get() }
-        let survivor = spawn { () throws -> Int in try q.get() }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try victim.kill() }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertEqual(q.waitingGetters, 1)
-        try q.put(7)
-        XCTAssertEqual(try withTimeout(5) { try survivor.get() }, 7)
-        XCTAssertNil(victimGot)
+        let got = try checkAKilledWaiterGetsNothing(
+            killBlocking: true,
+            wait: { _ in try q.get() },
+            afterKill: { XCTAssertEqual(q.waitingGetters, 1) },
+            serve: { try q.put(7) })
+        XCTAssertEqual(got, 7)
         XCTAssertEqual(q.count, 0)
     }
 
     func testAPutRightAfterAGetterWasKilledGoesToTheNextGetter() throws {
         let q = Queue<Int>()
-        let victim = spawn { () throws -> Int in try q.get() }
-        let survivor = spawn { () throws -> Int in try q.get() }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        try victim.kill(block: false)   // ready to throw, still first in line
-        try q.put(1)
-        try q.put(2)
-        _ = try withTimeout(5) { try joinAll([victim, survivor]) }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertEqual(try survivor.get(), 1)
+        // The victim is ready to throw, still first in line, when the puts come.
+        let got = try checkAKilledWaiterGetsNothing(
+            killBlocking: false,
+            wait: { _ in try q.get() },
+            serve: {
+                try q.put(1)
+                try q.put(2)
+            })
+        XCTAssertEqual(got, 1)
         // The second item found no getter and was kept.
         XCTAssertEqual(q.count, 1)
         XCTAssertEqual(try q.get(), 2)
@@ -164,51 +136,15 @@ final class QueueTests: VirtualTimeTestCase {
 
     func testAKillThatArrivesAfterAGetterWasHandedAnItemDoesNotLoseTheItem() throws {
         let q = Queue<String>()
-        var got: String?
-        var thrownAfter: (any Error)?
-        let getter = spawn {
-            got = try q.get()
-            do { try Green.sleep(0) } catch { thrownAfter = error; throw error }
-        }
-        defer { cleanUp([getter]) }
-        try Green.sleep(0)
-        try q.put("item")               // handed to the getter, which has not run
-        try getter.kill(block: false)   // arrives after the hand-over
-        _ = try withTimeout(5) { try getter.join() }
+        let got = try checkAKillAfterTheGrantTakesNothingBack(wait: { try q.get() }, grant: { try q.put("item") })
         XCTAssertEqual(got, "item")
-        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
         XCTAssertEqual(q.count, 0)
     }
 
     func testATimeoutThatExpiresAfterAGetterWasHandedAnItemDoesNotLoseTheItem() throws {
         let q = Queue<String>()
-        let gate = Event()
-        var got: String?
-        var caught: (any Error)?
-        // Ready greenlets queued ahead of the getter, so that the hub polls
-        // its timers (the getter's deadline has passed) after the getter
-        // was handed the item and before it runs.
-        // They start first, so that the 10 ms deadline runs from just
-        // before this greenlet's usleep, however long 300 starts take.
-        let fillers = (0..<300).map { _ in spawn { try gate.wait() } }
-        let getter = spawn {
-            do {
-                try withTimeout(0.01) {
-                    got = try q.get()
-                    try Green.sleep(1)    // the expired timeout is thrown here
-                }
-            } catch {
-                caught = error
-            }
-        }
-        defer { cleanUp([getter] + fillers) }
-        try Green.sleep(0)
-        try letDeadlinesPass()
-        gate.set()
-        try q.put("item")
-        _ = try withTimeout(5) { try joinAll([getter] + fillers, raiseError: true) }
+        let got = try checkATimeoutAfterTheGrantTakesNothingBack(wait: { try q.get() }, grant: { try q.put("item") })
         XCTAssertEqual(got, "item")
-        XCTAssertTrue(caught is TimeoutError, "\(String(describing: caught))")
         XCTAssertEqual(q.count, 0)
     }
 
@@ -251,42 +187,21 @@ final class QueueTests: VirtualTimeTestCase {
     }
 
     func testPutWithTimeoutThrowsQueueFullAndTheItemIsNotAdded() throws {
-        let q = Queue<Int>(maxSize: 1)
-        try q.put(1)
-        XCTAssertThrowsError(try q.put(2, timeout: 0.01)) { error in
+        try checkAFailedPutOnAFullQueueAddsNothing({ try $0.put(2, timeout: 0.01) }) { error in
             guard let e = error as? QueueFull else { return XCTFail("\(error)") }
             XCTAssertEqual(e.maxSize, 1)
         }
-        XCTAssertEqual(q.count, 1)
-        XCTAssertEqual(q.waitingPutters, 0)
-        XCTAssertEqual(try q.get(), 1)
-        XCTAssertThrowsError(try q.getNowait())
     }
 
     func testAPutterThatTimesOutLeavesTheWaitListAndItsItemIsNeverAdded() throws {
         let q = Queue<String>(maxSize: 1)
         try q.put("x")
-        var log: [String] = []
-        let first = spawn { try q.put("a"); log.append("a put") }
-        let middle = spawn {
-            do {
-                try q.put("b", timeout: 0.01)
-                log.append("b put")
-            } catch is QueueFull {
-                log.append("b timed out")
-            }
+        try checkATimedOutPutterLeavesTheLine(of: q, logging: "put") {
+            XCTAssertEqual(q.waitingPutters, 2)
+            var out: [String] = []
+            for _ in 0..<3 { out.append(try q.get()) }
+            XCTAssertEqual(out, ["x", "a", "c"])
         }
-        let last = spawn { try q.put("c"); log.append("c put") }
-        defer { cleanUp([first, middle, last]) }
-        try Green.sleep(0)
-        _ = try withTimeout(5) { try middle.join() }
-        XCTAssertEqual(log, ["b timed out"])
-        XCTAssertEqual(q.waitingPutters, 2)
-        var out: [String] = []
-        for _ in 0..<3 { out.append(try q.get()) }
-        XCTAssertEqual(out, ["x", "a", "c"])
-        _ = try withTimeout(5) { try joinAll([first, last], raiseError: true) }
-        XCTAssertEqual(log, ["b timed out", "a put", "c put"])
         XCTAssertTrue(q.isEmpty)
         XCTAssertEqual(q.waitingPutters, 0)
     }
@@ -317,36 +232,20 @@ final class QueueTests: VirtualTimeTestCase {
     func testAGetRightAfterAPutterWasKilledTakesTheNextPuttersItem() throws {
         let q = Queue<String>(maxSize: 1)
         try q.put("x")
-        let victim = spawn { try q.put("victim") }
-        let survivor = spawn { try q.put("survivor") }
-        defer { cleanUp([victim, survivor]) }
-        try Green.sleep(0)
-        try victim.kill(block: false)
-        XCTAssertEqual(try q.get(), "x")
-        XCTAssertEqual(try q.get(), "survivor")
-        _ = try withTimeout(5) { try joinAll([victim, survivor]) }
-        XCTAssertTrue(victim.error is GreenletExit)
-        XCTAssertTrue(survivor.isSuccessful)
+        try checkAKilledWaiterGetsNothing(killBlocking: false, wait: { who in try q.put(who) }) {
+            XCTAssertEqual(try q.get(), "x")
+            XCTAssertEqual(try q.get(), "survivor")
+        }
         XCTAssertTrue(q.isEmpty)
     }
 
     func testAKillThatArrivesAfterAPuttersItemWasTakenInDoesNotLoseTheItem() throws {
         let q = Queue<String>(maxSize: 1)
         try q.put("x")
-        var putReturned = false
-        var thrownAfter: (any Error)?
-        let putter = spawn {
-            try q.put("p")
-            putReturned = true
-            do { try Green.sleep(0) } catch { thrownAfter = error; throw error }
-        }
-        defer { cleanUp([putter]) }
-        try Green.sleep(0)
-        XCTAssertEqual(try q.get(), "x")   // "p" moves in; the putter is granted
-        try putter.kill(block: false)       // after the grant
-        _ = try withTimeout(5) { try putter.join() }
-        XCTAssertTrue(putReturned)
-        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
+        let putReturned = try checkAKillAfterTheGrantTakesNothingBack(
+            wait: { try q.put("p"); return true },
+            grant: { XCTAssertEqual(try q.get(), "x") })   // "p" moves in; the putter is granted
+        XCTAssertEqual(putReturned, true)
         XCTAssertEqual(q.count, 1)
         XCTAssertEqual(try q.get(), "p")
     }
@@ -412,31 +311,15 @@ final class QueueTests: VirtualTimeTestCase {
 
     func testGettersWaitingAtCloseGetQueueClosed() throws {
         let q = Queue<Int>()
-        let getters = (0..<3).map { _ in spawn { () throws -> Int in try q.get() } }
-        defer { cleanUp(getters) }
-        try Green.sleep(0)
-        XCTAssertEqual(q.waitingGetters, 3)
-        q.close()
-        _ = try withTimeout(5) { try joinAll(getters) }
-        for g in getters {
-            XCTAssertThrowsError(try g.get()) { XCTAssertTrue($0 is QueueClosed, "\($0)") }
-        }
-        XCTAssertEqual(q.waitingGetters, 0)
+        try checkClosingEndsEveryWait(of: q, waiting: { q.waitingGetters },
+                                      (0..<3).map { _ in spawn { () throws -> Int in try q.get() } })
     }
 
     func testPuttersWaitingAtCloseGetQueueClosedAndTheirItemsAreNotAdded() throws {
         let q = Queue<String>(maxSize: 1)
         try q.put("x")
-        let putters = ["a", "b"].map { item in spawn { try q.put(item) } }
-        defer { cleanUp(putters) }
-        try Green.sleep(0)
-        XCTAssertEqual(q.waitingPutters, 2)
-        q.close()
-        _ = try withTimeout(5) { try joinAll(putters) }
-        for p in putters {
-            XCTAssertThrowsError(try p.get()) { XCTAssertTrue($0 is QueueClosed, "\($0)") }
-        }
-        XCTAssertEqual(q.waitingPutters, 0)
+        try checkClosingEndsEveryWait(of: q, waiting: { q.waitingPutters },
+                                      ["a", "b"].map { item in spawn { try q.put(item) } })
         XCTAssertEqual(q.count, 1)
         XCTAssertEqual(try q.get(), "x")
         XCTAssertThrowsError(try q.get()) { XCTAssertTrue($0 is QueueClosed, "\($0)") }
@@ -460,31 +343,11 @@ final class QueueTests: VirtualTimeTestCase {
 
     func testAKillDuringForInEndsTheLoopAndIsThrownAtTheNextBlockingCall() throws {
         let q = Queue<Int>()
-        var seen: [Int] = []
-        var loopEnded = false
-        var thrownAfter: (any Error)?
-        var reachedEnd = false
-        let consumer = spawn {
-            for item in q { seen.append(item) }
-            loopEnded = true
-            do {
-                try Green.sleep(0)
-            } catch {
-                thrownAfter = error
-                throw error
-            }
-            reachedEnd = true
+        try checkAKillDuringForInEndsTheLoop(over: q) { seen in
+            try q.put(1)
+            try Green.sleep(0)
+            XCTAssertEqual(seen(), [1])
         }
-        defer { cleanUp([consumer]) }
-        try Green.sleep(0)
-        try q.put(1)
-        try Green.sleep(0)
-        XCTAssertEqual(seen, [1])
-        _ = try withTimeout(5) { try consumer.kill() }
-        XCTAssertTrue(loopEnded)
-        XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))")
-        XCTAssertFalse(reachedEnd)
-        XCTAssertTrue(consumer.error is GreenletExit)
         XCTAssertEqual(q.waitingGetters, 0)
         // The queue is still usable; nobody consumes any more.
         try q.put(2)
@@ -495,24 +358,8 @@ final class QueueTests: VirtualTimeTestCase {
         let q = Queue<Int>()
         try q.put(1)
         try q.put(2)
-        var seen: [Int] = []
-        var loopEnded = false
-        let t = Timeout(0.02)
-        t.start()
-        defer { t.cancel() }
-        XCTAssertThrowsError(try {
-            for item in q { seen.append(item) }
-            loopEnded = true
-            try Green.sleep(0)
-            XCTFail("the timeout was not thrown at the blocking call after the loop")
-        }()) { error in
-            XCTAssertTrue((error as? TimeoutError)?.isFrom(t) ?? false, "\(error)")
-        }
-        XCTAssertEqual(seen, [1, 2])
-        XCTAssertTrue(loopEnded)
+        XCTAssertEqual(try forInUntilATimeoutExpires(over: q), [1, 2])
         XCTAssertEqual(q.waitingGetters, 0)
-        // Thrown once, not again.
-        try Green.sleep(0)
     }
 
     func testATimeoutDuringForInInsideWithTimeoutPropagatesOutOfIt() throws {
@@ -564,34 +411,18 @@ final class QueueTests: VirtualTimeTestCase {
     }
 
     func testPutOnAFullQueueNobodyCanDrainThrowsWouldBlockForever() throws {
-        let q = Queue<Int>(maxSize: 1)
-        try q.put(1)
-        XCTAssertThrowsError(try q.put(2)) { error in
+        try checkAFailedPutOnAFullQueueAddsNothing({ try $0.put(2) }) { error in
             guard case GreenError.wouldBlockForever(let waitingOn, _) = error else {
                 return XCTFail("expected wouldBlockForever, got \(error)")
             }
             XCTAssertEqual(waitingOn, "Queue.put")
         }
-        XCTAssertEqual(q.waitingPutters, 0)
-        XCTAssertEqual(q.count, 1)
-        XCTAssertEqual(try q.get(), 1)
-        XCTAssertThrowsError(try q.getNowait())
     }
 
     // MARK: - Many greenlets
 
     func testAThousandProducersAndAThousandConsumersThroughABoundedQueueDeliverEveryItemOnce() throws {
-        let q = Queue<Int>(maxSize: 10)
-        var received: [Int] = []
-        let producers = (0..<1000).map { i in spawn { try q.put(i) } }
-        let consumers = (0..<1000).map { _ in spawn { received.append(try q.get()) } }
-        defer { cleanUp(producers + consumers) }
-        _ = try withTimeout(30) { try joinAll(producers + consumers, raiseError: true) }
-        XCTAssertEqual(received.count, 1000)
-        XCTAssertEqual(Set(received), Set(0..<1000))
-        XCTAssertTrue(q.isEmpty)
-        XCTAssertEqual(q.waitingGetters, 0)
-        XCTAssertEqual(q.waitingPutters, 0)
+        try checkManyPuttersAndGettersDeliverEveryItemOnce(through: Queue<Int>(maxSize: 10), count: 1000)
     }
 
     func testManyProducersAndForInConsumersDeliverEveryItemExactlyOnceInEachProducersOrder() throws {
@@ -738,5 +569,31 @@ private struct Job: Comparable {
     static func == (a: Job, b: Job) -> Bool { a.priority == b.priority }
 }
 
-/// Kills whatever is still running of `greenlets` and waits for them
-/// (bounded), so that a failing test does not leave greenlets behind.
+/// On a full queue of one item, `put` fails (`check` is given the error):
+/// it must leave no putter waiting and add nothing.
+private func checkAFailedPutOnAFullQueueAddsNothing(_ put: (Queue<Int>) throws -> Void,
+                                                    _ check: (any Error) -> Void) throws {
+    let q = Queue<Int>(maxSize: 1)
+    try q.put(1)
+    XCTAssertThrowsError(try put(q)) { check($0) }
+    XCTAssertEqual(q.count, 1)
+    XCTAssertEqual(q.waitingPutters, 0)
+    XCTAssertEqual(try q.get(), 1)
+    XCTAssertThrowsError(try q.getNowait())
+}
+
+/// Closes `q` while `waiters` wait on it (`waiting()` of them, as the
+/// queue counts them): each must end with QueueClosed, and none be
+/// counted any more.
+private func checkClosingEndsEveryWait<T>(of q: Queue<T>, waiting: () -> Int, _ waiters: [AnyGreenlet],
+                                          file: StaticString = #filePath, line: UInt = #line) throws {
+    defer { cleanUp(waiters) }
+    try Green.sleep(0)
+    XCTAssertEqual(waiting(), waiters.count, file: file, line: line)
+    q.close()
+    _ = try withTimeout(5) { try joinAll(waiters) }
+    for w in waiters {
+        XCTAssertTrue(w.error is QueueClosed, "\(String(describing: w.error))", file: file, line: line)
+    }
+    XCTAssertEqual(waiting(), 0, file: file, line: line)
+}

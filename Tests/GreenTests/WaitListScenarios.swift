@@ -45,15 +45,15 @@ func checkATimedOutWaiterLeavesTheLine(
 }
 
 /// A killed waiter leaves the line: `victim` and then `survivor` wait
-/// (through `wait`; the one served then runs `andThen`, to give back a
-/// lock); the victim is killed, either `blocking` (the kill returns once
+/// (through `wait`, given their name; the one served then runs `andThen`,
+/// to give back a lock); the victim is killed, either `blocking` (the kill returns once
 /// it has ended) or not (it is ready to throw and still first in line);
 /// `afterKill` runs, then `serve` hands out one. It must go to the
 /// survivor, and the victim get nothing. Returns what the survivor got.
 @discardableResult
 func checkAKilledWaiterGetsNothing<T>(
     killBlocking: Bool,
-    wait: @escaping () throws -> T,
+    wait: @escaping (_ who: String) throws -> T,
     andThen: @escaping () throws -> Void = {},
     afterKill: () throws -> Void = {},
     serve: () throws -> Void,
@@ -61,8 +61,8 @@ func checkAKilledWaiterGetsNothing<T>(
 ) throws -> T? {
     var victimGot: T?
     var survivorGot: T?
-    let victim = spawn { victimGot = try wait(); try andThen() }
-    let survivor = spawn { survivorGot = try wait(); try andThen() }
+    let victim = spawn { victimGot = try wait("victim"); try andThen() }
+    let survivor = spawn { survivorGot = try wait("survivor"); try andThen() }
     defer { cleanUp([victim, survivor]) }
     try Green.sleep(0)
     if killBlocking {
@@ -205,7 +205,7 @@ func checkAKilledWaiterGetsNothing(
 ) throws {
     try checkAKilledWaiterGetsNothing(
         killBlocking: killBlocking,
-        wait: { try a.acquire(timeout: nil) },
+        wait: { _ in try a.acquire(timeout: nil) },
         andThen: { if giveBack { try a.release() } },
         afterKill: afterKill,
         serve: { try a.release() },
@@ -228,4 +228,148 @@ func checkAReleaseSkipsAKilledOnlyWaiter(
     _ = try withTimeout(5) { try victim.join() }
     XCTAssertTrue(victim.error is GreenletExit, "\(String(describing: victim.error))", file: file, line: line)
     check()
+}
+
+// MARK: - for-in over what waits (Queue, the lines of a BufferedReader)
+
+/// A kill during a `for-in` over `sequence`, whose iterator waits for the
+/// next element, ends the loop and is thrown at the next blocking call
+/// after it: a consumer greenlet loops; once it waits for more, `feed`
+/// runs (given what the loop has seen so far) and the consumer is killed.
+func checkAKillDuringForInEndsTheLoop<S: Sequence>(
+    over sequence: S, feed: (_ seen: () -> [S.Element]) throws -> Void,
+    file: StaticString = #filePath, line: UInt = #line
+) throws {
+    var seen: [S.Element] = []
+    var loopEnded = false
+    var thrownAfter: (any Error)?
+    var reachedEnd = false
+    let consumer = spawn {
+        for item in sequence { seen.append(item) }
+        loopEnded = true
+        do {
+            try Green.sleep(0)
+        } catch {
+            thrownAfter = error
+            throw error
+        }
+        reachedEnd = true
+    }
+    defer { cleanUp([consumer]) }
+    try Green.sleep(0)
+    try feed { seen }
+    XCTAssertFalse(loopEnded, "the loop ended before the kill", file: file, line: line)
+    _ = try withTimeout(5) { try consumer.kill() }
+    XCTAssertTrue(loopEnded, file: file, line: line)
+    XCTAssertTrue(thrownAfter is GreenletExit, "\(String(describing: thrownAfter))", file: file, line: line)
+    XCTAssertFalse(reachedEnd, file: file, line: line)
+    XCTAssertTrue(consumer.error is GreenletExit, "\(String(describing: consumer.error))", file: file, line: line)
+}
+
+/// A timeout that expires during a `for-in` over `sequence` (which has
+/// some elements, then waits) ends the loop and is thrown at the next
+/// blocking call after it, and only there. Returns what the loop saw.
+func forInUntilATimeoutExpires<S: Sequence>(
+    over sequence: S, file: StaticString = #filePath, line: UInt = #line
+) throws -> [S.Element] {
+    var seen: [S.Element] = []
+    var loopEnded = false
+    let t = Timeout(0.02)
+    t.start()
+    defer { t.cancel() }
+    XCTAssertThrowsError(try {
+        for item in sequence { seen.append(item) }
+        loopEnded = true
+        try Green.sleep(0)
+        XCTFail("the timeout was not thrown at the blocking call after the loop", file: file, line: line)
+    }(), file: file, line: line) { error in
+        XCTAssertTrue((error as? TimeoutError)?.isFrom(t) ?? false, "\(error)", file: file, line: line)
+    }
+    XCTAssertTrue(loopEnded, file: file, line: line)
+    // Thrown once, not again.
+    try Green.sleep(0)
+    return seen
+}
+
+// MARK: - Queues
+
+/// `checkATimedOutWaiterLeavesTheLine` for putters on `q`, which is full
+/// (or a Channel nobody reads): "a", "b" and "c" wait to put in that
+/// order, "b" at most 10 ms; each logs "<item> <done>" once its item is
+/// in. `take` then takes items out until "a" and "c" are in.
+func checkATimedOutPutterLeavesTheLine(
+    of q: Queue<String>, logging done: String, take: () throws -> Void,
+    file: StaticString = #filePath, line: UInt = #line
+) throws {
+    func putter(_ item: String) -> (EventLog) throws -> Void {
+        { log in
+            try q.put(item)
+            log("\(item) \(done)")
+        }
+    }
+    try checkATimedOutWaiterLeavesTheLine(
+        first: putter("a"),
+        middle: { log in
+            do {
+                try q.put("b", timeout: 0.01)
+                log("b \(done)")
+            } catch is QueueFull {
+                log("b timed out")
+            }
+        },
+        last: putter("c"),
+        timedOut: "b timed out", serve: { _ in try take() }, served: ["a \(done)", "c \(done)"],
+        file: file, line: line)
+}
+
+/// A getter waits on the empty `q`: `item`, put then, goes straight to
+/// it, not into the queue.
+func checkAPutHandsTheItemToTheWaitingGetter<T: Equatable>(
+    _ q: Queue<T>, _ item: T, file: StaticString = #filePath, line: UInt = #line
+) throws {
+    var got: T?
+    let getter = spawn { got = try q.get() }
+    defer { cleanUp([getter]) }
+    try Green.sleep(0)
+    try Green.sleep(0)
+    XCTAssertNil(got, file: file, line: line)
+    XCTAssertEqual(q.waitingGetters, 1, file: file, line: line)
+    try q.put(item)
+    XCTAssertEqual(q.count, 0, file: file, line: line)
+    XCTAssertThrowsError(try q.getNowait(), file: file, line: line)
+    _ = try withTimeout(5) { try getter.join() }
+    XCTAssertEqual(got, item, file: file, line: line)
+    XCTAssertEqual(q.waitingGetters, 0, file: file, line: line)
+}
+
+/// Getters wait on the empty `q`, one per item of `items`; the items put
+/// then reach them in the order they started waiting.
+func checkWaitingGettersAreServedInOrder(
+    _ q: Queue<Int>, items: [Int], file: StaticString = #filePath, line: UInt = #line
+) throws {
+    var got: [String] = []
+    let getters = items.indices.map { i in spawn { got.append("g\(i)=\(try q.get())") } }
+    defer { cleanUp(getters) }
+    try Green.sleep(0)
+    XCTAssertEqual(q.waitingGetters, items.count, file: file, line: line)
+    for item in items { try q.put(item) }
+    _ = try withTimeout(5) { try joinAll(getters, raiseError: true) }
+    XCTAssertEqual(got, items.indices.map { "g\($0)=\(items[$0])" }, file: file, line: line)
+}
+
+/// `count` putters and as many getters, all started at once, through `q`:
+/// every item is delivered exactly once, and nobody is left waiting.
+func checkManyPuttersAndGettersDeliverEveryItemOnce(
+    through q: Queue<Int>, count: Int, file: StaticString = #filePath, line: UInt = #line
+) throws {
+    var received: [Int] = []
+    let putters = (0..<count).map { i in spawn { try q.put(i) } }
+    let getters = (0..<count).map { _ in spawn { received.append(try q.get()) } }
+    defer { cleanUp(putters + getters) }
+    _ = try withTimeout(30) { try joinAll(putters + getters, raiseError: true) }
+    XCTAssertEqual(received.count, count, file: file, line: line)
+    XCTAssertEqual(Set(received), Set(0..<count), file: file, line: line)
+    XCTAssertTrue(q.isEmpty, file: file, line: line)
+    XCTAssertEqual(q.waitingGetters, 0, file: file, line: line)
+    XCTAssertEqual(q.waitingPutters, 0, file: file, line: line)
 }
