@@ -9,29 +9,11 @@ final class ConditionTests: VirtualTimeTestCase {
 
     func testWaitReleasesTheLockWhileWaitingAndRetakesItBeforeReturning() throws {
         let cond = Condition()
-        var notified: Bool?
-        var heldAfterWait = false
-        let w = spawn {
-            try cond.withLock {
-                notified = try cond.wait()
-                heldAfterWait = cond.lock.isOwnedByCaller
-            }
+        let notified = try checkAWaitThatEndsWhileTheLockIsTakenReturnsWithTheLock(cond, wait: { try cond.wait() }) { _ in
+            try cond.notify()
+            try Green.sleep(0)
         }
-        defer { cleanUp([w]) }
-        try Green.sleep(0)
-        // w waits: the lock is free for others.
-        XCTAssertFalse(cond.lock.isLocked)
-        XCTAssertTrue(cond.lock.tryAcquire())
-        try cond.notify()
-        try Green.sleep(0)
-        // w was notified but cannot return before it has the lock back.
-        XCTAssertNil(notified)
-        XCTAssertFalse(w.isReady)
-        try cond.lock.release()
-        _ = try withTimeout(5) { try w.join() }
         XCTAssertEqual(notified, true)
-        XCTAssertTrue(heldAfterWait)
-        XCTAssertFalse(cond.lock.isLocked)
     }
 
     func testWaitRetakesTheLockAtTheSameReentranceDepth() throws {
@@ -81,25 +63,13 @@ final class ConditionTests: VirtualTimeTestCase {
 
     func testAWaiterThatTimesOutWaitsForTheLockBeforeReturning() throws {
         let cond = Condition()
-        var result: Bool?
-        var heldAfter = false
-        let w = spawn {
-            try cond.withLock {
-                result = try cond.wait(timeout: 0.01)
-                heldAfter = cond.lock.isOwnedByCaller
-            }
+        let result = try checkAWaitThatEndsWhileTheLockIsTakenReturnsWithTheLock(
+            cond, wait: { try cond.wait(timeout: 0.01) }
+        ) { w in
+            // Well past w's deadline: w timed out but waits for the lock.
+            XCTAssertFalse(try w.join(timeout: 0.05))
         }
-        defer { cleanUp([w]) }
-        try Green.sleep(0)
-        try cond.lock.acquire()
-        // Well past w's deadline: w timed out but waits for the lock.
-        XCTAssertFalse(try w.join(timeout: 0.05))
-        XCTAssertNil(result)
-        try cond.lock.release()
-        _ = try withTimeout(5) { try w.join() }
         XCTAssertEqual(result, false)
-        XCTAssertTrue(heldAfter)
-        XCTAssertFalse(cond.lock.isLocked)
     }
 
     func testAnEnclosingTimeoutThrowsFromWaitWithTheLockHeldAgain() throws {
@@ -237,44 +207,38 @@ final class ConditionTests: VirtualTimeTestCase {
 
     func testNotifyWakesWaitersInTheOrderTheyStartedWaiting() throws {
         let cond = Condition()
-        var order: [Int] = []
-        let gs = (0..<4).map { i in spawn { try cond.withLock { try cond.wait(); order.append(i) } } }
-        defer { cleanUp(gs) }
-        try Green.sleep(0)
-        for n in 1...4 {
-            try cond.withLock { try cond.notify() }
-            try Green.sleep(0)
-            XCTAssertEqual(order, Array(0..<n), "after \(n) notify")
+        try withWaiters(on: cond, count: 4) { gs, order in
+            for n in 1...4 {
+                try cond.withLock { try cond.notify() }
+                try Green.sleep(0)
+                XCTAssertEqual(order(), Array(0..<n), "after \(n) notify")
+            }
+            _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
         }
-        _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
     }
 
     func testNotifyNWakesExactlyNWaitersOldestFirst() throws {
         let cond = Condition()
-        var order: [Int] = []
-        let gs = (0..<5).map { i in spawn { try cond.withLock { try cond.wait(); order.append(i) } } }
-        defer { cleanUp(gs) }
-        try Green.sleep(0)
-        try cond.withLock { try cond.notify(3) }
-        try Green.sleep(0)
-        try Green.sleep(0)
-        XCTAssertEqual(order, [0, 1, 2])
-        XCTAssertFalse(gs[3].isReady)
-        XCTAssertFalse(gs[4].isReady)
-        try cond.withLock { try cond.notify(2) }
-        _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
-        XCTAssertEqual(order, [0, 1, 2, 3, 4])
+        try withWaiters(on: cond, count: 5) { gs, order in
+            try cond.withLock { try cond.notify(3) }
+            try Green.sleep(0)
+            try Green.sleep(0)
+            XCTAssertEqual(order(), [0, 1, 2])
+            XCTAssertFalse(gs[3].isReady)
+            XCTAssertFalse(gs[4].isReady)
+            try cond.withLock { try cond.notify(2) }
+            _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
+            XCTAssertEqual(order(), [0, 1, 2, 3, 4])
+        }
     }
 
     func testNotifyAllWakesEveryWaiterInOrder() throws {
         let cond = Condition()
-        var order: [Int] = []
-        let gs = (0..<6).map { i in spawn { try cond.withLock { try cond.wait(); order.append(i) } } }
-        defer { cleanUp(gs) }
-        try Green.sleep(0)
-        try cond.withLock { try cond.notifyAll() }
-        _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
-        XCTAssertEqual(order, [0, 1, 2, 3, 4, 5])
+        try withWaiters(on: cond, count: 6) { gs, order in
+            try cond.withLock { try cond.notifyAll() }
+            _ = try withTimeout(5) { try joinAll(gs, raiseError: true) }
+            XCTAssertEqual(order(), [0, 1, 2, 3, 4, 5])
+        }
         XCTAssertFalse(cond.lock.isLocked)
     }
 
@@ -370,3 +334,46 @@ final class ConditionTests: VirtualTimeTestCase {
     }
 }
 
+/// w waits on `cond` with its lock (through `wait`), then this greenlet
+/// takes the lock and, holding it, ends w's wait (`endTheWait`: a notify,
+/// or w's deadline passing). w must not return before it has the lock
+/// back. Returns what `wait` returned.
+private func checkAWaitThatEndsWhileTheLockIsTakenReturnsWithTheLock(
+    _ cond: Condition, wait: @escaping () throws -> Bool, endTheWait: (Greenlet<Void>) throws -> Void,
+    file: StaticString = #filePath, line: UInt = #line
+) throws -> Bool? {
+    var result: Bool?
+    var heldAfter = false
+    let w = spawn {
+        try cond.withLock {
+            result = try wait()
+            heldAfter = cond.lock.isOwnedByCaller
+        }
+    }
+    defer { cleanUp([w]) }
+    try Green.sleep(0)
+    // w waits: the lock is free for others.
+    XCTAssertFalse(cond.lock.isLocked, file: file, line: line)
+    XCTAssertTrue(cond.lock.tryAcquire(), file: file, line: line)
+    try endTheWait(w)
+    // w's wait ended, but it cannot return before it has the lock back.
+    XCTAssertNil(result, file: file, line: line)
+    XCTAssertFalse(w.isReady, file: file, line: line)
+    try cond.lock.release()
+    _ = try withTimeout(5) { try w.join() }
+    XCTAssertTrue(heldAfter, file: file, line: line)
+    XCTAssertFalse(cond.lock.isLocked, file: file, line: line)
+    return result
+}
+
+/// `count` greenlets wait on `cond`, in that order, each appending its
+/// index to the order they were woken in; `body` runs once they all
+/// wait, given them and that order.
+private func withWaiters(on cond: Condition, count: Int,
+                         _ body: (_ waiters: [Greenlet<Void>], _ order: () -> [Int]) throws -> Void) throws {
+    var order: [Int] = []
+    let gs = (0..<count).map { i in spawn { try cond.withLock { try cond.wait(); order.append(i) } } }
+    defer { cleanUp(gs) }
+    try Green.sleep(0)
+    try body(gs) { order }
+}
