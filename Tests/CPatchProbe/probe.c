@@ -271,48 +271,54 @@ long patch_probe_sendto(int fd, const char *data, long size, int port) {
     return n < 0 ? -errno : (long)n;
 }
 
-long patch_probe_sendmsg(int fd, const char *a, long na, const char *b, long nb, int pass_fd) {
-    struct iovec iov[2] = { { (void *)a, (size_t)na }, { (void *)b, (size_t)nb } };
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = iov;
-    m.msg_iovlen = 2;
+/* A message in two pieces, with room for one passed descriptor: what
+   patch_probe_sendmsg sends and patch_probe_recvmsg receives. */
+struct two_piece_message {
+    struct iovec iov[2];
+    struct msghdr header;
     union {
         char buffer[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } control;
+};
+
+/* Points m at the pieces a and b, and, with with_control, at its room for
+   a descriptor. */
+static void two_piece_message_init(struct two_piece_message *m, void *a, long na, void *b, long nb,
+                                   int with_control) {
+    memset(m, 0, sizeof *m);
+    m->iov[0] = (struct iovec){ a, (size_t)na };
+    m->iov[1] = (struct iovec){ b, (size_t)nb };
+    m->header.msg_iov = m->iov;
+    m->header.msg_iovlen = 2;
+    if (with_control) {
+        m->header.msg_control = m->control.buffer;
+        m->header.msg_controllen = sizeof m->control.buffer;
+    }
+}
+
+long patch_probe_sendmsg(int fd, const char *a, long na, const char *b, long nb, int pass_fd) {
+    struct two_piece_message m;
+    two_piece_message_init(&m, (void *)a, na, (void *)b, nb, pass_fd >= 0);
     if (pass_fd >= 0) {
-        memset(&control, 0, sizeof control);
-        m.msg_control = control.buffer;
-        m.msg_controllen = sizeof control.buffer;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m.header);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
     }
-    ssize_t n = sendmsg(fd, &m, 0);
+    ssize_t n = sendmsg(fd, &m.header, 0);
     return n < 0 ? -errno : (long)n;
 }
 
 long patch_probe_recvmsg(int fd, char *a, long na, char *b, long nb, int flags, int *passed_fd, int *msg_flags) {
-    struct iovec iov[2] = { { a, (size_t)na }, { b, (size_t)nb } };
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = iov;
-    m.msg_iovlen = 2;
-    union {
-        char buffer[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof control);
-    m.msg_control = control.buffer;
-    m.msg_controllen = sizeof control.buffer;
+    struct two_piece_message m;
+    two_piece_message_init(&m, a, na, b, nb, 1);
     *passed_fd = -1;
-    ssize_t n = recvmsg(fd, &m, flags);
+    ssize_t n = recvmsg(fd, &m.header, flags);
     if (n < 0) return -errno;
-    *msg_flags = m.msg_flags;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    *msg_flags = m.header.msg_flags;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m.header); c; c = CMSG_NXTHDR(&m.header, c)) {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
     }
     return (long)n;

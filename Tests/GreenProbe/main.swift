@@ -169,17 +169,9 @@ func run(_ scenario: String) throws -> Int32 {
     case "compact-large-image":
         // A compact greenlet parked with more stack than the report limit,
         // twice: one report.
-        Hub.current.compactReportLimit = 4096
-        let go = Event()
-        let deep = spawn(name: "deep-parker", stackMode: .compact) { () -> UInt64 in
-            try recurseAndWait(depth: 64, go)
-        }
-        // Another compact greenlet takes the run stack: deep-parker's image
-        // is saved.
-        try spawn(name: "other", stackMode: .compact) {}.join()
+        let deep = try parkADeepCompactGreenletAndLetItGo()
         // deep-parker runs again (restored), yields to a second one, and is
         // saved a second time: still one report.
-        go.set()
         let second = spawn(name: "second", stackMode: .compact) {}
         try second.join()
         let expected = try spawn(stackMode: .dedicated) { () -> UInt64 in
@@ -268,6 +260,22 @@ struct ProbeError: Error, CustomStringConvertible {
     var description: String { "ProbeError(boom)" }
 }
 
+/// Starts "deep-parker", a compact greenlet that parks 64 frames deep,
+/// with more stack than the report limit (set to 4 KiB here); another
+/// compact greenlet then takes the run stack, so that deep-parker's image
+/// is saved. Then lets deep-parker go on (it runs when this one yields),
+/// and returns it.
+func parkADeepCompactGreenletAndLetItGo() throws -> Greenlet<UInt64> {
+    Hub.current.compactReportLimit = 4096
+    let go = Event()
+    let deep = spawn(name: "deep-parker", stackMode: .compact) { () -> UInt64 in
+        try recurseAndWait(depth: 64, go)
+    }
+    try spawn(name: "other", stackMode: .compact) {}.join()
+    go.set()
+    return deep
+}
+
 /// Each of the runtime's diagnostics, once (see diagnostics-plain).
 func makeDiagnostics() throws -> Int32 {
     // An unobserved error (the first spawn also reads GREEN_STACK_MODE).
@@ -276,13 +284,7 @@ func makeDiagnostics() throws -> Int32 {
         try doomed.join()
     }
     // A compact greenlet parked with more stack than the limit.
-    Hub.current.compactReportLimit = 4096
-    let go = Event()
-    let deep = spawn(name: "deep-parker", stackMode: .compact) { () -> UInt64 in
-        try recurseAndWait(depth: 64, go)
-    }
-    try spawn(name: "other", stackMode: .compact) {}.join()
-    go.set()
+    let deep = try parkADeepCompactGreenletAndLetItGo()
     _ = try deep.get()
     writeLine(1, "compact \(deep.isCompact)")
     // The main greenlet blocks its hub's thread in the kernel while a
@@ -323,15 +325,22 @@ struct PrintingLogHandler: LogHandler {
     }
 }
 
-/// An echo server that runs out of file descriptors and must recover.
-func emfileServer() throws -> Int32 {
-    var limit = rlimit(rlim_cur: 64, rlim_max: 64)
+/// Lowers this process's soft limit on open files to `count`; says so on
+/// stderr where it cannot.
+func limitOpenFiles(to count: rlim_t) -> Bool {
+    var limit = rlimit()
     getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    limit.rlim_cur = 64
+    limit.rlim_cur = count
     guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else {
         writeLine(2, "setrlimit failed")
-        return 4
+        return false
     }
+    return true
+}
+
+/// An echo server that runs out of file descriptors and must recover.
+func emfileServer() throws -> Int32 {
+    guard limitOpenFiles(to: 64) else { return 4 }
     let server = try StreamServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, _ in
         while true {
             let data = try conn.recv()
@@ -399,13 +408,7 @@ func emfileShedsIdle() throws -> Int32 {
         s.close()
         clients.append(Socket(adopting: high, family: AF_INET, type: .stream))
     }
-    var limit = rlimit()
-    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    limit.rlim_cur = 48
-    guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else {
-        writeLine(2, "setrlimit failed")
-        return 4
-    }
+    guard limitOpenFiles(to: 48) else { return 4 }
     let server = try StreamServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { conn, _ in
         let entry = IdleConnections.Entry(conn)
         while true {

@@ -101,17 +101,26 @@ final class TLSTests: GreenTestCase {
         return String(decoding: got, as: UTF8.self)
     }
 
-    func testAClientTalksToOpenSSLsServerVerifyingItAgainstItsCA() throws {
+    /// Runs `body` with a client connection to localhost, verified against
+    /// the fixture's CA, to `openssl s_server -rev` presenting the
+    /// fixture's server certificate; closes both afterwards.
+    private func withAClientOfOpenSSLsServer(_ body: (TLSSocket) throws -> Void) throws {
         let (server, port) = try startOpenSSLServer(certificate: fixture.serverCert)
         defer { stop(server) }
         let context = try TLSContext.client(verification: .caFile(fixture.ca))
         let tls = try TLSSocket.connect(host: "localhost", port: port, context: context, timeout: 10)
         defer { tls.close() }
-        XCTAssertEqual(tls.alpnProtocol, "http/1.1")
-        XCTAssertNotNil(tls.protocolVersion)
-        try tls.sendAll("hello green\n")
-        XCTAssertTrue(try read(tls, until: "neerg olleh").contains("neerg olleh"))
-        try tls.shutdown()
+        try body(tls)
+    }
+
+    func testAClientTalksToOpenSSLsServerVerifyingItAgainstItsCA() throws {
+        try withAClientOfOpenSSLsServer { tls in
+            XCTAssertEqual(tls.alpnProtocol, "http/1.1")
+            XCTAssertNotNil(tls.protocolVersion)
+            try tls.sendAll("hello green\n")
+            XCTAssertTrue(try read(tls, until: "neerg olleh").contains("neerg olleh"))
+            try tls.shutdown()
+        }
     }
 
     func testAnIPAddressIsVerifiedAgainstTheCertificatesIPNames() throws {
@@ -240,15 +249,12 @@ final class TLSTests: GreenTestCase {
     }
 
     func testAKillReachesAGreenletBlockedInATLSRead() throws {
-        let (server, port) = try startOpenSSLServer(certificate: fixture.serverCert)
-        defer { stop(server) }
-        let context = try TLSContext.client(verification: .caFile(fixture.ca))
-        let tls = try TLSSocket.connect(host: "localhost", port: port, context: context, timeout: 10)
-        defer { tls.close() }
-        let reader = spawn { try tls.recv() }   // s_server -rev sends nothing unasked
-        try Green.sleep(0)                       // it parks in the read
-        try reader.kill()
-        XCTAssertThrowsError(try reader.get()) { XCTAssertTrue($0 is GreenletExit, "\($0)") }
+        try withAClientOfOpenSSLsServer { tls in
+            let reader = spawn { try tls.recv() }   // s_server -rev sends nothing unasked
+            try Green.sleep(0)                       // it parks in the read
+            try reader.kill()
+            XCTAssertThrowsError(try reader.get()) { XCTAssertTrue($0 is GreenletExit, "\($0)") }
+        }
     }
 
     /// A TLS server on a listener of its own that completes the handshake,
@@ -357,17 +363,25 @@ final class TLSTests: GreenTestCase {
         return HTTPClient(options: options)
     }
 
+    /// Two GETs of `url` through `client`, whose server answers 200 with
+    /// `answerPrefix` and then what names the connection: both must get
+    /// the same answer, over one kept-alive connection.
+    private func assertTwoGetsShareAConnection(_ client: HTTPClient, _ url: String, answerPrefix: String,
+                                               file: StaticString = #filePath, line: UInt = #line) throws {
+        let a = try client.get(url)
+        let b = try client.get(url)
+        XCTAssertEqual(a.status, 200, file: file, line: line)
+        XCTAssertTrue(a.text.hasPrefix(answerPrefix), a.text, file: file, line: line)
+        XCTAssertEqual(a.text, b.text, "the second request did not go over the same connection", file: file, line: line)
+    }
+
     func testTheHTTPClientAndServerSpeakHTTPSAndReuseConnections() throws {
         let server = try httpsServer { request in HTTPResponse(text: "peer \(request.peer?.port ?? 0)") }
         defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
         let client = client(trusting: fixture.ca)
         defer { client.close() }
-        let url = "https://localhost:\(server.address.port)/x"
-        let a = try client.get(url)
-        let b = try client.get(url)
-        XCTAssertEqual(a.status, 200)
-        XCTAssertTrue(a.text.hasPrefix("peer "), a.text)
-        XCTAssertEqual(a.text, b.text, "the second request went over the same kept-alive TLS connection")
+        // The second request goes over the same kept-alive TLS connection.
+        try assertTwoGetsShareAConnection(client, "https://localhost:\(server.address.port)/x", answerPrefix: "peer ")
     }
 
     func testRedirectsGoFromHTTPToHTTPSAndBackOnlyWhenAsked() throws {
@@ -551,11 +565,8 @@ final class TLSTests: GreenTestCase {
         defer { stop(nginx) }
         let http = client(trusting: fixture.ca)
         let url = "https://localhost:\(port)/"
-        let a = try http.get(url)
-        let b = try http.get(url)
-        XCTAssertEqual(a.status, 200)
-        XCTAssertTrue(a.text.hasPrefix("connection "), a.text)
-        XCTAssertEqual(a.text, b.text, "kept alive: the same nginx connection")
+        // Kept alive: the same nginx connection.
+        try assertTwoGetsShareAConnection(http, url, answerPrefix: "connection ")
         let big = try http.get(url + "big")
         XCTAssertEqual(big.body.count, 256 * 1024)
         http.close()

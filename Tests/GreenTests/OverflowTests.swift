@@ -21,8 +21,15 @@ final class OverflowTests: XCTestCase {
         XCTAssertFalse(outcome.stdout.contains("not detected"), file: file, line: line)
     }
 
+    /// How many stacks each kind of guard protected.
+    private struct GuardCounts: Equatable {
+        let madvise: Int
+        let mprotect: Int
+        let canary: Int
+    }
+
     /// The guard counts the probe printed before overflowing.
-    private func guards(_ outcome: ProbeOutcome) -> (madvise: Int, mprotect: Int, canary: Int)? {
+    private func guards(_ outcome: ProbeOutcome) -> GuardCounts? {
         guard let line = outcome.stdout.split(separator: "\n").first(where: { $0.hasPrefix("guards ") }) else {
             return nil
         }
@@ -31,7 +38,8 @@ final class OverflowTests: XCTestCase {
             let kv = field.split(separator: "=")
             if kv.count == 2 { counts[String(kv[0])] = Int(kv[1]) }
         }
-        return (counts["madvise"] ?? -1, counts["mprotect"] ?? -1, counts["canary"] ?? -1)
+        return GuardCounts(madvise: counts["madvise"] ?? -1, mprotect: counts["mprotect"] ?? -1,
+                           canary: counts["canary"] ?? -1)
     }
 
     func testTheProbeRunsAndExitsNormally() throws {
@@ -51,10 +59,7 @@ final class OverflowTests: XCTestCase {
         let outcome = try Probe.run("overflow", environment: ["GREEN_STACK_GUARD": "mprotect"])
         assertDiesByAbortWithReport(outcome, how: "it hit the guard page")
         // The hub's stack and the greenlet's: both mprotect-guarded.
-        let g = guards(outcome)
-        XCTAssertEqual(g?.mprotect, 2, outcome.stdout)
-        XCTAssertEqual(g?.madvise, 0, outcome.stdout)
-        XCTAssertEqual(g?.canary, 0, outcome.stdout)
+        XCTAssertEqual(guards(outcome), GuardCounts(madvise: 0, mprotect: 2, canary: 0), outcome.stdout)
     }
 
     func testAStackOverflowIsCaughtByAMadviseGuardWhereTheKernelHasIt() throws {
@@ -71,10 +76,7 @@ final class OverflowTests: XCTestCase {
             "the probe measures its recursion by the address of a local, which ASan may keep off the stack")
         let outcome = try Probe.run("overflow-canary", environment: ["GREEN_STACK_GUARD": "canary"])
         assertDiesByAbortWithReport(outcome, how: "its canary was overwritten")
-        let g = guards(outcome)
-        XCTAssertEqual(g?.canary, 2, outcome.stdout)
-        XCTAssertEqual(g?.madvise, 0, outcome.stdout)
-        XCTAssertEqual(g?.mprotect, 0, outcome.stdout)
+        XCTAssertEqual(guards(outcome), GuardCounts(madvise: 0, mprotect: 0, canary: 2), outcome.stdout)
     }
 
     func testAStackOverflowIsReportedEvenWithTheSwiftBacktracerOn() throws {
