@@ -207,6 +207,25 @@ public func refusingSocket(_ ip: String = "127.0.0.1") throws -> Socket {
     return s
 }
 
+/// Runs `body` while a ticker greenlet counts ticks, one every `interval`
+/// seconds; returns what `body` returned and the ticks counted meanwhile
+/// (to show that the hub ran other greenlets while `body` waited).
+public func countingTicks<R>(every interval: Double, during body: () throws -> R) throws -> (result: R, ticks: Int) {
+    var ticks = 0
+    var running = true
+    let ticker = spawn {
+        while running {
+            ticks += 1
+            try Green.sleep(interval)
+        }
+    }
+    defer {
+        running = false
+        _ = try? ticker.join(timeout: 5)
+    }
+    return (try body(), ticks)
+}
+
 /// Runs `body` with the port of a TCP listener that accepts connections and
 /// never says a word, and a count of the 10 ms ticks another greenlet made
 /// meanwhile (to show a wait on the silent server stalled nobody else).
@@ -338,6 +357,18 @@ public func onOwnThread<T>(limit: Double = 15, _ body: @escaping @Sendable () th
     thread.start()
     _ = done.wait(timeout: .now() + limit)
     return outcome.get()
+}
+
+/// Waits on an event that nobody can set, as the last thing the hub has
+/// to do: says "deadlock reported" where the hub reports that
+/// (GreenError.wouldBlockForever), "the wait returned" where it returns.
+public func waitForAnEventNobodySets() throws -> String {
+    do {
+        try Event().wait()
+        return "the wait returned"
+    } catch GreenError.wouldBlockForever {
+        return "deadlock reported"
+    }
 }
 
 /// A value shared with other threads.

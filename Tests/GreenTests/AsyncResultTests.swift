@@ -40,16 +40,13 @@ final class AsyncResultTests: GreenTestCase {
 
     func testOneResultSetFromAnotherThreadWakesEveryGreenletWaitingOnIt() throws {
         let result = AsyncResult<String>()
-        var got: [String] = []
-        let waiters = (0..<10).map { _ in spawn { got.append(try result.get()) } }
-        defer { cleanUp(waiters) }
-        try Green.sleep(0)
         let done = DispatchSemaphore(value: 0)
-        Thread {
-            result.set("hello")
-            done.signal()
-        }.start()
-        _ = try withTimeout(10) { try joinAll(waiters, raiseError: true) }
+        let got = try whatWaitersGet(from: result, count: 10) {
+            Thread {
+                result.set("hello")
+                done.signal()
+            }.start()
+        }
         XCTAssertEqual(got, [String](repeating: "hello", count: 10))
         XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
     }
@@ -159,13 +156,10 @@ final class AsyncResultTests: GreenTestCase {
 
     func testSetOnTheSameThreadWakesEveryWaitingGreenlet() throws {
         let result = AsyncResult<Int>()
-        var got: [Int] = []
-        let waiters = (0..<5).map { _ in spawn { got.append(try result.get()) } }
-        defer { cleanUp(waiters) }
-        try Green.sleep(0)
-        XCTAssertFalse(result.isReady)
-        XCTAssertTrue(result.set(3))
-        _ = try withTimeout(5) { try joinAll(waiters, raiseError: true) }
+        let got = try whatWaitersGet(from: result, count: 5) {
+            XCTAssertFalse(result.isReady)
+            XCTAssertTrue(result.set(3))
+        }
         XCTAssertEqual(got, [3, 3, 3, 3, 3])
     }
 
@@ -257,15 +251,23 @@ final class AsyncResultTests: GreenTestCase {
             let victim = spawn { () throws -> Int in try result.get() }
             try Green.sleep(0)
             try victim.kill()
-            do {
-                try Event().wait()
-                return "the wait returned"
-            } catch GreenError.wouldBlockForever {
-                return "reported"
-            }
+            return try waitForAnEventNobodySets()
         }
-        XCTAssertEqual(outcome, "reported")
+        XCTAssertEqual(outcome, "deadlock reported")
     }
+}
+
+/// `count` greenlets wait on `result`; once they all wait, `set` runs (to
+/// set it, from here or from another thread). Returns what each got, in
+/// the order they got it.
+private func whatWaitersGet<T>(from result: AsyncResult<T>, count: Int, set: () throws -> Void) throws -> [T] {
+    var got: [T] = []
+    let waiters = (0..<count).map { _ in spawn { got.append(try result.get()) } }
+    defer { cleanUp(waiters) }
+    try Green.sleep(0)
+    try set()
+    _ = try withTimeout(10) { try joinAll(waiters, raiseError: true) }
+    return got
 }
 
 /// Blocks the calling OS thread until `result` has a waiter (at most 10 s,

@@ -7,22 +7,14 @@ import GreenTestSupport
 /// Swift Concurrency and greenlets, both ways; hubs on other threads.
 final class BridgeTests: GreenTestCase {
     func testAGreenletAwaitsAnAsyncFunctionWhileTheHubRunsOthers() throws {
-        var ticks = 0
-        var waiting = true
-        let ticker = spawn {
-            while waiting {
-                ticks += 1
-                try Green.sleep(0.001)
+        let (value, ticks) = try countingTicks(every: 0.001) {
+            try withTimeout(10) {
+                try awaitAsync { () async throws -> Int in
+                    try await Task.sleep(nanoseconds: 50_000_000)
+                    return 42
+                }
             }
         }
-        let value = try withTimeout(10) {
-            try awaitAsync { () async throws -> Int in
-                try await Task.sleep(nanoseconds: 50_000_000)
-                return 42
-            }
-        }
-        waiting = false
-        try ticker.join()
         XCTAssertEqual(value, 42)
         XCTAssertGreaterThan(ticks, 5)
     }

@@ -60,18 +60,10 @@ final class SubprocessTests: GreenTestCase {
     }
 
     func testTheHubRunsOtherGreenletsWhileAChildRuns() throws {
-        var ticks = 0
-        var running = true
-        let ticker = spawn {
-            while running {
-                ticks += 1
-                try Green.sleep(0.005)
-            }
+        let (status, ticks) = try countingTicks(every: 0.005) {
+            let child = try Subprocess(["sleep", "0.2"], stdin: .null, stdout: .null)
+            return try withTimeout(10) { try child.wait() }
         }
-        let child = try Subprocess(["sleep", "0.2"], stdin: .null, stdout: .null)
-        let status = try withTimeout(10) { try child.wait() }
-        running = false
-        try ticker.join()
         XCTAssertEqual(status, .exited(0))
         XCTAssertGreaterThan(ticks, 10)
     }

@@ -362,22 +362,14 @@ final class ThreadPoolTests: GreenTestCase {
     func testAHundredBlockingCallsOnTenThreadsRunTenAtATimeWhileTheHubStaysResponsive() throws {
         let pool = ThreadPool(size: 10)
         let concurrency = ConcurrencyGauge()
-        var ticks = 0
-        var running = true
-        let ticker = spawn {
-            while running {
-                ticks += 1
-                try Green.sleep(0.01)
+        let (elapsed, ticks) = try countingTicks(every: 0.01) { () throws -> Double in
+            let start = Hub.current.nowUpdated()
+            let calls = (0..<100).map { _ in
+                spawn { try pool.run { concurrency.enter(); usleep(100_000); concurrency.leave() } }
             }
+            try withTimeout(30) { try joinAll(calls, raiseError: true) }
+            return Hub.current.nowUpdated() - start
         }
-        let start = Hub.current.nowUpdated()
-        let calls = (0..<100).map { _ in
-            spawn { try pool.run { concurrency.enter(); usleep(100_000); concurrency.leave() } }
-        }
-        try withTimeout(30) { try joinAll(calls, raiseError: true) }
-        let elapsed = Hub.current.nowUpdated() - start
-        running = false
-        try ticker.join()
         XCTAssertEqual(concurrency.maximum, 10)
         // Ten rounds of 0.1 s cannot take less than a second.
         XCTAssertGreaterThanOrEqual(elapsed, 0.95)

@@ -133,14 +133,7 @@ final class VirtualTimeTests: GreenTestCase {
     /// (a cancelled `Task.sleep` leaves one until its deadline).
     func testADeadlockIsStillReportedOnVirtualTime() throws {
         let outcome = onOwnThread { () throws -> String in
-            try withVirtualTime {
-                do {
-                    try Event().wait()
-                    return "returned"
-                } catch GreenError.wouldBlockForever {
-                    return "deadlock reported"
-                }
-            }
+            try withVirtualTime { try waitForAnEventNobodySets() }
         }
         XCTAssertEqual(outcome, "deadlock reported")
     }
