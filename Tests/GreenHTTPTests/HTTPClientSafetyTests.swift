@@ -12,9 +12,7 @@ final class HTTPClientSafetyTests: GreenTestCase {
     private func withServer(_ handle: @escaping (HTTPRequest) throws -> HTTPResponse,
                             _ body: (_ port: UInt16) throws -> Void) throws {
         let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), handler: handle)
-        server.start()
-        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
-        try body(server.address.port)
+        try whileServing(server, body)
     }
 
     private static let credentials: HTTPHeaders = [

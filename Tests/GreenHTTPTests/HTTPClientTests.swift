@@ -46,9 +46,7 @@ final class HTTPClientTests: GreenTestCase {
                 return HTTPResponse(status: 404, text: "no")
             }
         }
-        server.start()
-        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
-        try body("http://127.0.0.1:\(server.address.port)")
+        try whileServing(server) { port in try body("http://127.0.0.1:\(port)") }
     }
 
     /// A host that does not resolve is an HTTPClientError like any other

@@ -12,9 +12,7 @@ final class HTTPServerStreamingTests: GreenTestCase {
 
     private func withServer(_ handler: @escaping HTTPServer.StreamingHandler, _ body: (UInt16) throws -> Void) throws {
         let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), streamingHandler: handler)
-        server.start()
-        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
-        try body(server.address.port)
+        try whileServing(server, body)
     }
 
     /// Sums and counts the body as it comes.

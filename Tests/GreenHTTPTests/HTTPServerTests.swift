@@ -10,9 +10,7 @@ final class HTTPServerTests: GreenTestCase {
                             handler: @escaping HTTPServer.Handler,
                             _ body: (UInt16) throws -> Void) throws {
         let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0), options: options, handler: handler)
-        server.start()
-        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
-        try body(server.address.port)
+        try whileServing(server, body)
     }
 
     private func exchange(_ port: UInt16, _ raw: String, until marker: String? = nil) throws -> String {

@@ -426,8 +426,6 @@ final class WebSocketTests: GreenTestCase {
                 return HTTPResponse(status: 403, text: "no")
             }
         }
-        server.start()
-        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
-        try body(server.address.port)
+        try whileServing(server, body)
     }
 }

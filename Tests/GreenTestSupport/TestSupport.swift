@@ -207,6 +207,21 @@ public func refusingSocket(_ ip: String = "127.0.0.1") throws -> Socket {
     return s
 }
 
+/// Reads with `read` (a `read(into:)`, which returns 0 at the end) through
+/// a buffer of `bufferSize` bytes until the end, or until more than
+/// `atMost` bytes came; returns what it read.
+public func readToTheEnd(bufferSize: Int, atMost limit: Int = .max,
+                         _ read: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> [UInt8] {
+    var got: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: bufferSize)
+    while got.count <= limit {
+        let n = try buffer.withUnsafeMutableBytes { try read($0) }
+        if n == 0 { break }
+        got += buffer[..<n]
+    }
+    return got
+}
+
 /// Runs `body` while a ticker greenlet counts ticks, one every `interval`
 /// seconds; returns what `body` returned and the ticks counted meanwhile
 /// (to show that the hub ran other greenlets while `body` waited).

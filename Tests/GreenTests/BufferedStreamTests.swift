@@ -190,14 +190,7 @@ final class BufferedStreamTests: GreenTestCase {
             XCTAssertEqual(try reader.readExactly(5), Array("hello".utf8))
             XCTAssertEqual(try reader.peek(4), Array("NEXT".utf8))
             XCTAssertEqual(try reader.readLine(), "NEXT")
-            var rest: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 5)
-            while true {
-                let n = try buffer.withUnsafeMutableBytes { try reader.read(into: $0) }
-                if n == 0 { break }
-                rest += buffer[..<n]
-                if rest.count > input.count { break }
-            }
+            let rest = try readToTheEnd(bufferSize: 5, atMost: input.count) { try reader.read(into: $0) }
             XCTAssertEqual(String(decoding: rest, as: UTF8.self), "rest of the stream")
         }
     }
