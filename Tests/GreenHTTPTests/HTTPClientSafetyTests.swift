@@ -93,7 +93,7 @@ final class HTTPClientSafetyTests: GreenTestCase {
     /// then reads the next request and closes without an answer (a server
     /// that died while acting on it); later connections get answers.
     /// Returns the port and the requests it read ("METHOD /path body").
-    private func withDyingServer(_ body: (_ port: UInt16, _ seen: () -> [String]) throws -> Void) throws {
+    private func withDyingServer(_ body: (_ port: UInt16, _ seen: @escaping () -> [String]) throws -> Void) throws {
         let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
         var seen: [String] = []
         let serving = spawn(name: "dying server") { () throws -> Void in
@@ -148,12 +148,23 @@ final class HTTPClientSafetyTests: GreenTestCase {
         return text
     }
 
-    func testAPostIsNotSentAgainWhenAKeptAliveConnectionDies() throws {
+    /// Runs `body` with a client whose connection to a dying server (its
+    /// base URL given) was kept alive after a first GET /warm, and the
+    /// requests the server read; closes the client afterwards.
+    private func withAWarmConnectionToADyingServer(
+        _ body: (_ client: HTTPClient, _ url: String, _ seen: () -> [String]) throws -> Void
+    ) throws {
         try withDyingServer { port, seen in
             let client = HTTPClient()
             defer { client.close() }
             let url = "http://127.0.0.1:\(port)/"
             XCTAssertEqual(try withTimeout(10) { try client.get(url + "warm") }.text, "ok")
+            try body(client, url, seen)
+        }
+    }
+
+    func testAPostIsNotSentAgainWhenAKeptAliveConnectionDies() throws {
+        try withAWarmConnectionToADyingServer { client, url, seen in
             XCTAssertThrowsError(try withTimeout(10) { try client.post(url + "pay", body: Array("1 EUR".utf8)) }) { error in
                 guard let e = error as? HTTPClientError, case .closedBeforeResponse = e.kind else { return XCTFail("\(error)") }
             }
@@ -162,22 +173,14 @@ final class HTTPClientSafetyTests: GreenTestCase {
     }
 
     func testAGetIsSentAgainOnANewConnectionWhenAKeptAliveConnectionDies() throws {
-        try withDyingServer { port, seen in
-            let client = HTTPClient()
-            defer { client.close() }
-            let url = "http://127.0.0.1:\(port)/"
-            XCTAssertEqual(try withTimeout(10) { try client.get(url + "warm") }.text, "ok")
+        try withAWarmConnectionToADyingServer { client, url, seen in
             XCTAssertEqual(try withTimeout(10) { try client.get(url + "page") }.text, "ok")
             XCTAssertEqual(seen(), ["GET /warm ", "GET /page ", "GET /page "])
         }
     }
 
     func testAPostWithAnIdempotencyKeyIsSentAgain() throws {
-        try withDyingServer { port, seen in
-            let client = HTTPClient()
-            defer { client.close() }
-            let url = "http://127.0.0.1:\(port)/"
-            XCTAssertEqual(try withTimeout(10) { try client.get(url + "warm") }.text, "ok")
+        try withAWarmConnectionToADyingServer { client, url, seen in
             let r = try withTimeout(10) {
                 try client.post(url + "pay", body: Array("1 EUR".utf8), headers: ["Idempotency-Key": "8e03978e"])
             }

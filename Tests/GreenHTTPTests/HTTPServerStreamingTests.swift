@@ -80,19 +80,8 @@ final class HTTPServerStreamingTests: GreenTestCase {
 
     func testOneHundredContinueComesWithTheFirstReadAndNotWithoutIt() throws {
         try withServer(summing) { port in
-            let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
-            defer { s.close() }
-            try withTimeout(10) {
-                try s.sendAll(Array("POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n".utf8))
-                var got = ""
-                while !got.contains("\r\n\r\n") { got += String(decoding: try s.recv(timeout: 5), as: UTF8.self) }
-                XCTAssertEqual(got, "HTTP/1.1 100 Continue\r\n\r\n")
-                try s.sendAll(Array("hello".utf8))
-                got = ""
-                while !got.hasSuffix("POST /up 5 \(Self.checksum(Array("hello".utf8)))") {
-                    got += String(decoding: try s.recv(timeout: 5), as: UTF8.self)
-                }
-            }
+            try sendAfterOneHundredContinue(port, "POST /up", body: "hello",
+                                            answerEnd: "POST /up 5 \(Self.checksum(Array("hello".utf8)))")
             // A handler that answers without reading: no 100, no body
             // waited for, the connection closed after the answer.
             let refused = try exchange(port, Array("POST /refuse HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000000\r\n\r\n".utf8))
@@ -106,18 +95,28 @@ final class HTTPServerStreamingTests: GreenTestCase {
         let server = try HTTPServer(on: SocketAddress(ip: "127.0.0.1", port: 0)) { request in
             HTTPResponse(text: "got \(request.body.count)")
         }
-        server.start()
-        defer { _ = try? withTimeout(10) { try server.stop(timeout: 1) } }
-        let s = try Socket.connect(host: "127.0.0.1", port: server.address.port, timeout: 5)
+        try whileServing(server) { port in
+            try sendAfterOneHundredContinue(port, "PUT /", body: "abc", answerEnd: "got 3")
+        }
+    }
+
+    /// Over a new connection to `port`, sends the head of a request
+    /// (`request`: its method and path) that expects 100-continue before
+    /// `body`; checks that exactly `100 Continue` comes, then sends the
+    /// body and reads until the answer ends with `answerEnd` (10 s at most).
+    private func sendAfterOneHundredContinue(_ port: UInt16, _ request: String, body: String, answerEnd: String,
+                                             file: StaticString = #filePath, line: UInt = #line) throws {
+        let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
         defer { s.close() }
         try withTimeout(10) {
-            try s.sendAll(Array("PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n".utf8))
+            let head = "\(request) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+            try s.sendAll(Array(head.utf8))
             var got = ""
             while !got.contains("\r\n\r\n") { got += String(decoding: try s.recv(timeout: 5), as: UTF8.self) }
-            XCTAssertEqual(got, "HTTP/1.1 100 Continue\r\n\r\n")
-            try s.sendAll(Array("abc".utf8))
+            XCTAssertEqual(got, "HTTP/1.1 100 Continue\r\n\r\n", file: file, line: line)
+            try s.sendAll(Array(body.utf8))
             got = ""
-            while !got.hasSuffix("got 3") { got += String(decoding: try s.recv(timeout: 5), as: UTF8.self) }
+            while !got.hasSuffix(answerEnd) { got += String(decoding: try s.recv(timeout: 5), as: UTF8.self) }
         }
     }
 

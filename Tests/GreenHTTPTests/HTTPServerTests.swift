@@ -22,32 +22,34 @@ final class HTTPServerTests: GreenTestCase {
         return HTTPResponse(text: "hello \(request.method) \(request.target) \(request.body.count)")
     }
 
+    /// The reply of a server answering with `hello` to `raw`, sent over a
+    /// new connection.
+    private func helloServersReply(to raw: String, until marker: String? = nil) throws -> String {
+        var reply = ""
+        try withServer(handler: hello) { port in reply = try exchange(port, raw, until: marker) }
+        return reply
+    }
+
     func testAGetIsAnsweredWithLengthAndDate() throws {
-        try withServer(handler: hello) { port in
-            let reply = try exchange(port, "GET /x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200 OK\r\n"), reply)
-            XCTAssertTrue(reply.contains("Content-Length: 18\r\n"), reply)
-            XCTAssertTrue(reply.contains("\r\nDate: "), reply)
-            XCTAssertTrue(reply.hasSuffix("hello GET /x?y=1 0"), reply)
-        }
+        let reply = try helloServersReply(to: "GET /x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200 OK\r\n"), reply)
+        XCTAssertTrue(reply.contains("Content-Length: 18\r\n"), reply)
+        XCTAssertTrue(reply.contains("\r\nDate: "), reply)
+        XCTAssertTrue(reply.hasSuffix("hello GET /x?y=1 0"), reply)
     }
 
     func testKeepAliveAndPipelinedRequestsShareOneConnection() throws {
-        try withServer(handler: hello) { port in
-            let two = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
-            let reply = try exchange(port, two, until: "hello POST /2 3")
-            XCTAssertTrue(reply.contains("hello GET /1 0"), reply)
-            XCTAssertTrue(reply.contains("hello POST /2 3"), reply)
-            XCTAssertEqual(reply.components(separatedBy: "HTTP/1.1 200").count - 1, 2)
-        }
+        let two = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+        let reply = try helloServersReply(to: two, until: "hello POST /2 3")
+        XCTAssertTrue(reply.contains("hello GET /1 0"), reply)
+        XCTAssertTrue(reply.contains("hello POST /2 3"), reply)
+        XCTAssertEqual(reply.components(separatedBy: "HTTP/1.1 200").count - 1, 2)
     }
 
     func testAChunkedRequestBodyIsReassembled() throws {
-        try withServer(handler: hello) { port in
-            let reply = try exchange(port, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                                     + "4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n")
-            XCTAssertTrue(reply.hasSuffix("hello POST /c 7"), reply)
-        }
+        let reply = try helloServersReply(to: "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                          + "4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n")
+        XCTAssertTrue(reply.hasSuffix("hello POST /c 7"), reply)
     }
 
     func testMalformedRequestsGet400AndTheServerKeepsServing() throws {
@@ -271,18 +273,14 @@ final class HTTPServerTests: GreenTestCase {
     }
 
     func testAHandlerErrorGives500() throws {
-        try withServer(handler: hello) { port in
-            let reply = try exchange(port, "GET /boom HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 500 "), reply)
-        }
+        let reply = try helloServersReply(to: "GET /boom HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 500 "), reply)
     }
 
     func testHeadGetsHeadersWithoutABody() throws {
-        try withServer(handler: hello) { port in
-            let reply = try exchange(port, "HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-            XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200 "), reply)
-            XCTAssertTrue(reply.hasSuffix("\r\n\r\n"), reply)
-        }
+        let reply = try helloServersReply(to: "HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200 "), reply)
+        XCTAssertTrue(reply.hasSuffix("\r\n\r\n"), reply)
     }
 
     func testAStreamedResponseIsSentChunked() throws {
