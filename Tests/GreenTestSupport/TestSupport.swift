@@ -374,6 +374,14 @@ public func onOwnThread<T>(limit: Double = 15, _ body: @escaping @Sendable () th
     return outcome.get()
 }
 
+/// Runs `body` with the handle of a hub that runs on a thread of its own,
+/// named `name`; stops that hub afterwards (and waits at most 10 s).
+public func withAHubThread(named name: String, _ body: (HubHandle) throws -> Void) throws {
+    let hub = try HubThread.start(name: name)
+    defer { hub.stop(); _ = try? hub.join(timeout: 10) }
+    try body(hub.handle)
+}
+
 /// Waits on an event that nobody can set, as the last thing the hub has
 /// to do: says "deadlock reported" where the hub reports that
 /// (GreenError.wouldBlockForever), "the wait returned" where it returns.

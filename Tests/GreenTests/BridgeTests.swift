@@ -43,57 +43,54 @@ final class BridgeTests: GreenTestCase {
     }
 
     func testAsyncCodeAwaitsAGreenletOnAHubThread() throws {
-        let hub = try HubThread.start(name: "bridge-test")
-        defer { hub.stop(); _ = try? hub.join(timeout: 10) }
-        let handle = hub.handle
-        let result = try awaitAsync { () async throws -> Int in
-            try await handle.run {
-                try Green.sleep(0.01)
-                return 7
+        try withAHubThread(named: "bridge-test") { handle in
+            let result = try awaitAsync { () async throws -> Int in
+                try await handle.run {
+                    try Green.sleep(0.01)
+                    return 7
+                }
             }
+            XCTAssertEqual(result, 7)
+            XCTAssertThrowsError(try awaitAsync { () async throws -> Int in
+                try await handle.run { () throws -> Int in throw TestError("green") }
+            }) { XCTAssertEqual($0 as? TestError, TestError("green")) }
         }
-        XCTAssertEqual(result, 7)
-        XCTAssertThrowsError(try awaitAsync { () async throws -> Int in
-            try await handle.run { () throws -> Int in throw TestError("green") }
-        }) { XCTAssertEqual($0 as? TestError, TestError("green")) }
     }
 
     func testCancellingTheTaskKillsTheGreenletItAwaits() throws {
-        let hub = try HubThread.start(name: "bridge-cancel")
-        defer { hub.stop(); _ = try? hub.join(timeout: 10) }
-        let handle = hub.handle
-        let started = AsyncResult<Bool>()
-        let cleanedUp = AsyncResult<Bool>()
-        let outcome = try awaitAsync { () async -> String in
-            let task = Task {
-                try await handle.run { () throws -> String in
-                    defer { cleanedUp.set(true) }
-                    started.set(true)
-                    try Green.sleep(60)
-                    return "slept"
+        try withAHubThread(named: "bridge-cancel") { handle in
+            let started = AsyncResult<Bool>()
+            let cleanedUp = AsyncResult<Bool>()
+            let outcome = try awaitAsync { () async -> String in
+                let task = Task {
+                    try await handle.run { () throws -> String in
+                        defer { cleanedUp.set(true) }
+                        started.set(true)
+                        try Green.sleep(60)
+                        return "slept"
+                    }
+                }
+                while !started.isReady { await Task.yield() }
+                task.cancel()
+                do {
+                    return try await task.value
+                } catch {
+                    return "\(type(of: error))"
                 }
             }
-            while !started.isReady { await Task.yield() }
-            task.cancel()
-            do {
-                return try await task.value
-            } catch {
-                return "\(type(of: error))"
-            }
+            XCTAssertEqual(outcome, "GreenletExit")
+            XCTAssertEqual(try cleanedUp.get(timeout: 10), true)
         }
-        XCTAssertEqual(outcome, "GreenletExit")
-        XCTAssertEqual(try cleanedUp.get(timeout: 10), true)
     }
 
     func testAHandleSpawnsOnItsHubFromAnotherThread() throws {
-        let hub = try HubThread.start(name: "spawn-target")
-        defer { hub.stop(); _ = try? hub.join(timeout: 10) }
-        let ran = AsyncResult<Bool>()
-        let handle = hub.handle
-        Thread.detachNewThread {
-            handle.spawn { ran.set(true) }
+        try withAHubThread(named: "spawn-target") { handle in
+            let ran = AsyncResult<Bool>()
+            Thread.detachNewThread {
+                handle.spawn { ran.set(true) }
+            }
+            XCTAssertEqual(try ran.get(timeout: 10), true)
         }
-        XCTAssertEqual(try ran.get(timeout: 10), true)
     }
 
     func testAHandleToAnEndedHubRefusesWork() throws {

@@ -15,30 +15,28 @@ final class HubHandleResultTests: GreenTestCase {
     }
 
     func testAnObjectResultOutlivesTheCall() throws {
-        let hub = try HubThread.start(name: "result-owner")
-        defer { hub.stop(); _ = try? hub.join(timeout: 10) }
-        let handle = hub.handle
-        let before = Tracked.deinits.load(ordering: .relaxed)
-        do {
-            let result = try awaitAsync { () async throws -> Tracked in
-                try await handle.run { Tracked(1_000) }
+        try withAHubThread(named: "result-owner") { handle in
+            let before = Tracked.deinits.load(ordering: .relaxed)
+            do {
+                let result = try awaitAsync { () async throws -> Tracked in
+                    try await handle.run { Tracked(1_000) }
+                }
+                XCTAssertEqual(Tracked.deinits.load(ordering: .relaxed), before, "the result was released while the caller holds it")
+                XCTAssertEqual(result.payload.count, 1_000)
+                XCTAssertEqual(result.payload.last, 999)
             }
-            XCTAssertEqual(Tracked.deinits.load(ordering: .relaxed), before, "the result was released while the caller holds it")
-            XCTAssertEqual(result.payload.count, 1_000)
-            XCTAssertEqual(result.payload.last, 999)
+            XCTAssertEqual(Tracked.deinits.load(ordering: .relaxed), before + 1)
         }
-        XCTAssertEqual(Tracked.deinits.load(ordering: .relaxed), before + 1)
     }
 
     func testAHeapStringResultIsIntact() throws {
-        let hub = try HubThread.start(name: "string-owner")
-        defer { hub.stop(); _ = try? hub.join(timeout: 10) }
-        let handle = hub.handle
-        for n in [100, 10_000] {
-            let text = try awaitAsync { () async throws -> String in
-                try await handle.run { String(repeating: "green ", count: n) }
+        try withAHubThread(named: "string-owner") { handle in
+            for n in [100, 10_000] {
+                let text = try awaitAsync { () async throws -> String in
+                    try await handle.run { String(repeating: "green ", count: n) }
+                }
+                XCTAssertEqual(text, String(repeating: "green ", count: n))
             }
-            XCTAssertEqual(text, String(repeating: "green ", count: n))
         }
     }
 }
