@@ -128,14 +128,7 @@ final class GroupTests: GreenTestCase {
 
     func testAMemberCallingKillOnItsGroupSparesItself() throws {
         let group = Group()
-        let never = Event()
-        var defersRun = 0
-        let others = try (0..<3).map { _ in
-            try group.spawn {
-                defer { defersRun += 1 }
-                try never.wait()
-            }
-        }
+        let (others, defersRun) = try spawnMembersWaitingForever(3, in: group)
         let killer = try group.spawn { () throws -> String in
             try Green.sleep(0)
             try group.kill()
@@ -146,7 +139,7 @@ final class GroupTests: GreenTestCase {
             return "survived"
         }
         XCTAssertEqual(try withTimeout(5) { try killer.get() }, "survived")
-        XCTAssertEqual(defersRun, 3)
+        XCTAssertEqual(defersRun(), 3)
         for g in others { XCTAssertTrue(g.error is GreenletExit) }
         XCTAssertEqual(group.count, 0)
     }

@@ -49,11 +49,10 @@ final class PoolMapTests: GreenTestCase {
 
     func testMapOverAnEmptySequenceDoesNotWaitForASlotOfAFullPool() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        defer { release.set(); _ = try? withTimeout(5) { try pool.join() } }
-        let results = try withTimeout(5) { try pool.map([Int]()) { $0 } }
-        XCTAssertEqual(results, [])
+        try whileMembersWait(in: pool) { _, _ in
+            let results = try withTimeout(5) { try pool.map([Int]()) { $0 } }
+            XCTAssertEqual(results, [])
+        }
     }
 
     func testMapRespectsThePoolSizeAndRunsElementsConcurrently() throws {
@@ -77,28 +76,28 @@ final class PoolMapTests: GreenTestCase {
 
     func testMapOnAPartlyUsedPoolRunsOnlyInTheFreeSlots() throws {
         let pool = Pool(size: 3)
-        let release = Event()
-        let member = try pool.spawn { try release.wait() }
-        defer { release.set(); _ = try? withTimeout(5) { try pool.join() } }
-        var running = 0
-        var maxRunning = 0
-        var maxMembers = 0
-        let results = try withTimeout(5) {
-            try pool.map(0..<10) { i -> Int in
-                running += 1
-                maxRunning = max(maxRunning, running)
-                maxMembers = max(maxMembers, pool.count)
-                defer { running -= 1 }
-                try Green.sleep(0)
-                try Green.sleep(0)
-                return -i
+        try whileMembersWait(in: pool) { _, members in
+            let member = members[0]
+            var running = 0
+            var maxRunning = 0
+            var maxMembers = 0
+            let results = try withTimeout(5) {
+                try pool.map(0..<10) { i -> Int in
+                    running += 1
+                    maxRunning = max(maxRunning, running)
+                    maxMembers = max(maxMembers, pool.count)
+                    defer { running -= 1 }
+                    try Green.sleep(0)
+                    try Green.sleep(0)
+                    return -i
+                }
             }
+            XCTAssertEqual(results, (0..<10).map { -$0 })
+            XCTAssertEqual(maxRunning, 2)
+            XCTAssertLessThanOrEqual(maxMembers, 3)
+            XCTAssertFalse(member.isReady)
+            XCTAssertEqual(pool.freeCount, 2)
         }
-        XCTAssertEqual(results, (0..<10).map { -$0 })
-        XCTAssertEqual(maxRunning, 2)
-        XCTAssertLessThanOrEqual(maxMembers, 3)
-        XCTAssertFalse(member.isReady)
-        XCTAssertEqual(pool.freeCount, 2)
     }
 
     func testEverySlotIsFreeAndEveryWorkerEndedWhenMapReturns() throws {
@@ -560,11 +559,10 @@ final class PoolMapTests: GreenTestCase {
 
     func testImapOverAnEmptySequenceDoesNotWaitForASlotOfAFullPool() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        defer { release.set(); _ = try? withTimeout(5) { try pool.join() } }
-        let results = pool.imap([Int]()) { $0 }
-        XCTAssertNil(try withTimeout(5) { try results.next() })
+        try whileMembersWait(in: pool) { _, _ in
+            let results = pool.imap([Int]()) { $0 }
+            XCTAssertNil(try withTimeout(5) { try results.next() })
+        }
     }
 
     func testImapFromAMemberOfItsOwnFullPoolMakesProgress() throws {
@@ -701,17 +699,16 @@ final class PoolMapTests: GreenTestCase {
 
     func testApplyWaitsForASlotOfAFullPool() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        defer { release.set(); _ = try? withTimeout(5) { try pool.join() } }
-        var applied: Int?
-        let caller = spawn { () throws -> Void in applied = try pool.apply { 5 } }
-        try Green.sleep(0)
-        XCTAssertNil(applied)
-        release.set()
-        _ = try withTimeout(5) { try caller.join() }
-        XCTAssertEqual(applied, 5)
-        XCTAssertEqual(pool.freeCount, 1)
+        try whileMembersWait(in: pool) { release, _ in
+            var applied: Int?
+            let caller = spawn { () throws -> Void in applied = try pool.apply { 5 } }
+            try Green.sleep(0)
+            XCTAssertNil(applied)
+            release.set()
+            _ = try withTimeout(5) { try caller.join() }
+            XCTAssertEqual(applied, 5)
+            XCTAssertEqual(pool.freeCount, 1)
+        }
     }
 
     func testKillingTheApplyCallerKillsTheWork() throws {

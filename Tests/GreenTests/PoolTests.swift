@@ -39,54 +39,55 @@ final class PoolTests: GreenTestCase {
 
     func testSpawnWaitsWhileThePoolIsFullAndProceedsWhenAMemberFinishes() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        let first = try pool.spawn { try release.wait() }
-        var secondSpawned = false
-        var secondRan = false
-        let spawner = spawn { () throws -> Void in
-            try pool.spawn { secondRan = true }
-            secondSpawned = true
+        try whileMembersWait(in: pool) { release, members in
+            let first = members[0]
+            var secondSpawned = false
+            var secondRan = false
+            let spawner = spawn { () throws -> Void in
+                try pool.spawn { secondRan = true }
+                secondSpawned = true
+            }
+            defer { cleanUp([spawner]) }
+            try Green.sleep(0)
+            XCTAssertTrue(spawner.isStarted)
+            XCTAssertFalse(secondSpawned, "spawn did not wait for the full pool")
+            XCTAssertEqual(pool.count, 1)
+            XCTAssertTrue(pool.isFull)
+            release.set()
+            _ = try withTimeout(5) { try spawner.join() }
+            XCTAssertTrue(first.isSuccessful)
+            XCTAssertTrue(secondSpawned)
+            XCTAssertTrue(try withTimeout(5) { try pool.join() })
+            XCTAssertTrue(secondRan)
+            XCTAssertEqual(pool.freeCount, 1)
         }
-        defer { release.set(); _ = try? withTimeout(5) { try joinAll([spawner]); try pool.join() } }
-        try Green.sleep(0)
-        XCTAssertTrue(spawner.isStarted)
-        XCTAssertFalse(secondSpawned, "spawn did not wait for the full pool")
-        XCTAssertEqual(pool.count, 1)
-        XCTAssertTrue(pool.isFull)
-        release.set()
-        _ = try withTimeout(5) { try spawner.join() }
-        XCTAssertTrue(first.isSuccessful)
-        XCTAssertTrue(secondSpawned)
-        XCTAssertTrue(try withTimeout(5) { try pool.join() })
-        XCTAssertTrue(secondRan)
-        XCTAssertEqual(pool.freeCount, 1)
     }
 
     func testWaitingSpawnersAreServedFirstComeFirstServed() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        var granted: [Int] = []
-        var ran: [Int] = []
-        // Arrival order unlike the numbering.
-        let arrival = [2, 0, 3, 1]
-        let spawners = arrival.map { i in
-            spawn(name: "spawner-\(i)") { () throws -> Void in
-                try pool.spawn {
-                    ran.append(i)
-                    try Green.sleep(0)
+        try whileMembersWait(in: pool) { release, _ in
+            var granted: [Int] = []
+            var ran: [Int] = []
+            // Arrival order unlike the numbering.
+            let arrival = [2, 0, 3, 1]
+            let spawners = arrival.map { i in
+                spawn(name: "spawner-\(i)") { () throws -> Void in
+                    try pool.spawn {
+                        ran.append(i)
+                        try Green.sleep(0)
+                    }
+                    granted.append(i)
                 }
-                granted.append(i)
             }
+            defer { cleanUp(spawners) }
+            try Green.sleep(0)
+            XCTAssertEqual(granted, [])
+            release.set()
+            _ = try withTimeout(5) { try joinAll(spawners) }
+            XCTAssertTrue(try withTimeout(5) { try pool.join() })
+            XCTAssertEqual(granted, arrival)
+            XCTAssertEqual(ran, arrival)
         }
-        defer { release.set(); _ = try? withTimeout(5) { try joinAll(spawners); try pool.join() } }
-        try Green.sleep(0)
-        XCTAssertEqual(granted, [])
-        release.set()
-        _ = try withTimeout(5) { try joinAll(spawners) }
-        XCTAssertTrue(try withTimeout(5) { try pool.join() })
-        XCTAssertEqual(granted, arrival)
-        XCTAssertEqual(ran, arrival)
     }
 
     func testSpawnNowaitThrowsPoolFullWhenThePoolIsFull() throws {
@@ -111,30 +112,30 @@ final class PoolTests: GreenTestCase {
 
     func testSpawnWithATimeoutThrowsPoolFullWhenNoSlotFreesInTime() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        defer { release.set(); _ = try? withTimeout(5) { try pool.join() } }
-        var lateRan = false
-        XCTAssertThrowsError(try withTimeout(5) { try pool.spawn(timeout: 0.01) { lateRan = true } }) { error in
-            XCTAssertEqual((error as? PoolFull)?.size, 1, "\(error)")
+        try whileMembersWait(in: pool) { release, _ in
+            var lateRan = false
+            XCTAssertThrowsError(try withTimeout(5) { try pool.spawn(timeout: 0.01) { lateRan = true } }) { error in
+                XCTAssertEqual((error as? PoolFull)?.size, 1, "\(error)")
+            }
+            XCTAssertEqual(pool.count, 1)
+            XCTAssertEqual(pool.freeCount, 0)
+            release.set()
+            XCTAssertTrue(try withTimeout(5) { try pool.join() })
+            XCTAssertFalse(lateRan)
+            XCTAssertEqual(pool.freeCount, 1)
         }
-        XCTAssertEqual(pool.count, 1)
-        XCTAssertEqual(pool.freeCount, 0)
-        release.set()
-        XCTAssertTrue(try withTimeout(5) { try pool.join() })
-        XCTAssertFalse(lateRan)
-        XCTAssertEqual(pool.freeCount, 1)
     }
 
     func testSpawnWithATimeoutSpawnsWhenASlotFreesInTime() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        let releaser = spawn { release.set() }
-        let g = try withTimeout(5) { try pool.spawn(timeout: 5) { "in" } }
-        XCTAssertEqual(try withTimeout(5) { try g.get() }, "in")
-        _ = try withTimeout(5) { try releaser.join() }
-        XCTAssertTrue(try withTimeout(5) { try pool.join() })
+        try whileMembersWait(in: pool) { release, _ in
+            let releaser = spawn { release.set() }
+            defer { cleanUp([releaser]) }
+            let g = try withTimeout(5) { try pool.spawn(timeout: 5) { "in" } }
+            XCTAssertEqual(try withTimeout(5) { try g.get() }, "in")
+            _ = try withTimeout(5) { try releaser.join() }
+            XCTAssertTrue(try withTimeout(5) { try pool.join() })
+        }
     }
 
     func testFreeCountAndIsFullFollowTheMembers() throws {
@@ -184,39 +185,39 @@ final class PoolTests: GreenTestCase {
 
     func testWaitAvailableWaitsForASlotToFreeAndDoesNotTakeIt() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        let member = try pool.spawn { try release.wait() }
-        var result: Bool?
-        var freeAfter = -1
-        let waiter = spawn { () throws -> Void in
-            result = try pool.waitAvailable()
-            freeAfter = pool.freeCount
+        try whileMembersWait(in: pool) { release, members in
+            let member = members[0]
+            var result: Bool?
+            var freeAfter = -1
+            let waiter = spawn { () throws -> Void in
+                result = try pool.waitAvailable()
+                freeAfter = pool.freeCount
+            }
+            defer { cleanUp([waiter]) }
+            try Green.sleep(0)
+            XCTAssertTrue(waiter.isStarted)
+            XCTAssertNil(result, "waitAvailable returned while the pool was full")
+            release.set()
+            _ = try withTimeout(5) { try waiter.join() }
+            XCTAssertTrue(member.isReady)
+            XCTAssertEqual(result, true)
+            XCTAssertEqual(freeAfter, 1)
+            XCTAssertEqual(pool.freeCount, 1)
+            XCTAssertEqual(pool.count, 0)
+            // The slot is still there: spawnNowait does not throw.
+            let g = try pool.spawnNowait { 2 }
+            XCTAssertEqual(try withTimeout(5) { try g.get() }, 2)
         }
-        defer { release.set(); _ = try? withTimeout(5) { try joinAll([waiter]); try pool.join() } }
-        try Green.sleep(0)
-        XCTAssertTrue(waiter.isStarted)
-        XCTAssertNil(result, "waitAvailable returned while the pool was full")
-        release.set()
-        _ = try withTimeout(5) { try waiter.join() }
-        XCTAssertTrue(member.isReady)
-        XCTAssertEqual(result, true)
-        XCTAssertEqual(freeAfter, 1)
-        XCTAssertEqual(pool.freeCount, 1)
-        XCTAssertEqual(pool.count, 0)
-        // The slot is still there: spawnNowait does not throw.
-        let g = try pool.spawnNowait { 2 }
-        XCTAssertEqual(try withTimeout(5) { try g.get() }, 2)
     }
 
     func testWaitAvailableWithATimeoutReturnsFalseWhenNothingFrees() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        defer { release.set(); _ = try? withTimeout(5) { try pool.join() } }
-        XCTAssertFalse(try withTimeout(5) { try pool.waitAvailable(timeout: 0.01) })
-        XCTAssertTrue(pool.isFull)
-        release.set()
-        XCTAssertTrue(try withTimeout(5) { try pool.join() })
+        try whileMembersWait(in: pool) { release, _ in
+            XCTAssertFalse(try withTimeout(5) { try pool.waitAvailable(timeout: 0.01) })
+            XCTAssertTrue(pool.isFull)
+            release.set()
+            XCTAssertTrue(try withTimeout(5) { try pool.join() })
+        }
     }
 
     func testAFreedSlotGoesToAWaitingSpawnerBeforeWaitAvailable() throws {
@@ -251,78 +252,69 @@ final class PoolTests: GreenTestCase {
 
     func testASpawnerKilledWhileWaitingForASlotTakesAndLeaksNone() throws {
         let pool = Pool(size: 2)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        try pool.spawn { try release.wait() }
-        var ran = false
-        let spawner = spawn { () throws -> Void in try pool.spawn { ran = true } }
-        defer { release.set(); _ = try? withTimeout(5) { try joinAll([spawner]); try pool.join() } }
-        try Green.sleep(0)
-        XCTAssertTrue(spawner.isStarted)
-        try withTimeout(5) { try spawner.kill() }
-        XCTAssertTrue(spawner.error is GreenletExit, "\(String(describing: spawner.error))")
-        XCTAssertEqual(pool.freeCount, 0)
-        XCTAssertEqual(pool.count, 2)
-        release.set()
-        XCTAssertTrue(try withTimeout(5) { try pool.join() })
-        XCTAssertFalse(ran)
-        XCTAssertEqual(pool.freeCount, 2)
-        XCTAssertEqual(pool.count, 0)
-        XCTAssertFalse(pool.isFull)
+        try whileMembersWait(in: pool, count: 2) { release, _ in
+            var ran = false
+            let spawner = spawn { () throws -> Void in try pool.spawn { ran = true } }
+            defer { cleanUp([spawner]) }
+            try Green.sleep(0)
+            XCTAssertTrue(spawner.isStarted)
+            try withTimeout(5) { try spawner.kill() }
+            XCTAssertTrue(spawner.error is GreenletExit, "\(String(describing: spawner.error))")
+            XCTAssertEqual(pool.freeCount, 0)
+            XCTAssertEqual(pool.count, 2)
+            release.set()
+            XCTAssertTrue(try withTimeout(5) { try pool.join() })
+            XCTAssertFalse(ran)
+            XCTAssertEqual(pool.freeCount, 2)
+            XCTAssertEqual(pool.count, 0)
+            XCTAssertFalse(pool.isFull)
+        }
     }
 
     func testTheSlotSkipsAKilledSpawnerAndGoesToTheNextInLine() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        var ran: [String] = []
-        let a = spawn(name: "a") { () throws -> Void in try pool.spawn { ran.append("a") } }
-        let b = spawn(name: "b") { () throws -> Void in try pool.spawn { ran.append("b") } }
-        defer { release.set(); _ = try? withTimeout(5) { try joinAll([a, b]); try pool.join() } }
-        try Green.sleep(0)
-        try withTimeout(5) { try a.kill() }
-        release.set()
-        _ = try withTimeout(5) { try b.join() }
-        XCTAssertTrue(b.isSuccessful)
-        XCTAssertTrue(try withTimeout(5) { try pool.join() })
-        XCTAssertEqual(ran, ["b"])
-        XCTAssertEqual(pool.freeCount, 1)
+        try whileMembersWait(in: pool) { release, _ in
+            var ran: [String] = []
+            let a = spawn(name: "a") { () throws -> Void in try pool.spawn { ran.append("a") } }
+            let b = spawn(name: "b") { () throws -> Void in try pool.spawn { ran.append("b") } }
+            defer { cleanUp([a, b]) }
+            try Green.sleep(0)
+            try withTimeout(5) { try a.kill() }
+            release.set()
+            _ = try withTimeout(5) { try b.join() }
+            XCTAssertTrue(b.isSuccessful)
+            XCTAssertTrue(try withTimeout(5) { try pool.join() })
+            XCTAssertEqual(ran, ["b"])
+            XCTAssertEqual(pool.freeCount, 1)
+        }
     }
 
     func testASpawnerWhoseTimeoutExpiredLeavesTheLine() throws {
         let pool = Pool(size: 1)
-        let release = Event()
-        try pool.spawn { try release.wait() }
-        defer { release.set(); _ = try? withTimeout(5) { try pool.join() } }
-        XCTAssertThrowsError(try withTimeout(5) { try pool.spawn(timeout: 0.01) { "late" } }) {
-            XCTAssertTrue($0 is PoolFull, "\($0)")
+        try whileMembersWait(in: pool) { release, _ in
+            XCTAssertThrowsError(try withTimeout(5) { try pool.spawn(timeout: 0.01) { "late" } }) {
+                XCTAssertTrue($0 is PoolFull, "\($0)")
+            }
+            var second = false
+            let spawner = spawn { () throws -> Void in
+                try pool.spawn { second = true }
+            }
+            try Green.sleep(0)
+            release.set()
+            _ = try withTimeout(5) { try spawner.join() }
+            XCTAssertTrue(try withTimeout(5) { try pool.join() })
+            XCTAssertTrue(second)
+            XCTAssertEqual(pool.freeCount, 1)
         }
-        var second = false
-        let spawner = spawn { () throws -> Void in
-            try pool.spawn { second = true }
-        }
-        try Green.sleep(0)
-        release.set()
-        _ = try withTimeout(5) { try spawner.join() }
-        XCTAssertTrue(try withTimeout(5) { try pool.join() })
-        XCTAssertTrue(second)
-        XCTAssertEqual(pool.freeCount, 1)
     }
 
     func testKillWhileMembersRunFreesEverySlot() throws {
         let pool = Pool(size: 3)
-        let never = Event()
-        var defersRun = 0
-        let members = try (0..<3).map { _ in
-            try pool.spawn {
-                defer { defersRun += 1 }
-                try never.wait()
-            }
-        }
+        let (members, defersRun) = try spawnMembersWaitingForever(3, in: pool)
         try Green.sleep(0)
         XCTAssertTrue(pool.isFull)
         try withTimeout(5) { try pool.kill() }
-        XCTAssertEqual(defersRun, 3)
+        XCTAssertEqual(defersRun(), 3)
         XCTAssertTrue(members.allSatisfy { $0.error is GreenletExit })
         XCTAssertEqual(pool.freeCount, 3)
         XCTAssertEqual(pool.count, 0)
@@ -399,11 +391,7 @@ final class PoolTests: GreenTestCase {
             } catch {
                 problems.append("pool.join() threw \(error), not wouldBlockForever")
             }
-            do {
-                try pool.kill()
-            } catch {
-                problems.append("pool.kill() threw \(error)")
-            }
+            killAll(of: pool, noting: &problems)
             if !(member.error is GreenletExit) { problems.append("member ended with \(String(describing: member.error))") }
             if innerRan { problems.append("the inner spawn ran") }
             if pool.freeCount != 1 { problems.append("freeCount is \(pool.freeCount) after the kill") }
@@ -436,11 +424,7 @@ final class PoolTests: GreenTestCase {
             } catch {
                 problems.append("join threw \(error), not wouldBlockForever")
             }
-            do {
-                try pool.kill()
-            } catch {
-                problems.append("pool.kill() threw \(error)")
-            }
+            killAll(of: pool, noting: &problems)
             if !members.allSatisfy({ $0.error is GreenletExit }) { problems.append("a member was not killed") }
             if pool.freeCount != 2 { problems.append("freeCount is \(pool.freeCount) after the kill") }
         }
@@ -474,6 +458,15 @@ private final class ThreadFindings: Sendable {
 /// wrong to its argument. A scenario that hangs makes the test fail
 /// instead of hanging the suite, and it needs no timer of its own (an
 /// active timer would keep the hub from ever reporting a deadlock).
+/// Kills every member of `pool`, noting in `problems` if that threw.
+private func killAll(of pool: Pool, noting problems: inout [String]) {
+    do {
+        try pool.kill()
+    } catch {
+        problems.append("pool.kill() threw \(error)")
+    }
+}
+
 private func runOnOwnThread(limit: Double = 60,
                             _ scenario: @escaping @Sendable (inout [String]) -> Void) -> [String] {
     let findings = ThreadFindings()
