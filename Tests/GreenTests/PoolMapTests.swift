@@ -48,8 +48,7 @@ final class PoolMapTests: GreenTestCase {
     }
 
     func testMapOverAnEmptySequenceDoesNotWaitForASlotOfAFullPool() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { _, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, _, _ in
             let results = try withTimeout(5) { try pool.map([Int]()) { $0 } }
             XCTAssertEqual(results, [])
         }
@@ -75,8 +74,7 @@ final class PoolMapTests: GreenTestCase {
     }
 
     func testMapOnAPartlyUsedPoolRunsOnlyInTheFreeSlots() throws {
-        let pool = Pool(size: 3)
-        try whileMembersWait(in: pool) { _, members in
+        try whileMembersWait(inAPoolOf: 3) { pool, _, members in
             let member = members[0]
             var running = 0
             var maxRunning = 0
@@ -558,8 +556,7 @@ final class PoolMapTests: GreenTestCase {
     }
 
     func testImapOverAnEmptySequenceDoesNotWaitForASlotOfAFullPool() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { _, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, _, _ in
             let results = pool.imap([Int]()) { $0 }
             XCTAssertNil(try withTimeout(5) { try results.next() })
         }
@@ -698,8 +695,7 @@ final class PoolMapTests: GreenTestCase {
     }
 
     func testApplyWaitsForASlotOfAFullPool() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, _ in
             var applied: Int?
             let caller = spawn { () throws -> Void in applied = try pool.apply { 5 } }
             try Green.sleep(0)

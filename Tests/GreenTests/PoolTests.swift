@@ -38,8 +38,7 @@ final class PoolTests: GreenTestCase {
     }
 
     func testSpawnWaitsWhileThePoolIsFullAndProceedsWhenAMemberFinishes() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, members in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, members in
             let first = members[0]
             var secondSpawned = false
             var secondRan = false
@@ -64,8 +63,7 @@ final class PoolTests: GreenTestCase {
     }
 
     func testWaitingSpawnersAreServedFirstComeFirstServed() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, _ in
             var granted: [Int] = []
             var ran: [Int] = []
             // Arrival order unlike the numbering.
@@ -111,24 +109,17 @@ final class PoolTests: GreenTestCase {
     }
 
     func testSpawnWithATimeoutThrowsPoolFullWhenNoSlotFreesInTime() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, _ in
             var lateRan = false
             XCTAssertThrowsError(try withTimeout(5) { try pool.spawn(timeout: 0.01) { lateRan = true } }) { error in
                 XCTAssertEqual((error as? PoolFull)?.size, 1, "\(error)")
             }
-            XCTAssertEqual(pool.count, 1)
-            XCTAssertEqual(pool.freeCount, 0)
-            release.set()
-            XCTAssertTrue(try withTimeout(5) { try pool.join() })
-            XCTAssertFalse(lateRan)
-            XCTAssertEqual(pool.freeCount, 1)
+            try checkTheRefusedSpawnLeftNoTrace(in: pool, release: release, ran: lateRan)
         }
     }
 
     func testSpawnWithATimeoutSpawnsWhenASlotFreesInTime() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, _ in
             let releaser = spawn { release.set() }
             defer { cleanUp([releaser]) }
             let g = try withTimeout(5) { try pool.spawn(timeout: 5) { "in" } }
@@ -184,8 +175,7 @@ final class PoolTests: GreenTestCase {
     }
 
     func testWaitAvailableWaitsForASlotToFreeAndDoesNotTakeIt() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, members in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, members in
             let member = members[0]
             var result: Bool?
             var freeAfter = -1
@@ -211,8 +201,7 @@ final class PoolTests: GreenTestCase {
     }
 
     func testWaitAvailableWithATimeoutReturnsFalseWhenNothingFrees() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, _ in
             XCTAssertFalse(try withTimeout(5) { try pool.waitAvailable(timeout: 0.01) })
             XCTAssertTrue(pool.isFull)
             release.set()
@@ -251,8 +240,7 @@ final class PoolTests: GreenTestCase {
     // MARK: - Leaving the line, killing
 
     func testASpawnerKilledWhileWaitingForASlotTakesAndLeaksNone() throws {
-        let pool = Pool(size: 2)
-        try whileMembersWait(in: pool, count: 2) { release, _ in
+        try whileMembersWait(inAPoolOf: 2, count: 2) { pool, release, _ in
             var ran = false
             let spawner = spawn { () throws -> Void in try pool.spawn { ran = true } }
             defer { cleanUp([spawner]) }
@@ -260,20 +248,12 @@ final class PoolTests: GreenTestCase {
             XCTAssertTrue(spawner.isStarted)
             try withTimeout(5) { try spawner.kill() }
             XCTAssertTrue(spawner.error is GreenletExit, "\(String(describing: spawner.error))")
-            XCTAssertEqual(pool.freeCount, 0)
-            XCTAssertEqual(pool.count, 2)
-            release.set()
-            XCTAssertTrue(try withTimeout(5) { try pool.join() })
-            XCTAssertFalse(ran)
-            XCTAssertEqual(pool.freeCount, 2)
-            XCTAssertEqual(pool.count, 0)
-            XCTAssertFalse(pool.isFull)
+            try checkTheRefusedSpawnLeftNoTrace(in: pool, release: release, ran: ran)
         }
     }
 
     func testTheSlotSkipsAKilledSpawnerAndGoesToTheNextInLine() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, _ in
             var ran: [String] = []
             let a = spawn(name: "a") { () throws -> Void in try pool.spawn { ran.append("a") } }
             let b = spawn(name: "b") { () throws -> Void in try pool.spawn { ran.append("b") } }
@@ -290,8 +270,7 @@ final class PoolTests: GreenTestCase {
     }
 
     func testASpawnerWhoseTimeoutExpiredLeavesTheLine() throws {
-        let pool = Pool(size: 1)
-        try whileMembersWait(in: pool) { release, _ in
+        try whileMembersWait(inAPoolOf: 1) { pool, release, _ in
             XCTAssertThrowsError(try withTimeout(5) { try pool.spawn(timeout: 0.01) { "late" } }) {
                 XCTAssertTrue($0 is PoolFull, "\($0)")
             }
@@ -458,6 +437,22 @@ private final class ThreadFindings: Sendable {
 /// wrong to its argument. A scenario that hangs makes the test fail
 /// instead of hanging the suite, and it needs no timer of its own (an
 /// active timer would keep the hub from ever reporting a deadlock).
+/// After a spawn into `pool` (full of members waiting for `release`) was
+/// refused, or its spawner killed: it took no slot, and once the members
+/// end, every slot is free; its body (`ran`: whether it ran, asked then)
+/// never ran.
+private func checkTheRefusedSpawnLeftNoTrace(in pool: Pool, release: Event, ran: @autoclosure () -> Bool,
+                                             file: StaticString = #filePath, line: UInt = #line) throws {
+    XCTAssertEqual(pool.freeCount, 0, file: file, line: line)
+    XCTAssertEqual(pool.count, pool.size, file: file, line: line)
+    release.set()
+    XCTAssertTrue(try withTimeout(5) { try pool.join() }, file: file, line: line)
+    XCTAssertFalse(ran(), "the refused spawn's body ran", file: file, line: line)
+    XCTAssertEqual(pool.freeCount, pool.size, file: file, line: line)
+    XCTAssertEqual(pool.count, 0, file: file, line: line)
+    XCTAssertFalse(pool.isFull, file: file, line: line)
+}
+
 /// Kills every member of `pool`, noting in `problems` if that threw.
 private func killAll(of pool: Pool, noting problems: inout [String]) {
     do {
