@@ -55,43 +55,28 @@ final class PoolMapTests: GreenTestCase {
     }
 
     func testMapRespectsThePoolSizeAndRunsElementsConcurrently() throws {
-        let pool = Pool(size: 3)
-        var running = 0
-        var maxRunning = 0
-        let results = try withTimeout(5) {
-            try pool.map(0..<20) { i -> Int in
-                running += 1
-                maxRunning = max(maxRunning, running)
-                defer { running -= 1 }
-                for _ in 0..<(1 + i % 3) { try Green.sleep(0) }
-                return i + 1
-            }
-        }
-        XCTAssertEqual(results, Array(1...20))
-        XCTAssertLessThanOrEqual(maxRunning, 3)
-        XCTAssertGreaterThan(maxRunning, 1, "blocking bodies should overlap")
-        XCTAssertEqual(pool.freeCount, 3)
+        let most = try mostRunningAtOnce(mapping: 20, throughAPoolOf: 3) { i in 1 + i % 3 }
+        XCTAssertLessThanOrEqual(most, 3)
+        XCTAssertGreaterThan(most, 1, "blocking bodies should overlap")
     }
 
     func testMapOnAPartlyUsedPoolRunsOnlyInTheFreeSlots() throws {
         try whileMembersWait(inAPoolOf: 3) { pool, _, members in
             let member = members[0]
-            var running = 0
-            var maxRunning = 0
+            let overlap = Overlap()
             var maxMembers = 0
             let results = try withTimeout(5) {
                 try pool.map(0..<10) { i -> Int in
-                    running += 1
-                    maxRunning = max(maxRunning, running)
-                    maxMembers = max(maxMembers, pool.count)
-                    defer { running -= 1 }
-                    try Green.sleep(0)
-                    try Green.sleep(0)
-                    return -i
+                    try overlap.measure {
+                        maxMembers = max(maxMembers, pool.count)
+                        try Green.sleep(0)
+                        try Green.sleep(0)
+                        return -i
+                    }
                 }
             }
             XCTAssertEqual(results, (0..<10).map { -$0 })
-            XCTAssertEqual(maxRunning, 2)
+            XCTAssertEqual(overlap.most, 2)
             XCTAssertLessThanOrEqual(maxMembers, 3)
             XCTAssertFalse(member.isReady)
             XCTAssertEqual(pool.freeCount, 2)
@@ -107,8 +92,7 @@ final class PoolMapTests: GreenTestCase {
             }
         }
         XCTAssertEqual(results, Array(0..<10))
-        XCTAssertEqual(pool.freeCount, 4)
-        XCTAssertEqual(pool.count, 0)
+        assertEverySlotIsFree(pool)
         XCTAssertEqual(Hub.current.liveGreenlets, 0, "map returned before its workers ended")
     }
 
@@ -135,28 +119,11 @@ final class PoolMapTests: GreenTestCase {
 
     func testMapRethrowsTheFirstErrorAndCancelsTheRest() throws {
         let pool = Pool(size: 2)
-        let never = Event()
-        var started: [Int] = []
-        var ended: [Int] = []
-        XCTAssertThrowsError(try withTimeout(5) {
-            try pool.map(0..<10) { i -> Int in
-                started.append(i)
-                defer { ended.append(i) }
-                if i == 1 {
-                    try Green.sleep(0)
-                    throw TestError("element 1")
-                }
-                try never.wait()
-                return i
-            }
-        }) { error in
-            XCTAssertEqual(error as? TestError, TestError("element 1"))
-            // map returned only after the running element was killed and ended.
-            XCTAssertEqual(ended.sorted(), [0, 1])
-        }
-        XCTAssertEqual(started, [0, 1], "elements after the failure should never start")
-        XCTAssertEqual(pool.freeCount, 2)
-        XCTAssertEqual(pool.count, 0)
+        let work = try mapWhereElementOneFails(pool, count: 10, afterAYield: true)
+        // map returned only after the running element was killed and ended.
+        XCTAssertEqual(work.ended.sorted(), [0, 1])
+        XCTAssertEqual(work.started, [0, 1], "elements after the failure should never start")
+        assertEverySlotIsFree(pool)
     }
 
     func testMapKillsTheRunningElementsWhenOneFails() throws {
@@ -191,19 +158,9 @@ final class PoolMapTests: GreenTestCase {
         // Element 1 fails at once, right after its worker started another
         // worker that has not run yet.
         let pool = Pool(size: 4)
-        let never = Event()
-        var ended = 0
-        XCTAssertThrowsError(try withTimeout(5) {
-            try pool.map(0..<8) { i -> Int in
-                defer { ended += 1 }
-                if i == 1 { throw TestError("at once") }
-                try never.wait()
-                return i
-            }
-        }) { XCTAssertEqual($0 as? TestError, TestError("at once"), "\($0)") }
-        XCTAssertEqual(ended, 2)
-        XCTAssertEqual(pool.freeCount, 4)
-        XCTAssertEqual(pool.count, 0)
+        let work = try mapWhereElementOneFails(pool, count: 8, afterAYield: false)
+        XCTAssertEqual(work.ended.count, 2)
+        assertEverySlotIsFree(pool)
     }
 
     func testMapFromAMemberStopsTheCallersOwnElementWhenAWorkerFails() throws {
@@ -253,26 +210,20 @@ final class PoolMapTests: GreenTestCase {
                 return i
             }
         }) { XCTAssertEqual($0 as? TestError, TestError("four"), "\($0)") }
-        XCTAssertEqual(pool.freeCount, 3)
-        XCTAssertEqual(pool.count, 0)
+        assertEverySlotIsFree(pool)
         XCTAssertEqual(Hub.current.liveGreenlets, 0, "map threw before its workers ended")
     }
 
     func testKillingTheGreenletInsideMapKillsTheWorkersAndMapThrowsGreenletExit() throws {
         let pool = Pool(size: 3)
-        let never = Event()
+        let work = Lifetimes()
         let allStarted = Event()
-        var started = 0
-        var ended = 0
         var callerSaw: (any Error)?
         let caller = spawn(name: "mapper") { () throws -> [Int] in
             do {
                 return try pool.map(0..<6) { i -> Int in
-                    started += 1
-                    defer { ended += 1 }
-                    if started == 3 { allStarted.set() }
-                    try never.wait()
-                    return i
+                    if work.started.count == 2 { allStarted.set() }
+                    return try work.waitUntilKilled(i)
                 }
             } catch {
                 callerSaw = error
@@ -283,29 +234,20 @@ final class PoolMapTests: GreenTestCase {
         try withTimeout(5) { try caller.kill() }
         XCTAssertTrue(callerSaw is GreenletExit, "\(String(describing: callerSaw))")
         XCTAssertTrue(caller.error is GreenletExit)
-        XCTAssertEqual(started, 3)
-        XCTAssertEqual(ended, 3)
-        XCTAssertEqual(pool.freeCount, 3)
-        XCTAssertEqual(pool.count, 0)
+        XCTAssertEqual(work.started.count, 3)
+        XCTAssertEqual(work.ended.count, 3)
+        assertEverySlotIsFree(pool)
     }
 
     func testATimeoutAroundMapCancelsTheWorkers() throws {
         let pool = Pool(size: 2)
-        let never = Event()
-        var started = 0
-        var ended = 0
+        let work = Lifetimes()
         XCTAssertThrowsError(try withTimeout(0.05) {
-            try pool.map(0..<5) { i -> Int in
-                started += 1
-                defer { ended += 1 }
-                try never.wait()
-                return i
-            }
+            try pool.map(0..<5) { i in try work.waitUntilKilled(i) }
         }) { XCTAssertTrue($0 is TimeoutError, "\($0)") }
-        XCTAssertEqual(started, 2)
-        XCTAssertEqual(ended, 2)
-        XCTAssertEqual(pool.freeCount, 2)
-        XCTAssertEqual(pool.count, 0)
+        XCTAssertEqual(work.started.count, 2)
+        XCTAssertEqual(work.ended.count, 2)
+        assertEverySlotIsFree(pool)
     }
 
     // MARK: - map: where it runs
@@ -327,20 +269,18 @@ final class PoolMapTests: GreenTestCase {
 
     func testMapFromAMemberUsesTheFreeSlotsAsWell() throws {
         let pool = Pool(size: 3)
-        var running = 0
-        var maxRunning = 0
+        let overlap = Overlap()
         let member = try pool.spawn { () throws -> [Int] in
             try pool.map(0..<12) { i -> Int in
-                running += 1
-                maxRunning = max(maxRunning, running)
-                defer { running -= 1 }
-                try Green.sleep(0)
-                return i
+                try overlap.measure {
+                    try Green.sleep(0)
+                    return i
+                }
             }
         }
         XCTAssertEqual(try withTimeout(5) { try member.get() }, Array(0..<12))
-        XCTAssertLessThanOrEqual(maxRunning, 3)
-        XCTAssertGreaterThan(maxRunning, 1)
+        XCTAssertLessThanOrEqual(overlap.most, 3)
+        XCTAssertGreaterThan(overlap.most, 1)
         XCTAssertEqual(pool.freeCount, 3)
     }
 
@@ -361,22 +301,8 @@ final class PoolMapTests: GreenTestCase {
     }
 
     func testTenThousandElementsThroughAPoolOfAHundred() throws {
-        let pool = Pool(size: 100)
-        var running = 0
-        var maxRunning = 0
-        let results = try withTimeout(60) {
-            try pool.map(0..<10_000) { i -> Int in
-                running += 1
-                maxRunning = max(maxRunning, running)
-                defer { running -= 1 }
-                try Green.sleep(0)
-                return i * 2 + 1
-            }
-        }
-        XCTAssertEqual(results.count, 10_000)
-        XCTAssertEqual(results, (0..<10_000).map { $0 * 2 + 1 })
-        XCTAssertLessThanOrEqual(maxRunning, 100)
-        XCTAssertEqual(pool.freeCount, 100)
+        let most = try mostRunningAtOnce(mapping: 10_000, throughAPoolOf: 100, within: 60) { _ in 1 }
+        XCTAssertLessThanOrEqual(most, 100)
     }
 
     // MARK: - imap
@@ -458,89 +384,62 @@ final class PoolMapTests: GreenTestCase {
 
     func testAnImapErrorStopsTheElementsStillRunning() throws {
         let pool = Pool(size: 3)
-        let never = Event()
-        var started: [Int] = []
-        var ended: [Int] = []
+        let work = Lifetimes()
         let results = pool.imap(0..<10) { i -> Int in
-            started.append(i)
-            defer { ended.append(i) }
-            if i == 0 {
+            guard i == 0 else { return try work.waitUntilKilled(i) }
+            return try work.track(i) { () throws -> Int in
                 try Green.sleep(0)
                 throw TestError("zero")
             }
-            try never.wait()
-            return i
         }
         XCTAssertThrowsError(try withTimeout(5) { try results.next() }) {
             XCTAssertEqual($0 as? TestError, TestError("zero"), "\($0)")
             // The next() that threw waited for the running ones to end.
             XCTAssertEqual(Hub.current.liveGreenlets, 0)
         }
-        XCTAssertTrue(started.contains(1) && started.contains(2), "\(started)")
-        XCTAssertEqual(ended.sorted(), started.sorted())
+        XCTAssertTrue(work.started.contains(1) && work.started.contains(2), "\(work.started)")
+        XCTAssertEqual(work.ended.sorted(), work.started.sorted())
         XCTAssertEqual(pool.freeCount, 3)
     }
 
     func testDroppingImapResultsEarlyStopsTheRemainingWork() throws {
         let pool = Pool(size: 3)
-        let never = Event()
-        var started = 0
-        var ended = 0
-        var results: MapResults<Int>? = pool.imap(0..<100) { i -> Int in
-            started += 1
-            defer { ended += 1 }
-            if i == 0 { return 0 }
-            try never.wait()
-            return i
-        }
+        let work = Lifetimes()
+        var results: MapResults<Int>? = pool.imap(0..<100) { i in try work.onlyTheFirstReturns(i) }
         XCTAssertEqual(try withTimeout(5) { try results!.next() }, 0)
         try Green.sleep(0)
-        XCTAssertGreaterThan(started, 1)
+        XCTAssertGreaterThan(work.started.count, 1)
         results = nil
         for _ in 0..<5 { try Green.sleep(0) }
         XCTAssertEqual(Hub.current.liveGreenlets, 0, "dropped imap results left workers running")
-        XCTAssertEqual(ended, started)
-        XCTAssertLessThan(started, 100)
-        XCTAssertEqual(pool.freeCount, 3)
-        XCTAssertEqual(pool.count, 0)
+        XCTAssertEqual(work.ended.count, work.started.count)
+        XCTAssertLessThan(work.started.count, 100)
+        assertEverySlotIsFree(pool)
     }
 
     func testKillingTheImapReaderStopsTheWorkers() throws {
         let pool = Pool(size: 2)
-        let never = Event()
+        let work = Lifetimes()
         let allStarted = Event()
-        var started = 0
-        var ended = 0
         let reader = spawn { () throws -> [Int] in
             try pool.imap(0..<10) { i -> Int in
-                started += 1
-                defer { ended += 1 }
-                if started == 2 { allStarted.set() }
-                try never.wait()
-                return i
+                if work.started.count == 1 { allStarted.set() }
+                return try work.waitUntilKilled(i)
             }.collect()
         }
         _ = try withTimeout(5) { try allStarted.wait() }
         try withTimeout(5) { try reader.kill() }
         XCTAssertTrue(reader.error is GreenletExit)
-        XCTAssertEqual(started, 2)
-        XCTAssertEqual(ended, 2)
+        XCTAssertEqual(work.started.count, 2)
+        XCTAssertEqual(work.ended.count, 2)
         XCTAssertEqual(Hub.current.liveGreenlets, 0)
         XCTAssertEqual(pool.freeCount, 2)
     }
 
     func testKillingThePoolEndsItsImapWorkers() throws {
         let pool = Pool(size: 2)
-        let never = Event()
-        var started = 0
-        var ended = 0
-        var results: MapResults<Int>? = pool.imap(0..<10) { i -> Int in
-            started += 1
-            defer { ended += 1 }
-            if i == 0 { return 0 }
-            try never.wait()
-            return i
-        }
+        let work = Lifetimes()
+        var results: MapResults<Int>? = pool.imap(0..<10) { i in try work.onlyTheFirstReturns(i) }
         defer {
             results = nil
             for _ in 0..<5 { _ = try? Green.sleep(0) }
@@ -550,9 +449,8 @@ final class PoolMapTests: GreenTestCase {
         XCTAssertTrue(pool.isFull)
         // Nobody is reading: the kill alone must end the workers.
         try withTimeout(5) { try pool.kill() }
-        XCTAssertEqual(pool.count, 0)
-        XCTAssertEqual(pool.freeCount, 2)
-        XCTAssertEqual(ended, started)
+        assertEverySlotIsFree(pool)
+        XCTAssertEqual(work.ended.count, work.started.count)
     }
 
     func testImapOverAnEmptySequenceDoesNotWaitForASlotOfAFullPool() throws {
@@ -652,8 +550,7 @@ final class PoolMapTests: GreenTestCase {
         let pool = Pool(size: 2)
         let value = try withTimeout(5) { try pool.apply { () throws -> String in try Green.sleep(0); return "value" } }
         XCTAssertEqual(value, "value")
-        XCTAssertEqual(pool.freeCount, 2)
-        XCTAssertEqual(pool.count, 0)
+        assertEverySlotIsFree(pool)
     }
 
     func testApplyRethrowsTheBodysError() throws {
@@ -724,8 +621,7 @@ final class PoolMapTests: GreenTestCase {
         XCTAssertTrue(caller.error is GreenletExit)
         for _ in 0..<3 { try Green.sleep(0) }
         XCTAssertTrue(workEnded)
-        XCTAssertEqual(pool.freeCount, 1)
-        XCTAssertEqual(pool.count, 0)
+        assertEverySlotIsFree(pool)
     }
 
     func testApplyOnAGroup() throws {
@@ -757,4 +653,45 @@ private struct CountingSequence: Sequence, IteratorProtocol {
         nextValue += 1
         return nextValue - 1
     }
+}
+
+/// Maps `0..<count` through a new pool of `size` slots (within `limit`
+/// seconds), element i's body yielding `yields(i)` times: checks that the
+/// results come in element order and every slot is free afterwards.
+/// Returns the most bodies that ran at once.
+private func mostRunningAtOnce(mapping count: Int, throughAPoolOf size: Int, within limit: Double = 5,
+                               yields: @escaping (Int) -> Int,
+                               file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+    let pool = Pool(size: size)
+    let overlap = Overlap()
+    let results = try withTimeout(limit) {
+        try pool.map(0..<count) { i -> Int in
+            try overlap.measure {
+                for _ in 0..<yields(i) { try Green.sleep(0) }
+                return i * 2 + 1
+            }
+        }
+    }
+    XCTAssertEqual(results, (0..<count).map { $0 * 2 + 1 }, file: file, line: line)
+    assertEverySlotIsFree(pool, file: file, line: line)
+    return overlap.most
+}
+
+/// Maps `0..<count` through `pool`, where element 1 fails (at once, or
+/// `afterAYield`) and every other element waits until it is killed: map
+/// must rethrow element 1's error. Returns which elements started and
+/// ended.
+private func mapWhereElementOneFails(_ pool: Pool, count: Int, afterAYield: Bool,
+                                     file: StaticString = #filePath, line: UInt = #line) throws -> Lifetimes {
+    let work = Lifetimes()
+    XCTAssertThrowsError(try withTimeout(5) {
+        try pool.map(0..<count) { i -> Int in
+            guard i == 1 else { return try work.waitUntilKilled(i) }
+            return try work.track(i) { () throws -> Int in
+                if afterAYield { try Green.sleep(0) }
+                throw TestError("element 1")
+            }
+        }
+    }, file: file, line: line) { XCTAssertEqual($0 as? TestError, TestError("element 1"), "\($0)", file: file, line: line) }
+    return work
 }

@@ -192,8 +192,7 @@ final class PoolTests: GreenTestCase {
             XCTAssertTrue(member.isReady)
             XCTAssertEqual(result, true)
             XCTAssertEqual(freeAfter, 1)
-            XCTAssertEqual(pool.freeCount, 1)
-            XCTAssertEqual(pool.count, 0)
+            assertEverySlotIsFree(pool)
             // The slot is still there: spawnNowait does not throw.
             let g = try pool.spawnNowait { 2 }
             XCTAssertEqual(try withTimeout(5) { try g.get() }, 2)
@@ -295,8 +294,7 @@ final class PoolTests: GreenTestCase {
         try withTimeout(5) { try pool.kill() }
         XCTAssertEqual(defersRun(), 3)
         XCTAssertTrue(members.allSatisfy { $0.error is GreenletExit })
-        XCTAssertEqual(pool.freeCount, 3)
-        XCTAssertEqual(pool.count, 0)
+        assertEverySlotIsFree(pool)
         XCTAssertFalse(pool.isFull)
     }
 
