@@ -388,6 +388,18 @@ final class ThreadPoolTests: GreenTestCase {
     }
 }
 
+/// `count` greenlets, each connecting to `port` and returning the first
+/// bytes it receives there.
+private func spawnClientsReceivingTheirFirstBytes(_ count: Int, from port: UInt16) -> [Greenlet<[UInt8]>] {
+    (0..<count).map { _ in
+        spawn { () throws -> [UInt8] in
+            let s = try Socket.connect(host: "127.0.0.1", port: port)
+            defer { s.close() }
+            return try s.recv()
+        }
+    }
+}
+
 /// Counts how many threads are inside at once; any thread.
 final class ConcurrencyGauge: @unchecked Sendable {
     private let lock = NSLock()
@@ -444,13 +456,7 @@ final class StreamServerTests: GreenTestCase {
             finished += 1
         }
         server.start()
-        let clients = (0..<3).map { _ in
-            spawn { () throws -> [UInt8] in
-                let s = try Socket.connect(host: "127.0.0.1", port: server.address.port)
-                defer { s.close() }
-                return try s.recv()
-            }
-        }
+        let clients = spawnClientsReceivingTheirFirstBytes(3, from: server.address.port)
         try waitUntil("three handlers running") { server.handlers.count >= 3 }
         let stopper = spawn { try server.stop(timeout: 10) }
         try Green.sleep(0)
@@ -489,13 +495,7 @@ final class StreamServerTests: GreenTestCase {
             try conn.sendAll("ok")
         }
         server.start()
-        let clients = (0..<6).map { _ in
-            spawn { () throws -> [UInt8] in
-                let s = try Socket.connect(host: "127.0.0.1", port: server.address.port)
-                defer { s.close() }
-                return try s.recv()
-            }
-        }
+        let clients = spawnClientsReceivingTheirFirstBytes(6, from: server.address.port)
         try waitUntil("two handlers running") { running >= 2 }
         for _ in 0..<20 { try Green.sleep(0) }
         XCTAssertEqual(running, 2)
