@@ -135,10 +135,8 @@ final class JoinableQueueTests: GreenTestCase {
 
     func testItemsOfPuttersThatWaitedOnAFullQueueCountAsTasks() throws {
         let q = JoinableQueue<String>(maxSize: 1)
-        try q.put("a")
-        let putter = spawn { try q.put("b") }
+        let putter = try spawnAPutterWaiting(toPut: "b", into: q, fullWith: ["a"])
         defer { cleanUp([putter]) }
-        try Green.sleep(0)
         XCTAssertEqual(q.unfinishedTasks, 1)
         XCTAssertEqual(try q.get(), "a")        // "b" moves in from the waiting putter
         _ = try withTimeout(5) { try putter.join() }

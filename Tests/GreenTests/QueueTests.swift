@@ -327,10 +327,8 @@ final class QueueTests: VirtualTimeTestCase {
 
     func testAPutterWhoseItemWasTakenInBeforeCloseReturnsNormally() throws {
         let q = Queue<String>(maxSize: 1)
-        try q.put("x")
-        let putter = spawn { try q.put("p") }
+        let putter = try spawnAPutterWaiting(toPut: "p", into: q, fullWith: ["x"])
         defer { cleanUp([putter]) }
-        try Green.sleep(0)
         XCTAssertEqual(try q.get(), "x")   // "p" is in; the putter has not run yet
         q.close()
         _ = try withTimeout(5) { try putter.join() }

@@ -373,3 +373,12 @@ func checkManyPuttersAndGettersDeliverEveryItemOnce(
     XCTAssertEqual(q.waitingGetters, 0, file: file, line: line)
     XCTAssertEqual(q.waitingPutters, 0, file: file, line: line)
 }
+
+/// Puts `held` into `q`, which that fills, then spawns a putter that
+/// waits to put `item`; returns the putter once it waits.
+func spawnAPutterWaiting<T>(toPut item: T, into q: Queue<T>, fullWith held: [T]) throws -> Greenlet<Void> {
+    for h in held { try q.put(h) }
+    let putter = spawn { try q.put(item) }
+    try Green.sleep(0)
+    return putter
+}
