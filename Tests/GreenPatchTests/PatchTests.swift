@@ -187,27 +187,26 @@ final class PatchTests: GreenTestCase {
     // MARK: - select, poll and epoll
 
     func testSelectPollAndEpollWaitsOverlapInPatchMode() throws {
-        PatchMode.enable()
-        let (a, b) = try socketPair()
-        defer { close(a); close(b) }
-        for kind in WaitKind.available {
-            // 20 greenlets each wait 0.3 s in C for an fd that stays quiet:
-            // about 0.3 s together, not 6.
-            let start = monotonicNow()
-            let waiters = (0..<20).map { _ in spawn { kind.wait([a], [1], timeoutMs: 300) } }
-            let results = try waiters.map { try $0.get() }
-            let elapsed = monotonicNow() - start
-            for r in results {
-                XCTAssertEqual(r.outcome, WaitOutcome(rc: 0, error: 0, ready: [0]), "\(kind)")
-                if kind == .select { XCTAssertEqual(r.leftUs, 0, "select leaves no time in its timeval") }
+        try withASocketPairInPatchMode { a, b in
+            for kind in WaitKind.available {
+                // 20 greenlets each wait 0.3 s in C for an fd that stays quiet:
+                // about 0.3 s together, not 6.
+                let start = monotonicNow()
+                let waiters = (0..<20).map { _ in spawn { kind.wait([a], [1], timeoutMs: 300) } }
+                let results = try waiters.map { try $0.get() }
+                let elapsed = monotonicNow() - start
+                for r in results {
+                    XCTAssertEqual(r.outcome, WaitOutcome(rc: 0, error: 0, ready: [0]), "\(kind)")
+                    if kind == .select { XCTAssertEqual(r.leftUs, 0, "select leaves no time in its timeval") }
+                }
+                XCTAssertGreaterThanOrEqual(elapsed, 0.29, "\(kind)")
+                XCTAssertLessThan(elapsed, 3, "\(kind): 20 waits of 0.3 s overlapped")
+                // Over no fd at all, a wait is a sleep: the ticker runs meanwhile.
+                var empty: WaitResult?
+                let ticks = try ticksDuring { empty = kind.wait([], [], timeoutMs: 150) }
+                XCTAssertEqual(empty?.outcome, WaitOutcome(rc: 0, error: 0, ready: []), "\(kind)")
+                XCTAssertGreaterThanOrEqual(ticks, 5, "\(kind)")
             }
-            XCTAssertGreaterThanOrEqual(elapsed, 0.29, "\(kind)")
-            XCTAssertLessThan(elapsed, 3, "\(kind): 20 waits of 0.3 s overlapped")
-            // Over no fd at all, a wait is a sleep: the ticker runs meanwhile.
-            var empty: WaitResult?
-            let ticks = try ticksDuring { empty = kind.wait([], [], timeoutMs: 150) }
-            XCTAssertEqual(empty?.outcome, WaitOutcome(rc: 0, error: 0, ready: []), "\(kind)")
-            XCTAssertGreaterThanOrEqual(ticks, 5, "\(kind)")
         }
     }
 
@@ -313,68 +312,65 @@ final class PatchTests: GreenTestCase {
     }
 
     func testOutsideGreenletsSelectPollAndEpollAreLibcs() throws {
-        PatchMode.enable()
-        let (a, b) = try socketPair()
-        defer { close(a); close(b) }
-        let calls = PatchMode.cooperativeCalls
-        for kind in WaitKind.available {
-            let start = monotonicNow()
-            XCTAssertEqual(kind.wait([a], [1], timeoutMs: 50).outcome, WaitOutcome(rc: 0, error: 0, ready: [0]))
-            XCTAssertGreaterThanOrEqual(monotonicNow() - start, 0.049, "\(kind)")
-            let other = try ThreadPool.shared.run { kind.wait([a], [1], timeoutMs: 20) }
-            XCTAssertEqual(other.outcome, WaitOutcome(rc: 0, error: 0, ready: [0]), "\(kind)")
+        try withASocketPairInPatchMode { a, b in
+            let calls = PatchMode.cooperativeCalls
+            for kind in WaitKind.available {
+                let start = monotonicNow()
+                XCTAssertEqual(kind.wait([a], [1], timeoutMs: 50).outcome, WaitOutcome(rc: 0, error: 0, ready: [0]))
+                XCTAssertGreaterThanOrEqual(monotonicNow() - start, 0.049, "\(kind)")
+                let other = try ThreadPool.shared.run { kind.wait([a], [1], timeoutMs: 20) }
+                XCTAssertEqual(other.outcome, WaitOutcome(rc: 0, error: 0, ready: [0]), "\(kind)")
+            }
+            XCTAssertEqual(PatchMode.cooperativeCalls, calls)
+            // Patch mode off: a greenlet's C select holds the thread.
+            PatchMode.disable()
+            let ticks = try ticksDuring { _ = WaitKind.select.wait([a], [1], timeoutMs: 300) }
+            XCTAssertLessThanOrEqual(ticks, 1)
         }
-        XCTAssertEqual(PatchMode.cooperativeCalls, calls)
-        // Patch mode off: a greenlet's C select holds the thread.
-        PatchMode.disable()
-        let ticks = try ticksDuring { _ = WaitKind.select.wait([a], [1], timeoutMs: 300) }
-        XCTAssertLessThanOrEqual(ticks, 1)
     }
 
     func testWaitsWithASignalMaskAreLibcsCalls() throws {
-        PatchMode.enable()
-        let (a, b) = try socketPair()
-        defer { close(a); close(b) }
-        // libc's call applies the mask for exactly its wait: the pending
-        // signal it unblocks is handled and the call fails with EINTR at
-        // once. A cooperative wait would let 5 s pass and return 0.
-        for kind in WaitKind.available where kind != .select && kind != .poll && kind != .epollWait {
-            let calls = PatchMode.cooperativeCalls
-            let start = monotonicNow()
-            let r = try spawn { () -> [Int32] in
-                var error: Int32 = 0, handled: Int32 = 0
-                let rc = patch_probe_wait_unmasking(kind.rawValue, a, &error, &handled)
-                return [rc, error, handled]
-            }.get()
-            XCTAssertEqual(r, [-1, EINTR, 1], "\(kind)")
-            XCTAssertLessThan(monotonicNow() - start, 4, "\(kind)")
-            XCTAssertEqual(PatchMode.cooperativeCalls, calls, "\(kind) with a mask did not cooperate")
+        try withASocketPairInPatchMode { a, b in
+            // libc's call applies the mask for exactly its wait: the pending
+            // signal it unblocks is handled and the call fails with EINTR at
+            // once. A cooperative wait would let 5 s pass and return 0.
+            for kind in WaitKind.available where kind != .select && kind != .poll && kind != .epollWait {
+                let calls = PatchMode.cooperativeCalls
+                let start = monotonicNow()
+                let r = try spawn { () -> [Int32] in
+                    var error: Int32 = 0, handled: Int32 = 0
+                    let rc = patch_probe_wait_unmasking(kind.rawValue, a, &error, &handled)
+                    return [rc, error, handled]
+                }.get()
+                XCTAssertEqual(r, [-1, EINTR, 1], "\(kind)")
+                XCTAssertLessThan(monotonicNow() - start, 4, "\(kind)")
+                XCTAssertEqual(PatchMode.cooperativeCalls, calls, "\(kind) with a mask did not cooperate")
+            }
         }
     }
 
     func testSelectAndPollCooperateWithNoFdLeftForTheirEpollInstance() throws {
-        PatchMode.enable()
-        let (a, b) = try socketPair()
-        defer { close(a); close(b) }
-        for kind in [WaitKind.select, .pselect, .poll, .ppoll] {
-            var saved = 0
-            XCTAssertEqual(patch_probe_limit_fds(&saved), 0, "no fd can be made now")
-            defer { patch_probe_restore_fds(saved) }
-            // They check every 10 ms instead: still cooperative, still
-            // woken by the event, still ending at the timeout.
-            var quiet: WaitResult?
-            let ticks = try ticksDuring { quiet = kind.wait([a], [1], timeoutMs: 200) }
-            XCTAssertEqual(quiet?.outcome, WaitOutcome(rc: 0, error: 0, ready: [0]), "\(kind)")
-            XCTAssertGreaterThanOrEqual(ticks, 5, "\(kind)")
-            let start = monotonicNow()
-            let reader = spawn { kind.wait([a], [1], timeoutMs: 5_000) }
-            try letOthersRun()
-            XCTAssertTrue(reader.isStarted && !reader.isReady, "\(kind)")
-            XCTAssertEqual(Glibc.send(b, "x", 1, 0), 1)
-            XCTAssertEqual(try reader.get().outcome, WaitOutcome(rc: 1, error: 0, ready: [1]), "\(kind)")
-            XCTAssertLessThan(monotonicNow() - start, 2, "\(kind) woke on the event")
-            var byte: UInt8 = 0
-            XCTAssertEqual(Glibc.recv(a, &byte, 1, 0), 1)
+        try withASocketPairInPatchMode { a, b in
+            for kind in [WaitKind.select, .pselect, .poll, .ppoll] {
+                var saved = 0
+                XCTAssertEqual(patch_probe_limit_fds(&saved), 0, "no fd can be made now")
+                defer { patch_probe_restore_fds(saved) }
+                // They check every 10 ms instead: still cooperative, still
+                // woken by the event, still ending at the timeout.
+                var quiet: WaitResult?
+                let ticks = try ticksDuring { quiet = kind.wait([a], [1], timeoutMs: 200) }
+                XCTAssertEqual(quiet?.outcome, WaitOutcome(rc: 0, error: 0, ready: [0]), "\(kind)")
+                XCTAssertGreaterThanOrEqual(ticks, 5, "\(kind)")
+                let start = monotonicNow()
+                let reader = spawn { kind.wait([a], [1], timeoutMs: 5_000) }
+                try letOthersRun()
+                XCTAssertTrue(reader.isStarted && !reader.isReady, "\(kind)")
+                XCTAssertEqual(Glibc.send(b, "x", 1, 0), 1)
+                XCTAssertEqual(try reader.get().outcome, WaitOutcome(rc: 1, error: 0, ready: [1]), "\(kind)")
+                XCTAssertLessThan(monotonicNow() - start, 2, "\(kind) woke on the event")
+                var byte: UInt8 = 0
+                XCTAssertEqual(Glibc.recv(a, &byte, 1, 0), 1)
+            }
         }
     }
 
@@ -428,154 +424,150 @@ final class PatchTests: GreenTestCase {
     }
 
     func testRecvmsgAndSendmsgCarryIovecsDescriptorsAndWaitAll() throws {
-        PatchMode.enable()
-        let (a, b) = try socketPair()
-        defer { close(a); close(b) }
-        setSocketTimeout(a, SO_RCVTIMEO, 5)
-        var pipeFDs: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&pipeFDs), 0)
-        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
-        let receiving = spawn { () -> (Int, String, String, Int32, Int32) in
-            var first = [CChar](repeating: 0, count: 3), second = [CChar](repeating: 0, count: 10)
-            var passed: Int32 = -1, flags: Int32 = -1
-            let n = patch_probe_recvmsg(a, &first, 3, &second, 10, 0, &passed, &flags)
-            return (n, string(first, min(n, 3)), string(second, max(0, n - 3)), passed, flags)
-        }
-        let sending = spawn { () -> Int in
-            try letOthersRun()
-            return patch_probe_sendmsg(b, "abc", 3, "defgh", 5, pipeFDs[0])
-        }
-        XCTAssertEqual(try sending.get(), 8)
-        let (n, first, second, passed, flags) = try receiving.get()
-        XCTAssertEqual(n, 8)
-        XCTAssertEqual(first, "abc")
-        XCTAssertEqual(second, "defgh")
-        XCTAssertEqual(flags, 0)
-        XCTAssertGreaterThanOrEqual(passed, 0, "the fd came along")
-        if passed >= 0 {
-            var mine = stat(), theirs = stat()
-            XCTAssertEqual(fstat(pipeFDs[0], &mine), 0)
-            XCTAssertEqual(fstat(passed, &theirs), 0)
-            XCTAssertEqual(mine.st_ino, theirs.st_ino)
-            close(passed)
-        }
+        try withASocketPairInPatchMode { a, b in
+            setSocketTimeout(a, SO_RCVTIMEO, 5)
+            var pipeFDs: [Int32] = [0, 0]
+            XCTAssertEqual(pipe(&pipeFDs), 0)
+            defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+            let receiving = spawn { () -> (Int, String, String, Int32, Int32) in
+                var first = [CChar](repeating: 0, count: 3), second = [CChar](repeating: 0, count: 10)
+                var passed: Int32 = -1, flags: Int32 = -1
+                let n = patch_probe_recvmsg(a, &first, 3, &second, 10, 0, &passed, &flags)
+                return (n, string(first, min(n, 3)), string(second, max(0, n - 3)), passed, flags)
+            }
+            let sending = spawn { () -> Int in
+                try letOthersRun()
+                return patch_probe_sendmsg(b, "abc", 3, "defgh", 5, pipeFDs[0])
+            }
+            XCTAssertEqual(try sending.get(), 8)
+            let (n, first, second, passed, flags) = try receiving.get()
+            XCTAssertEqual(n, 8)
+            XCTAssertEqual(first, "abc")
+            XCTAssertEqual(second, "defgh")
+            XCTAssertEqual(flags, 0)
+            XCTAssertGreaterThanOrEqual(passed, 0, "the fd came along")
+            if passed >= 0 {
+                var mine = stat(), theirs = stat()
+                XCTAssertEqual(fstat(pipeFDs[0], &mine), 0)
+                XCTAssertEqual(fstat(passed, &theirs), 0)
+                XCTAssertEqual(mine.st_ino, theirs.st_ino)
+                close(passed)
+            }
 
-        // MSG_WAITALL: one call takes all 13 bytes, sent in two parts.
-        let waiting = spawn { () -> (Int, String) in
-            var first = [CChar](repeating: 0, count: 3), second = [CChar](repeating: 0, count: 10)
-            var passed: Int32 = -1, flags: Int32 = -1
-            let n = patch_probe_recvmsg(a, &first, 3, &second, 10, Int32(MSG_WAITALL), &passed, &flags)
-            return (n, string(first, min(n, 3)) + string(second, max(0, n - 3)))
+            // MSG_WAITALL: one call takes all 13 bytes, sent in two parts.
+            let waiting = spawn { () -> (Int, String) in
+                var first = [CChar](repeating: 0, count: 3), second = [CChar](repeating: 0, count: 10)
+                var passed: Int32 = -1, flags: Int32 = -1
+                let n = patch_probe_recvmsg(a, &first, 3, &second, 10, Int32(MSG_WAITALL), &passed, &flags)
+                return (n, string(first, min(n, 3)) + string(second, max(0, n - 3)))
+            }
+            let parts = spawn { () -> [Int] in
+                let one = patch_probe_sendmsg(b, "abc", 3, "de", 2, -1)
+                try letOthersRun()
+                return [one, patch_probe_send(b, "fghijklm", 8, 0)]
+            }
+            XCTAssertEqual(try parts.get(), [5, 8])
+            let (total, text) = try waiting.get()
+            XCTAssertEqual(total, 13)
+            XCTAssertEqual(text, "abcdefghijklm")
         }
-        let parts = spawn { () -> [Int] in
-            let one = patch_probe_sendmsg(b, "abc", 3, "de", 2, -1)
-            try letOthersRun()
-            return [one, patch_probe_send(b, "fghijklm", 8, 0)]
-        }
-        XCTAssertEqual(try parts.get(), [5, 8])
-        let (total, text) = try waiting.get()
-        XCTAssertEqual(total, 13)
-        XCTAssertEqual(text, "abcdefghijklm")
     }
 
     func testReadvAndWritevOnASocketCooperate() throws {
-        PatchMode.enable()
-        let (a, b) = try socketPair()
-        defer { close(a); close(b) }
-        setSocketTimeout(a, SO_RCVTIMEO, 5)
-        let reading = spawn { () -> (Int, String, String) in
-            var first = [CChar](repeating: 0, count: 3), second = [CChar](repeating: 0, count: 10)
-            let n = patch_probe_readv(a, &first, 3, &second, 10)
-            return (n, string(first, min(n, 3)), string(second, max(0, n - 3)))
+        try withASocketPairInPatchMode { a, b in
+            setSocketTimeout(a, SO_RCVTIMEO, 5)
+            let reading = spawn { () -> (Int, String, String) in
+                var first = [CChar](repeating: 0, count: 3), second = [CChar](repeating: 0, count: 10)
+                let n = patch_probe_readv(a, &first, 3, &second, 10)
+                return (n, string(first, min(n, 3)), string(second, max(0, n - 3)))
+            }
+            let writing = spawn { () -> Int in
+                try letOthersRun()
+                return patch_probe_writev(b, "abc", 3, "defgh", 5)
+            }
+            XCTAssertEqual(try writing.get(), 8)
+            let (n, first, second) = try reading.get()
+            XCTAssertEqual(n, 8)
+            XCTAssertEqual(first, "abc")
+            XCTAssertEqual(second, "defgh")
         }
-        let writing = spawn { () -> Int in
-            try letOthersRun()
-            return patch_probe_writev(b, "abc", 3, "defgh", 5)
-        }
-        XCTAssertEqual(try writing.get(), 8)
-        let (n, first, second) = try reading.get()
-        XCTAssertEqual(n, 8)
-        XCTAssertEqual(first, "abc")
-        XCTAssertEqual(second, "defgh")
     }
 
     func testASendGoesOnUntilAllIsSentAndWaitAllUntilAllCame() throws {
-        PatchMode.enable()
-        let (a, b) = try socketPair()
-        defer { close(a); close(b) }
-        // Bounds in case a call held the thread (its peer is on this hub).
-        setSocketTimeout(a, SO_SNDTIMEO, 10)
-        setSocketTimeout(b, SO_RCVTIMEO, 10)
-        let size = 4 << 20   // far more than the socket buffers hold
-        let data = (0..<size).map { CChar(truncatingIfNeeded: $0 &* 31) }
-        for viaWrite in [false, true] {
-            // Like libc's on a blocking stream socket: one call sends it all.
-            let sending = spawn { viaWrite ? patch_probe_write(a, data, size) : patch_probe_send(a, data, size, 0) }
-            let receiving = spawn { () -> (Int, Bool) in
-                var buffer = [CChar](repeating: 0, count: size)
-                let n = patch_probe_recv(b, &buffer, size, Int32(MSG_WAITALL))
-                return (n, buffer == data)
+        try withASocketPairInPatchMode { a, b in
+            // Bounds in case a call held the thread (its peer is on this hub).
+            setSocketTimeout(a, SO_SNDTIMEO, 10)
+            setSocketTimeout(b, SO_RCVTIMEO, 10)
+            let size = 4 << 20   // far more than the socket buffers hold
+            let data = (0..<size).map { CChar(truncatingIfNeeded: $0 &* 31) }
+            for viaWrite in [false, true] {
+                // Like libc's on a blocking stream socket: one call sends it all.
+                let sending = spawn { viaWrite ? patch_probe_write(a, data, size) : patch_probe_send(a, data, size, 0) }
+                let receiving = spawn { () -> (Int, Bool) in
+                    var buffer = [CChar](repeating: 0, count: size)
+                    let n = patch_probe_recv(b, &buffer, size, Int32(MSG_WAITALL))
+                    return (n, buffer == data)
+                }
+                XCTAssertEqual(try sending.get(), size, viaWrite ? "write" : "send")
+                let (n, same) = try receiving.get()
+                XCTAssertEqual(n, size)
+                XCTAssertTrue(same)
             }
-            XCTAssertEqual(try sending.get(), size, viaWrite ? "write" : "send")
-            let (n, same) = try receiving.get()
-            XCTAssertEqual(n, size)
-            XCTAssertTrue(same)
-        }
-        // MSG_WAITALL stops at the end of the stream with what came.
-        let short = spawn { () -> Int in
-            var buffer = [CChar](repeating: 0, count: 100)
-            return patch_probe_recv(b, &buffer, 100, Int32(MSG_WAITALL))
-        }
-        try Green.sleep(0.01)
-        XCTAssertEqual(patch_probe_send(a, "0123456789", 10, 0), 10)
-        XCTAssertEqual(shutdown(a, Int32(SHUT_WR)), 0)
-        XCTAssertEqual(try short.get(), 10)
+            // MSG_WAITALL stops at the end of the stream with what came.
+            let short = spawn { () -> Int in
+                var buffer = [CChar](repeating: 0, count: 100)
+                return patch_probe_recv(b, &buffer, 100, Int32(MSG_WAITALL))
+            }
+            try Green.sleep(0.01)
+            XCTAssertEqual(patch_probe_send(a, "0123456789", 10, 0), 10)
+            XCTAssertEqual(shutdown(a, Int32(SHUT_WR)), 0)
+            XCTAssertEqual(try short.get(), 10)
 
-        // A kill cuts a send short, as a signal would: what was sent so far.
-        let (c, d) = try socketPair()
-        defer { close(c); close(d) }
-        setSocketTimeout(c, SO_SNDTIMEO, 5)   // libc's would give up after 5 s
-        var sent = -1
-        let g = spawn {
-            sent = patch_probe_send(c, data, size, 0)   // nobody reads d
-            try Green.sleep(10)
+            // A kill cuts a send short, as a signal would: what was sent so far.
+            let (c, d) = try socketPair()
+            defer { close(c); close(d) }
+            setSocketTimeout(c, SO_SNDTIMEO, 5)   // libc's would give up after 5 s
+            var sent = -1
+            let g = spawn {
+                sent = patch_probe_send(c, data, size, 0)   // nobody reads d
+                try Green.sleep(10)
+            }
+            try letOthersRun()
+            XCTAssertTrue(g.isStarted && !g.isReady)
+            XCTAssertEqual(sent, -1, "still in send, parked")
+            try g.kill()
+            XCTAssertGreaterThan(sent, 0)
+            XCTAssertLessThan(sent, size)
         }
-        try letOthersRun()
-        XCTAssertTrue(g.isStarted && !g.isReady)
-        XCTAssertEqual(sent, -1, "still in send, parked")
-        try g.kill()
-        XCTAssertGreaterThan(sent, 0)
-        XCTAssertLessThan(sent, size)
     }
 
     func testSocketTimeoutsEndCooperativeReceivesAndAccepts() throws {
-        PatchMode.enable()
-        let (a, b) = try socketPair()
-        defer { close(a); close(b) }
-        setSocketTimeout(a, SO_RCVTIMEO, 0.2)
-        var received = 0
-        let start = monotonicNow()
-        // withTimeout bounds the test should SO_RCVTIMEO be ignored.
-        let ticks = try ticksDuring {
-            _ = try? withTimeout(5) {
-                var buffer = [CChar](repeating: 0, count: 16)
-                received = patch_probe_recv(a, &buffer, 16, 0)
+        try withASocketPairInPatchMode { a, b in
+            setSocketTimeout(a, SO_RCVTIMEO, 0.2)
+            var received = 0
+            let start = monotonicNow()
+            // withTimeout bounds the test should SO_RCVTIMEO be ignored.
+            let ticks = try ticksDuring {
+                _ = try? withTimeout(5) {
+                    var buffer = [CChar](repeating: 0, count: 16)
+                    received = patch_probe_recv(a, &buffer, 16, 0)
+                }
             }
-        }
-        XCTAssertEqual(received, -Int(EAGAIN))
-        XCTAssertGreaterThanOrEqual(monotonicNow() - start, 0.19)
-        XCTAssertGreaterThanOrEqual(ticks, 5, "the ticker ran meanwhile")
+            XCTAssertEqual(received, -Int(EAGAIN))
+            XCTAssertGreaterThanOrEqual(monotonicNow() - start, 0.19)
+            XCTAssertGreaterThanOrEqual(ticks, 5, "the ticker ran meanwhile")
 
-        let listener = patch_probe_unix_listener("swift-green-patch-accept-\(getpid())", 4)
-        XCTAssertGreaterThanOrEqual(listener, 0)
-        defer { close(listener) }
-        setSocketTimeout(listener, SO_RCVTIMEO, 0.2)
-        var accepted = 0
-        let acceptTicks = try ticksDuring {
-            _ = try? withTimeout(5) { accepted = patch_probe_accept(listener) }
+            let listener = patch_probe_unix_listener("swift-green-patch-accept-\(getpid())", 4)
+            XCTAssertGreaterThanOrEqual(listener, 0)
+            defer { close(listener) }
+            setSocketTimeout(listener, SO_RCVTIMEO, 0.2)
+            var accepted = 0
+            let acceptTicks = try ticksDuring {
+                _ = try? withTimeout(5) { accepted = patch_probe_accept(listener) }
+            }
+            XCTAssertEqual(accepted, -Int(EAGAIN))
+            XCTAssertGreaterThanOrEqual(acceptTicks, 5)
         }
-        XCTAssertEqual(accepted, -Int(EAGAIN))
-        XCTAssertGreaterThanOrEqual(acceptTicks, 5)
     }
 
     func testAUnixConnectWaitsForRoomInTheListenersBacklog() throws {
@@ -696,6 +688,15 @@ final class PatchTests: GreenTestCase {
 }
 
 // MARK: - Helpers
+
+/// Runs `body` in patch mode with the two ends of a new Unix socket
+/// pair, closed afterwards.
+private func withASocketPairInPatchMode(_ body: (_ a: Int32, _ b: Int32) throws -> Void) throws {
+    PatchMode.enable()
+    let (a, b) = try socketPair()
+    defer { close(a); close(b) }
+    try body(a, b)
+}
 
 private func socketPair() throws -> (Int32, Int32) {
     var fds: [Int32] = [0, 0]
