@@ -38,14 +38,8 @@ public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked 
     init(_ kind: ModelKind, capacity: Int) throws {
         precondition(capacity >= 1, "a queue needs a capacity of at least 1")
         self.capacity = capacity
-        switch kind {
-        case .greenlets: backend = .green(Green.Queue(maxSize: capacity))
-        case .threads: backend = .thread(Monitor(), LocalRing())
-        case .processes:
-            let r = try SharedRegion(dataBytes: ModelQueue.processRingBytes)
-            r.slot(4).pointee = Int64(capacity)
-            backend = .process(r)
-        }
+        backend = try ModelBackend(kind, green: Green.Queue(maxSize: capacity), local: LocalRing(),
+                                   dataBytes: ModelQueue.processRingBytes) { $0.slot(4).pointee = Int64(capacity) }
     }
 
     /// Adds `item`, waiting while the queue is full; throws

@@ -30,6 +30,20 @@ enum ModelBackend<GreenPrimitive, Local> {
     case thread(Monitor, Local)
     case process(SharedRegion)
 
+    /// A new primitive's backend on `kind`: `green()`, or `local()` under a
+    /// new monitor, or a new region of `dataBytes` that `prepare` sets up.
+    init(_ kind: ModelKind, green: @autoclosure () -> GreenPrimitive, local: @autoclosure () -> Local,
+         dataBytes: Int = 0, prepare: (SharedRegion) -> Void = { _ in }) throws {
+        switch kind {
+        case .greenlets: self = .green(green())
+        case .threads: self = .thread(Monitor(), local())
+        case .processes:
+            let r = try SharedRegion(dataBytes: dataBytes)
+            prepare(r)
+            self = .process(r)
+        }
+    }
+
     /// The region, which is what travels to a worker process (nil on the
     /// greenlets and threads models, whose primitives cannot).
     var region: SharedRegion? {
@@ -75,11 +89,7 @@ public final class ModelLock: Codable, @unchecked Sendable {
     private let backend: ModelBackend<Green.Lock, Box<Bool>>
 
     init(_ kind: ModelKind) throws {
-        switch kind {
-        case .greenlets: backend = .green(Green.Lock())
-        case .threads: backend = .thread(Monitor(), Box(false))
-        case .processes: backend = .process(try SharedRegion(dataBytes: 0))
-        }
+        backend = try ModelBackend(kind, green: Green.Lock(), local: Box(false))
     }
 
     public func acquire() throws {
@@ -125,11 +135,7 @@ public final class ModelEvent: Codable, @unchecked Sendable {
     private let backend: ModelBackend<Green.Event, Box<Bool>>
 
     init(_ kind: ModelKind) throws {
-        switch kind {
-        case .greenlets: backend = .green(Green.Event())
-        case .threads: backend = .thread(Monitor(), Box(false))
-        case .processes: backend = .process(try SharedRegion(dataBytes: 0))
-        }
+        backend = try ModelBackend(kind, green: Green.Event(), local: Box(false))
     }
 
     public func set() {
@@ -175,13 +181,8 @@ public final class ModelSemaphore: Codable, @unchecked Sendable {
 
     init(_ kind: ModelKind, value: Int) throws {
         precondition(value >= 0, "a semaphore's value cannot be negative")
-        switch kind {
-        case .greenlets: backend = .green(Green.Semaphore(value: value))
-        case .threads: backend = .thread(Monitor(), Box(value))
-        case .processes:
-            let r = try SharedRegion(dataBytes: 0)
-            r.slot(0).pointee = Int64(value)
-            backend = .process(r)
+        backend = try ModelBackend(kind, green: Green.Semaphore(value: value), local: Box(value)) {
+            $0.slot(0).pointee = Int64(value)
         }
     }
 
