@@ -21,16 +21,29 @@ let contextDefines: [CSetting] = (forceUcontext ? [.define("GREEN_FORCE_UCONTEXT
 let switchImportFlags: [SwiftSetting] = annotateSwitches
     ? [.unsafeFlags(["-Xcc", "-DGREEN_ANNOTATE_SWITCHES"])] : []
 
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+/// An example program, in Examples/`folder`: on Green and ArgumentParser,
+/// and on `dependencies`.
+func example(_ name: String, _ folder: String, dependencies: [Target.Dependency] = [], exclude: [String] = [],
+             swiftSettings: [SwiftSetting]? = nil) -> Target {
+    .executableTarget(name: name, dependencies: ["Green"] + dependencies + [argumentParser],
+                      path: "Examples/\(folder)", exclude: exclude, swiftSettings: swiftSettings)
+}
+
 // GREEN_FUZZ=1 adds the libFuzzer targets (built by `make fuzz` with
-// -sanitize=fuzzer, which supplies their main).
+// -sanitize=fuzzer, which supplies their main), each in Fuzz/NAME on what
+// they share (Fuzz/FuzzSupport) and the library it fuzzes.
 let fuzzing = Context.environment["GREEN_FUZZ"] == "1"
+func fuzzTarget(_ name: String, fuzzing library: Target.Dependency) -> Target {
+    .executableTarget(name: name, dependencies: [library, "FuzzSupport"], path: "Fuzz/\(name)",
+                      swiftSettings: [.unsafeFlags(["-parse-as-library"])])
+}
 let fuzzTargets: [Target] = fuzzing ? [
-    .executableTarget(name: "FuzzHTTP", dependencies: ["GreenHTTP"], path: "Fuzz/FuzzHTTP",
-                      swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-    .executableTarget(name: "FuzzURL", dependencies: ["GreenCrawl"], path: "Fuzz/FuzzURL",
-                      swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
-    .executableTarget(name: "FuzzLinks", dependencies: ["GreenCrawl"], path: "Fuzz/FuzzLinks",
-                      swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+    .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),
+    fuzzTarget("FuzzHTTP", fuzzing: "GreenHTTP"),
+    fuzzTarget("FuzzURL", fuzzing: "GreenCrawl"),
+    fuzzTarget("FuzzLinks", fuzzing: "GreenCrawl"),
 ] : []
 
 let package = Package(
@@ -144,20 +157,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "GreenCompareTool",
-            dependencies: [
-                "Green", "GreenCompare", "GreenCompareWorkloads",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            dependencies: ["Green", "GreenCompare", "GreenCompareWorkloads", argumentParser]
         ),
-        .executableTarget(
-            name: "Crawl",
-            dependencies: [
-                "Green", "GreenHTTP", "GreenCrawl", "GreenCompare", "GreenCrawlModels",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/crawl",
-            exclude: ["demo-distributed.sh", "shared-crawl.sh"]
-        ),
+        example("Crawl", "crawl", dependencies: ["GreenHTTP", "GreenCrawl", "GreenCompare", "GreenCrawlModels"],
+                exclude: ["demo-distributed.sh", "shared-crawl.sh"]),
         .systemLibrary(
             name: "CLibev",
             providers: [.apt(["libev-dev"])]
@@ -175,125 +178,32 @@ let package = Package(
         ),
         .executableTarget(
             name: "GreenBench",
-            dependencies: [
-                "Green", "CGreenContext", "GreenCrawl",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["Green", "CGreenContext", "GreenCrawl", argumentParser],
             swiftSettings: switchImportFlags
         ),
-        .executableTarget(
-            name: "Sleepers",
-            dependencies: [
-                "Green",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/sleepers"
-        ),
-        .executableTarget(
-            name: "ProducerConsumer",
-            dependencies: [
-                "Green",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/producer-consumer"
-        ),
-        .executableTarget(
-            name: "BankBalance",
-            dependencies: [
-                "Green",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/bank-balance"
-        ),
-        .executableTarget(
-            name: "EchoServer",
-            dependencies: [
-                "Green",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/echo-server"
-        ),
-        .executableTarget(
-            name: "EchoLoad",
-            dependencies: [
-                "Green",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/echo-load"
-        ),
-        .executableTarget(
-            name: "Chat",
-            dependencies: [
-                "Green",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/chat",
-            exclude: ["smoke-test.py"]
-        ),
-        .executableTarget(
-            name: "HTTPHello",
-            dependencies: [
-                "Green", "GreenHTTP",
-                "GreenTLS", "COpenSSL",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
-            ],
-            path: "Examples/http-hello",
-            exclude: ["metrics-smoke.sh"]
-        ),
-        .executableTarget(
-            name: "Faults",
-            dependencies: [
-                "Green",
-                "GreenHTTP",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/faults"
-        ),
-        .executableTarget(
-            name: "IdleConnectionsExample",
-            dependencies: [
-                "Green",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/idle-connections"
-        ),
-        .executableTarget(
-            name: "HTTPGet",
-            dependencies: [
-                "Green",
-                "GreenHTTP",
-                "GreenTLS",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/http-get",
-            exclude: ["smoke-test.sh"]
-        ),
-        .executableTarget(
-            name: "WSEcho",
-            dependencies: [
-                "Green",
-                "GreenHTTP",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/ws-echo"
-        ),
-        .executableTarget(
-            name: "AsyncInterop",
-            dependencies: [
-                "Green",
-                "GreenHTTP",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "Examples/async-interop"
-        ),
+        example("Sleepers", "sleepers"),
+        example("ProducerConsumer", "producer-consumer"),
+        example("BankBalance", "bank-balance"),
+        example("EchoServer", "echo-server"),
+        example("EchoLoad", "echo-load"),
+        example("Chat", "chat", exclude: ["smoke-test.py"]),
+        example("HTTPHello", "http-hello",
+                dependencies: [
+                    "GreenHTTP", "GreenTLS", "COpenSSL",
+                    .product(name: "Prometheus", package: "swift-prometheus"),
+                    .product(name: "CoreMetrics", package: "swift-metrics"),
+                ],
+                exclude: ["metrics-smoke.sh"]),
+        example("Faults", "faults", dependencies: ["GreenHTTP"]),
+        example("IdleConnectionsExample", "idle-connections"),
+        example("HTTPGet", "http-get", dependencies: ["GreenHTTP", "GreenTLS"], exclude: ["smoke-test.sh"]),
+        example("WSEcho", "ws-echo", dependencies: ["GreenHTTP"]),
+        example("AsyncInterop", "async-interop", dependencies: ["GreenHTTP"]),
+        // Spelled out, not example(...): GreenTests runs it, and LayerTests
+        // reads its dependencies here (Green alone, with ArgumentParser).
         .executableTarget(
             name: "MainHub",
-            dependencies: [
-                "Green",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["Green", argumentParser],
             path: "Examples/main-hub",
             // Swift 6.3.1 calls the `DefaultExecutorFactory` the example
             // names only when it counts the custom-executor runtime as

@@ -18,21 +18,19 @@
 # ratio as the median of the rounds' own ratios; --json prints the same as
 # one JSON object.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-here="$repo/Benchmarks/peers"
 rounds=5
 runs=""
 build=1
 json=0
-die() { echo "bridge-peers: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift ;;
     --runs) runs=$2; shift ;;
     --no-build) build=0 ;;
     --json) json=1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) show_help 19 ;;
     *) die "unknown argument: $1" ;;
   esac
   shift
@@ -40,15 +38,8 @@ done
 case "$rounds" in ''|*[!0-9]*|0) die "--rounds needs a positive number" ;; esac
 case "$runs" in *[!0-9]*) die "--runs needs a positive number" ;; esac
 
-export PATH=/opt/swift/usr/bin:$PATH
-if [ "$build" = 1 ]; then
-  echo "bridge-peers: building green-bench and the SwiftNIO peer (release)" >&2
-  swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release-bridge" --product green-bench >&2
-  swift build -c release --package-path "$here/nio-bridge" --scratch-path "$repo/.build-nio-bridge" >&2
-fi
-bench="$repo/.build-release-bridge/release/green-bench"
-peer="$repo/.build-nio-bridge/release/NIOBridge"
-[ -x "$bench" ] && [ -x "$peer" ] || die "missing $bench or $peer: run without --no-build"
+build_swift_pair green-bench .build-release-bridge nio-bridge .build-nio-bridge NIOBridge "the SwiftNIO peer"
+bench=$ours
 nio_version=$(awk '/"identity" : "swift-nio"/ { f = 1 } f && /"version"/ { gsub(/[",]/, "", $3); print $3; exit }' \
   "$here/nio-bridge/Package.resolved" 2>/dev/null || true)
 nio_version=${nio_version:-2.x}
@@ -79,7 +70,6 @@ keep() {
 green() { keep "$("$bench" --only "$(echo $green_keys | tr ' ' ,)" ${runs:+--runs "$runs"} --json)" "$green_keys"; }
 nio() { keep "$("$peer" ${runs:+--runs "$runs"} --json)" "$nio_keys"; }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
 # ns as green-bench prints them: whole above 1000, else two decimals.
 ns() { awk '{ if ($1 >= 1000) printf "%d\n", $1 + 0.5; else printf "%.2f\n", $1 }'; }

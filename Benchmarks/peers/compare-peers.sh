@@ -20,17 +20,14 @@
 # into .build-peers instead. The Go peer is built into a temporary folder
 # with its caches under /tmp, so nothing lands in the repository.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-peers="$repo/Benchmarks/peers"
 args="$*"
 rounds=3
 quick=0
 runs=""
 rebuild=0
 swift_bench=""
-
-die() { echo "compare-peers: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,7 +36,7 @@ while [ $# -gt 0 ]; do
     --runs) [ $# -ge 2 ] || die "--runs needs a number"; runs=$2; shift ;;
     --rebuild) rebuild=1 ;;
     --swift-bench) [ $# -ge 2 ] || die "--swift-bench needs a path"; swift_bench=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) show_help 20 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
   shift
@@ -62,12 +59,7 @@ if ! command -v go >/dev/null; then
 fi
 command -v python3 >/dev/null || die "python3 not found; run: sudo apt-get install -y python3 python3-venv"
 # gevent from PyPI, in a virtual environment of its own (shared with echo-peers.sh).
-venv=/tmp/swift-green-peers-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import gevent' 2>/dev/null; then
-  echo "installing gevent into $venv" >&2
-  { python3 -m venv "$venv" && "$venv/bin/pip" install -q gevent; } >&2 \
-    || die "installing gevent failed; run: python3 -m venv $venv && $venv/bin/pip install gevent"
-fi
+gevent_venv
 
 work=$(mktemp -d /tmp/compare-peers.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -87,10 +79,7 @@ if [ -z "$swift_bench" ]; then
 fi
 [ -x "$swift_bench" ] || die "green-bench not found or not executable: $swift_bench"
 
-echo "building the Go peer" >&2
-(cd "$peers/go" &&
-  GOCACHE=/tmp/compare-peers-go/cache GOPATH=/tmp/compare-peers-go/path GOFLAGS=-buildvcs=false \
-  go build -o "$work/go-peer" . >&2) || die "building the Go peer (Benchmarks/peers/go) failed"
+build_go_peer "$work/go-peer"
 
 # --- run -------------------------------------------------------------------
 
@@ -105,7 +94,7 @@ run_peer() {
   case "$name" in
     swift-green) cmd=("$swift_bench" "${common[@]}") ;;
     go) cmd=("$work/go-peer" "${common[@]}") ;;
-    gevent) cmd=("$venv/bin/python" "$peers/gevent/bench.py" "${common[@]}") ;;
+    gevent) cmd=("$venv/bin/python" "$here/gevent/bench.py" "${common[@]}") ;;
   esac
   out="$work/$name.$round.json"
   err="$work/$name.$round.err"

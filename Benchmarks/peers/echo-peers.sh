@@ -18,36 +18,24 @@
 # with the server, so the 2-hub and GOMAXPROCS=2 figures show contention,
 # not scaling; green-bench's cpu_echo_scaling_2hubs shows scaling.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-here="$repo/Benchmarks/peers"
 seconds=5
 rounds=3
 http=0
 https=0
-die() { echo "echo-peers: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift ;;
     --rounds) rounds=$2; shift ;;
     --http) http=1 ;;
     --https) http=1; https=1 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) show_help 16 ;;
     *) die "unknown argument: $1" ;;
   esac
   shift
 done
 
-need_deb() {
-  local missing=""
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-  [ -z "$missing" ] && return 0
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-  else
-    die "missing:$missing; run: sudo apt-get update && sudo apt-get install -y$missing"
-  fi
-}
 need_deb golang-go gcc python3-venv
 [ "$http" = 1 ] && need_deb wrk
 [ "$https" = 1 ] && need_deb openssl
@@ -57,17 +45,12 @@ pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-venv=/tmp/swift-green-peers-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import gevent' 2>/dev/null; then
-  echo "installing gevent into $venv" >&2
-  python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q gevent >&2 || die "installing gevent failed"
-fi
+gevent_venv
 
 echo "building" >&2
 (cd "$repo" && for p in echo-server echo-load http-hello; do swift build -c release --product "$p" >&2 || exit 1; done) \
   || die "building the swift-green servers failed"
-(cd "$here/go" && GOCACHE=/tmp/echo-peers-go/cache GOPATH=/tmp/echo-peers-go/path GOFLAGS=-buildvcs=false \
-  go build -o "$work/go-peer" . >&2) || die "building the Go peer failed"
+build_go_peer "$work/go-peer"
 cc -O2 -pthread "$here/threads/echo_threads.c" -o "$work/echo-threads" || die "building echo-threads failed"
 
 # start_server NAME CMD...: starts it, waits for "listening on HOST:PORT", sets $port.
@@ -103,23 +86,19 @@ elif [ "$http" = 1 ]; then
 else
   names=(swift-green-1hub swift-green-2hubs go-1 go-2 gevent threads)
 fi
+# The servers of the workload: ours, Go's flag and gevent's script.
+if [ "$http" = 1 ]; then
+  ours=http-hello go_port=-http-port gevent_server=http_server.py
+else
+  ours=echo-server go_port=-echo-port gevent_server=echo_server.py
+fi
 command_for() {
-  if [ "$http" = 1 ]; then
-    case "$1" in
-      swift-green-1hub) echo "$repo/.build/release/http-hello --port 0 --workers 1 $tls_args" ;;
-      swift-green-2hubs) echo "$repo/.build/release/http-hello --port 0 --workers 2 $tls_args" ;;
-      go-1) echo "$work/go-peer -http-port 0 -echo-procs 1 $go_tls_args" ;;
-      go-2) echo "$work/go-peer -http-port 0 -echo-procs 2 $go_tls_args" ;;
-      gevent) echo "$venv/bin/python $here/gevent/http_server.py --port 0" ;;
-    esac
-    return
-  fi
   case "$1" in
-    swift-green-1hub) echo "$repo/.build/release/echo-server --port 0 --workers 1" ;;
-    swift-green-2hubs) echo "$repo/.build/release/echo-server --port 0 --workers 2" ;;
-    go-1) echo "$work/go-peer -echo-port 0 -echo-procs 1" ;;
-    go-2) echo "$work/go-peer -echo-port 0 -echo-procs 2" ;;
-    gevent) echo "$venv/bin/python $here/gevent/echo_server.py --port 0" ;;
+    swift-green-1hub) echo "$repo/.build/release/$ours --port 0 --workers 1 $tls_args" ;;
+    swift-green-2hubs) echo "$repo/.build/release/$ours --port 0 --workers 2 $tls_args" ;;
+    go-1) echo "$work/go-peer $go_port 0 -echo-procs 1 $go_tls_args" ;;
+    go-2) echo "$work/go-peer $go_port 0 -echo-procs 2 $go_tls_args" ;;
+    gevent) echo "$venv/bin/python $here/gevent/$gevent_server --port 0" ;;
     threads) echo "$work/echo-threads 0" ;;
   esac
 }

@@ -13,33 +13,24 @@
 # the order of the servers alternates each round. On this 2-core machine
 # the client shares the cores with the server.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-here="$repo/Benchmarks/peers"
 messages=2000
 rounds=5
 build=1
-die() { echo "ws-peers: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --messages) messages=$2; shift ;;
     --rounds) rounds=$2; shift ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) show_help 15 ;;
     *) die "unknown argument: $1" ;;
   esac
   shift
 done
 
-export PATH=/opt/swift/usr/bin:$PATH
-if [ "$build" = 1 ]; then
-  echo "ws-peers: building ws-echo and the Hummingbird peer (release)" >&2
-  swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release-ws" --product ws-echo >&2
-  swift build -c release --package-path "$here/hummingbird-ws" --scratch-path "$repo/.build-hbws" >&2
-fi
-wsecho="$repo/.build-release-ws/release/ws-echo"
-hbws="$repo/.build-hbws/release/HBWSEcho"
-[ -x "$wsecho" ] && [ -x "$hbws" ] || die "missing $wsecho or $hbws: run without --no-build"
+build_swift_pair ws-echo .build-release-ws hummingbird-ws .build-hbws HBWSEcho "the Hummingbird peer"
+wsecho=$ours hbws=$peer
 
 work=$(mktemp -d /tmp/ws-peers.XXXXXX)
 server=""
@@ -61,8 +52,6 @@ measure() {
   kill "$server"; wait "$server" 2>/dev/null || true; server=""
   echo "$out" | sed -n 's/.*"messages_per_s": \([0-9]*\).*/\1/p'
 }
-
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 : > "$work/green"; : > "$work/hb"
 for r in $(seq 1 "$rounds"); do

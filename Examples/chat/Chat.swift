@@ -12,6 +12,7 @@
 // Lines are read with a `BufferedReader`, and the writer gathers what
 // waits in the outbox into one write with a `BufferedWriter`.
 import ArgumentParser
+import Foundation
 import Glibc
 import Green
 
@@ -54,6 +55,8 @@ final class Room {
     private var members: [ObjectIdentifier: Member] = [:]
     private let outboxSize: Int
     private var nextGuest = 1
+    /// What a line's ends lose before it is read.
+    static let blanks = CharacterSet(charactersIn: " \t")
 
     init(outboxSize: Int) { self.outboxSize = outboxSize }
 
@@ -95,7 +98,7 @@ final class Room {
             try conn.sendAll("welcome, \(me.nick). /nick NAME, /who, /quit\n")
             let lines = BufferedReader(conn).lines(maxLength: 4096)
             for line in lines {
-                if me.outbox.isClosed || !handle(line.trimmingCharacters(in: " \t"), from: me) { break }
+                if me.outbox.isClosed || !handle(line.trimmingCharacters(in: Room.blanks), from: me) { break }
             }
             if case .lineTooLong(let limit)? = lines.error as? BufferedReadError {
                 try? me.outbox.putNowait("* a line over \(limit) bytes: goodbye\n")
@@ -121,15 +124,5 @@ final class Room {
             broadcast("\(me.nick): \(text)\n", from: me)
         }
         return true
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
-        while let l = s.last, chars.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }

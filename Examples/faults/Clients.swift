@@ -19,6 +19,13 @@ struct ClientTarget: ParsableArguments {
     @Option var port: UInt16
 
     var address: SocketAddress { try! SocketAddress(ip: "127.0.0.1", port: port) }
+
+    /// A client mode's start: this process may open as many descriptors
+    /// as its hard limit allows; the server's address.
+    func start() -> SocketAddress {
+        setDescriptorLimit(nil)
+        return address
+    }
 }
 
 func emit(_ line: String) {
@@ -118,8 +125,7 @@ struct HoldConnections: ParsableCommand {
     @Option var connecting = 256
 
     func run() throws {
-        setDescriptorLimit(nil)
-        let address = target.address
+        let address = target.start()
         let started = Hub.current.nowUpdated()
         let setUp = Semaphore(value: connecting)
         let release = Event()
@@ -171,8 +177,7 @@ struct SlowlorisClients: ParsableCommand {
     @Option var clients = 4
 
     func run() throws {
-        setDescriptorLimit(nil)
-        let address = target.address
+        let address = target.start()
         let request = Array("GET / HTTP/1.1\r\nHost: faults\r\nUser-Agent: slowloris\r\nX-Padding: \(String(repeating: "a", count: 200))\r\n\r\n".utf8)
         var open = 0
         var cut = 0
@@ -251,8 +256,7 @@ struct StormClients: ParsableCommand {
     @Option var clients = 4
 
     func run() throws {
-        setDescriptorLimit(nil)
-        let address = target.address
+        let address = target.start()
         var connects = 0
         var closed = 0
         let deadline = Hub.current.nowUpdated() + seconds
@@ -302,8 +306,7 @@ struct ResetClients: ParsableCommand {
     @Option var concurrency = 50
 
     func run() throws {
-        setDescriptorLimit(nil)
-        let address = target.address
+        let address = target.start()
         var midRequest = 0
         var midResponse = 0
         var errors = 0

@@ -1,7 +1,7 @@
 // libFuzzer target: HTTP request and response parsing (GreenHTTP over
 // http_parser), and the client's quick URL reading against Foundation's.
 // Built by `make fuzz` only (GREEN_FUZZ=1, -sanitize=fuzzer).
-import Glibc
+import FuzzSupport
 @_spi(Fuzzing) import GreenHTTP
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -37,22 +37,7 @@ public func fuzzHTTP(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 
 // SwiftPM names an executable's entry point FuzzHTTP_main; it hands the
 // process to libFuzzer's driver, which calls the function above.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32) -> Int32
-
 @_cdecl("FuzzHTTP_main")
 public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var count = argc
-    var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzHTTP(data, size) }
-}
-
-/// Stops the run with the message (release builds drop precondition's).
-func check(_ condition: Bool, _ message: @autoclosure () -> String) {
-    guard !condition else { return }
-    var text = Array(("fuzz check failed: " + message() + "\n").utf8)
-    _ = write(2, &text, text.count)
-    abort()
+    runFuzzer(argc, argv) { data, size in fuzzHTTP(data, size) }
 }

@@ -1,6 +1,6 @@
 // libFuzzer target: link extraction from arbitrary bytes (gumbo, the
 // arena, the walk, resolution). Built by `make fuzz` only.
-import Glibc
+import FuzzSupport
 import GreenCrawl
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -17,22 +17,7 @@ public func fuzzLinks(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 
 // SwiftPM names an executable's entry point FuzzLinks_main; it hands the
 // process to libFuzzer's driver, which calls the function above.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32) -> Int32
-
 @_cdecl("FuzzLinks_main")
 public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var count = argc
-    var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzLinks(data, size) }
-}
-
-/// Stops the run with the message (release builds drop precondition's).
-func check(_ condition: Bool, _ message: @autoclosure () -> String) {
-    guard !condition else { return }
-    var text = Array(("fuzz check failed: " + message() + "\n").utf8)
-    _ = write(2, &text, text.count)
-    abort()
+    runFuzzer(argc, argv) { data, size in fuzzLinks(data, size) }
 }

@@ -1,7 +1,7 @@
 // libFuzzer target: the crawler's byte-level link resolution and its
 // "already normalized" test, each checked against Foundation's URL plus
 // URLNormalizer. Built by `make fuzz` only.
-import Glibc
+import FuzzSupport
 @_spi(Fuzzing) import GreenCrawl
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -27,22 +27,7 @@ public func fuzzURL(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 
 // SwiftPM names an executable's entry point FuzzURL_main; it hands the
 // process to libFuzzer's driver, which calls the function above.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32) -> Int32
-
 @_cdecl("FuzzURL_main")
 public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var count = argc
-    var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzURL(data, size) }
-}
-
-/// Stops the run with the message (release builds drop precondition's).
-func check(_ condition: Bool, _ message: @autoclosure () -> String) {
-    guard !condition else { return }
-    var text = Array(("fuzz check failed: " + message() + "\n").utf8)
-    _ = write(2, &text, text.count)
-    abort()
+    runFuzzer(argc, argv) { data, size in fuzzURL(data, size) }
 }

@@ -326,28 +326,30 @@ ssize_t write(int fd, const void *buffer, size_t length) {
     return transfer(h, &c);
 }
 
-ssize_t readv(int fd, const struct iovec *iov, int count) {
-    const green_patch_hooks *h = gp_cooperating();
-    REAL(readv);
-    if (!h || count < 0 || count > IOV_MAX || !blocking_socket(fd)) return readv_real(fd, iov, count);
+// readv and writev: their iovecs as a message with no name, no control
+// data and no flags, received or sent as recvmsg and sendmsg do.
+static ssize_t transfer_iovecs(const green_patch_hooks *h, int fd, const struct iovec *iov, int count, int sending) {
     struct msghdr m;
     memset(&m, 0, sizeof m);
     m.msg_iov = (struct iovec *)iov;
     m.msg_iovlen = (size_t)count;
-    struct socket_call c = { .fd = fd, .attempt = attempt_recvmsg, .message = &m, .stream = -1 };
+    struct socket_call c = { .fd = fd, .sending = sending, .attempt = sending ? attempt_sendmsg : attempt_recvmsg,
+                             .message = &m, .stream = -1 };
     return transfer_message(h, &c);
+}
+
+ssize_t readv(int fd, const struct iovec *iov, int count) {
+    const green_patch_hooks *h = gp_cooperating();
+    REAL(readv);
+    if (!h || count < 0 || count > IOV_MAX || !blocking_socket(fd)) return readv_real(fd, iov, count);
+    return transfer_iovecs(h, fd, iov, count, 0);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int count) {
     const green_patch_hooks *h = gp_cooperating();
     REAL(writev);
     if (!h || count < 0 || count > IOV_MAX || !blocking_socket(fd)) return writev_real(fd, iov, count);
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = (struct iovec *)iov;
-    m.msg_iovlen = (size_t)count;
-    struct socket_call c = { .fd = fd, .sending = 1, .attempt = attempt_sendmsg, .message = &m, .stream = -1 };
-    return transfer_message(h, &c);
+    return transfer_iovecs(h, fd, iov, count, 1);
 }
 
 int connect(int fd, const struct sockaddr *address, socklen_t length) {

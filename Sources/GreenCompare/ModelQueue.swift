@@ -14,12 +14,7 @@ import Green
 /// only under the region's mutex; a greenlets model's `Green.Queue` stays
 /// on the thread that made it.
 public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked Sendable {
-    private enum Backend {
-        case green(Green.Queue<Element>)
-        case thread(Monitor, LocalRing)
-        case process(SharedRegion)
-    }
-    private let backend: Backend
+    private let backend: ModelBackend<Green.Queue<Element>, LocalRing>
     public let capacity: Int
 
     /// The threads backend's items, used only under its `Monitor` (not
@@ -43,14 +38,8 @@ public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked 
     init(_ kind: ModelKind, capacity: Int) throws {
         precondition(capacity >= 1, "a queue needs a capacity of at least 1")
         self.capacity = capacity
-        switch kind {
-        case .greenlets: backend = .green(Green.Queue(maxSize: capacity))
-        case .threads: backend = .thread(Monitor(), LocalRing())
-        case .processes:
-            let r = try SharedRegion(dataBytes: ModelQueue.processRingBytes)
-            r.slot(4).pointee = Int64(capacity)
-            backend = .process(r)
-        }
+        backend = try ModelBackend(kind, green: Green.Queue(maxSize: capacity), local: LocalRing(),
+                                   dataBytes: ModelQueue.processRingBytes) { $0.slot(4).pointee = Int64(capacity) }
     }
 
     /// Adds `item`, waiting while the queue is full; throws
@@ -128,19 +117,8 @@ public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked 
 
     /// No more puts; gets drain what is left, then return nil.
     public func close() {
-        switch backend {
-        case .green(let q): q.close()
-        case .thread(let m, let ring):
-            m.locked {
-                ring.closed = true
-                m.broadcast()
-            }
-        case .process(let r):
-            r.locked {
-                r.slot(ModelQueue.closedSlot).pointee = 1
-                r.broadcast()
-            }
-        }
+        backend.update(green: { $0.close() }, local: { $0.closed = true },
+                       shared: { $0.slot(ModelQueue.closedSlot).pointee = 1 })
     }
 
     private static func copyIn(_ r: SharedRegion, at offset: Int, from bytes: UnsafeRawBufferPointer) {
@@ -156,11 +134,7 @@ public final class ModelQueue<Element: Codable & Sendable>: Codable, @unchecked 
         if first < bytes.count { (bytes.baseAddress! + first).copyMemory(from: r.data, byteCount: bytes.count - first) }
     }
 
-    public func encode(to encoder: Encoder) throws {
-        if case .process(let r) = backend { try Shared.encode(r, what: "queue", to: encoder) } else {
-            try Shared.encode(nil, what: "queue", to: encoder)
-        }
-    }
+    public func encode(to encoder: Encoder) throws { try Shared.encode(backend.region, what: "queue", to: encoder) }
 
     public init(from decoder: Decoder) throws {
         let r = try Shared.decode(from: decoder)

@@ -22,6 +22,57 @@ enum Shared {
     }
 }
 
+/// Where a primitive keeps its state on each model: the greenlets model's
+/// `Green` primitive, the threads model's `Local` under a `Monitor`, or the
+/// processes model's `SharedRegion`.
+enum ModelBackend<GreenPrimitive, Local> {
+    case green(GreenPrimitive)
+    case thread(Monitor, Local)
+    case process(SharedRegion)
+
+    /// A new primitive's backend on `kind`: `green()`, or `local()` under a
+    /// new monitor, or a new region of `dataBytes` that `prepare` sets up.
+    init(_ kind: ModelKind, green: @autoclosure () -> GreenPrimitive, local: @autoclosure () -> Local,
+         dataBytes: Int = 0, prepare: (SharedRegion) -> Void = { _ in }) throws {
+        switch kind {
+        case .greenlets: self = .green(green())
+        case .threads: self = .thread(Monitor(), local())
+        case .processes:
+            let r = try SharedRegion(dataBytes: dataBytes)
+            prepare(r)
+            self = .process(r)
+        }
+    }
+
+    /// The region, which is what travels to a worker process (nil on the
+    /// greenlets and threads models, whose primitives cannot).
+    var region: SharedRegion? {
+        if case .process(let r) = self { return r }
+        return nil
+    }
+
+    /// Changes the state and wakes its waiters: `green` on the greenlets
+    /// model; `local` under the monitor, then a signal to one waiter
+    /// (`wakeOne`) or a broadcast to all; `shared` under the region's
+    /// mutex, then a broadcast.
+    func update(green: (GreenPrimitive) throws -> Void, local: (Local) -> Void, wakeOne: Bool = false,
+                shared: (SharedRegion) -> Void) rethrows {
+        switch self {
+        case .green(let g): try green(g)
+        case .thread(let m, let state):
+            m.locked {
+                local(state)
+                if wakeOne { m.signal() } else { m.broadcast() }
+            }
+        case .process(let r):
+            r.locked {
+                shared(r)
+                r.broadcast()
+            }
+        }
+    }
+}
+
 // MARK: - Lock
 
 /// A lock: at most one holder. Greenlets: `Green.Lock`; threads: a pthread
@@ -35,19 +86,10 @@ enum Shared {
 /// `Green.Lock`, confined to the hub that made it: keep it on that thread
 /// (the greenlets model is used from one thread; see `Model`).
 public final class ModelLock: Codable, @unchecked Sendable {
-    private enum Backend {
-        case green(Green.Lock)
-        case thread(Monitor, Box<Bool>)
-        case process(SharedRegion)
-    }
-    private let backend: Backend
+    private let backend: ModelBackend<Green.Lock, Box<Bool>>
 
     init(_ kind: ModelKind) throws {
-        switch kind {
-        case .greenlets: backend = .green(Green.Lock())
-        case .threads: backend = .thread(Monitor(), Box(false))
-        case .processes: backend = .process(try SharedRegion(dataBytes: 0))
-        }
+        backend = try ModelBackend(kind, green: Green.Lock(), local: Box(false))
     }
 
     public func acquire() throws {
@@ -67,19 +109,8 @@ public final class ModelLock: Codable, @unchecked Sendable {
     }
 
     public func release() throws {
-        switch backend {
-        case .green(let l): try l.release()
-        case .thread(let m, let held):
-            m.locked {
-                held.value = false
-                m.signal()
-            }
-        case .process(let r):
-            r.locked {
-                r.slot(0).pointee = 0
-                r.broadcast()
-            }
-        }
+        try backend.update(green: { try $0.release() }, local: { $0.value = false }, wakeOne: true,
+                           shared: { $0.slot(0).pointee = 0 })
     }
 
     public func withLock<T>(_ body: () throws -> T) throws -> T {
@@ -88,11 +119,7 @@ public final class ModelLock: Codable, @unchecked Sendable {
         return try body()
     }
 
-    public func encode(to encoder: Encoder) throws {
-        if case .process(let r) = backend { try Shared.encode(r, what: "lock", to: encoder) } else {
-            try Shared.encode(nil, what: "lock", to: encoder)
-        }
-    }
+    public func encode(to encoder: Encoder) throws { try Shared.encode(backend.region, what: "lock", to: encoder) }
 
     public init(from decoder: Decoder) throws { backend = .process(try Shared.decode(from: decoder)) }
 }
@@ -105,35 +132,14 @@ public final class ModelLock: Codable, @unchecked Sendable {
 /// or the region's mutex; a greenlets model's `Green.Event` stays on the
 /// thread that made it.
 public final class ModelEvent: Codable, @unchecked Sendable {
-    private enum Backend {
-        case green(Green.Event)
-        case thread(Monitor, Box<Bool>)
-        case process(SharedRegion)
-    }
-    private let backend: Backend
+    private let backend: ModelBackend<Green.Event, Box<Bool>>
 
     init(_ kind: ModelKind) throws {
-        switch kind {
-        case .greenlets: backend = .green(Green.Event())
-        case .threads: backend = .thread(Monitor(), Box(false))
-        case .processes: backend = .process(try SharedRegion(dataBytes: 0))
-        }
+        backend = try ModelBackend(kind, green: Green.Event(), local: Box(false))
     }
 
     public func set() {
-        switch backend {
-        case .green(let e): e.set()
-        case .thread(let m, let flag):
-            m.locked {
-                flag.value = true
-                m.broadcast()
-            }
-        case .process(let r):
-            r.locked {
-                r.slot(0).pointee = 1
-                r.broadcast()
-            }
-        }
+        backend.update(green: { $0.set() }, local: { $0.value = true }, shared: { $0.slot(0).pointee = 1 })
     }
 
     public var isSet: Bool {
@@ -158,11 +164,7 @@ public final class ModelEvent: Codable, @unchecked Sendable {
         }
     }
 
-    public func encode(to encoder: Encoder) throws {
-        if case .process(let r) = backend { try Shared.encode(r, what: "event", to: encoder) } else {
-            try Shared.encode(nil, what: "event", to: encoder)
-        }
-    }
+    public func encode(to encoder: Encoder) throws { try Shared.encode(backend.region, what: "event", to: encoder) }
 
     public init(from decoder: Decoder) throws { backend = .process(try Shared.decode(from: decoder)) }
 }
@@ -175,22 +177,12 @@ public final class ModelEvent: Codable, @unchecked Sendable {
 /// or the region's mutex; a greenlets model's `Green.Semaphore` stays on
 /// the thread that made it.
 public final class ModelSemaphore: Codable, @unchecked Sendable {
-    private enum Backend {
-        case green(Green.Semaphore)
-        case thread(Monitor, Box<Int>)
-        case process(SharedRegion)
-    }
-    private let backend: Backend
+    private let backend: ModelBackend<Green.Semaphore, Box<Int>>
 
     init(_ kind: ModelKind, value: Int) throws {
         precondition(value >= 0, "a semaphore's value cannot be negative")
-        switch kind {
-        case .greenlets: backend = .green(Green.Semaphore(value: value))
-        case .threads: backend = .thread(Monitor(), Box(value))
-        case .processes:
-            let r = try SharedRegion(dataBytes: 0)
-            r.slot(0).pointee = Int64(value)
-            backend = .process(r)
+        backend = try ModelBackend(kind, green: Green.Semaphore(value: value), local: Box(value)) {
+            $0.slot(0).pointee = Int64(value)
         }
     }
 
@@ -211,26 +203,11 @@ public final class ModelSemaphore: Codable, @unchecked Sendable {
     }
 
     public func release() {
-        switch backend {
-        case .green(let s): s.release()
-        case .thread(let m, let value):
-            m.locked {
-                value.value += 1
-                m.signal()
-            }
-        case .process(let r):
-            r.locked {
-                r.slot(0).pointee += 1
-                r.broadcast()
-            }
-        }
+        backend.update(green: { $0.release() }, local: { $0.value += 1 }, wakeOne: true,
+                       shared: { $0.slot(0).pointee += 1 })
     }
 
-    public func encode(to encoder: Encoder) throws {
-        if case .process(let r) = backend { try Shared.encode(r, what: "semaphore", to: encoder) } else {
-            try Shared.encode(nil, what: "semaphore", to: encoder)
-        }
-    }
+    public func encode(to encoder: Encoder) throws { try Shared.encode(backend.region, what: "semaphore", to: encoder) }
 
     public init(from decoder: Decoder) throws { backend = .process(try Shared.decode(from: decoder)) }
 }

@@ -61,15 +61,7 @@ struct RequestURL {
 
     /// Checks the common form and finds the host's bytes and the port.
     private static func scan(_ u: UnsafeBufferPointer<UInt8>) -> (Range<Int>, UInt16?, Bool)? {
-        let https: Bool
-        if u.count >= 8 && u[..<8].elementsEqual("https://".utf8) {
-            https = true
-        } else if u.count >= 7 && u[..<7].elementsEqual("http://".utf8) {
-            https = false
-        } else {
-            return nil
-        }
-        let authority = https ? 8 : 7
+        guard case let (https, authority)? = URLBytes.httpScheme(of: u) else { return nil }
         var i = authority
         var hostEnd = -1
         var port = 0

@@ -25,6 +25,15 @@ public enum URLBytes {
         return true
     }
 
+    /// Whether `bytes` start with "https://" or "http://" (lowercase, as
+    /// a normalized URL has them): which one, and where the authority
+    /// begins; nil for anything else.
+    package static func httpScheme(of bytes: UnsafeBufferPointer<UInt8>) -> (secure: Bool, authority: Int)? {
+        if bytes.count >= 8 && bytes[..<8].elementsEqual("https://".utf8) { return (true, 8) }
+        if bytes.count >= 7 && bytes[..<7].elementsEqual("http://".utf8) { return (false, 7) }
+        return nil
+    }
+
     static func isHexDigit(_ b: UInt8) -> Bool {
         (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x66)
     }

@@ -20,17 +20,18 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from html.parser import HTMLParser  # noqa: E402
-from urllib.parse import urljoin, urlsplit, urlunsplit  # noqa: E402
+from urllib.parse import urljoin, urlsplit  # noqa: E402
 from urllib.robotparser import RobotFileParser  # noqa: E402
 
 import gevent  # noqa: E402
 import requests  # noqa: E402
 from gevent.queue import JoinableQueue  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
+
+from peer_common import normalize, peer_arguments  # noqa: E402
 
 USER_AGENT = "gevent-crawl/1.0"
 
@@ -54,27 +55,8 @@ class LinkParser(HTMLParser):
                     break
 
 
-def normalize(url):
-    try:
-        s = urlsplit(url)
-        port = s.port
-    except ValueError:
-        return None
-    scheme = s.scheme.lower()
-    if scheme not in ("http", "https") or not s.hostname:
-        return None
-    netloc = s.hostname.lower()
-    if port is not None and port != {"http": 80, "https": 443}[scheme]:
-        netloc += f":{port}"
-    return urlunsplit((scheme, netloc, s.path or "/", s.query, ""))
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("start")
-    ap.add_argument("out")
-    ap.add_argument("--concurrency", type=int, default=50)
-    args = ap.parse_args()
+    args = peer_arguments()
 
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT

@@ -35,26 +35,13 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import html5lib
 
+from peer_common import normalize
+
 HTML_SPACE = " \t\n\f\r"
-
-
-def normalize(url):
-    try:
-        s = urlsplit(url)
-        port = s.port
-    except ValueError:
-        return None
-    scheme = s.scheme.lower()
-    if scheme not in ("http", "https") or not s.hostname:
-        return None
-    netloc = s.hostname.lower()
-    if port is not None and port != {"http": 80, "https": 443}[scheme]:
-        netloc += f":{port}"
-    return urlunsplit((scheme, netloc, s.path or "/", s.query, ""))
 
 
 def fetch(url):

@@ -23,7 +23,6 @@ kept: it appears twice in OUT).
 
     python scrapy_crawl.py START OUT [--concurrency N]
 """
-import argparse
 import sys
 import time
 from urllib.parse import urlsplit
@@ -32,6 +31,8 @@ from scrapy import signals
 from scrapy.crawler import CrawlerProcess
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spiders import CrawlSpider, Rule
+
+from peer_common import peer_arguments
 
 
 class DocsSpider(CrawlSpider):
@@ -51,11 +52,7 @@ class DocsSpider(CrawlSpider):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("start")
-    ap.add_argument("out")
-    ap.add_argument("--concurrency", type=int, default=50)
-    args = ap.parse_args()
+    args = peer_arguments()
 
     process = CrawlerProcess(settings={
         "CONCURRENT_REQUESTS": args.concurrency,

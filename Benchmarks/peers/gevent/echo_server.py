@@ -4,9 +4,9 @@ serves until killed.
 
     python echo_server.py --port 0
 """
-import argparse
-
 from gevent.server import StreamServer
+
+from peer_server import serve
 
 
 def handle(sock, _address):
@@ -18,14 +18,7 @@ def handle(sock, _address):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, default=0)
-    args = ap.parse_args()
-    server = StreamServer(("127.0.0.1", args.port), handle, backlog=1024)
-    server.start()
-    host, port = server.address[:2]
-    print(f"listening on {host}:{port} (gevent)", flush=True)
-    server.serve_forever()
+    serve(__doc__.splitlines()[0], "gevent", lambda address: StreamServer(address, handle, backlog=1024))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@ on GET /. Prints "listening on ADDRESS" and serves until killed.
 
     python http_server.py --port 0
 """
-import argparse
-
 from gevent.pywsgi import WSGIServer
+
+from peer_server import serve
 
 HELLO = b"Hello, World!"
 
@@ -19,14 +19,7 @@ def app(environ, start_response):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, default=0)
-    args = ap.parse_args()
-    server = WSGIServer(("127.0.0.1", args.port), app, log=None, backlog=1024)
-    server.start()
-    host, port = server.address[:2]
-    print(f"listening on {host}:{port} (gevent pywsgi)", flush=True)
-    server.serve_forever()
+    serve(__doc__.splitlines()[0], "gevent pywsgi", lambda address: WSGIServer(address, app, log=None, backlog=1024))
 
 
 if __name__ == "__main__":

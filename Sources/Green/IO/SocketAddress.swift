@@ -16,21 +16,18 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// An address from a numeric IPv4 or IPv6 literal (no name lookup; see
     /// `Resolver` for names). Throws `SocketAddress.Invalid` otherwise.
     public init(ip: String, port: UInt16) throws {
-        var s = sockaddr_storage()
         if ip.contains(":") {
             var a = sockaddr_in6()
             a.sin6_family = sa_family_t(AF_INET6)
             a.sin6_port = port.bigEndian
             guard inet_pton(AF_INET6, ip, &a.sin6_addr) == 1 else { throw Invalid(text: ip) }
-            withUnsafeMutableBytes(of: &s) { $0.storeBytes(of: a, as: sockaddr_in6.self) }
-            self.init(storage: s, length: socklen_t(MemoryLayout<sockaddr_in6>.size))
+            self.init(a)
         } else {
             var a = sockaddr_in()
             a.sin_family = sa_family_t(AF_INET)
             a.sin_port = port.bigEndian
             guard inet_pton(AF_INET, ip, &a.sin_addr) == 1 else { throw Invalid(text: ip) }
-            withUnsafeMutableBytes(of: &s) { $0.storeBytes(of: a, as: sockaddr_in.self) }
-            self.init(storage: s, length: socklen_t(MemoryLayout<sockaddr_in>.size))
+            self.init(a)
         }
     }
 
@@ -45,16 +42,21 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
-        var s = sockaddr_storage()
-        withUnsafeMutableBytes(of: &s) { $0.storeBytes(of: a, as: sockaddr_un.self) }
-        let length = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + bytes.count + 1
-        self.init(storage: s, length: socklen_t(length))
+        self.init(a, length: MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + bytes.count + 1)
     }
 
     /// An address as the kernel returned it.
     init(storage: sockaddr_storage, length: socklen_t) {
         self.storage = storage
         self.length = length
+    }
+
+    /// `address` (a `sockaddr_in`, `sockaddr_in6` or `sockaddr_un`) in a
+    /// `sockaddr_storage`; `length` bytes of it count (all by default).
+    private init<Address>(_ address: Address, length: Int = MemoryLayout<Address>.size) {
+        var s = sockaddr_storage()
+        withUnsafeMutableBytes(of: &s) { $0.storeBytes(of: address, as: Address.self) }
+        self.init(storage: s, length: socklen_t(length))
     }
 
     /// `AF_INET`, `AF_INET6` or `AF_UNIX`.

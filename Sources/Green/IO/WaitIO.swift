@@ -101,19 +101,23 @@ extension Hub {
 /// greenlet is killed or an enclosing timeout expires.
 @discardableResult
 public func waitReadable(fd: Int32, timeout: Double? = nil) throws -> Bool {
-    switch try Hub.current.waitIO(fd: fd, events: Int32(EV_READ), timeout: timeout, on: "waitReadable") {
-    case .ready: return true
-    case .timedOut: return false
-    case .closed: throw SocketError(operation: "waitReadable", reason: .closed)
-    }
+    try waitReady(fd: fd, events: Int32(EV_READ), timeout: timeout, operation: "waitReadable")
 }
 
 /// Waits until `fd` can be written without blocking; see `waitReadable`.
 @discardableResult
 public func waitWritable(fd: Int32, timeout: Double? = nil) throws -> Bool {
-    switch try Hub.current.waitIO(fd: fd, events: Int32(EV_WRITE), timeout: timeout, on: "waitWritable") {
+    try waitReady(fd: fd, events: Int32(EV_WRITE), timeout: timeout, operation: "waitWritable")
+}
+
+/// `waitReadable` and `waitWritable`: true when ready, false on timeout;
+/// a closed fd throws a `SocketError` naming `operation`. Inlined, so
+/// that a parked greenlet's stack holds no more frames than before.
+@inline(__always)
+private func waitReady(fd: Int32, events: Int32, timeout: Double?, operation: StaticString) throws -> Bool {
+    switch try Hub.current.waitIO(fd: fd, events: events, timeout: timeout, on: operation) {
     case .ready: return true
     case .timedOut: return false
-    case .closed: throw SocketError(operation: "waitWritable", reason: .closed)
+    case .closed: throw SocketError(operation: "\(operation)", reason: .closed)
     }
 }

@@ -53,16 +53,8 @@ struct FastResolver {
     static func looksNormalized(_ text: String) -> Bool {
         var text = text
         return text.withUTF8 { u in
-            let secure: Bool
-            if u.count >= 8 && u[..<8].elementsEqual("https://".utf8) {
-                secure = true
-            } else if u.count >= 7 && u[..<7].elementsEqual("http://".utf8) {
-                secure = false
-            } else {
-                return false
-            }
-            var i = secure ? 8 : 7
-            let hostStart = i
+            guard case let (secure, hostStart)? = URLBytes.httpScheme(of: u) else { return false }
+            var i = hostStart
             while i < u.count, u[i] != UInt8(ascii: "/") {
                 let b = u[i]
                 if b == UInt8(ascii: "@") || (b >= 65 && b <= 90) || b == UInt8(ascii: "#") || b == UInt8(ascii: "?") {
