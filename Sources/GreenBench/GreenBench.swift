@@ -76,6 +76,17 @@ struct GreenBench: ParsableCommand {
         try record("compact_parked_bytes_per_greenlet",
                    try median(quick ? 1 : 3) { try parkedBytes(1_000_000 / scale, stackMode: .compact).perGreenlet },
                    "RSS growth per greenlet, 1,000,000 compact greenlets parked on an Event")
+        for (mode, suffix) in [(StackMode.dedicated, ""), (StackMode.compact, "_compact")] where wanted("dump_grouped\(suffix)_ms") {
+            var cold: [Double] = [], lines = 0
+            let warm = try median(quick ? 1 : 3) {
+                let f = try dumpFigures(10_000 / scale, stackMode: mode)
+                cold.append(f.coldMs)
+                lines = f.lines
+                return f.warmMs
+            }
+            record("dump_grouped\(suffix)_ms", warm,
+                   "GreenletDump.text() of \(10_000 / scale) greenlets parked in 5 kinds of wait\(suffix.isEmpty ? "" : ", compact"): \(lines) lines; the first dump of a run (symbols read) \(String(format: "%.0f", middle(cold))) ms")
+        }
         let rounds = 500_000 / scale
         try record("event_wakeup_ns", try median(runs) { try eventWakeupNs(rounds) },
                "Event.set in one greenlet -> the waiter in another runs, per wake-up")

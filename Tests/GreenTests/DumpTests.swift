@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Green
 import XCTest
@@ -21,7 +22,7 @@ final class DumpTests: GreenTestCase {
         }
         _ = try waiting.get(timeout: 5)
         try Green.sleep(0.05)
-        let text = try GreenletDump.text()
+        let text = try GreenletDump.text(full: true)
         XCTAssertTrue(text.contains("sleeper: parked on sleep for "), text)
         XCTAssertTrue(text.contains("spawned by main"), text)
         XCTAssertTrue(text.contains("child: parked on sleep"), text)
@@ -40,7 +41,7 @@ final class DumpTests: GreenTestCase {
 
     func testASignalPrintsTheDump() throws {
         let captured = AsyncResult<String>()
-        let handler = GreenletDump.installSignalHandler(SIGUSR2) { _ = captured.set($0) }
+        let handler = GreenletDump.installSignalHandler(SIGUSR2, full: true) { _ = captured.set($0) }
         defer { handler.cancel() }
         let marker = spawn(name: "marked") { try Green.sleep(30) }
         defer { try? marker.kill() }
@@ -65,5 +66,95 @@ final class DumpTests: GreenTestCase {
         XCTAssertTrue(text.contains("no answer within 0.2 s"), text)
         blocked.stop()
         XCTAssertTrue(try blocked.join(timeout: 10))
+    }
+
+    // MARK: - Backtraces and groups
+
+    /// Five kinds of wait, each in a function of its own that the dump
+    /// must name.
+    @inline(never) private static func waitOnEvent(_ e: Event) throws { try e.wait() }
+    @inline(never) private static func waitOnSleep() throws { try Green.sleep(3600) }
+    @inline(never) private static func waitOnQueue(_ q: Queue<Int>) throws { _ = try q.get() }
+    @inline(never) private static func waitOnLock(_ l: Lock) throws { try l.acquire(); try l.release() }
+    @inline(never) private static func waitOnSemaphore(_ s: Green.Semaphore) throws { try s.acquire() }
+    private static let waitFunctions = ["waitOnEvent", "waitOnSleep", "waitOnQueue", "waitOnLock", "waitOnSemaphore"]
+
+    /// Parks `count` greenlets, a fifth in each kind of wait, runs `body`,
+    /// then ends them.
+    private func whileParkedInFiveWays(_ count: Int, _ mode: StackMode, _ body: () throws -> Void) throws {
+        let event = Event(), queue = Queue<Int>(), lock = Lock(), semaphore = Green.Semaphore(value: 0)
+        try lock.acquire()
+        var greenlets: [AnyGreenlet] = []
+        for i in 0..<count {
+            switch i % 5 {
+            case 0: greenlets.append(spawn(stackMode: mode) { try Self.waitOnEvent(event) })
+            case 1: greenlets.append(spawn(stackMode: mode) { try Self.waitOnSleep() })
+            case 2: greenlets.append(spawn(stackMode: mode) { try Self.waitOnQueue(queue) })
+            case 3: greenlets.append(spawn(stackMode: mode) { try Self.waitOnLock(lock) })
+            default: greenlets.append(spawn(stackMode: mode) { try Self.waitOnSemaphore(semaphore) })
+            }
+        }
+        defer {
+            for g in greenlets { try? g.kill(block: false) }
+            _ = try? joinAll(greenlets)
+            try? lock.release()
+        }
+        try letOthersRun()
+        XCTAssertEqual(greenlets.filter { $0.isStarted && !$0.isReady }.count, count, "all parked")
+        try body()
+    }
+
+    private func checkGroupedDump(_ mode: StackMode) throws {
+        try whileParkedInFiveWays(2_000, mode) {
+            let text = try GreenletDump.text()
+            let lines = text.split(separator: "\n")
+            XCTAssertLessThanOrEqual(lines.count, 30, text)
+            for (function, wait) in zip(Self.waitFunctions, ["Event.wait", "sleep", "Queue.get", "Lock.acquire", "Semaphore.acquire"]) {
+                guard let header = lines.firstIndex(where: { $0.hasPrefix("400 parked on \(wait) for ") }) else {
+                    return XCTFail("no group of 400 on \(wait):\n\(text)")
+                }
+                let frame = lines[header + 1]
+                XCTAssertTrue(frame.contains("DumpTests.\(function)(") && frame.contains("DumpTests.swift:"),
+                              "the group's first frame names the user function and its line: \(frame)")
+            }
+        }
+    }
+
+    func testParkedGreenletsAreGroupedByWhereTheyWaitNamingTheUserFrame() throws {
+        try checkGroupedDump(.dedicated)
+    }
+
+    /// Compact greenlets' stacks are read from their saved images (all but
+    /// the one whose stack is on the run stack).
+    func testCompactGreenletsAreUnwoundFromTheirImages() throws {
+        try XCTSkipUnless(StackMode.compactAvailable, "no compact mode in this build")
+        try checkGroupedDump(.compact)
+        try whileParkedInFiveWays(10, .compact) {
+            let snapshot = try GreenletDump.snapshot(full: true)
+            let compact = snapshot.greenlets.filter(\.isCompact)
+            XCTAssertEqual(compact.count, 10)
+            for g in compact {
+                let user = try XCTUnwrap(g.userFrame, "\(g.name): \(g.frames)")
+                XCTAssertTrue(Self.waitFunctions.contains { user.function.contains($0) }, "\(user)")
+                XCTAssertEqual(user.file.map { $0.hasSuffix("DumpTests.swift") }, true, "\(user)")
+            }
+        }
+    }
+
+    func testTheJSONDumpHasTheGroupsAndOnRequestEveryGreenlet() throws {
+        try whileParkedInFiveWays(50, .dedicated) {
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(GreenletDump.json(full: true).utf8))
+                                         as? [String: Any])
+            let groups = try XCTUnwrap(json["groups"] as? [[String: Any]])
+            let onSleep = try XCTUnwrap(groups.first { $0["waiting_on"] as? String == "sleep" })
+            XCTAssertEqual(onSleep["count"] as? Int, 10)
+            let first = try XCTUnwrap((onSleep["frames"] as? [[String: Any]])?.first)
+            XCTAssertEqual(first["library"] as? Bool, false)
+            XCTAssertTrue((first["function"] as? String)?.contains("waitOnSleep") ?? false, "\(first)")
+            XCTAssertTrue((first["file"] as? String)?.hasSuffix("DumpTests.swift") ?? false, "\(first)")
+            let list = try XCTUnwrap(json["list"] as? [[String: Any]])
+            XCTAssertEqual(list.count, json["greenlets"] as? Int)
+            XCTAssertGreaterThanOrEqual(list.count, 51)
+        }
     }
 }
