@@ -50,6 +50,9 @@ struct HTTPHello: ParsableCommand {
     @Flag(help: "Serve the runtime's metrics (green_*) at /metrics in Prometheus text format.")
     var metrics = false
 
+    @Flag(help: "Serve the greenlet dump at /debug/greenlets (?format=json, ?full=1), to loopback clients.")
+    var debugEndpoints = false
+
     func validate() throws {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
@@ -64,6 +67,7 @@ struct HTTPHello: ParsableCommand {
         }
         let address = try SocketAddress(ip: host, port: port)
         var options = HTTPServer.Options()
+        options.debugEndpoints = debugEndpoints
         if let tlsCert, let tlsKey {
             options.tls = try TLSContext.server(certificateFile: tlsCert, keyFile: tlsKey)
         }

@@ -22,6 +22,7 @@ static _Atomic double threshold_seconds = -1;   // -1: not read from the environ
 static _Atomic uint64_t report_count = 0;
 static _Atomic int print_reports = 1;
 static _Atomic(green_monitor_sink_fn) report_sink = NULL;
+static _Atomic(green_monitor_annotate_fn) report_annotator = NULL;
 static char last_report[4096];
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local green_hub_monitor *thread_monitor = NULL;
@@ -58,6 +59,7 @@ void green_monitor_set_threshold(double seconds) {
 uint64_t green_monitor_report_count(void) { return atomic_load(&report_count); }
 void green_monitor_set_print(int print) { atomic_store(&print_reports, print); }
 void green_monitor_set_sink(green_monitor_sink_fn sink) { atomic_store(&report_sink, sink); }
+void green_monitor_set_annotator(green_monitor_annotate_fn annotate) { atomic_store(&report_annotator, annotate); }
 
 void green_monitor_set_tag(green_hub_monitor *m, uint64_t tag) {
     pthread_mutex_lock(&registry_lock);
@@ -77,6 +79,8 @@ typedef struct pending_report {
     long syscall_number;
     char **symbols;   // from backtrace_symbols (freed after emission)
     int symbol_count;
+    uintptr_t addresses[48];
+    int address_count;
 } pending_report;
 
 void green_monitor_last_report(char *buffer, size_t size) {
@@ -188,6 +192,7 @@ static int report(green_hub_monitor *m, double held, pending_report *out) {
     out->syscall_number = state != 'R' ? syscall_number : -1;
     out->symbols = NULL;
     out->symbol_count = 0;
+    out->address_count = 0;
     int len = snprintf(text, size,
                        "swift-green: greenlet %s has held its hub for %.0f ms without switching "
                        "(monitor threshold %.0f ms): a busy loop, or a call that blocks the thread\n",
@@ -208,6 +213,8 @@ static int report(green_hub_monitor *m, double held, pending_report *out) {
         }
         out->symbols = symbols;
         out->symbol_count = symbols ? count : 0;
+        for (int i = 0; i < count && i < 48; i++) out->addresses[i] = (uintptr_t)m->backtrace[i];
+        out->address_count = count < 48 ? count : 48;
     }
     __atomic_store_n(&m->incidents, m->incidents + 1, __ATOMIC_RELAXED);
     return 1;
@@ -216,18 +223,25 @@ static int report(green_hub_monitor *m, double held, pending_report *out) {
 // Keeps, counts and emits a report: to the sink if one takes it, else to
 // stderr. The registry lock not held.
 static void emit(pending_report *r) {
+    green_monitor_incident incident = {
+        .text = r->text, .greenlet = r->name, .hub_tag = r->hub_tag,
+        .held_seconds = r->held, .threshold_seconds = r->threshold,
+        .syscall_number = r->syscall_number, .syscall_name = syscall_name(r->syscall_number),
+        .backtrace = r->symbols, .backtrace_count = r->symbol_count,
+        .addresses = r->addresses, .address_count = r->address_count,
+    };
+    green_monitor_annotate_fn annotate = atomic_load(&report_annotator);
+    static char annotated[sizeof r->text];   // only the watchdog thread emits
+    if (annotate && annotate(&incident, annotated, sizeof annotated)) {
+        annotated[sizeof annotated - 1] = 0;
+        memcpy(r->text, annotated, sizeof r->text);
+    }
     pthread_mutex_lock(&report_lock);
     memcpy(last_report, r->text, sizeof last_report);
     last_report[sizeof last_report - 1] = 0;
     pthread_mutex_unlock(&report_lock);
     if (atomic_load(&print_reports)) {
         green_monitor_sink_fn sink = atomic_load(&report_sink);
-        green_monitor_incident incident = {
-            .text = r->text, .greenlet = r->name, .hub_tag = r->hub_tag,
-            .held_seconds = r->held, .threshold_seconds = r->threshold,
-            .syscall_number = r->syscall_number, .syscall_name = syscall_name(r->syscall_number),
-            .backtrace = r->symbols, .backtrace_count = r->symbol_count,
-        };
         if (!sink || !sink(&incident)) {
             // The system call itself (patch mode interposes write()).
             long ignored = syscall(SYS_write, 2, r->text, strlen(r->text));

@@ -141,6 +141,15 @@ struct GreenBench: ParsableCommand {
                 try EchoBench.httpHelloRequestsPerSecond(wrk: wrk, hubs: hubs, seconds: wrkSeconds)
             }, "wrk -t2 -c100 -d\(wrkSeconds)s against http-hello, \(hubs) hub\(hubs == 1 ? "" : "s")")
         }
+        if wanted("debug_greenlets_p99_ms"), let wrk = EchoBench.wrk {
+            var p50 = 0.0
+            try record("debug_greenlets_p99_ms", try median(echoRuns) {
+                let r = try EchoBench.debugEndpointUnderLoadMs(wrk: wrk, requests: quick ? 20 : 200)
+                p50 = r.p50
+                return r.p99
+            }, "GET /debug/greenlets from http-hello --debug-endpoints while wrk -t2 -c100 loads it, p99 of \(quick ? 20 : 200)")
+            figures[figures.count - 1].2 += String(format: " (p50 %.1f ms)", p50)
+        }
         if wanted("https_hello_rps"), let wrk = EchoBench.wrk {
             let tls = try EchoBench.throwawayCertificate()
             try record("https_hello_rps", try median(echoRuns) {

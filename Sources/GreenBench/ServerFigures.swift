@@ -3,6 +3,7 @@
 // wrk (Debian's; `make bench` installs it). Servers are taken from the
 // directory green-bench runs from (the Makefile's bench targets build them).
 import Foundation
+import Green
 
 enum EchoBench {
     struct Missing: Error, CustomStringConvertible {
@@ -102,6 +103,40 @@ enum EchoBench {
             throw Missing(name: "wrk's Requests/sec (it printed: \(text))")
         }
         return rate
+    }
+
+    /// Milliseconds to the end of `GET /debug/greenlets` answers (p50,
+    /// p99 of `requests`, one after another on new connections) from
+    /// http-hello while wrk loads it at full speed (-t2 -c100).
+    static func debugEndpointUnderLoadMs(wrk: URL, requests: Int) throws -> (p50: Double, p99: Double) {
+        let (server, port) = try startServer("http-hello", ["--port", "0", "--debug-endpoints"])
+        defer { stop(server) }
+        let load = Process()
+        load.executableURL = wrk
+        load.arguments = ["-t2", "-c100", "-d30s", "http://127.0.0.1:\(port)/"]
+        load.standardOutput = FileHandle.nullDevice
+        try load.run()
+        defer { load.terminate(); load.waitUntilExit() }
+        try Green.sleep(0.5)   // wrk at full speed
+        var ms: [Double] = []
+        for _ in 0..<requests {
+            let t0 = monotonicNs()
+            let s = try Socket.connect(host: "127.0.0.1", port: port, timeout: 5)
+            defer { s.close() }
+            try s.sendAll(Array("GET /debug/greenlets HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".utf8))
+            var got: [UInt8] = []
+            while true {
+                let piece = try s.recv(timeout: 5)
+                if piece.isEmpty { break }
+                got += piece
+            }
+            ms.append(Double(monotonicNs() - t0) / 1e6)
+            guard String(decoding: got.prefix(12), as: UTF8.self) == "HTTP/1.1 200" else {
+                throw Missing(name: "a 200 from /debug/greenlets (it sent: \(String(decoding: got.prefix(200), as: UTF8.self)))")
+            }
+        }
+        ms.sort()
+        return (ms[ms.count / 2], ms[min(ms.count - 1, Int((Double(ms.count) * 0.99).rounded(.up)) - 1)])
     }
 
     /// A self-signed certificate and key for 127.0.0.1 in a temporary

@@ -171,7 +171,8 @@ final class HTTPConnection {
             for (i, var request) in requests.enumerated() {
                 request.peer = peer
                 continueSent = false
-                let response = try respond { try handler(request) }
+                let response = try HTTPDebugEndpoints.response(to: request, options: options)
+                    ?? respond { try handler(request) }
                 if parser.isUpgrade && i == requests.count - 1 {
                     try upgrade(request, response)
                     return
@@ -231,7 +232,9 @@ final class HTTPConnection {
             request.peer = peer
             continueSent = false
             let body = HTTPRequestBodyStream(connection: self, expectsContinue: parser.takeContinueWish())
-            let outcome = Result { try respond { try handler(request, body) } }
+            let outcome = Result {
+                try HTTPDebugEndpoints.response(to: request, options: options) ?? respond { try handler(request, body) }
+            }
             body.handlerReturned()
             let response = try outcome.get()
             // The connection ended under the body's reader (an error

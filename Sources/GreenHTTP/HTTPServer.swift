@@ -71,6 +71,18 @@ public final class HTTPServer {
         /// keyFile:)`); each connection's handshake must finish within
         /// `headerTimeout`. nil: plain HTTP.
         public var tls: TLSContext?
+        /// Whether the server answers `GET /debug/greenlets` itself, as Go's
+        /// net/http/pprof does: the grouped greenlet dump of the process
+        /// (`GreenletDump`) as text, `?format=json` for JSON, `?full=1`
+        /// for every greenlet with its whole backtrace. The handler never
+        /// sees those requests. Off by default; on, it answers clients on
+        /// a loopback address only (403 to others) unless
+        /// `debugEndpointsFromAnyAddress`.
+        public var debugEndpoints = false
+        /// Lets clients on any address use the debug endpoints (they show
+        /// the program's code paths and greenlet names: keep it off on a
+        /// public address).
+        public var debugEndpointsFromAnyAddress = false
 
         /// The defaults above; change the fields you need.
         public init() {}

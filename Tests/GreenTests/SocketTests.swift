@@ -281,6 +281,13 @@ final class SocketTests: GreenTestCase {
         XCTAssertEqual(a, try SocketAddress(ip: "127.0.0.1", port: 8080))
         XCTAssertNotEqual(a, try SocketAddress(ip: "127.0.0.1", port: 8081))
         XCTAssertThrowsError(try SocketAddress(ip: "localhost", port: 1))
+        XCTAssertTrue(a.isLoopback)
+        XCTAssertTrue(try SocketAddress(ip: "127.9.8.7", port: 1).isLoopback)
+        XCTAssertTrue(try SocketAddress(ip: "::1", port: 1).isLoopback)
+        XCTAssertTrue(try SocketAddress(ip: "::ffff:127.0.0.1", port: 1).isLoopback)
+        XCTAssertFalse(try SocketAddress(ip: "128.0.0.1", port: 1).isLoopback)
+        XCTAssertFalse(try SocketAddress(ip: "::2", port: 1).isLoopback)
+        XCTAssertFalse(try SocketAddress(ip: "::ffff:10.0.0.1", port: 1).isLoopback)
     }
 
     func testNoFileDescriptorIsLeftAfterManyFailedConnects() throws {

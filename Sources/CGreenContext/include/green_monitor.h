@@ -102,7 +102,20 @@ typedef struct green_monitor_incident {
     /// thread waited in the kernel).
     char *const *backtrace;
     int backtrace_count;
+    /// The same backtrace's raw addresses, innermost first, beginning with
+    /// the signal handler's frame and the kernel's signal trampoline.
+    const uintptr_t *addresses;
+    int address_count;
 } green_monitor_incident;
+
+/// Rewrites a report's text before it is kept (`green_monitor_last_report`)
+/// and emitted: the runtime trims the backtrace to the frames that matter
+/// and names the user's code there. Writes at most `size` bytes, NUL
+/// included, into `out` and returns nonzero, or returns 0 to keep the text.
+/// Called on the watchdog thread, no lock of the monitor held.
+typedef int (*green_monitor_annotate_fn)(const green_monitor_incident *incident, char *out, size_t size);
+/// Sets (or, with NULL, removes) the annotator. Any thread.
+void green_monitor_set_annotator(green_monitor_annotate_fn annotate);
 
 /// Receives each report on the watchdog thread, no lock of the monitor
 /// held; returns nonzero if it took the report, 0 to have it written to

@@ -11,16 +11,64 @@ import Logging
 /// one, it declines and the monitor writes the report to stderr itself,
 /// by the system call, as it always has.
 enum BlockedHubReport {
-    /// Installs the sink, once per process (each hub asks at creation).
+    /// Installs the sink and the annotator, once per process (each hub
+    /// asks at creation).
     static func installSink() { _ = installed }
 
     private static let installed: Void = {
+        green_monitor_set_annotator { incident, out, size in
+            guard let incident, let out, let text = annotated(incident.pointee) else { return 0 }
+            var bytes = Array(text.utf8.prefix(size - 1))
+            bytes.append(0)
+            bytes.withUnsafeBytes { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            return 1
+        }
         green_monitor_set_sink { incident in
             guard let incident, let logger = GreenDiagnostics.currentLogger else { return 0 }
             log(incident.pointee, to: logger)
             return 1
         }
     }()
+
+    /// How many frames of user code a report names.
+    static let userFrames = 3
+
+    /// The report with its backtrace trimmed to the frames that matter:
+    /// where the thread is, and the frames of user code that led there
+    /// (the first of them is the code that holds the hub), with their
+    /// source lines. Nil without a backtrace (a thread in a system call).
+    static func annotated(_ incident: green_monitor_incident) -> String? {
+        // The first two frames are the signal handler's and the kernel's
+        // signal trampoline; the third is the interrupted instruction, the
+        // others return addresses (one byte back lands in the call).
+        guard let raw = incident.addresses, incident.address_count > 2, let text = incident.text else { return nil }
+        let addresses = (2..<Int(incident.address_count)).map { i in
+            UInt64(raw[i]) &- (i == 2 ? 0 : 1)
+        }
+        let names = FrameSymbols.names(of: Set(addresses))
+        let user = addresses.filter { names[$0].map { !$0.isLibrary } ?? false }.prefix(userFrames)
+        let lines = FrameSymbols.lines(of: Set(user).union([addresses[0]]))
+        func describe(_ a: UInt64) -> String {
+            let n = names[a]
+            var s = n?.function ?? "0x" + String(a, radix: 16)
+            if let l = lines[a] ?? nil {
+                s += " at \(l.file):\(l.line)"
+            } else if let image = n?.image {
+                s += " in \(image)"
+            }
+            return s
+        }
+        let headline = String(cString: text).split(separator: "\n").first.map(String.init) ?? ""
+        var out = headline + "\n  now in " + describe(addresses[0]) + "\n"
+        if user.isEmpty {
+            out += "  (no frame of user code among \(addresses.count))\n"
+        } else {
+            for (i, a) in user.enumerated() {
+                out += (i == 0 ? "  user code: " : "             ") + describe(a) + "\n"
+            }
+        }
+        return out
+    }
 
     private static func log(_ incident: green_monitor_incident, to logger: Logger) {
         var metadata: Logger.Metadata = [
@@ -32,6 +80,10 @@ enum BlockedHubReport {
         if incident.syscall_number >= 0 {
             let name = String(cString: incident.syscall_name)
             metadata["syscall"] = name.isEmpty ? "\(incident.syscall_number)" : "\(name) (\(incident.syscall_number))"
+        }
+        if let text = incident.text {
+            let lines = String(cString: text).split(separator: "\n").dropFirst()
+            if !lines.isEmpty { metadata["where"] = .array(lines.map { .string(String($0.drop { $0 == " " })) }) }
         }
         if let symbols = incident.backtrace, incident.backtrace_count > 0 {
             metadata["backtrace"] = .array((0..<Int(incident.backtrace_count)).map {

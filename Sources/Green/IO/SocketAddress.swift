@@ -103,6 +103,27 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether the address is this machine's own: 127.0.0.0/8, ::1, an
+    /// IPv4-mapped 127.x address, or a Unix socket.
+    public var isLoopback: Bool {
+        switch family {
+        case AF_INET:
+            return withIPv4 { UInt32(bigEndian: $0.sin_addr.s_addr) >> 24 == 127 }
+        case AF_INET6:
+            return withIPv6 { a in
+                withUnsafeBytes(of: a.sin6_addr) { b in
+                    if b.prefix(15).allSatisfy({ $0 == 0 }) && b[15] == 1 { return true }   // ::1
+                    // ::ffff:127.x.y.z
+                    return b.prefix(10).allSatisfy { $0 == 0 } && b[10] == 0xff && b[11] == 0xff && b[12] == 127
+                }
+            }
+        case AF_UNIX:
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Calls `body` with the address as the kernel takes it.
     public func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
         try withUnsafeBytes(of: storage) { raw in
