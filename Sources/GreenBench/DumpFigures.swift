@@ -1,5 +1,6 @@
 // Figures of the greenlet dump: how long a grouped dump of many parked
 // greenlets takes, and how long it is.
+import Foundation
 import Glibc
 import Green
 
@@ -40,6 +41,8 @@ func dumpFigures(_ count: Int, stackMode: StackMode) throws -> (coldMs: Double, 
         text = try GreenletDump.text()
         ms.append(Double(monotonicNs() - t0) / 1e6)
     }
+    // GREEN_BENCH_PRINT_DUMP=1 shows the dump measured.
+    if getenv("GREEN_BENCH_PRINT_DUMP") != nil { FileHandle.standardError.write(Data(text.utf8)) }
     try lock.release()
     for g in greenlets { try g.kill(block: false) }
     _ = try joinAll(greenlets)
