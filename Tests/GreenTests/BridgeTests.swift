@@ -30,7 +30,12 @@ final class BridgeTests: GreenTestCase {
         let outcome = try withTimeout(0.05, otherwise: { "timed out" }) {
             try awaitAsync { () async -> String in
                 do {
-                    try await Task.sleep(nanoseconds: 10_000_000_000)
+                    // Longer than the timeout, both on this hub's timers
+                    // (so the timeout fires first), and short: a cancelled
+                    // Task.sleep leaves its timer until its deadline, and a
+                    // pending timer on the shared hub would hold off the
+                    // deadlock checks of the tests after this one.
+                    try await Task.sleep(nanoseconds: 300_000_000)
                     return "slept"
                 } catch {
                     cancelled.set(Task.isCancelled)
