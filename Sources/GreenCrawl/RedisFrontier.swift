@@ -56,10 +56,37 @@ public final class RedisFrontier {
         public var patience = 30.0
         /// Connections to Redis.
         public var connections = 4
+        /// Whose clock leases, heartbeats, politeness slots and the
+        /// report's times are on: the Redis server's (the default, one
+        /// clock for every process wherever it runs), or the calling hub's
+        /// (`Hub.now`: virtual under `withVirtualTime`), for tests of lease
+        /// expiry and slots in one process, where every frontier of the
+        /// crawl shares that hub's clock. Never `.hub` for processes of
+        /// one crawl on different hubs or machines: their clocks differ.
+        public var clock = Clock.server
 
         public init(url: String, crawlID: String) {
             self.url = url
             self.crawlID = crawlID
+        }
+    }
+
+    /// Whose clock a frontier's scripts read (`Options.clock`).
+    public enum Clock: Sendable {
+        /// The Redis server's (`TIME`).
+        case server
+        /// The calling hub's (`Hub.now`), in one process only.
+        case hub
+    }
+
+    /// Runs a script that reads the time on the clock of `Options.clock`.
+    private func evaluate(_ script: TimedScript, keys: [String], arguments: [String]) throws -> RedisValue {
+        switch options.clock {
+        case .server:
+            return try redis.evaluate(script.server, keys: keys, arguments: arguments)
+        case .hub:
+            let ms = String(Int((Hub.current.nowUpdated() * 1000).rounded()))
+            return try redis.evaluate(script.caller, keys: keys, arguments: arguments + [ms])
         }
     }
 
@@ -147,7 +174,7 @@ public final class RedisFrontier {
     func join(_ settings: Settings?) throws -> Joined {
         let s = settings
         let reply = try retrying("join") {
-            try redis.evaluate(Self.joinScript, keys: [key("meta"), key("frontier"), key("seen"), key("workers"),
+            try evaluate(Self.joinScript, keys: [key("meta"), key("frontier"), key("seen"), key("workers"),
                                                        key("done")],
                                arguments: [options.resume ? "resume" : "start", workerID, leaseMS, s?.start ?? "",
                                            String(s?.maxPages ?? 0), String(s?.maxDepth ?? 0),
@@ -196,7 +223,7 @@ public final class RedisFrontier {
         let deadline = Hub.current.nowUpdated() + timeout
         while !stopped() {
             let live = try retrying("count processes") {
-                try redis.evaluate(Self.liveScript, keys: [key("workers")], arguments: [workerID, leaseMS]).int ?? 0
+                try evaluate(Self.liveScript, keys: [key("workers")], arguments: [workerID, leaseMS]).int ?? 0
             }
             if live >= count { return }
             guard Hub.current.nowUpdated() < deadline else {
@@ -212,7 +239,7 @@ public final class RedisFrontier {
     /// Claims up to `count` URLs, each leased to this process.
     func claim(_ count: Int) throws -> Claim {
         let reply = try retrying("claim") {
-            try redis.evaluate(Self.claimScript,
+            try evaluate(Self.claimScript,
                                keys: [key("frontier"), key("leases"), key("owners"), key("done"), key("workers"),
                                       key("meta")],
                                arguments: [workerID, String(max(1, count)), leaseMS])
@@ -238,7 +265,7 @@ public final class RedisFrontier {
     /// the URL already (this one's lease had expired and was reclaimed).
     func complete(_ entry: Entry, failed: Bool, links: [String], maxPages: Int) throws -> Bool {
         let reply = try retrying("record \(entry.url)") {
-            try redis.evaluate(Self.completeScript,
+            try evaluate(Self.completeScript,
                                keys: [key("done"), key("failed"), key("leases"), key("owners"), key("seen"),
                                       key("frontier"), key("meta"), key("pages_by")],
                                arguments: [workerID, entry.raw, entry.url, failed ? "1" : "0",
@@ -252,7 +279,7 @@ public final class RedisFrontier {
     @discardableResult
     func renew(_ entries: [Entry]) throws -> Int {
         try retrying("renew leases") {
-            try redis.evaluate(Self.renewScript, keys: [key("leases"), key("owners"), key("workers"), key("meta")],
+            try evaluate(Self.renewScript, keys: [key("leases"), key("owners"), key("workers"), key("meta")],
                                arguments: [workerID, leaseMS] + entries.map(\.raw)).int ?? 0
         }
     }
@@ -282,7 +309,7 @@ public final class RedisFrontier {
     /// requests to a host.
     func politenessWait(origin: String, delay: Double) throws -> Double {
         let ms = try retrying("politeness of \(origin)") {
-            try redis.evaluate(Self.politeScript, keys: [key("polite")],
+            try evaluate(Self.politeScript, keys: [key("polite")],
                                arguments: [origin, String(Int(delay * 1000))]).int ?? 0
         }
         return Double(ms) / 1000
@@ -298,7 +325,7 @@ public final class RedisFrontier {
         var pause = 0.002
         while true {
             let taken = try retrying("connection slot for \(origin)") {
-                try redis.evaluate(Self.connectionScript, keys: [key("conns:" + origin), key("conn_origins")],
+                try evaluate(Self.connectionScript, keys: [key("conns:" + origin), key("conn_origins")],
                                    arguments: [origin, String(cap), token, String(Int(hold * 1000))]).int ?? 0
             }
             if taken == 1 { return token }

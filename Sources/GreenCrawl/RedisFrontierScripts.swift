@@ -6,16 +6,33 @@ import GreenRedis
 // The Lua scripts behind RedisFrontier's steps: each step that touches
 // several keys runs as one script, so it is atomic whatever the other
 // processes do (see RedisFrontier.swift for the keys).
-extension RedisFrontier {
-    /// The server's clock in milliseconds, as every script reads it.
-    private static let now = """
+/// A script that reads the time, in two versions: one on the server's
+/// clock (`TIME`), one on the caller's (`RedisFrontier.Clock.hub`), which
+/// the caller passes as one more argument, taken off before the script's
+/// own arguments are read.
+struct TimedScript: Sendable {
+    let server: RedisScript
+    let caller: RedisScript
+
+    /// The server's clock in milliseconds.
+    private static let serverNow = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         """
+    /// The caller's clock in milliseconds: the last argument.
+    private static let callerNow = "local now = tonumber(table.remove(ARGV))"
+
+    init(name: String, _ body: String) {
+        server = RedisScript(name: name, Self.serverNow + body)
+        caller = RedisScript(name: name, Self.callerNow + body)
+    }
+}
+
+extension RedisFrontier {
 
     /// KEYS meta frontier seen workers done; ARGV mode worker lease start
     /// maxPages maxDepth hosts delay robots perHost.
-    static let joinScript = RedisScript(name: "join", now + """
+    static let joinScript = TimedScript(name: "join", """
 
         local function settings(tag)
           local s = redis.call('HMGET', KEYS[1], 'start', 'max_pages', 'max_depth', 'hosts', 'delay', 'robots', 'per_host')
@@ -44,14 +61,14 @@ extension RedisFrontier {
 
     /// KEYS workers; ARGV worker lease: the live processes (this one's
     /// heartbeat renewed).
-    static let liveScript = RedisScript(name: "live", now + """
+    static let liveScript = TimedScript(name: "live", """
 
         redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
         return redis.call('ZCOUNT', KEYS[1], now, '+inf')
         """)
 
     /// KEYS frontier leases owners done workers meta; ARGV worker count lease.
-    static let claimScript = RedisScript(name: "claim", now + "\n" + requireCrawl("KEYS[6]") + """
+    static let claimScript = TimedScript(name: "claim", "\n" + requireCrawl("KEYS[6]") + """
         if redis.call('HGET', KEYS[6], 'status') == 'finished' then return {'finished'} end
         local lease = tonumber(ARGV[3])
         local function url(e) return string.sub(e, string.find(e, ' ', 1, true) + 1) end
@@ -93,7 +110,7 @@ extension RedisFrontier {
 
     /// KEYS done failed leases owners seen frontier meta pages_by; ARGV
     /// worker entry url failed nextDepth maxPages links...
-    static let completeScript = RedisScript(name: "complete", now + "\n" + requireCrawl("KEYS[7]") + """
+    static let completeScript = TimedScript(name: "complete", "\n" + requireCrawl("KEYS[7]") + """
         if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[1] then
           redis.call('ZREM', KEYS[3], ARGV[2])
           redis.call('HDEL', KEYS[4], ARGV[2])
@@ -119,7 +136,7 @@ extension RedisFrontier {
         """)
 
     /// KEYS leases owners workers meta; ARGV worker lease entries...
-    static let renewScript = RedisScript(name: "renew", now + "\n" + requireCrawl("KEYS[4]") + """
+    static let renewScript = TimedScript(name: "renew", "\n" + requireCrawl("KEYS[4]") + """
         local until_ = now + tonumber(ARGV[2])
         redis.call('ZADD', KEYS[3], until_, ARGV[1])
         local lost = 0
@@ -161,7 +178,7 @@ extension RedisFrontier {
 
     /// KEYS conns conn_origins; ARGV origin cap token holdMS: 1 when the
     /// slot was taken, 0 when the origin's slots are all in use.
-    static let connectionScript = RedisScript(name: "connection", now + """
+    static let connectionScript = TimedScript(name: "connection", """
 
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
         if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
@@ -172,7 +189,7 @@ extension RedisFrontier {
 
     /// KEYS polite; ARGV origin delayMS: milliseconds until this request's
     /// slot.
-    static let politeScript = RedisScript(name: "politeness", now + """
+    static let politeScript = TimedScript(name: "politeness", """
 
         local free = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
         local slot = math.max(now, free)

@@ -41,10 +41,12 @@ final class SharedCrawlTests: GreenTestCase {
                                obeyRobots: true)
     }
 
-    private func frontier(_ redis: RedisServer, _ id: String, lease: Double = 5, resume: Bool = false) throws -> RedisFrontier {
+    private func frontier(_ redis: RedisServer, _ id: String, lease: Double = 5, resume: Bool = false,
+                          clock: RedisFrontier.Clock = .server) throws -> RedisFrontier {
         var o = RedisFrontier.Options(url: redis.url, crawlID: id)
         o.lease = lease
         o.resume = resume
+        o.clock = clock
         return try RedisFrontier(options: o)
     }
 
@@ -53,10 +55,16 @@ final class SharedCrawlTests: GreenTestCase {
         return []
     }
 
+    /// On the hub's virtual clock (both frontiers share it): the leases
+    /// expire when the test moves the clock, exactly, without waiting.
     func testLeasesAreReclaimedOnlyAfterTheyExpireAndEveryURLIsRecordedOnce() throws {
+        try withVirtualTime { try leasesAreReclaimedOnlyAfterTheyExpire() }
+    }
+
+    private func leasesAreReclaimedOnlyAfterTheyExpire() throws {
         let redis = try startRedis()
-        let a = try frontier(redis, "leases", lease: 1)
-        let b = try frontier(redis, "leases", lease: 1)
+        let a = try frontier(redis, "leases", lease: 1, clock: .hub)
+        let b = try frontier(redis, "leases", lease: 1, clock: .hub)
         guard case .joined(let s, created: true) = try a.join(settings("http://h/")) else { return XCTFail("not created") }
         XCTAssertEqual(s, settings("http://h/"))
         guard case .joined(let joined, created: false) = try b.join(nil) else { return XCTFail("not joined") }
@@ -76,10 +84,10 @@ final class SharedCrawlTests: GreenTestCase {
 
         // b renews its leases, a does not: after a lease, a's URL goes back
         // and b claims it; b's own stay b's.
-        try Green.sleep(0.6)
+        try Hub.current.advanceVirtualTime(by: 0.6)
         guard case .entries(let bEntries) = bx, case .entries(let aEntries) = az else { return XCTFail() }
         XCTAssertEqual(try b.renew(bEntries), 0)
-        try Green.sleep(0.6)
+        try Hub.current.advanceVirtualTime(by: 0.6)
         XCTAssertEqual(entries(try b.claim(5)), ["http://h/z"], "a's expired lease reclaimed")
         XCTAssertEqual(try b.report().reclaimed, 1)
         XCTAssertEqual(try a.renew(aEntries), 1, "a learns it lost its lease")
