@@ -576,6 +576,10 @@ def state_text(g, now, threads):
         return text
     if g.state == "running" and g.hub.current == g.address:
         return "running on " + describe_thread(threads.get(g.hub.number))
+    if g.state == "running":
+        # The hub's own greenlet stays "running" while it lets others run.
+        current = [o for o in g.hub.greenlets if o.address == g.hub.current]
+        return "switched to greenlet %d" % current[0].id if current else "suspended"
     if g.state == "pending":
         return "not started"
     return g.state
