@@ -28,6 +28,8 @@
 //                                    parkedOnItsOwnStack, "compact-1",
 //                                    "compact-2" in parkedOnTheRunStack (on
 //                                    Event.wait), the main greenlet asleep;
+//                                    on a second hub (HubThread "other-main")
+//                                    "remote-1" parked in parkedOnItsOwnStack;
 //                                    prints "ready pid=P dedicated=ID,ID
 //                                    compact=ID,ID compactMode=BOOL", then
 //                                    sleeps 120 s at most
@@ -271,6 +273,13 @@ func run(_ scenario: String) throws -> Int32 {
             spawn(name: "compact-\(i)", stackMode: .compact) { try parkedOnTheRunStack(never) }
         }
         try Green.sleep(0)   // the run queue is FIFO: all four run until they park
+        // A second hub, with a greenlet parked there; the one spawned
+        // after it runs once it has parked (FIFO again) and says so.
+        let other = try HubThread.start(name: "other-main")
+        let remoteParked = AsyncResult<Bool>()
+        _ = other.handle.spawn(name: "remote-1") { try parkedOnItsOwnStack(Event()) }
+        _ = other.handle.spawn { _ = remoteParked.set(true) }
+        _ = try remoteParked.get(timeout: 10)
         func ids(_ gs: [Greenlet<Void>]) -> String { gs.map { String($0.id) }.joined(separator: ",") }
         writeLine(1, "ready pid=\(getpid()) dedicated=\(ids(dedicated)) compact=\(ids(compact)) "
                      + "compactMode=\(compact[0].isCompact)")

@@ -57,13 +57,17 @@ final class GdbScriptTests: GreenTestCase {
             _ = try? child.wait(timeout: 10)
         }
         let targets = try withTimeout(30) { try readTargets(child.stdout!) }
+        // Attached to the live process: the listing first, for the id of
+        // the greenlet on the second hub.
+        let listing = try runGdb(gdb, ["source \(script)", "green-list"], target: ["-p", "\(targets.pid)"])
+        try skipIfPtraceIsRefused(listing)
+        let remote = listing.stdout.split(separator: "\n").first { $0.contains(" remote-1 ") }
+            .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { UInt64($0) }
+        guard let remote else { return XCTFail("no remote-1 in the listing:\n\(listing.stdout)\n\(listing.stderr)") }
         let commands = ["source \(script)", "green-list"]
-            + (targets.dedicated + targets.compact).map { "green-bt \($0)" }
-
-        // Attached to the live process.
+            + (targets.dedicated + targets.compact + [remote]).map { "green-bt \($0)" }
         let live = try runGdb(gdb, commands, target: ["-p", "\(targets.pid)"])
-        try skipIfPtraceIsRefused(live)
-        check(live.stdout, targets, what: "live process")
+        check(live.stdout, targets, remote: remote, what: "live process")
 
         // On a core file of it.
         let prefix = directory.appendingPathComponent("core").path
@@ -76,12 +80,12 @@ final class GdbScriptTests: GreenTestCase {
         child.kill(SIGKILL)
         _ = try child.wait(timeout: 10)
         let post = try runGdb(gdb, commands, target: [probe.path, core])
-        check(post.stdout, targets, what: "core file")
+        check(post.stdout, targets, remote: remote, what: "core file")
         XCTAssertTrue(post.stdout.contains("waits up to its last loop pass, at "), post.stdout)
     }
 
     /// What the listing and the backtraces must say about each greenlet.
-    private func check(_ out: String, _ targets: Targets, what: String) {
+    private func check(_ out: String, _ targets: Targets, remote: UInt64, what: String) {
         let lines = out.split(separator: "\n").map(String.init)
         func listed(_ id: UInt64) -> String? { lines.first { $0.hasPrefix("  id \(id) ") } }
         /// The backtrace of greenlet `id`: from its title to the next one.
@@ -91,10 +95,15 @@ final class GdbScriptTests: GreenTestCase {
             return lines[start..<end].joined(separator: "\n")
         }
         let context = "\(what):\n\(out)"
-        XCTAssertTrue(lines.contains { $0.hasPrefix("hub ") && $0.contains("6 greenlets") }, context)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("hub 1 on thread ") && $0.contains(": 6 greenlets") }, context)
         XCTAssertTrue(lines.contains { $0.hasPrefix("  id ") && $0.contains(" main ") && $0.contains("parked on sleep for ") },
                       context)
         XCTAssertTrue(lines.contains { $0.contains(" hub ") && $0.contains("running on thread ") }, context)
+        // The second hub, on a thread of its own.
+        XCTAssertTrue(lines.contains { $0.hasPrefix("hub 2 on thread ") && $0.contains(": 3 greenlets") }, context)
+        XCTAssertTrue(lines.contains { $0.contains(" other-main ") && $0.contains("parked on AsyncResult.wait") }, context)
+        XCTAssertTrue(listed(remote)?.contains("parked on Event.wait for ") == true, context)
+        XCTAssertTrue(backtrace(remote).contains("parkedOnItsOwnStack"), context)
         for (i, id) in targets.dedicated.enumerated() {
             let line = listed(id) ?? ""
             XCTAssertTrue(line.contains(" dedicated-\(i + 1) "), context)
