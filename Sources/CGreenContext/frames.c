@@ -78,12 +78,10 @@ int green_context_frame_start(const green_context *ctx, uintptr_t own_low, uintp
         out->image_base = sp;
         out->image_size = ctx->saved_size;
     }
-#if defined(__x86_64__)
-    if (read_word(out, sp + 48, &out->fp) != 0 || read_word(out, sp + 56, &out->pc) != 0) return -1;
-    out->sp = sp + 64;
-#elif defined(__aarch64__)
-    if (read_word(out, sp + 80, &out->fp) != 0 || read_word(out, sp + 88, &out->pc) != 0) return -1;
-    out->sp = sp + 176;
+#if defined(GREEN_SWITCH_FRAME_FP)
+    if (read_word(out, sp + GREEN_SWITCH_FRAME_FP, &out->fp) != 0
+        || read_word(out, sp + GREEN_SWITCH_FRAME_PC, &out->pc) != 0) return -1;
+    out->sp = sp + GREEN_SWITCH_FRAME_SIZE;
 #else
     return -1;
 #endif

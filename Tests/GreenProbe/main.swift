@@ -23,6 +23,16 @@
 //   GreenProbe exclusivity-conflict  a greenlet that conflicts with its own
 //                                    inout access across a switch: Swift's
 //                                    exclusivity check must still catch it
+//   GreenProbe gdb-targets           for the gdb script's test: greenlets
+//                                    "dedicated-1", "dedicated-2" parked in
+//                                    parkedOnItsOwnStack, "compact-1",
+//                                    "compact-2" in parkedOnTheRunStack (on
+//                                    Event.wait), the main greenlet asleep;
+//                                    on a second hub (HubThread "other-main")
+//                                    "remote-1" parked in parkedOnItsOwnStack;
+//                                    prints "ready pid=P dedicated=ID,ID
+//                                    compact=ID,ID compactMode=BOOL", then
+//                                    sleeps 120 s at most
 //   GreenProbe main-hub[-throws|-stop] the main hub as Swift's main and
 //                                    default executors (MainHub.swift)
 //   GreenProbe diagnostics-plain     makes each diagnostic of the runtime once
@@ -101,6 +111,21 @@ func recurseUntil(start: UInt, limit: UInt, _ depth: UInt64) -> UInt64 {
     let below = recurseUntil(start: start, limit: limit, depth &+ 1)
     sink &+= buffer.0
     return below &+ buffer.9
+}
+
+/// Where the gdb script's test finds its greenlets parked, by name: a
+/// function each, never inlined, with work after the wait so that the
+/// wait is no tail call.
+@inline(never)
+func parkedOnItsOwnStack(_ event: Event) throws {
+    try event.wait()
+    sink &+= 1
+}
+
+@inline(never)
+func parkedOnTheRunStack(_ event: Event) throws {
+    try event.wait()
+    sink &+= 2
 }
 
 /// Unbuffered, so nothing is lost when the process aborts.
@@ -236,6 +261,32 @@ func run(_ scenario: String) throws -> Int32 {
         try g.join()
         writeLine(1, "conflict not detected: \(box.n)")
         return 1
+
+    case "gdb-targets":
+        let never = Event()
+        let dedicated = (1...2).map { i in
+            spawn(name: "dedicated-\(i)", stackMode: .dedicated) { try parkedOnItsOwnStack(never) }
+        }
+        // compact-1 parks first, and compact-2 then takes the run stack:
+        // compact-1's stack is saved on the heap, compact-2's stays put.
+        let compact = (1...2).map { i in
+            spawn(name: "compact-\(i)", stackMode: .compact) { try parkedOnTheRunStack(never) }
+        }
+        try Green.sleep(0)   // the run queue is FIFO: all four run until they park
+        // A second hub, with a greenlet parked there; the one spawned
+        // after it runs once it has parked (FIFO again) and says so.
+        let other = try HubThread.start(name: "other-main")
+        let remoteParked = AsyncResult<Bool>()
+        _ = other.handle.spawn(name: "remote-1") { try parkedOnItsOwnStack(Event()) }
+        _ = other.handle.spawn { _ = remoteParked.set(true) }
+        _ = try remoteParked.get(timeout: 10)
+        func ids(_ gs: [Greenlet<Void>]) -> String { gs.map { String($0.id) }.joined(separator: ",") }
+        writeLine(1, "ready pid=\(getpid()) dedicated=\(ids(dedicated)) compact=\(ids(compact)) "
+                     + "compactMode=\(compact[0].isCompact)")
+        // The test takes a core file and kills the process: this bounds
+        // its life if the test does not.
+        try Green.sleep(120)
+        return 0
 
     case "diagnostics-plain":
         return try makeDiagnostics()

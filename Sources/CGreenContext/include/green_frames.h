@@ -14,6 +14,21 @@
 extern "C" {
 #endif
 
+/// Where an assembly context's registers are, from its saved `sp` (the
+/// frames at the top of switch_x86_64.S and switch_aarch64.S): its frame
+/// pointer, the return address into the code that switched away, and the
+/// frame's size (the stack pointer once the switch has returned). Also
+/// told to debuggers (green_debug.h).
+#if defined(__x86_64__)
+#define GREEN_SWITCH_FRAME_FP 48
+#define GREEN_SWITCH_FRAME_PC 56
+#define GREEN_SWITCH_FRAME_SIZE 64
+#elif defined(__aarch64__)
+#define GREEN_SWITCH_FRAME_FP 80
+#define GREEN_SWITCH_FRAME_PC 88
+#define GREEN_SWITCH_FRAME_SIZE 176
+#endif
+
 /// The registers an unwinder starts from, and the memory it may read.
 typedef struct green_frame_start {
     /// Program counter (the return address into the code that switched

@@ -24,6 +24,10 @@ import Glibc
 /// once per distinct stack, on a thread of `ThreadPool.shared`. Nothing of this costs a switch anything:
 /// the switch already leaves every register an unwinder needs on the
 /// greenlet's stack.
+///
+/// Where the process cannot be asked (it no longer answers, or all there
+/// is is a core file), gdb shows the same from outside:
+/// `source Tools/gdb/green.py`, then `green-list` and `green-bt ID`.
 public enum GreenletDump {
     /// Takes a snapshot of every hub's greenlets. Waits cooperatively for
     /// the other hubs' answers (at most `timeout` seconds each), blocking

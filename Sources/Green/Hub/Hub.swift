@@ -237,6 +237,7 @@ public final class Hub {
                 green_monitor_unregister($0.monitor)
                 HubRegistry.unregister($0.registryID)
             }
+            HubDebugInfo.unregister(p)
             Unmanaged<Hub>.fromOpaque(p).release()
         }
         return key
@@ -316,6 +317,7 @@ public final class Hub {
         ev_unref(loop)
         loopTime = ev_now(loop) + timeOffset
         registryID = HubRegistry.register(mailbox, thread: thread)
+        HubDebugInfo.register(self)
         green_monitor_set_tag(monitor, UInt64(registryID))
         BlockedHubReport.installSink()
     }
@@ -324,6 +326,8 @@ public final class Hub {
         // Thread exit. Greenlets still parked here are abandoned, as in
         // gevent: nothing can run them any more. Their stacks go with the
         // pools; references held on those stacks are leaked.
+        // Debuggers stop looking first: what they would read goes next.
+        HubDebugInfo.unregister(Unmanaged.passUnretained(self).toOpaque())
         if let dead = finishedPending { finishedPending = nil; recycle(dead) }
         mailbox.close()
         ev_ref(loop)
