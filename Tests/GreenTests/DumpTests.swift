@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import Green
+@testable import Green
 import XCTest
 import GreenTestSupport
 
@@ -22,7 +22,13 @@ final class DumpTests: GreenTestCase {
         }
         _ = try waiting.get(timeout: 5)
         try Green.sleep(0.05)
+        let listener = try Socket.listen(on: SocketAddress(ip: "127.0.0.1", port: 0))
+        defer { listener.close() }
+        let acceptor = spawn(name: "acceptor") { _ = try listener.accept() }
+        defer { try? acceptor.kill() }
+        try letOthersRun()
         let text = try GreenletDump.text(full: true)
+        XCTAssertTrue(text.contains("acceptor: parked on Socket.accept for "), text)
         XCTAssertTrue(text.contains("sleeper: parked on sleep for "), text)
         XCTAssertTrue(text.contains("spawned by main"), text)
         XCTAssertTrue(text.contains("child: parked on sleep"), text)
@@ -156,5 +162,24 @@ final class DumpTests: GreenTestCase {
             XCTAssertEqual(list.count, json["greenlets"] as? Int)
             XCTAssertGreaterThanOrEqual(list.count, 51)
         }
+    }
+
+    /// A group shows frames of user code; without any (a library's own
+    /// greenlet, a crawler's worker), the library's frames above the core.
+    func testAGroupWithoutUserCodeShowsTheLibrarysFrames() {
+        typealias Frame = GreenletDump.Snapshot.Frame
+        func frame(_ f: String, library: Bool, core: Bool) -> Frame {
+            Frame(function: f, file: nil, line: nil, image: nil, isLibrary: library, isCore: core)
+        }
+        let park = frame("Hub.park", library: true, core: true)
+        let fill = frame("HTTPClientCall.fill", library: true, core: false)
+        let user = frame("handle(request:)", library: false, core: false)
+        func shown(_ frames: [Frame]) -> [String] {
+            GreenletDump.Snapshot.shown(frames, 2, \.isLibrary, \.isCore).map(\.function)
+        }
+        XCTAssertEqual(shown([park, fill, user]), ["handle(request:)"])
+        XCTAssertEqual(shown([park, fill]), ["HTTPClientCall.fill"])
+        XCTAssertEqual(shown([park]), ["Hub.park"])
+        XCTAssertEqual(GreenletDump.userFrame(in: [park, fill])?.function, "HTTPClientCall.fill")
     }
 }

@@ -10,7 +10,13 @@ enum FrameSymbols {
     struct Name: Sendable {
         let function: String
         let image: String?
+        /// swift-green's libraries, Swift's runtime and library, the system.
         let isLibrary: Bool
+        /// Of those, the runtime's core (Green, the C shims), Swift's and
+        /// the system's: not a library above the core (GreenHTTP,
+        /// GreenCrawl...), whose frames stand for the user's code where a
+        /// greenlet has none of its own (a crawler's worker).
+        let isCore: Bool
     }
 
     struct Line: Sendable {
@@ -39,14 +45,15 @@ enum FrameSymbols {
         for (i, address) in list.enumerated() {
             let f = i < frames.count ? frames[i] : nil
             guard let f, let s = f.symbol else {
-                found[address] = Name(function: "0x" + String(address, radix: 16), image: nil, isLibrary: true)
+                found[address] = Name(function: "0x" + String(address, radix: 16), image: nil, isLibrary: true, isCore: true)
                 continue
             }
             let module = mangledModule(s.rawName)
-            let isLibrary = f.isSystem || f.isSwiftThunk || s.rawName.hasPrefix("green_")
+            let isCore = f.isSystem || f.isSwiftThunk || s.rawName.hasPrefix("green_")
                 || s.rawName.hasPrefix("swift_") || s.rawName.hasPrefix("ev_")
-                || module.map { $0 == "Swift" || libraryModules.contains($0) } ?? false
-            found[address] = Name(function: s.name, image: s.imageName, isLibrary: isLibrary)
+                || module.map { $0 == "Swift" || $0 == "Green" } ?? false
+            let isLibrary = isCore || module.map { libraryModules.contains($0) } ?? false
+            found[address] = Name(function: s.name, image: s.imageName, isLibrary: isLibrary, isCore: isCore)
         }
         return names.withLock { table in
             table.merge(found) { a, _ in a }

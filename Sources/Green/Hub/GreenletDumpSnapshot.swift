@@ -21,6 +21,11 @@ extension GreenletDump {
             /// Code of swift-green's libraries, of Swift's runtime and
             /// standard library, or of the system: not the user's.
             public let isLibrary: Bool
+            /// Of those, code of swift-green's core (`Green`), of Swift's or
+            /// of the system's: where no frame is the user's (a crawler's
+            /// worker), the first frame that is not the core's (the
+            /// library's code that waits) stands for it.
+            let isCore: Bool
 
             /// "function at file:line" (or "function in image").
             public var description: String {
@@ -123,6 +128,7 @@ extension GreenletDump {
             for c in captured { all.formUnion(c.frames) }
             let names = FrameSymbols.names(of: all)
             func isLibrary(_ a: UInt64) -> Bool { names[a]?.isLibrary ?? true }
+            func isCore(_ a: UInt64) -> Bool { names[a]?.isCore ?? true }
             // Greenlets parked at the same place have the same addresses:
             // group on them, from the first frame of user code on.
             struct Key: Hashable {
@@ -133,7 +139,7 @@ extension GreenletDump {
             var order: [Key] = []
             var members: [Key: [Int]] = [:]
             for (i, c) in captured.enumerated() {
-                let start = c.frames.firstIndex { !isLibrary($0) } ?? 0
+                let start = c.frames.firstIndex { !isLibrary($0) } ?? c.frames.firstIndex { !isCore($0) } ?? 0
                 let key = Key(state: c.state, waitingOn: c.waitingOn, frames: c.frames[start...])
                 if members[key] == nil { order.append(key) }
                 members[key, default: []].append(i)
@@ -142,14 +148,14 @@ extension GreenletDump {
             if full {
                 wanted = all
             } else {
-                for key in order { wanted.formUnion(Self.shown(key.frames, Self.framesPerGroup, isLibrary)) }
+                for key in order { wanted.formUnion(Self.shown(key.frames, Self.framesPerGroup, isLibrary, isCore)) }
             }
             let lines = FrameSymbols.lines(of: wanted)
             func frame(_ a: UInt64) -> Frame {
                 let n = names[a]
                 let l = wanted.contains(a) ? lines[a] ?? nil : nil
                 return Frame(function: n?.function ?? "0x" + String(a, radix: 16), file: l?.file, line: l?.line,
-                             image: n?.image, isLibrary: n?.isLibrary ?? true)
+                             image: n?.image, isLibrary: n?.isLibrary ?? true, isCore: n?.isCore ?? true)
             }
             let list = captured.map { c in
                 Greenlet(hub: c.hub, id: c.id, name: c.name, isCompact: c.isCompact, state: c.state,
@@ -172,10 +178,14 @@ extension GreenletDump {
         }
 
         /// The frames a group shows: its first `count` frames of user
-        /// code, or its first frame if it has none.
-        static func shown<C: Collection>(_ frames: C, _ count: Int, _ isLibrary: (C.Element) -> Bool) -> [C.Element] {
+        /// code; without any, its first `count` frames outside the core
+        /// (a library's code that waits); else its first frame.
+        static func shown<C: Collection>(_ frames: C, _ count: Int, _ isLibrary: (C.Element) -> Bool,
+                                         _ isCore: (C.Element) -> Bool) -> [C.Element] {
             let user = frames.filter { !isLibrary($0) }.prefix(count)
-            return user.isEmpty ? Array(frames.prefix(1)) : Array(user)
+            if !user.isEmpty { return Array(user) }
+            let library = frames.filter { !isCore($0) }.prefix(count)
+            return library.isEmpty ? Array(frames.prefix(1)) : Array(library)
         }
 
         /// At most this many names are kept per group.
@@ -200,7 +210,7 @@ extension GreenletDump {
                     line += ": " + g.names.joined(separator: ", ") + (more > 0 ? " and \(more) more" : "")
                 }
                 out += line + "\n"
-                for f in Self.shown(g.frames, frames, \.isLibrary) { out += "    \(f)\n" }
+                for f in Self.shown(g.frames, frames, \.isLibrary, \.isCore) { out += "    \(f)\n" }
             }
             out += silentHubsText()
             return out
@@ -297,9 +307,10 @@ extension GreenletDump {
         }
     }
 
-    /// The first frame of user code: the first that is not a library's.
+    /// The first frame of user code: the first that is not a library's,
+    /// else the first outside the core.
     static func userFrame(in frames: [Snapshot.Frame]) -> Snapshot.Frame? {
-        frames.first { !$0.isLibrary }
+        frames.first { !$0.isLibrary } ?? frames.first { !$0.isCore }
     }
 }
 

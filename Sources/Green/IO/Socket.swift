@@ -104,14 +104,17 @@ public final class Socket {
     ///
     /// Its frame stays small (the errors are made out of line): a parked
     /// compact greenlet keeps what it holds.
-    private func wait(writing: Bool, _ operation: String, timeout: Double?, address: SocketAddress? = nil) throws {
+    /// `what`: what a dump says it waits on ("Socket.recv" or
+    /// "Socket.send" by default).
+    private func wait(writing: Bool, _ operation: String, timeout: Double?, address: SocketAddress? = nil,
+                      on what: StaticString? = nil) throws {
         if fd < 0 || (writing ? writer : reader) != nil {
             throw refusedWait(writing: writing, operation, address: address)
         }
         let limit = timeout ?? self.timeout
         let outcome = try Hub.current.waitIO(
             fd: fd, events: Int32(writing ? EV_WRITE : EV_READ), timeout: limit,
-            on: writing ? "Socket.send" : "Socket.recv",
+            on: what ?? (writing ? "Socket.send" : "Socket.recv"),
             register: { if writing { self.writer = $0 } else { self.reader = $0 } })
         if outcome != .ready { throw waitFailed(outcome, operation, limit: limit, address: address) }
     }
@@ -159,6 +162,7 @@ public final class Socket {
     /// `SocketError` naming `operation` and `errorAddress()`.
     private func io<R: BinaryInteger>(_ operation: String, writing: Bool, timeout: Double?,
                                       waitAddress: SocketAddress? = nil, retryOn: Int32 = EINTR,
+                                      waitingOn what: StaticString? = nil,
                                       errorAddress: () -> SocketAddress?, _ call: () -> R) throws -> R {
         while true {
             try checkOpen(operation)
@@ -166,7 +170,7 @@ public final class Socket {
             if n >= 0 { return n }
             let err = errno
             switch err {
-            case EAGAIN, EWOULDBLOCK: try wait(writing: writing, operation, timeout: timeout, address: waitAddress)
+            case EAGAIN, EWOULDBLOCK: try wait(writing: writing, operation, timeout: timeout, address: waitAddress, on: what)
             case EINTR, retryOn: continue
             default: throw Socket.systemError(operation, err, errorAddress)
             }
@@ -182,7 +186,7 @@ public final class Socket {
         if rc == 0 { return }
         let err = errno
         guard err == EINPROGRESS || err == EINTR else { throw SocketError.system("connect", err, address: address) }
-        try wait(writing: true, "connect", timeout: timeout, address: address)
+        try wait(writing: true, "connect", timeout: timeout, address: address, on: "Socket.connect")
         var soError: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
@@ -233,7 +237,7 @@ public final class Socket {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         // A connection reset before it was accepted (ECONNABORTED): the next.
-        let client = try io("accept", writing: false, timeout: timeout, retryOn: ECONNABORTED,
+        let client = try io("accept", writing: false, timeout: timeout, retryOn: ECONNABORTED, waitingOn: "Socket.accept",
                             errorAddress: { localAddress }) {
             len = socklen_t(MemoryLayout<sockaddr_storage>.size)
             return withUnsafeMutablePointer(to: &storage) {
