@@ -7,7 +7,7 @@
 # print the exact command to run.
 
 SWIFT ?= swift
-DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libxml2-dev libssl-dev openssl nginx-light curl redis-server iproute2 python3-doc python3-venv
+DEB_PACKAGES := libev-dev libhttp-parser-dev zlib1g-dev libgumbo-dev libxml2-dev libssl-dev openssl nginx-light curl redis-server iproute2 python3-doc python3-venv gdb
 UCONTEXT_BUILD := .build-ucontext
 
 .PHONY: all deps bench-deps demo demo-distributed bench-distributed bench-crawl-peers bench-transfer test-venv test test-compact test-ucontext check-aarch64 bench bench-smoke examples-smoke bench-peers compare docs fuzz faults sanitize sanitize-address sanitize-thread valgrind ci clean
