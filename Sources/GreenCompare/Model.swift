@@ -23,10 +23,14 @@ public final class Model: Sendable {
     /// The program worker processes run (processes model): by default this
     /// one, which must call `ProcessWorker.serveIfWorker(jobs:)` first.
     public let workerExecutable: String
+    /// How the greenlets model's greenlets keep their stacks (its spawns
+    /// and its pools' workers); the other models ignore it.
+    public let stackMode: StackMode
 
-    public init(_ kind: ModelKind, workerExecutable: String? = nil) {
+    public init(_ kind: ModelKind, workerExecutable: String? = nil, stackMode: StackMode = .default) {
         self.kind = kind
         self.workerExecutable = workerExecutable ?? Model.currentExecutable()
+        self.stackMode = stackMode
     }
 
     /// What jobs see of this model.
@@ -52,7 +56,7 @@ public final class Model: Sendable {
         let context = self.context
         switch kind {
         case .greenlets:
-            let g = Green.spawn(after: max(0, seconds)) { try job.run(input, in: context) }
+            let g = Green.spawn(after: max(0, seconds), stackMode: stackMode) { try job.run(input, in: context) }
             return ModelTask(job: job.name, backend: .greenlet(g))
         case .threads:
             let box = ResultBox<O>()

@@ -94,7 +94,7 @@ public final class ModelPool {
         let count = inputs.count
         let state = GreenMapState<O>(count: count)
         for _ in 0..<min(size, count) {
-            Green.spawn {
+            Green.spawn(stackMode: model.stackMode) {
                 try slots.acquire()
                 defer { slots.release() }
                 while state.next < count {

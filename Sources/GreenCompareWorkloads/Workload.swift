@@ -27,9 +27,27 @@ public enum Workload: String, CaseIterable, Sendable, Codable {
     /// Each task makes `roundTrips` 64-byte round trips to a local echo
     /// server on its own connection.
     case echo
+    /// Each task allocates `touchBytes` of heap and writes every byte,
+    /// keeps it until every task alive at once has done the same, then
+    /// waits `latency` seconds and frees it: a known amount of memory per
+    /// task, against which the per-task figures are checked.
+    case touchHeap = "touch-heap"
 
     /// Whether the runner must start a local server for it.
     public var needsServer: Bool { self == .httpFetch || self == .echo }
+
+    /// How many tasks (greenlets, threads or processes) run at once at the
+    /// height of a run with `p`: what a per-task figure divides by.
+    public func liveTasks(_ p: WorkloadParameters) -> Int {
+        switch self {
+        case .producerConsumer:
+            return max(1, p.concurrency / 2) + max(1, p.concurrency - p.concurrency / 2)
+        case .counter:
+            return p.tasks
+        case .ioSleep, .cpuHash, .cpuPrimes, .mixed, .httpFetch, .echo, .touchHeap:
+            return min(p.tasks, p.concurrency)
+        }
+    }
 }
 
 /// Sizes of a workload run.
@@ -48,6 +66,8 @@ public struct WorkloadParameters: Codable, Sendable {
     public var queueCapacity = 16
     /// Round trips per echo task.
     public var roundTrips = 100
+    /// Bytes of heap each touch-heap task allocates and writes.
+    public var touchBytes = 256 << 10
     /// The local server's port (http-fetch, echo).
     public var serverPort = 0
 
@@ -125,6 +145,14 @@ extension Workload {
             let bytes = try pool.map(WorkloadJobs.echo, inputs)
             return WorkloadOutcome(units: p.tasks * p.roundTrips, figures: ["bytes_echoed": Double(bytes.reduce(0, +))],
                                    checksum: UInt64(bytes.reduce(0, +)))
+        case .touchHeap:
+            let pool = try model.pool(size: p.concurrency)
+            defer { pool.close() }
+            let input = TouchInput(bytes: p.touchBytes, hold: p.latency, together: liveTasks(p),
+                                   started: try model.counter(), allStarted: try model.event())
+            let sums = try pool.map(WorkloadJobs.touch, Array(repeating: input, count: p.tasks))
+            return WorkloadOutcome(units: p.tasks, figures: ["bytes_touched": Double(p.tasks * p.touchBytes)],
+                                   checksum: sums.reduce(0, &+))
         case .counter:
             func round(_ lock: ModelLock?) throws -> Int {
                 let counter = try model.counter()

@@ -87,3 +87,22 @@ public struct EchoInput: Codable, Sendable {
         self.size = size
     }
 }
+
+public struct TouchInput: Codable, Sendable {
+    /// Bytes of heap to allocate and write.
+    public let bytes: Int
+    /// Seconds to keep them once every task alive at once has its own.
+    public let hold: Double
+    /// How many tasks run at once (the first `together` wait for each other).
+    public let together: Int
+    public let started: ModelCounter
+    public let allStarted: ModelEvent
+
+    public init(bytes: Int, hold: Double, together: Int, started: ModelCounter, allStarted: ModelEvent) {
+        self.bytes = bytes
+        self.hold = hold
+        self.together = together
+        self.started = started
+        self.allStarted = allStarted
+    }
+}

@@ -58,6 +58,30 @@ public enum WorkloadJobs {
         return SHA256.digestPrefix(ofPatternBytes: input.bytes, seed: input.seed)
     }
 
+    /// Allocates `bytes` of heap and writes every byte; once the first
+    /// `together` tasks have theirs (the pool runs that many at once, so
+    /// those are all alive), waits `hold` seconds and frees them. Returns
+    /// a sum of what it wrote, read back.
+    public static let touch = Job<TouchInput, UInt64>("workload.touch") { input, context in
+        var sum: UInt64 = 0
+        let memory = input.bytes > 0 ? malloc(input.bytes) : nil
+        if input.bytes > 0 && memory == nil {
+            throw ConformanceJobs.Failure(message: "malloc(\(input.bytes)) failed")
+        }
+        defer { free(memory) }
+        if let memory {
+            let bytes = memory.bindMemory(to: UInt8.self, capacity: input.bytes)
+            memset(memory, 0x5a, input.bytes)
+            // One byte a page read back: the writes cannot be elided.
+            for i in stride(from: 0, to: input.bytes, by: 4096) { sum &+= UInt64(bytes[i]) }
+        }
+        input.started.add(1)
+        if input.started.value >= input.together { input.allStarted.set() }
+        _ = try input.allStarted.wait()
+        if input.hold > 0 { try context.sleep(input.hold) }
+        return sum
+    }
+
     public static let count = Job<CounterInput, Int>("workload.count") { input, _ in
         for _ in 0..<input.increments {
             if let lock = input.lock {
@@ -83,7 +107,7 @@ public enum WorkloadJobs {
 
     /// Every job above, for `ProcessWorker.serveIfWorker(jobs:)`.
     public static let all: [AnyJob] = [sleep.erased, hash.erased, primes.erased, mixed.erased, count.erased,
-                                       produce.erased, consume.erased, fetch.erased, echo.erased]
+                                       produce.erased, consume.erased, fetch.erased, echo.erased, touch.erased]
 
     static func countPrimes(below limit: Int) -> Int {
         guard limit > 2 else { return 0 }
