@@ -1,8 +1,10 @@
 import Foundation
 
 /// The measurements as an SVG: one panel per figure (throughput, wall
-/// time, CPU time, peak RSS, context switches), one bar per model, each
-/// bar labelled with its value, so the models compare at a glance.
+/// time, CPU time, peak RSS, memory per task, context switches), one bar
+/// per model, each bar labelled with its value, so the models compare at
+/// a glance. Memory per task stacks the kernel's share (dark) on the
+/// user memory.
 enum Chart {
     static let colors = ["greenlets": "#2a9d8f", "threads": "#e9c46a", "processes": "#e76f51"]
 
@@ -12,6 +14,7 @@ enum Chart {
             ("Wall time", "s", { $0.wallSeconds }, "lower is better"),
             ("CPU time (user + sys)", "s", { $0.userSeconds + $0.systemSeconds }, "lower is better"),
             ("Peak RSS", "MiB", { Double($0.peakRSSBytes) / 1_048_576 }, "lower is better"),
+            ("Memory per task (user + kernel)", "KiB", { taskKiB($0).user + taskKiB($0).kernel }, "lower is better"),
             ("Context switches (vol + invol)", "", { Double($0.voluntary + $0.involuntary) }, "lower is better"),
         ]
         let panelWidth = 260.0, barArea = 150.0, top = 70.0
@@ -38,13 +41,30 @@ enum Chart {
                 let h = barArea * values[j] / maxValue
                 let x = x0 + 10 + Double(j) * barWidth
                 let color = colors[r.model] ?? "#888"
-                out += "<rect x=\"\(fmt(x))\" y=\"\(fmt(baseY - h))\" width=\"\(fmt(barWidth - 8))\" height=\"\(fmt(h))\" fill=\"\(color)\"><title>\(r.model): \(label(values[j]))</title></rect>\n"
-                out += "<text x=\"\(fmt(x + (barWidth - 8) / 2))\" y=\"\(fmt(baseY - h - 4))\" font-size=\"11\" text-anchor=\"middle\">\(label(values[j]))</text>\n"
+                var text = label(values[j])
+                if panel.title.hasPrefix("Memory per task") {
+                    // User memory below in the model's colour, the kernel's
+                    // share stacked on it, dark.
+                    let (user, kernel) = taskKiB(r)
+                    let hk = values[j] > 0 ? h * max(kernel, 0) / values[j] : 0
+                    out += "<rect x=\"\(fmt(x))\" y=\"\(fmt(baseY - h + hk))\" width=\"\(fmt(barWidth - 8))\" height=\"\(fmt(h - hk))\" fill=\"\(color)\"><title>\(r.model): user \(label(user)) KiB</title></rect>\n"
+                    out += "<rect x=\"\(fmt(x))\" y=\"\(fmt(baseY - h))\" width=\"\(fmt(barWidth - 8))\" height=\"\(fmt(hk))\" fill=\"#264653\"><title>\(r.model): kernel \(label(kernel)) KiB</title></rect>\n"
+                    text = r.taskUserBytes == nil ? "-" : "\(label(user))+\(label(kernel))"
+                } else {
+                    out += "<rect x=\"\(fmt(x))\" y=\"\(fmt(baseY - h))\" width=\"\(fmt(barWidth - 8))\" height=\"\(fmt(h))\" fill=\"\(color)\"><title>\(r.model): \(label(values[j]))</title></rect>\n"
+                }
+                out += "<text x=\"\(fmt(x + (barWidth - 8) / 2))\" y=\"\(fmt(baseY - h - 4))\" font-size=\"11\" text-anchor=\"middle\">\(escape(text))</text>\n"
                 out += "<text x=\"\(fmt(x + (barWidth - 8) / 2))\" y=\"\(fmt(baseY + 14))\" font-size=\"11\" text-anchor=\"middle\">\(escape(r.model))</text>\n"
             }
         }
         out += "</svg>\n"
         return out
+    }
+
+    /// A model's memory per task in KiB, user and kernel (0 where there
+    /// is no figure; a negative kernel figure, noise, draws as 0).
+    static func taskKiB(_ r: Measurement) -> (user: Double, kernel: Double) {
+        (max(r.taskUserBytes ?? 0, 0) / 1024, max(r.taskKernelBytes ?? 0, 0) / 1024)
     }
 
     static func label(_ v: Double) -> String {

@@ -8,6 +8,16 @@
 // CPU time are that model's alone), taken from wait4's resource usage,
 // as /usr/bin/time reports it; the processes model's peak RSS is the
 // whole tree's, sampled every 10 ms.
+//
+// Memory per task: each model runs twice, with the tasks asked for and
+// with one (its baseline: the runtime, the program, a pool of one); what
+// the first run's peak holds above the second's, divided by the tasks
+// alive at once beyond the one, is one more task's cost. User memory is
+// the peak RSS (PSS summed over the tree for processes, whose shared
+// libraries RSS would count once per worker); kernel memory is the
+// growth of the kernel's stacks, page tables and unreclaimable slab from
+// before the child starts to its peak (see `KernelMemory`), sampled by
+// the parent every 10 ms.
 import ArgumentParser
 import Foundation
 import Glibc
@@ -60,6 +70,12 @@ struct GreenCompareCommand: ParsableCommand {
     @Option(help: "Round trips per echo task.")
     var roundTrips = 100
 
+    @Option(help: "Bytes of heap each touch-heap task allocates and writes.")
+    var touchBytes = 256 << 10
+
+    @Option(help: "How the greenlets model's greenlets keep their stacks: dedicated or compact (default: GREEN_STACK_MODE, else dedicated).")
+    var stackMode: String?
+
     @Option(help: .hidden)
     var serverPort = 0
 
@@ -85,6 +101,17 @@ struct GreenCompareCommand: ParsableCommand {
         for m in models.split(separator: ",") where ModelKind(rawValue: String(m)) == nil {
             throw ValidationError("unknown model \(m); one of greenlets, threads, processes")
         }
+        if let stackMode, stackMode != "dedicated" && stackMode != "compact" {
+            throw ValidationError("--stack-mode is dedicated or compact, not \(stackMode)")
+        }
+    }
+
+    var greenletStackMode: StackMode {
+        switch stackMode {
+        case "compact": return .compact
+        case "dedicated": return .dedicated
+        default: return .default
+        }
     }
 
     var parameters: WorkloadParameters {
@@ -96,6 +123,7 @@ struct GreenCompareCommand: ParsableCommand {
         p.limit = limit
         p.increments = increments
         p.roundTrips = roundTrips
+        p.touchBytes = touchBytes
         p.serverPort = serverPort
         return p
     }
@@ -116,9 +144,12 @@ struct GreenCompareCommand: ParsableCommand {
         let sequential = try measure(w, model: "sequential", extra)
         let progress = isatty(2) != 0
         for m in models.split(separator: ",").map(String.init) {
+            if progress { writeError("\r\u{1B}[Krunning \(workload) on \(m) with one task...") }
+            let baseline = try measure(w, model: m, extra + ["--tasks", "1", "--concurrency", "1"], baseline: true)
             if progress { writeError("\r\u{1B}[Krunning \(workload) on \(m)...") }
             var r = try measure(w, model: m, extra)
             r.speedup = sequential.perUnitSeconds.map { $0 * Double(r.units) / r.wallSeconds }
+            r.perTask(above: baseline)
             results.append(r)
         }
         if progress { writeError("\r\u{1B}[K") }
@@ -128,6 +159,7 @@ struct GreenCompareCommand: ParsableCommand {
         }
         if let svg {
             let subtitle = "\(tasks) tasks, concurrency \(concurrency)"
+                + (greenletStackMode == .compact && models.contains("greenlets") ? ", compact greenlets" : "")
                 + (w == .ioSleep || w == .mixed || w == .httpFetch ? ", \(latency) s latency" : "")
                 + "; \(ProcessInfo.processInfo.activeProcessorCount) cores"
             do {
@@ -137,7 +169,8 @@ struct GreenCompareCommand: ParsableCommand {
             }
         }
         if json {
-            let object: [String: Any] = ["workload": workload, "results": results.map(\.json)]
+            let object: [String: Any] = ["workload": workload, "results": results.map(\.json),
+                                         "kernel_source": KernelMemory.primary.source]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
@@ -148,17 +181,15 @@ struct GreenCompareCommand: ParsableCommand {
     // MARK: - One model, in a child process
 
     /// The child's side: runs the workload on one model and prints one
-    /// JSON line (wall time, units, the tree's sampled peak RSS).
+    /// JSON line (wall time, units, the tasks alive at once). The parent
+    /// samples its memory from outside: a sampler thread here would make
+    /// the greenlets model's process multi-threaded (every stack the
+    /// kernel reclaims would then cost a TLB shootdown).
     private func runInThisProcess(_ w: Workload, _ name: String) throws {
         // CPU-bound work on greenlets holds the hub by design here; the
         // blocked-hub monitor's reports (and its backtrace signals) would
         // only perturb the measurement.
         HubMonitor.threshold = 0
-        // Only a tree of processes needs sampling; a single process's peak
-        // is the kernel's exact figure, and a sampler thread would make
-        // the greenlets model's process multi-threaded (every stack the
-        // kernel reclaims would then cost a TLB shootdown).
-        let sampler = name == "processes" ? TreeRSSSampler() : nil
         let started = monotonicSeconds()
         var p = parameters
         let outcome: WorkloadOutcome
@@ -171,32 +202,42 @@ struct GreenCompareCommand: ParsableCommand {
         } else {
             let kind = ModelKind(rawValue: name)!
             if kind == .processes { p.concurrency = min(p.concurrency, processLimit) }
-            outcome = try w.run(on: Model(kind), p)
+            outcome = try w.run(on: Model(kind, stackMode: greenletStackMode), p)
         }
         let wall = monotonicSeconds() - started
-        let peak = sampler?.stop() ?? 0
+        // The run's own peak, read before this process prints and exits:
+        // its exit faults in about 3 MiB of libraries' pages, which would
+        // be the peak of a small run (a baseline) and not of a large one.
+        let hwm = readSmall("/proc/self/status")?.split(separator: "\n")
+            .first { $0.hasPrefix("VmHWM:") }.flatMap(kibField) ?? 0
         let line: [String: Any] = ["wall_s": wall, "units": outcome.units, "figures": outcome.figures,
-                                   "checksum": String(outcome.checksum), "tree_peak_rss_bytes": peak,
-                                   "concurrency": p.concurrency]
+                                   "checksum": String(outcome.checksum), "concurrency": p.concurrency,
+                                   "live_tasks": w.liveTasks(p), "run_peak_rss_bytes": hwm]
         let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
 
     /// The parent's side: runs this program with --run-one and reads its
-    /// line and its resource usage.
-    private func measure(_ w: Workload, model: String, _ extra: [String]) throws -> Measurement {
+    /// line, its resource usage and the memory sampled while it ran (a
+    /// `baseline` run is never checked against /usr/bin/time).
+    private func measure(_ w: Workload, model: String, _ extra: [String], baseline: Bool = false) throws -> Measurement {
         var arguments = CommandLine.arguments
         arguments.removeFirst()
         arguments = arguments.filter { $0 != "--check-with-time" }
         arguments += ["--run-one", model] + extra
         var program = Model.currentExecutable()
-        let timeReport = checkWithTime ? "/tmp/green-compare-time.\(getpid()).\(model)" : nil
+        let timeReport = checkWithTime && !baseline ? "/tmp/green-compare-time.\(getpid()).\(model)" : nil
         if let timeReport {
             arguments = ["-v", "-o", timeReport, program] + arguments
             program = "/usr/bin/time"
         }
         defer { if let timeReport { unlink(timeReport) } }
-        let (output, status, usage) = try runChild(program, arguments)
+        let kernelBefore = KernelMemory.now()
+        var sampler: MemorySampler?
+        let (output, status, usage) = try runChild(program, arguments) { pid in
+            sampler = MemorySampler(pid: pid, wholeTree: model == "processes")
+        }
+        let sampled = sampler?.stop()
         guard status == 0, let line = output.split(separator: "\n").last,
               let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
             throw ValidationError("the \(model) run failed (\(describe(status))): \(output.suffix(2000))")
@@ -212,9 +253,20 @@ struct GreenCompareCommand: ParsableCommand {
         m.voluntary = usage.ru_nvcsw
         m.involuntary = usage.ru_nivcsw
         let maxRSS = usage.ru_maxrss * 1024
-        let tree = object["tree_peak_rss_bytes"] as? Int ?? 0
+        let tree = sampled?.peakRSS ?? 0
         // One process: the kernel's exact peak; a tree: the sampled sum.
         m.peakRSSBytes = model == "processes" ? max(tree, maxRSS) : maxRSS
+        m.liveTasks = object["live_tasks"] as? Int ?? 0
+        // User memory: one process's exact peak RSS until its workload
+        // returned (the kernel's high-water mark), or a tree's sampled
+        // peak PSS.
+        m.peakUserBytes = model == "processes" ? (sampled?.peak?.user ?? 0)
+            : (object["run_peak_rss_bytes"] as? Int).flatMap { $0 > 0 ? $0 : nil } ?? maxRSS
+        if let peak = sampled?.peak {
+            m.kernelGrowth = peak.kernel - kernelBefore
+            m.peakPageTables = peak.pageTables
+            m.peakThreads = peak.threads
+        }
         if m.units > 0 { m.perUnitSeconds = m.wallSeconds / Double(m.units) }
         if let timeReport, model != "sequential" {
             let report = (try? String(contentsOfFile: timeReport, encoding: .utf8)) ?? ""
@@ -248,12 +300,19 @@ struct GreenCompareCommand: ParsableCommand {
     private func printTable(_ w: Workload, _ results: [Measurement], _ sequential: Measurement) {
         print("workload \(workload): \(tasks) tasks, concurrency \(concurrency)"
               + (sequential.perUnitSeconds.map { String(format: ", one sequential worker %.4f s per unit", $0) } ?? ""))
-        print("model        wall s   user s    sys s   peak RSS MiB   vol ctx  invol ctx  units/s   speedup")
+        print("model        wall s   user s    sys s   peak RSS MiB   vol ctx  invol ctx  units/s   speedup"
+              + "   KiB/task: user  kernel")
+        // Right-aligned in `width` (String(format:) ignores a width on %@).
+        func column(_ text: String, _ width: Int) -> String {
+            String(repeating: " ", count: max(0, width - text.count)) + text
+        }
+        func kib(_ v: Double?) -> String { v.map { String(format: "%.1f", $0 / 1024) } ?? "-" }
         for r in results {
-            print(r.model.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: " %8.3f %8.3f %8.3f %14.1f %9d %10d %8.1f %9@",
+            print(r.model.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: " %8.3f %8.3f %8.3f %14.1f %9d %10d %8.1f",
                          r.wallSeconds, r.userSeconds, r.systemSeconds,
-                         Double(r.peakRSSBytes) / 1048576, r.voluntary, r.involuntary, r.throughput,
-                         (r.speedup.map { String(format: "%.2fx", $0) } ?? "-") as NSString))
+                         Double(r.peakRSSBytes) / 1048576, r.voluntary, r.involuntary, r.throughput)
+                  + column(r.speedup.map { String(format: "%.2fx", $0) } ?? "-", 10)
+                  + column(kib(r.taskUserBytes), 17) + column(kib(r.taskKernelBytes), 8))
             if !r.figures.isEmpty {
                 print("           " + r.figures.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value))" }.joined(separator: ", "))
             }
@@ -261,6 +320,8 @@ struct GreenCompareCommand: ParsableCommand {
                 print("           (processes capped at \(r.concurrency) workers by --process-limit)")
             }
         }
+        print("per task: above the same run with one task, divided by the tasks alive at once beyond it; user: "
+              + "peak RSS (processes: PSS of the tree); kernel: \(KernelMemory.primary.source)")
     }
 }
 
@@ -278,8 +339,40 @@ struct Measurement {
     var checksum = ""
     var perUnitSeconds: Double?
     var speedup: Double?
+    /// Tasks alive at once at the run's height.
+    var liveTasks = 0
+    /// The peak user memory: RSS of one process, PSS of a tree.
+    var peakUserBytes = 0
+    /// The kernel's memory at the sampled peak less before the child.
+    var kernelGrowth: KernelMemory?
+    /// The tree's `VmPTE` and threads at the sampled peak.
+    var peakPageTables = 0
+    var peakThreads = 0
+    /// Per task above the baseline run (nil: no baseline, or as many
+    /// tasks alive as in it).
+    var taskUserBytes: Double?
+    var taskKernelBytes: Double?
+    /// Every kernel figure per task, by source ("meminfo_kernel_stack",
+    /// "cgroup_v1_kmem", "vm_pte", "threads").
+    var taskKernelParts: [String: Double] = [:]
+    var baselineLiveTasks = 0
 
     init(model: String) { self.model = model }
+
+    /// Sets the per-task figures: this run's peak above `baseline`'s (the
+    /// same run with one task), over the tasks alive at once beyond it.
+    mutating func perTask(above baseline: Measurement) {
+        baselineLiveTasks = baseline.liveTasks
+        let extra = Double(liveTasks - baseline.liveTasks)
+        guard extra > 0 else { return }
+        taskUserBytes = Double(peakUserBytes - baseline.peakUserBytes) / extra
+        guard let k = kernelGrowth, let b = baseline.kernelGrowth else { return }
+        taskKernelBytes = Double(k.primaryBytes - b.primaryBytes) / extra
+        let d = k - b
+        for (key, v) in d.values { taskKernelParts[key] = Double(v) / extra }
+        taskKernelParts["vm_pte"] = Double(peakPageTables - baseline.peakPageTables) / extra
+        taskKernelParts["threads"] = Double(peakThreads - baseline.peakThreads) / extra
+    }
 
     var throughput: Double { wallSeconds > 0 ? Double(units) / wallSeconds : 0 }
 
@@ -288,6 +381,11 @@ struct Measurement {
                                 "peak_rss_bytes": peakRSSBytes, "voluntary_ctx": voluntary, "involuntary_ctx": involuntary,
                                 "throughput": throughput, "speedup": speedup ?? NSNull()]
         if !figures.isEmpty { o["figures"] = figures }
+        o["task_user_bytes"] = taskUserBytes.map { $0.rounded() } ?? NSNull()
+        o["task_kernel_bytes"] = taskKernelBytes.map { $0.rounded() } ?? NSNull()
+        o["live_tasks"] = liveTasks
+        o["baseline_live_tasks"] = baselineLiveTasks
+        if !taskKernelParts.isEmpty { o["task_kernel_parts"] = taskKernelParts.mapValues { $0.rounded() } }
         return o
     }
 }
@@ -300,8 +398,10 @@ func describe(_ status: Int32) -> String {
 
 /// Runs `path` with `arguments`, collects its stdout, and returns it with
 /// the wait status and wait4's resource usage (the child and its reaped
-/// descendants, as /usr/bin/time reports them).
-func runChild(_ path: String, _ arguments: [String]) throws -> (String, Int32, rusage) {
+/// descendants, as /usr/bin/time reports them); `started` gets the
+/// child's pid as soon as it runs.
+func runChild(_ path: String, _ arguments: [String],
+              started: (pid_t) -> Void = { _ in }) throws -> (String, Int32, rusage) {
     var fds: [Int32] = [0, 0]
     guard pipe(&fds) == 0 else { throw ValidationError("pipe: \(String(cString: strerror(errno)))") }
     var actions = posix_spawn_file_actions_t()
@@ -318,6 +418,7 @@ func runChild(_ path: String, _ arguments: [String]) throws -> (String, Int32, r
         close(fds[0])
         throw ValidationError("posix_spawn \(path): \(String(cString: strerror(rc)))")
     }
+    started(pid)
     var output: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -331,58 +432,6 @@ func runChild(_ path: String, _ arguments: [String]) throws -> (String, Int32, r
     var usage = rusage()
     while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
     return (String(decoding: output, as: UTF8.self), status, usage)
-}
-
-/// Samples the resident memory of this process and all its descendants
-/// every 10 ms; `stop` returns the largest sum seen. Not `Sendable`: its
-/// thread shares only `state`.
-final class TreeRSSSampler {
-    private let state = Locked((peak: 0, running: true))
-    private let thread: Thread
-
-    init() {
-        let state = self.state
-        thread = Thread {
-            while state.withLock({ $0.running }) {
-                let now = TreeRSSSampler.treeRSS(getpid())
-                state.withLock { $0.peak = max($0.peak, now) }
-                usleep(10_000)
-            }
-        }
-        thread.start()
-    }
-
-    func stop() -> Int {
-        let now = TreeRSSSampler.treeRSS(getpid())
-        return state.withLock { s in
-            s.running = false
-            return max(s.peak, now)
-        }
-    }
-
-    static func treeRSS(_ pid: pid_t) -> Int {
-        var total = rss(pid)
-        for child in children(pid) { total += treeRSS(child) }
-        return total
-    }
-
-    private static func rss(_ pid: pid_t) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        else { return 0 }
-        return kb * 1024
-    }
-
-    private static func children(_ pid: pid_t) -> [pid_t] {
-        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return [] }
-        var out: [pid_t] = []
-        for t in tasks {
-            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(t)/children", encoding: .utf8) else { continue }
-            out += text.split(separator: " ").compactMap { pid_t($0) }
-        }
-        return out
-    }
 }
 
 /// Writes to standard error unbuffered (the progress line).
