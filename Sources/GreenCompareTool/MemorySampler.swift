@@ -122,12 +122,16 @@ struct MemorySample: Sendable {
     var pageTables = 0
     var threads = 0
     var kernel = KernelMemory()
+
+    var total: Int { user + kernel.primaryBytes }
 }
 
 /// Samples a child's process tree and the kernel's memory every 10 ms from
-/// the parent. The peak is the sample where the tree's user memory is
-/// highest: when every task is alive, as the kernel's figures are read in
-/// the same sample. Not `Sendable`: its thread shares only `state`.
+/// the parent. The peak is the sample where user and kernel memory
+/// together are highest: when every task is alive. (User memory alone
+/// can stay at its height while threads end: glibc keeps the stacks of
+/// ended threads mapped, touched, in its cache; their kernel stacks go.)
+/// Not `Sendable`: its thread shares only `state`.
 final class MemorySampler {
     private let state: Locked<(peak: MemorySample?, peakRSS: Int, running: Bool)>
     private let thread: Thread
@@ -144,7 +148,7 @@ final class MemorySampler {
             while true {
                 let s = MemorySampler.sample(pid, wholeTree: wholeTree)
                 let running = state.withLock { st -> Bool in
-                    if s.user > (st.peak?.user ?? -1) { st.peak = s }
+                    if s.total > (st.peak?.total ?? .min) { st.peak = s }
                     st.peakRSS = max(st.peakRSS, s.rss)
                     return st.running
                 }
