@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # compare-models.sh: the standard workloads of green-compare on greenlets,
 # threads and processes, on this machine. Prints each table, writes each
-# chart to OUT/<workload>.svg and the JSON to OUT/<workload>.json, and
-# ends with a Markdown summary (the README's "Which model when" table).
+# chart to OUT/<workload>.svg and the JSON to OUT/<workload>.json (each
+# model's memory per task, user+kernel, in its line), and ends with a
+# Markdown summary (the README's "Which model when" table).
 #
 #   Benchmarks/compare-models.sh [--out DIR] [--quick]
 #
@@ -58,9 +59,11 @@ import json, sys
 o = json.load(open(sys.argv[1]))
 for x in o["results"]:
     extra = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(x.get("figures", {}).items()) if "lost" in k)
+    u, k = x.get("task_user_bytes"), x.get("task_kernel_bytes")
+    task = f'  per task {u / 1024:,.1f}+{k / 1024:,.1f} KiB' if u is not None and k is not None else ''
     print(f'  {x["model"]:<10} wall {x["wall_s"]:8.3f} s  user {x["user_s"]:7.3f}  sys {x["sys_s"]:7.3f}  '
           f'peak RSS {x["peak_rss_bytes"] / 2**20:8.1f} MiB  ctx {x["voluntary_ctx"]}+{x["involuntary_ctx"]}  '
-          f'{x["throughput"]:,.1f} units/s' + (f"  ({extra})" if extra else ""))
+          f'{x["throughput"]:,.1f} units/s' + task + (f"  ({extra})" if extra else ""))
 PY
 done
 

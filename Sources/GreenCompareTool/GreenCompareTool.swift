@@ -260,9 +260,12 @@ struct GreenCompareCommand: ParsableCommand {
         // User memory: one process's exact peak RSS until its workload
         // returned (the kernel's high-water mark), or a tree's sampled
         // peak PSS.
-        m.peakUserBytes = model == "processes" ? (sampled?.peak?.user ?? 0)
+        // A run over in fewer than 3 samples (30 ms) has no peak sample
+        // worth the name: no sampled figure for it.
+        let sampledPeak = (sampled?.samples ?? 0) >= 3 ? sampled?.peak : nil
+        m.peakUserBytes = model == "processes" ? sampledPeak?.user
             : (object["run_peak_rss_bytes"] as? Int).flatMap { $0 > 0 ? $0 : nil } ?? maxRSS
-        if let peak = sampled?.peak {
+        if let peak = sampledPeak {
             m.kernelGrowth = peak.kernel - kernelBefore
             m.peakPageTables = peak.pageTables
             m.peakThreads = peak.threads
@@ -341,8 +344,9 @@ struct Measurement {
     var speedup: Double?
     /// Tasks alive at once at the run's height.
     var liveTasks = 0
-    /// The peak user memory: RSS of one process, PSS of a tree.
-    var peakUserBytes = 0
+    /// The peak user memory: RSS of one process, PSS of a tree (nil: too
+    /// short a run to sample).
+    var peakUserBytes: Int?
     /// The kernel's memory at the sampled peak less before the child.
     var kernelGrowth: KernelMemory?
     /// The tree's `VmPTE` and threads at the sampled peak.
@@ -365,7 +369,7 @@ struct Measurement {
         baselineLiveTasks = baseline.liveTasks
         let extra = Double(liveTasks - baseline.liveTasks)
         guard extra > 0 else { return }
-        taskUserBytes = Double(peakUserBytes - baseline.peakUserBytes) / extra
+        if let u = peakUserBytes, let b = baseline.peakUserBytes { taskUserBytes = Double(u - b) / extra }
         guard let k = kernelGrowth, let b = baseline.kernelGrowth else { return }
         taskKernelBytes = Double(k.primaryBytes - b.primaryBytes) / extra
         let d = k - b

@@ -133,16 +133,17 @@ struct MemorySample: Sendable {
 /// ended threads mapped, touched, in its cache; their kernel stacks go.)
 /// Not `Sendable`: its thread shares only `state`.
 final class MemorySampler {
-    private let state: Locked<(peak: MemorySample?, peakRSS: Int, running: Bool)>
+    private let state: Locked<(peak: MemorySample?, peakRSS: Int, samples: Int, running: Bool)>
     private let thread: Thread
 
-    /// `wholeTree`: follow every thread's children (a tree of worker
-    /// processes), summing PSS; otherwise the child and the children of
-    /// its main thread (`/usr/bin/time`'s child), summing RSS. Listing
-    /// every thread of a 10,000-thread process on every sample would cost
-    /// the kernel memory (procfs inodes) this measures.
+    /// `wholeTree`: a tree of worker processes, started by any thread of
+    /// the child, summing PSS; otherwise the child and the children of its
+    /// main thread (`/usr/bin/time`'s child), summing RSS. Only the child's
+    /// threads are listed, and only then: each procfs entry looked at is
+    /// kernel memory (inodes, dentries) charged to this cgroup, which a
+    /// 10,000-thread process would turn into a figure of its own.
     init(pid: pid_t, wholeTree: Bool) {
-        let state = Locked<(peak: MemorySample?, peakRSS: Int, running: Bool)>((nil, 0, true))
+        let state = Locked<(peak: MemorySample?, peakRSS: Int, samples: Int, running: Bool)>((nil, 0, 0, true))
         self.state = state
         thread = Thread {
             while true {
@@ -150,6 +151,7 @@ final class MemorySampler {
                 let running = state.withLock { st -> Bool in
                     if s.total > (st.peak?.total ?? .min) { st.peak = s }
                     st.peakRSS = max(st.peakRSS, s.rss)
+                    st.samples += 1
                     return st.running
                 }
                 if !running { break }
@@ -159,11 +161,12 @@ final class MemorySampler {
         thread.start()
     }
 
-    /// Stops sampling; the peak sample and the largest tree RSS seen.
-    func stop() -> (peak: MemorySample?, peakRSS: Int) {
+    /// Stops sampling; the peak sample, the largest tree RSS seen and how
+    /// many samples there were.
+    func stop() -> (peak: MemorySample?, peakRSS: Int, samples: Int) {
         state.withLock { st in
             st.running = false
-            return (st.peak, st.peakRSS)
+            return (st.peak, st.peakRSS, st.samples)
         }
     }
 
@@ -172,7 +175,7 @@ final class MemorySampler {
         var pids = [root]
         var i = 0
         while i < pids.count {
-            pids += children(pids[i], everyThread: wholeTree)
+            pids += children(pids[i], everyThread: wholeTree && i == 0)
             i += 1
         }
         for pid in pids {
