@@ -63,8 +63,9 @@ extension GreenletDump {
             public var userFrame: Frame? { GreenletDump.userFrame(in: frames) }
         }
 
-        /// Greenlets with the same state, wait and frames from the first
-        /// frame of user code on.
+        /// Greenlets with the same state, wait and frames of user code
+        /// (the run of them from the first; without any, the run of a
+        /// library's frames above the core).
         public struct Group: Sendable {
             /// How many greenlets it holds.
             public let count: Int
@@ -78,8 +79,8 @@ extension GreenletDump {
             public let names: [String]
             /// How many of its greenlets are compact.
             public let compactCount: Int
-            /// The frames from the first frame of user code on (all of
-            /// them when there is none), innermost first.
+            /// Its frames of user code (without any, a library's frames
+            /// above the core; else the first frame), innermost first.
             public let frames: [Frame]
         }
 
@@ -139,8 +140,19 @@ extension GreenletDump {
             var order: [Key] = []
             var members: [Key: [Int]] = [:]
             for (i, c) in captured.enumerated() {
-                let start = c.frames.firstIndex { !isLibrary($0) } ?? c.frames.firstIndex { !isCore($0) } ?? 0
-                let key = Key(state: c.state, waitingOn: c.waitingOn, frames: c.frames[start...])
+                // The run of user frames (or, without any, of a library's
+                // frames above the core) from its first: the frames below
+                // it are the runtime's way in, the same for every greenlet
+                // (and, on a makecontext stack, junk past its entry).
+                let frames: ArraySlice<UInt64>
+                if let user = c.frames.firstIndex(where: { !isLibrary($0) }) {
+                    frames = c.frames[user..<(c.frames[user...].firstIndex(where: isLibrary) ?? c.frames.endIndex)]
+                } else if let library = c.frames.firstIndex(where: { !isCore($0) }) {
+                    frames = c.frames[library..<(c.frames[library...].firstIndex(where: isCore) ?? c.frames.endIndex)]
+                } else {
+                    frames = c.frames.prefix(1)
+                }
+                let key = Key(state: c.state, waitingOn: c.waitingOn, frames: frames)
                 if members[key] == nil { order.append(key) }
                 members[key, default: []].append(i)
             }
