@@ -49,7 +49,10 @@ enum FrameSymbols {
                 continue
             }
             let module = mangledModule(s.rawName)
-            let isCore = f.isSystem || f.isSwiftThunk || s.rawName.hasPrefix("green_")
+            // "__": names C reserves for its implementation: the C
+            // library's internals, a sanitizer's interceptors linked into
+            // the program.
+            let isCore = f.isSystem || f.isSwiftThunk || s.rawName.hasPrefix("green_") || s.rawName.hasPrefix("__")
                 || s.rawName.hasPrefix("swift_") || s.rawName.hasPrefix("ev_")
                 || module.map { $0 == "Swift" || $0 == "Green" } ?? false
             let isLibrary = isCore || module.map { libraryModules.contains($0) } ?? false
