@@ -1,4 +1,5 @@
 import CGreenContext
+import Glibc
 import Logging
 
 /// The blocked-hub monitor's reports as diagnostics (see `HubMonitor`).
@@ -30,6 +31,14 @@ enum BlockedHubReport {
         }
     }()
 
+    /// A Valgrind build (GREEN_VALGRIND), or any build Valgrind runs (it
+    /// preloads its vgpreload libraries).
+    static let underValgrind: Bool = {
+        if green_context_tool_annotations() & 4 != 0 { return true }
+        guard let preload = getenv("LD_PRELOAD") else { return false }
+        return String(cString: preload).contains("vgpreload")
+    }()
+
     /// How many frames of user code a report names.
     static let userFrames = 3
 
@@ -38,6 +47,10 @@ enum BlockedHubReport {
     /// (the first of them is the code that holds the hub), with their
     /// source lines. Nil without a backtrace (a thread in a system call).
     static func annotated(_ incident: green_monitor_incident) -> String? {
+        // Under Valgrind, reading the mapped images' headers (to find the
+        // symbols) touches Valgrind's own mappings and faults: keep the
+        // plain report there.
+        if underValgrind { return nil }
         // The first two frames are the signal handler's and the kernel's
         // signal trampoline; the third is the interrupted instruction, the
         // others return addresses (one byte back lands in the call).
