@@ -51,8 +51,10 @@ enum FrameSymbols {
             let module = mangledModule(s.rawName)
             // "__": names C reserves for its implementation: the C
             // library's internals, a sanitizer's interceptors linked into
-            // the program.
+            // the program (C++ ones such as `__tsan::` are mangled:
+            // their demangled name tells).
             let isCore = f.isSystem || f.isSwiftThunk || s.rawName.hasPrefix("green_") || s.rawName.hasPrefix("__")
+                || s.name.hasPrefix("__")
                 || s.rawName.hasPrefix("swift_") || s.rawName.hasPrefix("ev_")
                 || module.map { $0 == "Swift" || $0 == "Green" } ?? false
             let isLibrary = isCore || module.map { libraryModules.contains($0) } ?? false
