@@ -28,7 +28,7 @@ struct GreenBench: ParsableCommand {
     @Option(help: "How many greenlets to park for max_parked_greenlets.")
     var maxParked: Int?
 
-    @Option(help: "Measure only the figures whose key contains this text, or one of these comma-separated texts (for profiling, or a peer script's keys).")
+    @Option(help: "Measure only the figures whose key contains this text, or one of these comma-separated texts (for profiling, or a peer script's keys); a text that starts with = names one key exactly (for instruction counts: --only =yield_ns).")
     var only: String?
 
     @Option(help: "A folder of HTML pages for the link-extraction figures (default: Debian's python3-doc).")
@@ -39,7 +39,12 @@ struct GreenBench: ParsableCommand {
         let scale = quick ? 10 : 1
         var figures: [(String, Double, String)] = []
         let only = self.only
-        func wanted(_ key: String) -> Bool { only.map { $0.split(separator: ",", omittingEmptySubsequences: false).contains { key.contains($0) } } ?? true }
+        func wanted(_ key: String) -> Bool {
+            guard let only else { return true }
+            return only.split(separator: ",", omittingEmptySubsequences: false).contains {
+                $0.first == "=" ? $0.dropFirst() == key : key.contains($0)
+            }
+        }
         func record(_ key: String, _ value: @autoclosure () throws -> Double, _ what: String) rethrows {
             guard wanted(key) else { return }
             let value = try value()
