@@ -243,7 +243,7 @@ public final class Hub {
         return key
     }()
 
-    @usableFromInline
+    @usableFromInline @inline(never)
     static func createForThisThread() -> Hub {
         let hub = Hub()
         let opaque = Unmanaged.passRetained(hub).toOpaque()

@@ -23,8 +23,16 @@ extension Hub {
     /// `yield` make it themselves.
     @inline(__always)
     func checkMayBlock(_ g: AnyGreenlet, in what: StaticString) throws {
-        if ObjectIdentifier(g) == hubGreenletID { throw GreenError.blockingCallOnHub("\(what)") }
+        if ObjectIdentifier(g) == hubGreenletID { throw blockingCallOnHub(what) }
         if let e = takeDeliverable(g) { throw e }
+    }
+
+    /// The error of a blocking call made on the hub's own context, built
+    /// out of line (the string would take slots in every blocking call's
+    /// frame).
+    @inline(never)
+    func blockingCallOnHub(_ what: StaticString) -> GreenError {
+        GreenError.blockingCallOnHub("\(what)")
     }
 
     /// Parks the calling greenlet `g` until `ready(g)` or an interrupt.

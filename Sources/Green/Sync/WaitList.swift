@@ -168,16 +168,39 @@ extension Hub {
 
     /// `wait(in:on:)` with an optional deadline of `timeout` seconds;
     /// returns nil if it expired first.
+    @inline(__always)
     func wait(in list: WaitList, on what: StaticString, timeout: Double?,
               slot: UnsafeMutableRawPointer? = nil, count: Int = 0,
               takeDirectly: () -> Bool = { false }) throws -> WaitNode.Outcome? {
         guard let timeout else {
             return try wait(in: list, on: what, slot: slot, count: count, takeDirectly: takeDirectly)
         }
-        var outcome: WaitNode.Outcome?
-        _ = try withDeadline(timeout) {
-            outcome = try wait(in: list, on: what, slot: slot, count: count, takeDirectly: takeDirectly)
+        // The deadline's setup and its error's test are out of line: a
+        // blocking call's frame stays on a parked greenlet's stack (in a
+        // compact greenlet's image), and they would take slots in it.
+        let deadline = startDeadline(timeout)
+        defer { deadline.cancel() }
+        do {
+            return try wait(in: list, on: what, slot: slot, count: count, takeDirectly: takeDirectly)
+        } catch {
+            if deadline.raised(error) { return nil }
+            throw error
         }
-        return outcome
+    }
+
+    /// A started `Timeout` for a wait with a deadline.
+    @inline(never)
+    func startDeadline(_ seconds: Double) -> Timeout {
+        let t = Timeout(seconds)
+        t.start()
+        return t
+    }
+}
+
+extension Timeout {
+    /// Whether `error` is this timeout's expiry.
+    @inline(never)
+    func raised(_ error: any Error) -> Bool {
+        (error as? TimeoutError)?.isFrom(self) ?? false
     }
 }
