@@ -66,10 +66,11 @@
 //      that may run after the thread exited (a greenlet's deinit, a
 //      cross-thread waker) must not use such a reference.
 //   4. Wait registrations: what libev or a waker writes into while a
-//      greenlet is parked (its wait node, timer, io watcher) lives on the
-//      greenlet's stack, or on the heap for a compact greenlet (its stack
-//      is copied away while parked), and is stopped or unlinked, in a
-//      `defer`, before the blocking call returns, however it returns.
+//      greenlet is parked (its wait node, timer, io watcher) lives in its
+//      context's wait record (`takeWaitRecord`; not on its stack, which a
+//      compact greenlet's is copied away while parked), and is stopped or
+//      unlinked, in a `defer`, before the blocking call returns, however
+//      it returns.
 //
 // The hub's own C state (loop, async watcher, monitor slot, stack pools,
 // free contexts, run stack) is allocated in `init` and freed in `deinit`;
