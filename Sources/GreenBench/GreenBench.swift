@@ -34,7 +34,11 @@ struct GreenBench: ParsableCommand {
     @Option(help: "A folder of HTML pages for the link-extraction figures (default: Debian's python3-doc).")
     var corpus: String?
 
+    @Option(help: .hidden)
+    var coldSleepChild: String?
+
     mutating func run() throws {
+        if let spec = coldSleepChild { return try ColdStartBench.child(spec) }
         let runs = self.runs ?? (quick ? 3 : 7)
         let scale = quick ? 10 : 1
         var figures: [(String, Double, String)] = []
@@ -81,6 +85,18 @@ struct GreenBench: ParsableCommand {
         try record("compact_parked_bytes_per_greenlet",
                    try median(quick ? 1 : 3) { try parkedBytes(1_000_000 / scale, stackMode: .compact).perGreenlet },
                    "RSS growth per greenlet, 1,000,000 compact greenlets parked on an Event")
+        for (key, mode, warm) in [("cold_sleep_10k_s", StackMode.dedicated, false),
+                                  ("cold_sleep_10k_compact_s", .compact, false),
+                                  ("warm_sleep_10k_s", .dedicated, true)] where wanted(key) {
+            var started: [Double] = []
+            try record(key, try median(runs) {
+                let r = try ColdStartBench.sleepSeconds(mode: mode, warm: warm)
+                started.append(r.started)
+                return r.total
+            }, warm ? "the same, a second burst on the hub (its pool holds the first one's stacks)"
+                    : "10,000 \(mode == .compact ? "compact " : "")greenlets spawned at once on a fresh hub (a child process), each sleeping 100 ms: first spawn to last join")
+            figures[figures.count - 1].2 += String(format: "; the last started after %.1f ms", middle(started) * 1000)
+        }
         for (mode, suffix) in [(StackMode.dedicated, ""), (StackMode.compact, "_compact")] where wanted("dump_grouped\(suffix)_ms") {
             var cold: [Double] = [], lines = 0
             let warm = try median(quick ? 1 : 3) {
@@ -227,6 +243,8 @@ func pad(_ s: String, _ width: Int) -> String {
 
 func format(_ v: Double) -> String {
     if v >= 1000 || v == v.rounded() { return String(Int64(v.rounded())) }
+    // Below 1 (seconds of the cold starts), three decimals.
+    if v < 1 { return String(Double(Int(v * 1000)) / 1000) }
     return String(Double(Int(v * 100)) / 100)
 }
 
