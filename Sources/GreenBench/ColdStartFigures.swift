@@ -14,11 +14,15 @@ enum ColdStartBench {
     /// Seconds from the first spawn to the last join of `count` greenlets
     /// that each sleep `latency`, on a fresh hub in a child process (this
     /// program with --cold-sleep-child); `warm` measures a second burst on
-    /// the same hub instead, after a first one left the pool its stacks.
-    /// Also returns the seconds until the last one went to sleep.
-    static func sleepSeconds(mode: StackMode, warm: Bool = false, count: Int = count) throws -> (total: Double, started: Double) {
+    /// the same hub instead, after a first one left the pool its stacks,
+    /// and `warmStacks` sets how many it keeps warm (`Hub.warmStackLimit`;
+    /// nil: the default). Also returns the seconds until the last one went
+    /// to sleep.
+    static func sleepSeconds(mode: StackMode, warm: Bool = false, warmStacks: Int? = nil,
+                             count: Int = count) throws -> (total: Double, started: Double) {
         let me = URL(fileURLWithPath: "/proc/self/exe")
         let spec = "\(mode == .compact ? "compact" : "dedicated"),\(warm ? "warm" : "cold"),\(count)"
+            + (warmStacks.map { ",\($0)" } ?? "")
         let (status, output) = try EchoBench.run(me, ["--cold-sleep-child", spec])
         let fields = String(decoding: output, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard status == 0, fields.count == 2, let total = Double(fields[0]), let started = Double(fields[1]) else {
@@ -33,11 +37,14 @@ enum ColdStartBench {
         var description: String { "green-bench --cold-sleep-child exited with \(status): \(output)" }
     }
 
-    /// The child's side: `spec` is "MODE,cold|warm,COUNT"; prints the two
-    /// figures of `sleepSeconds`.
+    /// The child's side: `spec` is "MODE,cold|warm,COUNT[,WARM_STACKS]";
+    /// prints the two figures of `sleepSeconds`.
     static func child(_ spec: String) throws {
         let parts = spec.split(separator: ",")
-        guard parts.count == 3, let n = Int(parts[2]) else { throw ChildFailed(status: 2, output: "bad spec \(spec)") }
+        guard parts.count == 3 || parts.count == 4, let n = Int(parts[2]) else {
+            throw ChildFailed(status: 2, output: "bad spec \(spec)")
+        }
+        if parts.count == 4, let w = Int(parts[3]) { Hub.warmStackLimit = w }
         let mode: StackMode = parts[0] == "compact" ? .compact : .dedicated
         // As green-compare's children: the blocked-hub monitor off (its
         // thread would make every trim a TLB shootdown on the other core).

@@ -85,16 +85,18 @@ struct GreenBench: ParsableCommand {
         try record("compact_parked_bytes_per_greenlet",
                    try median(quick ? 1 : 3) { try parkedBytes(1_000_000 / scale, stackMode: .compact).perGreenlet },
                    "RSS growth per greenlet, 1,000,000 compact greenlets parked on an Event")
-        for (key, mode, warm) in [("cold_sleep_10k_s", StackMode.dedicated, false),
-                                  ("cold_sleep_10k_compact_s", .compact, false),
-                                  ("warm_sleep_10k_s", .dedicated, true)] where wanted(key) {
+        for (key, mode, warm, warmStacks) in [("cold_sleep_10k_s", StackMode.dedicated, false, Int?.none),
+                                              ("cold_sleep_10k_compact_s", .compact, false, nil),
+                                              ("warm_sleep_10k_s", .dedicated, true, nil),
+                                              ("warm_pool_sleep_10k_s", .dedicated, true, 10_000)] where wanted(key) {
             var started: [Double] = []
             try record(key, try median(runs) {
-                let r = try ColdStartBench.sleepSeconds(mode: mode, warm: warm)
+                let r = try ColdStartBench.sleepSeconds(mode: mode, warm: warm, warmStacks: warmStacks)
                 started.append(r.started)
                 return r.total
-            }, warm ? "the same, a second burst on the hub (its pool holds the first one's stacks)"
-                    : "10,000 \(mode == .compact ? "compact " : "")greenlets spawned at once on a fresh hub (a child process), each sleeping 100 ms: first spawn to last join")
+            }, warmStacks != nil ? "the same with Hub.warmStackLimit = 10,000 (the pool keeps every stack of the first burst warm)"
+                : warm ? "the same, a second burst on the hub (its pool keeps 1,024 of the first one's stacks warm)"
+                : "10,000 \(mode == .compact ? "compact " : "")greenlets spawned at once on a fresh hub (a child process), each sleeping 100 ms: first spawn to last join")
             figures[figures.count - 1].2 += String(format: "; the last started after %.1f ms", middle(started) * 1000)
         }
         for (mode, suffix) in [(StackMode.dedicated, ""), (StackMode.compact, "_compact")] where wanted("dump_grouped\(suffix)_ms") {

@@ -40,6 +40,7 @@ extension Hub {
         if stackSize == 0 || stackSize == defaultPoolSize { return defaultPool }
         if let p = stackPools[stackSize] { return p }
         let p = green_stack_pool_create(stackSize, -1)!
+        green_stack_pool_set_idle_limit(p, Hub.warmStackLimit)
         stackPools[stackSize] = p
         return p
     }
