@@ -269,6 +269,12 @@ public class AnyGreenlet {
 
     // MARK: - Runtime internals
 
+    /// Records the error the body threw.
+    @inline(never)
+    func fail(_ error: any Error) {
+        failureError = error
+    }
+
     /// The error outcome without marking it observed.
     var failure: (any Error)? { failureError }
 

@@ -122,31 +122,33 @@ extension Hub {
     /// contexts of the final switch; the caller makes it with no Swift
     /// reference alive on this stack (it is never unwound).
     ///
-    /// Its frame, and those of the entry function below it, stay on the
-    /// stack for the greenlet's whole life (in a parked compact greenlet's
-    /// image): what happens once, before and after the body, is out of
-    /// line.
+    /// Inlined into the entry function, whose frame stays on the stack
+    /// for the greenlet's whole life (in a parked compact greenlet's
+    /// image) with `runBody`'s: what happens once, before and after the
+    /// body, is out of line.
+    @inline(__always)
     static func runGreenlet(_ arg: UnsafeMutableRawPointer)
         -> (UnsafeMutablePointer<green_context>, UnsafeMutablePointer<green_context>) {
         // Borrowed, not retained: the hub's reference keeps it alive, and
         // nothing retained here may be left when this stack is abandoned.
-        Unmanaged<AnyGreenlet>.fromOpaque(arg)._withUnsafeGuaranteedRef { g in
-            g.hub.afterSwitch()
-            if !g.hasPendingInterrupt || !g.hub.killedBeforeStart(g) {
-                g.runBody()
-            }
-            return g.hub.finish(g)
+        let g = Unmanaged<AnyGreenlet>.fromOpaque(arg)
+        if g._withUnsafeGuaranteedRef({ $0.hub.starts($0) }) {
+            g._withUnsafeGuaranteedRef { $0.runBody() }
         }
+        return g._withUnsafeGuaranteedRef { $0.hub.finish($0) }
     }
 
-    /// Whether `g`, about to start, was killed after it was queued: then
-    /// it never runs, and has recorded the kill as its outcome.
+    /// What a greenlet does first on its own stack: recycles the one that
+    /// finished before, and tells whether it runs its body (not if it was
+    /// killed after it was queued: then it has recorded the kill as its
+    /// outcome).
     @inline(never)
-    func killedBeforeStart(_ g: AnyGreenlet) -> Bool {
-        guard let kill = g.pendingKill, g.shieldDepth == 0 else { return false }
+    func starts(_ g: AnyGreenlet) -> Bool {
+        afterSwitch()
+        guard g.hasPendingInterrupt, let kill = g.pendingKill, g.shieldDepth == 0 else { return true }
         g.pendingKill = nil
         g.recordUnstarted(kill.error)
-        return true
+        return false
     }
 
     /// The end of `g`, on its own stack: it is finished, its joiners are
