@@ -179,6 +179,13 @@ bench-crawl-peers: deps
 bench-bridge-peers: deps
 	Benchmarks/peers/bridge-peers.sh --rounds 5
 
+# A parked compact greenlet beside a suspended Swift Concurrency task
+# (a package of its own, Benchmarks/peers/swift-tasks), 1,000,000 of each:
+# medians of 3 rounds, and the ratios.
+.PHONY: bench-task-peers
+bench-task-peers: deps
+	Benchmarks/peers/task-peers.sh --rounds 3
+
 # 1 GiB down (from nginx) and up (to http-hello --upload-sink) through
 # http-get beside curl, same run: medians, time ratio, peak RSS, SHA-256.
 bench-transfer: deps

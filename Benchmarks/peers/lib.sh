@@ -1,5 +1,6 @@
 # lib.sh: what the peer scripts share. Sourced (after `set -euo pipefail`)
-# by echo-peers.sh, ws-peers.sh, bridge-peers.sh and compare-peers.sh:
+# by echo-peers.sh, ws-peers.sh, bridge-peers.sh, task-peers.sh and
+# compare-peers.sh:
 #
 #   . "$(dirname "$0")/lib.sh"
 #

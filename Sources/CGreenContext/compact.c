@@ -13,8 +13,8 @@
 // until another compact context needs the run stack (saving is lazy).
 //
 // Nothing may point into a parked compact context's stack from outside:
-// the runtime keeps its wait records (wait-list nodes, libev watchers) on
-// the heap for compact greenlets. The copy runs in C inside the switch, so
+// the runtime keeps its wait records (wait-list nodes, libev watchers) in
+// the context (green_context.wait_record), not on the stack. The copy runs in C inside the switch, so
 // no Swift code (and no exclusivity check) sees a half-copied stack.
 #define _GNU_SOURCE
 #include "green_switch.h"
@@ -88,6 +88,7 @@ int green_context_init_compact(green_context *ctx, green_shared_stack *sh, green
     ctx->kind = GREEN_CONTEXT_ASM;
     ctx->check_canary = sh->stack->guard_kind == GREEN_GUARD_CANARY;
     ctx->compact_reported = 0;
+    ctx->wait_record_busy = 0;
     ctx->shared = sh;
     ctx->saved_size = 0;
     return 0;

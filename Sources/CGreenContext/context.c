@@ -133,6 +133,7 @@ int green_context_init(green_context *ctx, int kind, green_stack *stack,
     ctx->entry_arg = arg;
     ctx->kind = (uint8_t)effective_kind(kind);
     ctx->check_canary = stack->guard_kind == GREEN_GUARD_CANARY;
+    ctx->wait_record_busy = 0;
     uintptr_t top = ((uintptr_t)stack->base + stack->size) & ~(uintptr_t)15;
 
     if (ctx->kind == GREEN_CONTEXT_UCONTEXT) {

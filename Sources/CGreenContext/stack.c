@@ -32,7 +32,11 @@
 //
 // The guard of a stack is installed the first time the stack is handed
 // out, not when the slab is mapped, so a slab costs one system call and
-// untouched stacks cost nothing.
+// untouched stacks cost nothing. With MADV_GUARD_INSTALL, the guards of
+// the next GREEN_GUARD_BATCH never-used stacks of the slab go in at once,
+// in one process_madvise(2) call (on the calling process, PIDFD_SELF,
+// Linux 6.14 and later; one madvise per stack otherwise): a burst of new
+// greenlets pays one system call per batch instead of one per stack.
 //
 // Finished greenlets return their stack to a LIFO free list: the most
 // recently used stack, still warm in cache and already backed by pages, is
@@ -41,7 +45,11 @@
 // (the range, slot and guard stay) and goes to a second, cold list, used
 // only when no resident stack is free. So after a burst the pool keeps
 // `idle_limit` warm stacks, and steady spawn/join after it reuses them
-// without a system call or a page fault.
+// without a system call or a page fault. The stacks to trim wait in a
+// short list and are trimmed GREEN_TRIM_BATCH at a time, in one
+// process_madvise call where the kernel has it (as the guards): the end
+// of a burst costs a system call per batch, not per stack, and a stack
+// released and wanted again before its batch is trimmed is still warm.
 #define _GNU_SOURCE
 #include "green_switch.h"
 #include "green_tools.h"
@@ -52,6 +60,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #if defined(GREEN_VALGRIND)
@@ -71,7 +81,16 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
+#ifndef PIDFD_SELF
+// The calling thread, for the pidfd argument of process_madvise (Linux
+// 6.14 and later): its memory is the process's, and it needs no file
+// descriptor, so it survives fork.
+#define PIDFD_SELF (-10000)
+#endif
+
 enum { GREEN_SLAB_STACKS = 256 };
+enum { GREEN_GUARD_BATCH = 32 };
+enum { GREEN_TRIM_BATCH = 64 };
 enum { GREEN_GUARD_BYTES = 16384 };
 static const uint64_t GREEN_CANARY = 0x6772656e6c657421ull; // "grenlet!"
 enum { GREEN_CANARY_WORDS = 32 };                           // 256 bytes
@@ -94,6 +113,8 @@ struct green_stack_pool {
     size_t free_count;      // length of free_list
     green_stack *cold_list; // free stacks whose pages were given back
     size_t cold_count;
+    green_stack *trim_list; // free stacks beyond the idle limit, to trim
+    size_t trim_count;
     size_t idle_limit;      // free stacks kept resident
     size_t in_use;
     size_t total;
@@ -143,6 +164,26 @@ static int take_mprotect_budget(void) {
         if (atomic_compare_exchange_weak(&mprotect_budget, &b, b - 1)) return 1;
     }
     return 0;
+}
+
+// process_madvise on PIDFD_SELF: 1 while it has not failed (then the
+// batches fall back to one madvise per range, for the process's life).
+static atomic_int batched_madvise = 1;
+
+// Applies `advice` to the `n` ranges of `iov` in one system call. Returns
+// 0 if every range took it; -1 if the call is missing or failed (then
+// nothing can be assumed of any range, and the caller does them one by
+// one: both advices used here may be given twice).
+static int madvise_batch(struct iovec *iov, size_t n, int advice) {
+    if (!atomic_load_explicit(&batched_madvise, memory_order_relaxed)) return -1;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += iov[i].iov_len;
+    long done = syscall(SYS_process_madvise, PIDFD_SELF, iov, n, advice, 0);
+    if (done == (long)total) return 0;
+    if (done < 0 && (errno == EBADF || errno == ENOSYS || errno == EINVAL || errno == EPERM)) {
+        atomic_store_explicit(&batched_madvise, 0, memory_order_relaxed);
+    }
+    return -1;
 }
 
 static int probe_madvise_guard(void) {
@@ -248,6 +289,37 @@ int green_stack_canary_intact(const green_stack *st) {
     return 1;
 }
 
+// The guards of the never-used stacks [first, first + GREEN_GUARD_BATCH)
+// of the pool's newest slab, installed in one call (MADV_GUARD_INSTALL
+// only: they split no mapping and take no budget). Marks them installed;
+// each is counted in `guarded` when it is handed out. Nothing if the batch
+// could not be made (the caller installs its one guard).
+static void install_guards_ahead(green_stack_pool *pool, size_t first) {
+#if defined(GREEN_VALGRIND)
+    // Valgrind learns of each stack as its guard goes in (install_guard).
+    (void)pool; (void)first;
+#else
+    green_slab *slab = pool->slabs;
+    size_t end = first + GREEN_GUARD_BATCH;
+    if (end > GREEN_SLAB_STACKS) end = GREEN_SLAB_STACKS;
+    struct iovec iov[GREEN_GUARD_BATCH];
+    size_t n = 0;
+    for (size_t i = first; i < end; i++) {
+        if (slab->stacks[i].guard_installed) break;
+        iov[n].iov_base = slab->stacks[i].base - pool->guard_size;
+        iov[n].iov_len = pool->guard_size;
+        n++;
+    }
+    if (n < 2 || madvise_batch(iov, n, MADV_GUARD_INSTALL) != 0) return;
+    for (size_t i = first; i < first + n; i++) {
+        green_stack *st = &slab->stacks[i];
+        st->guard_kind = GREEN_GUARD_MADVISE;
+        st->guard_size = (uint32_t)pool->guard_size;
+        st->guard_installed = 1;
+    }
+#endif
+}
+
 static void install_guard(green_stack_pool *pool, green_stack *st) {
     char *guard = st->base - pool->guard_size;
     int kind = pool->guard_kind;
@@ -273,14 +345,24 @@ green_stack *green_stack_acquire(green_stack_pool *pool) {
     if (st) {
         pool->free_list = st->next_free;
         pool->free_count--;
+    } else if ((st = pool->trim_list)) {
+        // Not trimmed yet: still warm.
+        pool->trim_list = st->next_free;
+        pool->trim_count--;
     } else if ((st = pool->cold_list)) {
         pool->cold_list = st->next_free;
         pool->cold_count--;
     } else {
         if (pool->next_in_slab >= GREEN_SLAB_STACKS && add_slab(pool) != 0) return NULL;
-        st = &pool->slabs->stacks[pool->next_in_slab++];
+        size_t i = pool->next_in_slab++;
+        st = &pool->slabs->stacks[i];
         pool->total++;
-        install_guard(pool, st);
+        if (!st->guard_installed && pool->guard_kind == GREEN_GUARD_MADVISE) install_guards_ahead(pool, i);
+        if (st->guard_installed) {
+            pool->guarded[st->guard_kind]++;
+        } else {
+            install_guard(pool, st);
+        }
     }
     if (st->guard_kind == GREEN_GUARD_CANARY) write_canary(st);
     st->next_free = NULL;
@@ -290,6 +372,28 @@ green_stack *green_stack_acquire(green_stack_pool *pool) {
     __lsan_register_root_region(st->base, st->size);
 #endif
     return st;
+}
+
+// Gives the pages of every stack on the trim list back to the kernel and
+// moves them to the cold list.
+static void trim(green_stack_pool *pool) {
+    struct iovec iov[GREEN_TRIM_BATCH];
+    size_t n = 0;
+    for (green_stack *st = pool->trim_list; st; st = st->next_free) {
+        iov[n].iov_base = st->base;
+        iov[n].iov_len = st->size;
+        n++;
+    }
+    int batched = madvise_batch(iov, n, MADV_DONTNEED) == 0;
+    while (pool->trim_list) {
+        green_stack *st = pool->trim_list;
+        pool->trim_list = st->next_free;
+        if (!batched) madvise(st->base, st->size, MADV_DONTNEED);
+        st->next_free = pool->cold_list;
+        pool->cold_list = st;
+        pool->cold_count++;
+    }
+    pool->trim_count = 0;
 }
 
 void green_stack_release(green_stack_pool *pool, green_stack *st) {
@@ -306,11 +410,11 @@ void green_stack_release(green_stack_pool *pool, green_stack *st) {
     __lsan_unregister_root_region(st->base, st->size);
 #endif
     if (pool->free_count >= pool->idle_limit) {
-        // Keep the slot and the guard, give the pages back.
-        madvise(st->base, st->size, MADV_DONTNEED);
-        st->next_free = pool->cold_list;
-        pool->cold_list = st;
-        pool->cold_count++;
+        // Keep the slot and the guard, give the pages back: with the next
+        // few, in one call.
+        st->next_free = pool->trim_list;
+        pool->trim_list = st;
+        if (++pool->trim_count == GREEN_TRIM_BATCH) trim(pool);
         return;
     }
     st->next_free = pool->free_list;
@@ -320,8 +424,12 @@ void green_stack_release(green_stack_pool *pool, green_stack *st) {
 
 size_t green_stack_pool_stack_size(const green_stack_pool *pool) { return pool->stack_size; }
 size_t green_stack_pool_in_use(const green_stack_pool *pool) { return pool->in_use; }
-size_t green_stack_pool_free_count(const green_stack_pool *pool) { return pool->free_count + pool->cold_count; }
-size_t green_stack_pool_resident_free_count(const green_stack_pool *pool) { return pool->free_count; }
+size_t green_stack_pool_free_count(const green_stack_pool *pool) {
+    return pool->free_count + pool->trim_count + pool->cold_count;
+}
+size_t green_stack_pool_resident_free_count(const green_stack_pool *pool) {
+    return pool->free_count + pool->trim_count;
+}
 size_t green_stack_pool_total(const green_stack_pool *pool) { return pool->total; }
 size_t green_stack_pool_slab_count(const green_stack_pool *pool) { return pool->slab_count; }
 size_t green_stack_pool_guarded(const green_stack_pool *pool, int kind) {

@@ -28,18 +28,27 @@ struct GreenBench: ParsableCommand {
     @Option(help: "How many greenlets to park for max_parked_greenlets.")
     var maxParked: Int?
 
-    @Option(help: "Measure only the figures whose key contains this text, or one of these comma-separated texts (for profiling, or a peer script's keys).")
+    @Option(help: "Measure only the figures whose key contains this text, or one of these comma-separated texts (for profiling, or a peer script's keys); a text that starts with = names one key exactly (for instruction counts: --only =yield_ns).")
     var only: String?
 
     @Option(help: "A folder of HTML pages for the link-extraction figures (default: Debian's python3-doc).")
     var corpus: String?
 
+    @Option(help: .hidden)
+    var coldSleepChild: String?
+
     mutating func run() throws {
+        if let spec = coldSleepChild { return try ColdStartBench.child(spec) }
         let runs = self.runs ?? (quick ? 3 : 7)
         let scale = quick ? 10 : 1
         var figures: [(String, Double, String)] = []
         let only = self.only
-        func wanted(_ key: String) -> Bool { only.map { $0.split(separator: ",", omittingEmptySubsequences: false).contains { key.contains($0) } } ?? true }
+        func wanted(_ key: String) -> Bool {
+            guard let only else { return true }
+            return only.split(separator: ",", omittingEmptySubsequences: false).contains {
+                $0.first == "=" ? $0.dropFirst() == key : key.contains($0)
+            }
+        }
         func record(_ key: String, _ value: @autoclosure () throws -> Double, _ what: String) rethrows {
             guard wanted(key) else { return }
             let value = try value()
@@ -76,6 +85,20 @@ struct GreenBench: ParsableCommand {
         try record("compact_parked_bytes_per_greenlet",
                    try median(quick ? 1 : 3) { try parkedBytes(1_000_000 / scale, stackMode: .compact).perGreenlet },
                    "RSS growth per greenlet, 1,000,000 compact greenlets parked on an Event")
+        for (key, mode, warm, warmStacks) in [("cold_sleep_10k_s", StackMode.dedicated, false, Int?.none),
+                                              ("cold_sleep_10k_compact_s", .compact, false, nil),
+                                              ("warm_sleep_10k_s", .dedicated, true, nil),
+                                              ("warm_pool_sleep_10k_s", .dedicated, true, 10_000)] where wanted(key) {
+            var started: [Double] = []
+            try record(key, try median(runs) {
+                let r = try ColdStartBench.sleepSeconds(mode: mode, warm: warm, warmStacks: warmStacks)
+                started.append(r.started)
+                return r.total
+            }, warmStacks != nil ? "the same with Hub.warmStackLimit = 10,000 (the pool keeps every stack of the first burst warm)"
+                : warm ? "the same, a second burst on the hub (its pool keeps 1,024 of the first one's stacks warm)"
+                : "10,000 \(mode == .compact ? "compact " : "")greenlets spawned at once on a fresh hub (a child process), each sleeping 100 ms: first spawn to last join")
+            figures[figures.count - 1].2 += String(format: "; the last started after %.1f ms", middle(started) * 1000)
+        }
         for (mode, suffix) in [(StackMode.dedicated, ""), (StackMode.compact, "_compact")] where wanted("dump_grouped\(suffix)_ms") {
             var cold: [Double] = [], lines = 0
             let warm = try median(quick ? 1 : 3) {
@@ -222,6 +245,8 @@ func pad(_ s: String, _ width: Int) -> String {
 
 func format(_ v: Double) -> String {
     if v >= 1000 || v == v.rounded() { return String(Int64(v.rounded())) }
+    // Below 1 (seconds of the cold starts), three decimals.
+    if v < 1 { return String(Double(Int(v * 1000)) / 1000) }
     return String(Double(Int(v * 100)) / 100)
 }
 

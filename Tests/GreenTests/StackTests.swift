@@ -155,6 +155,51 @@ final class StackTests: GreenTestCase {
         return sum
     }
 
+    /// Minor page faults of a burst of `n` greenlets on dedicated stacks,
+    /// all parked at once, then woken and joined.
+    private static func burstFaults(_ n: Int) throws -> Int {
+        let start = minorFaults()
+        let go = Event()
+        let burst = (0..<n).map { _ in spawn(stackMode: .dedicated) { try go.wait() } }
+        try Green.sleep(0)
+        go.set()
+        try joinAll(burst)
+        return minorFaults() - start
+    }
+
+    func testAWarmStackLimitKeepsABurstsStacksWarmForTheNext() throws {
+        try AnalysisTool.skipUnderSanitizers(
+            "a sanitizer's shadow of each stack costs page faults of its own")
+        // With the default limit (1,024), the second of two bursts of
+        // 3,000 greenlets faults in the pages of the 1,976 stacks that gave
+        // theirs back; with a limit of 3,000, none. On new threads, whose
+        // hubs make their pools after the limit is set.
+        let n = 3000
+        func secondBurstFaults(warmStacks: Int?) throws -> Int {
+            let result = Locked<Result<Int, any Error>?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                result.withLock {
+                    $0 = Result {
+                        let previous = Hub.warmStackLimit
+                        if let warmStacks { Hub.warmStackLimit = warmStacks }
+                        defer { Hub.warmStackLimit = previous }
+                        _ = try Self.burstFaults(n)
+                        return try Self.burstFaults(n)
+                    }
+                }
+                done.signal()
+            }
+            thread.start()
+            XCTAssertEqual(done.wait(timeout: .now() + 120), .success)
+            return try XCTUnwrap(result.withLock { $0 }).get()
+        }
+        let cold = try secondBurstFaults(warmStacks: nil)
+        let warm = try secondBurstFaults(warmStacks: n)
+        XCTAssertGreaterThan(cold, n / 2, "\(cold) page faults in a burst of \(n) on 1,024 warm stacks")
+        XCTAssertLessThan(warm, n / 10, "\(warm) page faults in a burst of \(n) on \(n) warm stacks")
+    }
+
     func testAfterABurstOfGreenletsReusedStacksStayResident() throws {
         try AnalysisTool.skipUnderSanitizers(
             "a sanitizer's shadow of each stack costs page faults of its own")

@@ -47,7 +47,7 @@ import time
 import gdb
 
 MAGIC = 0x316762646E657267  # "grendbg1"
-VERSION = 1
+VERSION = 2
 STATES = ["pending", "ready", "running", "parked", "finished"]
 
 # The fields of green_debug_info, in order (green_debug.h).
@@ -60,7 +60,8 @@ C_FIELDS = ["context_sp", "context_ucontext", "context_stack", "context_id", "co
             "ucontext_pc", "ucontext_sp", "ucontext_fp", "switch_fp", "switch_pc", "switch_size"]
 SWIFT_FIELDS = ["greenlet_id", "greenlet_parent_id", "greenlet_state", "greenlet_context",
                 "greenlet_waiting_on", "greenlet_parked_since", "greenlet_live_next", "greenlet_is_compact",
-                "greenlet_custom_name", "static_string_start", "static_string_count", "static_string_flags",
+                "greenlet_extras", "extras_custom_name",
+                "static_string_start", "static_string_count", "static_string_flags",
                 "hub_live_head", "hub_main_greenlet", "hub_hub_greenlet", "hub_current", "hub_loop_time",
                 "hub_time_offset", "hub_virtual_clock"]
 HUB_SLOT = struct.Struct("<QQQ")  # hub object, its number, its thread (pthread_t)
@@ -247,9 +248,11 @@ class Greenlet(object):
         # The name: the greenlet's own String where it reads; else the
         # copy the runtime keeps in its context (47 bytes at most).
         custom = None
-        if s.greenlet_custom_name >= 0:
+        if s.greenlet_extras >= 0 and s.extras_custom_name >= 0:
             try:
-                custom = swift_string(mem, mem.read(address + s.greenlet_custom_name, 16))
+                extras = mem.u64(address + s.greenlet_extras)
+                if extras:
+                    custom = swift_string(mem, mem.read(extras + s.extras_custom_name, 16))
             except (gdb.MemoryError, UnicodeError):
                 custom = None
         copied = self.context.name if self.context else ""

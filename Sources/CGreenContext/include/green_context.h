@@ -25,6 +25,14 @@ typedef enum green_context_kind {
 
 typedef void (*green_entry_fn)(void *arg);
 
+/// Bytes of a context's wait record (see `wait_record`).
+enum { GREEN_WAIT_RECORD_BYTES = 64 };
+
+/// Sanitizer bookkeeping of a context, kept apart (`green_context.tools`):
+/// builds annotated for a sanitizer (see sanitizers.c) allocate it, the
+/// others never do.
+struct green_tool_state;
+
 typedef struct green_context {
     /// Saved stack pointer while suspended (assembly contexts).
     void *sp;
@@ -35,31 +43,41 @@ typedef struct green_context {
     /// The stack this context runs on; NULL for a thread's original stack.
     green_stack *stack;
     green_entry_fn entry;
-    void *entry_arg;
-    /// Link in the hub's free list while the context is not in use.
-    struct green_context *next_free;
+    union {
+        /// The argument of `entry`, until the context first runs.
+        void *entry_arg;
+        /// Link in the hub's free list while the context is not in use
+        /// (it is set up again, `entry_arg` included, when taken).
+        struct green_context *next_free;
+    };
     /// Identifies the context in overflow reports.
     uint64_t id;
     char name[48];
     uint8_t kind;          // green_context_kind
     uint8_t check_canary;  // stack has no guard page: check at switch-out
-    uint8_t tsan_fiber_owned; // tsan_fiber was created for this context
     uint8_t compact_reported; // its image outgrew the report limit (reported)
-    /// Sanitizer bookkeeping, used only by builds annotated for a sanitizer
-    /// (see sanitizers.c): AddressSanitizer's fake stack of this context
-    /// while it is suspended, the bounds of a thread's own stack (contexts
-    /// without a green_stack), ThreadSanitizer's fiber.
-    void *asan_fake_stack;
-    const void *own_stack_bottom;
-    size_t own_stack_size;
-    void *tsan_fiber;
+    uint8_t wait_record_busy; // wait_record holds a blocking call's record
+    /// Sanitizer bookkeeping (NULL in builds not annotated for one).
+    struct green_tool_state *tools;
     /// Compact contexts only (see compact.c): the run stack they share,
     /// and the image of their stack while another context runs on it.
     struct green_shared_stack *shared;
     void *saved;
     uint32_t saved_size;
     uint32_t saved_cap;
+    /// What a blocking call of the context's greenlet keeps while it is
+    /// parked and others write into (its wait-list node, its sleep's
+    /// timer, its fd watcher): here rather than on its stack, so that a
+    /// parked compact greenlet's stack, copied away, holds none of it, no
+    /// wait allocates, and no blocking call's frame (kept whole in a
+    /// compact greenlet's image) carries a buffer for one. A greenlet waits
+    /// in one blocking call at a time; `wait_record_busy` says the record
+    /// is taken.
+    uint64_t wait_record[GREEN_WAIT_RECORD_BYTES / sizeof(uint64_t)];
 } green_context;
+
+/// The wait record of `ctx` (see `green_context.wait_record`).
+static inline void *green_context_wait_record(green_context *ctx) { return ctx->wait_record; }
 
 /// The kind of context the runtime uses by default: assembly where it
 /// exists for this CPU, unless GREEN_FORCE_UCONTEXT was defined.

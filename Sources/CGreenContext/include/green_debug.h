@@ -25,7 +25,7 @@ extern "C" {
 
 /// "grendbg1" in memory (little endian).
 #define GREEN_DEBUG_MAGIC 0x316762646e657267ULL
-#define GREEN_DEBUG_VERSION 1
+#define GREEN_DEBUG_VERSION 2
 /// Hubs listed at most; later ones are counted in `hubs_dropped`.
 #define GREEN_DEBUG_MAX_HUBS 256
 
@@ -51,10 +51,11 @@ typedef struct green_debug_c_layout {
 /// 1 ready, 2 running, 3 parked, 4 finished. `liveNext`, `liveHead`,
 /// `mainGreenlet`, `hubGreenlet`, `current` and `virtualClock` are object
 /// addresses (0: none); `parkedSince`, `loopTime` and `timeOffset` doubles;
-/// `customName` a Swift String? (16 bytes, both 0 for nil).
+/// `extras` the address of the greenlet's `AnyGreenlet.Extras` (0: none),
+/// in which `customName` is a Swift String? (16 bytes, both 0 for nil).
 typedef struct green_debug_swift_layout {
     int32_t greenlet_id, greenlet_parent_id, greenlet_state, greenlet_context, greenlet_waiting_on,
-        greenlet_parked_since, greenlet_live_next, greenlet_is_compact, greenlet_custom_name;
+        greenlet_parked_since, greenlet_live_next, greenlet_is_compact, greenlet_extras, extras_custom_name;
     int32_t static_string_start, static_string_count, static_string_flags;
     int32_t hub_live_head, hub_main_greenlet, hub_hub_greenlet, hub_current, hub_loop_time,
         hub_time_offset, hub_virtual_clock;

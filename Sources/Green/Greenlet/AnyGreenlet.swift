@@ -55,28 +55,127 @@ public class AnyGreenlet {
         let sequence: UInt64
     }
 
+    // Stored properties, in an order that packs them: the object is a
+    // parked greenlet's largest fixed cost after its stack (compact
+    // greenlets park by the million), so the words every greenlet needs
+    // come first, the bytes after `waitingOn` (which ends 7 bytes short of
+    // a word), and what few greenlets need is in `extras`.
+
     /// Unretained (invariant 3 in Hub.swift): valid while the hub's thread
     /// runs, which is whenever the greenlet's methods may be called; its
     /// deinit, which may run after, does not use it.
     unowned(unsafe) let hub: Hub
     /// Process-unique, increasing.
     @exclusivity(unchecked) public internal(set) var id: UInt64
-    /// A name for reports; `Greenlet-<id>` unless set.
-    public var name: String {
-        get { customName ?? "Greenlet-\(id)" }
-        set { customName = newValue; copyNameToContext() }
-    }
     /// The id of the greenlet that spawned this one (0 for a thread's
     /// main greenlet and its hub).
     public let parentID: UInt64
     /// Requested stack size in bytes; 0 means the hub's default.
     let stackSize: Int
+    /// Its context: the hub's memory, set from its first switch-in until
+    /// it is recycled (nil before and after; invariant 2 in Hub.swift).
+    @exclusivity(unchecked) var context: UnsafeMutablePointer<green_context>?
+    @exclusivity(unchecked) var shieldDepth = 0
+    /// Neighbours in the hub's list of live greenlets (unretained: the
+    /// hub holds every live greenlet, invariant 2 in Hub.swift).
+    @exclusivity(unchecked) var liveNext: Unmanaged<AnyGreenlet>?
+    @exclusivity(unchecked) var livePrev: Unmanaged<AnyGreenlet>?
+    /// The hub's loop time when it last parked (for dumps).
+    @exclusivity(unchecked) var parkedSince: Double = 0
+    /// The first greenlet waiting for this one to finish, unretained: a
+    /// waiter is parked (so its hub holds it) and always removes itself.
+    @exclusivity(unchecked) var firstWaiter: Unmanaged<AnyGreenlet>?
+    /// What few greenlets need (see `Extras`); nil until one does.
+    @exclusivity(unchecked) var extras: Extras?
+    /// What the greenlet is blocked on, for deadlock reports and dumps.
+    @exclusivity(unchecked) var waitingOn: StaticString = ""
     /// Runs on the hub's shared run stack, its stack on the heap while
     /// parked (`StackMode.compact`, where this build has it).
     public let isCompact: Bool
-
     /// Changed only through `move(to:)`.
     @exclusivity(unchecked) private(set) var state: State = .pending
+    @exclusivity(unchecked) var wakeReason: WakeReason = .normal
+    @exclusivity(unchecked) var queued = false
+    /// Set once somebody has looked at the outcome (`get`, `error`, a
+    /// scope or `joinAll` that rethrows): an error nobody looked at is
+    /// reported when the greenlet object goes away.
+    @exclusivity(unchecked) var outcomeObserved = false
+
+    /// What a greenlet needs only when it is named, killed, timed out,
+    /// joined by more than one, linked to, fails, keeps greenlet-local
+    /// values or starts late: apart, so that the common greenlet's object
+    /// stays small. Made on first use (`madeExtras`), kept until the
+    /// greenlet goes.
+    final class Extras {
+        @exclusivity(unchecked) var pendingKill: Interrupt?
+        /// Expired timeouts and failed scopes not yet thrown, in no order.
+        /// Several can be pending when some are held by a shield.
+        @exclusivity(unchecked) var pendingCancels: [Interrupt]?
+        /// The interrupt thrown last and whether it was a kill, for
+        /// `Hub.rearmLastInterrupt`.
+        @exclusivity(unchecked) var lastDelivered: (Interrupt, Bool)?
+        // Joiners after the first (`firstWaiter`).
+        @exclusivity(unchecked) var moreWaiters: [AnyGreenlet]?
+        @exclusivity(unchecked) var callbacks: [(AnyGreenlet) -> Void]?
+        @exclusivity(unchecked) var startTimer: UnsafeMutablePointer<ev_timer>?
+        /// The error the greenlet finished with, if any.
+        @exclusivity(unchecked) var failureError: (any Error)?
+        @exclusivity(unchecked) var customName: String?
+        /// Greenlet-local values; nil until the first is set.
+        @exclusivity(unchecked) var locals: [UInt64: Any]?
+    }
+
+    /// `extras`, made if the greenlet has none yet.
+    var madeExtras: Extras {
+        if let extras { return extras }
+        let made = Extras()
+        extras = made
+        return made
+    }
+
+    // The extras as properties of the greenlet. Reading one a greenlet
+    // never set makes nothing; setting nil where nothing was set neither.
+    var pendingKill: Interrupt? {
+        get { extras?.pendingKill }
+        set { if newValue != nil || extras != nil { madeExtras.pendingKill = newValue } }
+    }
+    var pendingCancels: [Interrupt]? {
+        get { extras?.pendingCancels }
+        set { if newValue != nil || extras != nil { madeExtras.pendingCancels = newValue } }
+    }
+    var lastDelivered: (Interrupt, Bool)? {
+        get { extras?.lastDelivered }
+        set { if newValue != nil || extras != nil { madeExtras.lastDelivered = newValue } }
+    }
+    var startTimer: UnsafeMutablePointer<ev_timer>? {
+        get { extras?.startTimer }
+        set { if newValue != nil || extras != nil { madeExtras.startTimer = newValue } }
+    }
+    var failureError: (any Error)? {
+        get { extras?.failureError }
+        set { if newValue != nil || extras != nil { madeExtras.failureError = newValue } }
+    }
+    @usableFromInline var customName: String? {
+        get { extras?.customName }
+        set { if newValue != nil || extras != nil { madeExtras.customName = newValue } }
+    }
+    var locals: [UInt64: Any]? {
+        get { extras?.locals }
+        set { if newValue != nil || extras != nil { madeExtras.locals = newValue } }
+    }
+    /// Whether an interrupt is pending (a kill, a cancellation): the
+    /// question every blocking call asks, one load when there is none.
+    @inline(__always)
+    var hasPendingInterrupt: Bool {
+        guard let extras else { return false }
+        return extras.pendingKill != nil || extras.pendingCancels != nil
+    }
+
+    /// A name for reports; `Greenlet-<id>` unless set.
+    public var name: String {
+        get { customName ?? "Greenlet-\(id)" }
+        set { customName = newValue; copyNameToContext() }
+    }
 
     /// The one place a greenlet's state changes: checks the move in debug
     /// builds (release builds compile the check out).
@@ -89,44 +188,6 @@ public class AnyGreenlet {
                "swift-green: greenlet \(name) cannot go from \(state) to \(next)")
         state = next
     }
-    @exclusivity(unchecked) var wakeReason: WakeReason = .normal
-    /// Its context: the hub's memory, set from its first switch-in until
-    /// it is recycled (nil before and after; invariant 2 in Hub.swift).
-    @exclusivity(unchecked) var context: UnsafeMutablePointer<green_context>?
-    @exclusivity(unchecked) var queued = false
-    @exclusivity(unchecked) var pendingKill: Interrupt?
-    /// Expired timeouts and failed scopes not yet thrown, in no order.
-    /// Several can be pending when some are held by a shield.
-    @exclusivity(unchecked) var pendingCancels: [Interrupt]?
-    @exclusivity(unchecked) var shieldDepth = 0
-    /// The interrupt thrown last and whether it was a kill, for
-    /// `Hub.rearmLastInterrupt`.
-    @exclusivity(unchecked) var lastDelivered: (Interrupt, Bool)?
-    /// Neighbours in the hub's list of live greenlets (unretained: the
-    /// hub holds every live greenlet, invariant 2 in Hub.swift).
-    @exclusivity(unchecked) var liveNext: Unmanaged<AnyGreenlet>?
-    @exclusivity(unchecked) var livePrev: Unmanaged<AnyGreenlet>?
-    /// What the greenlet is blocked on, for deadlock reports and dumps.
-    @exclusivity(unchecked) var waitingOn: StaticString = ""
-    /// The hub's loop time when it last parked (for dumps).
-    @exclusivity(unchecked) var parkedSince: Double = 0
-    /// The first greenlet waiting for this one to finish, unretained: a
-    /// waiter is parked (so its hub holds it) and always removes itself.
-    @exclusivity(unchecked) var firstWaiter: Unmanaged<AnyGreenlet>?
-    // Optional so that the common greenlet (one joiner, no callbacks)
-    // never touches an array.
-    @exclusivity(unchecked) var moreWaiters: [AnyGreenlet]?
-    @exclusivity(unchecked) var callbacks: [(AnyGreenlet) -> Void]?
-    @exclusivity(unchecked) var startTimer: UnsafeMutablePointer<ev_timer>?
-    /// The error the greenlet finished with, if any.
-    @exclusivity(unchecked) var failureError: (any Error)?
-    @usableFromInline @exclusivity(unchecked) var customName: String?
-    /// Greenlet-local values; nil until the first is set.
-    @exclusivity(unchecked) var locals: [UInt64: Any]?
-    /// Set once somebody has looked at the outcome (`get`, `error`, a
-    /// scope or `joinAll` that rethrows): an error nobody looked at is
-    /// reported when the greenlet object goes away.
-    @exclusivity(unchecked) var outcomeObserved = false
 
     init(hub: Hub, id: UInt64, parentID: UInt64, stackSize: Int, stackMode: StackMode = .default) {
         self.hub = hub
@@ -202,10 +263,17 @@ public class AnyGreenlet {
     /// before its joiners wake; they should not block.
     public func linkAny(_ callback: @escaping (AnyGreenlet) -> Void) {
         if state == .finished { callback(self); return }
-        callbacks = (callbacks ?? []) + [callback]
+        let x = madeExtras
+        x.callbacks = (x.callbacks ?? []) + [callback]
     }
 
     // MARK: - Runtime internals
+
+    /// Records the error the body threw.
+    @inline(never)
+    func fail(_ error: any Error) {
+        failureError = error
+    }
 
     /// The error outcome without marking it observed.
     var failure: (any Error)? { failureError }
@@ -228,16 +296,17 @@ public class AnyGreenlet {
         if firstWaiter == nil {
             firstWaiter = Unmanaged.passUnretained(g)
         } else {
-            if moreWaiters == nil { moreWaiters = [] }
-            moreWaiters!.append(g)
+            let x = madeExtras
+            if x.moreWaiters == nil { x.moreWaiters = [] }
+            x.moreWaiters!.append(g)
         }
     }
 
     func removeWaiter(_ g: AnyGreenlet) {
         if firstWaiter?.toOpaque() == Unmanaged.passUnretained(g).toOpaque() {
             firstWaiter = nil
-        } else if let i = moreWaiters?.firstIndex(where: { $0 === g }) {
-            moreWaiters!.remove(at: i)
+        } else if let x = extras, let i = x.moreWaiters?.firstIndex(where: { $0 === g }) {
+            x.moreWaiters!.remove(at: i)
         }
     }
 
@@ -245,12 +314,12 @@ public class AnyGreenlet {
     /// greenlet (or by whoever killed an unstarted one).
     @inline(__always)
     func notifyFinished() {
-        if let cbs = callbacks {
-            callbacks = nil
+        if let x = extras, let cbs = x.callbacks {
+            x.callbacks = nil
             for cb in cbs { cb(self) }
         }
         if let w = firstWaiter { w._withUnsafeGuaranteedRef { hub.ready($0) } }
-        if let more = moreWaiters {
+        if let more = extras?.moreWaiters {
             for w in more { hub.ready(w) }
         }
     }

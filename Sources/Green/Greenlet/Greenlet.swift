@@ -98,22 +98,29 @@ public final class Greenlet<Value>: AnyGreenlet {
 
     override func runBody() {
         // This frame holds the body while it runs; the greenlet does not.
+        // It stays on the stack all that time (in a parked compact
+        // greenlet's image): what happens after the body is out of line.
         let run = body.unsafelyUnwrapped
         body = nil
         do {
-            let v = try run()
-            let p: UnsafeMutablePointer<Value>
-            if MemoryLayout<Value>.size == 0 {
-                // Nothing to store; any aligned address will do.
-                p = UnsafeMutablePointer(bitPattern: MemoryLayout<Value>.alignment)!
-            } else {
-                p = .allocate(capacity: 1)
-            }
-            p.initialize(to: v)
-            valuePointer = p
+            keep(try run())
         } catch {
-            failureError = error
+            fail(error)
         }
+    }
+
+    /// Keeps the value the body returned.
+    @inline(never)
+    func keep(_ v: consuming Value) {
+        let p: UnsafeMutablePointer<Value>
+        if MemoryLayout<Value>.size == 0 {
+            // Nothing to store; any aligned address will do.
+            p = UnsafeMutablePointer(bitPattern: MemoryLayout<Value>.alignment)!
+        } else {
+            p = .allocate(capacity: 1)
+        }
+        p.initialize(to: v)
+        valuePointer = p
     }
 
     override func recordUnstarted(_ error: any Error) {

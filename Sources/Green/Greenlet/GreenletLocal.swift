@@ -30,14 +30,15 @@ public final class GreenletLocal<T> {
         }
         set {
             let g: AnyGreenlet = Hub.current.current
-            if g.locals == nil { g.locals = [:] }
-            g.locals![key] = newValue
+            let x = g.madeExtras
+            if x.locals == nil { x.locals = [:] }
+            x.locals![key] = newValue
         }
     }
 
     /// Forgets the calling greenlet's value; it sees the default again.
     public func reset() {
-        Hub.current.current!.locals?[key] = nil
+        Hub.current.current!.extras?.locals?[key] = nil
     }
 }
 

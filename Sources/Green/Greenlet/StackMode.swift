@@ -17,7 +17,7 @@ import Glibc
 ///   switches (the bytes go back to the same addresses), but nothing else
 ///   may hold one while it is parked: a pointer to a local handed to
 ///   another greenlet or thread that uses it while the owner waits (the
-///   runtime's own wait records are on the heap for compact greenlets).
+///   runtime's own wait records are in the greenlet's context).
 ///
 /// Choose compact for very many mostly idle greenlets (a server holding
 /// a million idle connections), dedicated for greenlets that switch a lot

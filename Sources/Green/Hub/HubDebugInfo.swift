@@ -39,6 +39,7 @@ enum HubDebugInfo {
     private static let typeLayout: (layout: green_debug_swift_layout, checked: Bool) = {
         var l = green_debug_swift_layout()
         let g = fields(of: AnyGreenlet.self)
+        let x = fields(of: AnyGreenlet.Extras.self)
         let h = fields(of: Hub.self)
         let s = fields(of: StaticString.self)
         var missing = 0
@@ -59,7 +60,8 @@ enum HubDebugInfo {
         l.greenlet_parked_since = offset(g, "parkedSince", Double.self)
         l.greenlet_live_next = offset(g, "liveNext", Unmanaged<AnyGreenlet>?.self)
         l.greenlet_is_compact = offset(g, "isCompact", Bool.self)
-        l.greenlet_custom_name = offset(g, "customName", String?.self)
+        l.greenlet_extras = offset(g, "extras", AnyGreenlet.Extras?.self)
+        l.extras_custom_name = offset(x, "customName", String?.self)
         l.static_string_start = offset(s, "_startPtrOrData", nil)
         l.static_string_count = offset(s, "_utf8CodeUnitCount", nil)
         l.static_string_flags = offset(s, "_flags", nil)
@@ -138,8 +140,14 @@ enum HubDebugInfo {
         ok = ok && read(main, l.greenlet_parked_since, as: UInt64.self) == main.parkedSince.bitPattern
         ok = ok && read(main, l.greenlet_live_next, as: UInt.self) == UInt(bitPattern: main.liveNext?.toOpaque())
         ok = ok && read(main, l.greenlet_is_compact, as: UInt8.self) == (main.isCompact ? 1 : 0)
-        let name = read(main, l.greenlet_custom_name, as: (UInt64, UInt64).self)
-        ok = ok && withUnsafeBytes(of: main.customName) { $0.load(as: (UInt64, UInt64).self) } == name
+        // The main greenlet is named, so it has extras.
+        ok = ok && read(main, l.greenlet_extras, as: UInt.self) == address(main.extras)
+        if ok, let extras = main.extras {
+            let name = read(extras, l.extras_custom_name, as: (UInt64, UInt64).self)
+            ok = withUnsafeBytes(of: extras.customName) { $0.load(as: (UInt64, UInt64).self) } == name
+        } else {
+            ok = false
+        }
         return ok
     }
 }

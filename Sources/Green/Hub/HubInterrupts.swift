@@ -41,16 +41,17 @@ extension Hub {
     /// thrown or withdrawn: one held by a shield must not hide one raised
     /// inside the shield, and it is still thrown once the shield ends.
     func interrupt(_ g: AnyGreenlet, cancel: AnyGreenlet.Interrupt) {
-        if g.pendingCancels == nil { g.pendingCancels = [] }
-        g.pendingCancels!.append(cancel)
+        let x = g.madeExtras
+        if x.pendingCancels == nil { x.pendingCancels = [] }
+        x.pendingCancels!.append(cancel)
         if isDeliverable(cancel, to: g) { wakeInterrupted(g) }
     }
 
     /// Withdraws the pending cancellations raised by `source`.
     func withdrawCancel(_ g: AnyGreenlet, source: ObjectIdentifier) {
-        guard g.pendingCancels != nil else { return }
-        g.pendingCancels!.removeAll { $0.source == source }
-        if g.pendingCancels!.isEmpty { g.pendingCancels = nil }
+        guard let x = g.extras, x.pendingCancels != nil else { return }
+        x.pendingCancels!.removeAll { $0.source == source }
+        if x.pendingCancels!.isEmpty { x.pendingCancels = nil }
     }
 
     func nextSequence() -> UInt64 {
@@ -66,10 +67,14 @@ extension Hub {
     /// The interrupt `g` must throw now, if any, removed from `g`.
     @inline(__always)
     func takeDeliverable(_ g: AnyGreenlet) -> (any Error)? {
-        if g.pendingCancels == nil && g.pendingKill == nil { return nil }
+        if !g.hasPendingInterrupt { return nil }
         return takeDeliverableSlow(g)
     }
 
+    // Out of line: inlined, its interrupt (an indirect result) would take
+    // a slot in the frame of every blocking call, which a parked compact
+    // greenlet keeps in its image.
+    @inline(never)
     func takeDeliverableSlow(_ g: AnyGreenlet) -> (any Error)? {
         guard let (interrupt, isKill) = takeDeliverableInterrupt(g) else { return nil }
         g.lastDelivered = (interrupt, isKill)
@@ -77,7 +82,8 @@ extension Hub {
     }
 
     func takeDeliverableInterrupt(_ g: AnyGreenlet) -> (AnyGreenlet.Interrupt, Bool)? {
-        if let cancels = g.pendingCancels {
+        guard let x = g.extras else { return nil }
+        if let cancels = x.pendingCancels {
             // Of the deliverable ones, the earliest started (outermost)
             // wins; the others are withdrawn by their owners as the error
             // unwinds through them.
@@ -86,13 +92,13 @@ extension Hub {
                 if best == nil || cancels[i].sequence < cancels[best!].sequence { best = i }
             }
             if let best {
-                let c = g.pendingCancels!.remove(at: best)
-                if g.pendingCancels!.isEmpty { g.pendingCancels = nil }
+                let c = x.pendingCancels!.remove(at: best)
+                if x.pendingCancels!.isEmpty { x.pendingCancels = nil }
                 return (c, false)
             }
         }
-        if let k = g.pendingKill, isDeliverable(k, to: g) {
-            g.pendingKill = nil
+        if let k = x.pendingKill, isDeliverable(k, to: g) {
+            x.pendingKill = nil
             return (k, true)
         }
         return nil
@@ -102,13 +108,13 @@ extension Hub {
     /// its next blocking point: for calls that cannot throw it themselves
     /// (a `for` loop over a queue ends instead).
     func rearmLastInterrupt(_ g: AnyGreenlet) {
-        guard let (interrupt, isKill) = g.lastDelivered else { return }
-        g.lastDelivered = nil
+        guard let x = g.extras, let (interrupt, isKill) = x.lastDelivered else { return }
+        x.lastDelivered = nil
         if isKill {
-            if g.pendingKill == nil { g.pendingKill = interrupt }
+            if x.pendingKill == nil { x.pendingKill = interrupt }
         } else {
-            if g.pendingCancels == nil { g.pendingCancels = [] }
-            g.pendingCancels!.append(interrupt)
+            if x.pendingCancels == nil { x.pendingCancels = [] }
+            x.pendingCancels!.append(interrupt)
         }
     }
 }

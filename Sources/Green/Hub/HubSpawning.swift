@@ -82,7 +82,7 @@ extension Hub {
         g.recordUnstarted(failure)
         g.move(to: .finished)
         removeLive(g)
-        if g.locals != nil { g.locals = nil }
+        g.extras?.locals = nil
         g.notifyFinished()
         // A queued entry keeps the hub's reference until it is popped.
         if !g.queued { Unmanaged.passUnretained(g).release() }

@@ -40,12 +40,14 @@ extension Hub {
         if stackSize == 0 || stackSize == defaultPoolSize { return defaultPool }
         if let p = stackPools[stackSize] { return p }
         let p = green_stack_pool_create(stackSize, -1)!
+        green_stack_pool_set_idle_limit(p, Hub.warmStackLimit)
         stackPools[stackSize] = p
         return p
     }
 
     /// Gives a greenlet that is about to run for the first time its stack
     /// and context. On failure the greenlet finishes with the error.
+    @inline(never)
     func prepare(_ g: AnyGreenlet) -> Bool {
         let entry: green_entry_fn = { arg in
             let (from, to) = Hub.runGreenlet(arg!)
@@ -119,35 +121,58 @@ extension Hub {
     /// The life of a spawned greenlet, on its own stack. Returns the
     /// contexts of the final switch; the caller makes it with no Swift
     /// reference alive on this stack (it is never unwound).
+    ///
+    /// Inlined into the entry function, whose frame stays on the stack
+    /// for the greenlet's whole life (in a parked compact greenlet's
+    /// image) with `runBody`'s: what happens once, before and after the
+    /// body, is out of line.
+    @inline(__always)
     static func runGreenlet(_ arg: UnsafeMutableRawPointer)
         -> (UnsafeMutablePointer<green_context>, UnsafeMutablePointer<green_context>) {
         // Borrowed, not retained: the hub's reference keeps it alive, and
         // nothing retained here may be left when this stack is abandoned.
-        Unmanaged<AnyGreenlet>.fromOpaque(arg)._withUnsafeGuaranteedRef { g in
-            let hub = g.hub
-            hub.afterSwitch()
-            if let kill = g.pendingKill, g.shieldDepth == 0 {
-                // Killed after it was queued to start: it never runs.
-                g.pendingKill = nil
-                g.recordUnstarted(kill.error)
-            } else {
-                g.runBody()
-            }
-            g.move(to: .finished)
-            if g.pendingKill != nil { g.pendingKill = nil }
-            if g.pendingCancels != nil { g.pendingCancels = nil }
-            if g.lastDelivered != nil { g.lastDelivered = nil }
-            if g.locals != nil { g.locals = nil }
-            hub.removeLive(g)
-            g.notifyFinished()
-            hub.finishedPending = Unmanaged.passUnretained(g)
-            let nextCtx = hub.nextToRun()._withUnsafeGuaranteedRef { next in
-                next.move(to: .running)
-                hub.current = next
-                return next.context!
-            }
-            green_monitor_switched(hub.monitor, nextCtx)
-            return (g.context!, nextCtx)
+        let g = Unmanaged<AnyGreenlet>.fromOpaque(arg)
+        if g._withUnsafeGuaranteedRef({ $0.hub.starts($0) }) {
+            g._withUnsafeGuaranteedRef { $0.runBody() }
         }
+        return g._withUnsafeGuaranteedRef { $0.hub.finish($0) }
+    }
+
+    /// What a greenlet does first on its own stack: recycles the one that
+    /// finished before, and tells whether it runs its body (not if it was
+    /// killed after it was queued: then it has recorded the kill as its
+    /// outcome).
+    @inline(never)
+    func starts(_ g: AnyGreenlet) -> Bool {
+        afterSwitch()
+        guard g.hasPendingInterrupt, let kill = g.pendingKill, g.shieldDepth == 0 else { return true }
+        g.pendingKill = nil
+        g.recordUnstarted(kill.error)
+        return false
+    }
+
+    /// The end of `g`, on its own stack: it is finished, its joiners are
+    /// woken and the next greenlet claimed. Returns the contexts of the
+    /// final switch.
+    @inline(never)
+    func finish(_ g: AnyGreenlet)
+        -> (UnsafeMutablePointer<green_context>, UnsafeMutablePointer<green_context>) {
+        g.move(to: .finished)
+        if let x = g.extras {
+            x.pendingKill = nil
+            x.pendingCancels = nil
+            x.lastDelivered = nil
+            x.locals = nil
+        }
+        removeLive(g)
+        g.notifyFinished()
+        finishedPending = Unmanaged.passUnretained(g)
+        let nextCtx = nextToRun()._withUnsafeGuaranteedRef { next in
+            next.move(to: .running)
+            current = next
+            return next.context!
+        }
+        green_monitor_switched(monitor, nextCtx)
+        return (g.context!, nextCtx)
     }
 }

@@ -1,7 +1,8 @@
 // Waiting for a file descriptor, the primitive under every socket call.
 //
-// A greenlet that would block on an fd starts a libev io watcher kept on
-// its own stack (on the heap for a compact greenlet), parks, and is made ready by the watcher's callback. The
+// A greenlet that would block on an fd starts a libev io watcher kept in
+// its context's wait record (`Hub.takeWaitRecord`), parks, and is made
+// ready by the watcher's callback. The
 // watcher is stopped before the call returns, whatever happens, so libev
 // never holds a watcher whose memory is gone or whose fd was closed
 // (invariant 4 in Hub.swift; the watcher holds its greenlet unretained,
@@ -42,47 +43,44 @@ extension Hub {
                 register: (UnsafeMutablePointer<FDWait>?) -> Void = { _ in }) throws -> IOWaitOutcome {
         let g: AnyGreenlet = current
         try checkpoint(g)
-        return try withUnsafeTemporaryAllocation(of: FDWait.self, capacity: 1) { buf in
-            // libev writes into the watcher, and `Socket.close` may end the
-            // wait, while the greenlet is parked: a compact greenlet's goes
-            // on the heap (its stack is not there then; see StackMode).
-            let onHeap = g.isCompact
-            let wait = onHeap ? UnsafeMutablePointer<FDWait>.allocate(capacity: 1) : buf.baseAddress!
-            wait.initialize(to: FDWait(greenlet: g))
-            green_ev_io_init(&wait.pointee.watcher, { _, w, _ in
-                let wait = w!.pointee.data.assumingMemoryBound(to: FDWait.self)
-                wait.pointee.fired = true
-                wait.pointee.greenlet._withUnsafeGuaranteedRef { $0.hub.ready($0) }
-            }, fd, events)
-            wait.pointee.watcher.data = UnsafeMutableRawPointer(wait)
-            ev_io_start(loop, &wait.pointee.watcher)
-            fdWatches += 1
-            register(wait)
-            // The world outside wakes this wait: a virtual clock holds.
-            externalWaits += 1
-            defer {
-                externalWaits -= 1
-                register(nil)
-                ev_io_stop(loop, &wait.pointee.watcher)
-                fdWatches -= 1
-                wait.deinitialize(count: 1)
-                if onHeap { wait.deallocate() }
-            }
-            let block = {
-                while !wait.pointee.fired && !wait.pointee.closed {
-                    try self.park(g, on: what)
-                }
-            }
-            let inTime: Bool
-            if let timeout {
-                inTime = try withDeadline(timeout, block)
-            } else {
-                try block()
-                inTime = true
-            }
-            if wait.pointee.closed { return .closed }
-            return inTime ? .ready : .timedOut
+        // libev writes into the watcher, and `Socket.close` may end the
+        // wait, while the greenlet is parked: not on its stack (a
+        // compact greenlet's is not there then; see StackMode).
+        let wait = takeWaitRecord(FDWait.self, for: g)
+        wait.initialize(to: FDWait(greenlet: g))
+        green_ev_io_init(&wait.pointee.watcher, { _, w, _ in
+            let wait = w!.pointee.data.assumingMemoryBound(to: FDWait.self)
+            wait.pointee.fired = true
+            wait.pointee.greenlet._withUnsafeGuaranteedRef { $0.hub.ready($0) }
+        }, fd, events)
+        wait.pointee.watcher.data = UnsafeMutableRawPointer(wait)
+        ev_io_start(loop, &wait.pointee.watcher)
+        fdWatches += 1
+        register(wait)
+        // The world outside wakes this wait: a virtual clock holds.
+        externalWaits += 1
+        defer {
+            externalWaits -= 1
+            register(nil)
+            ev_io_stop(loop, &wait.pointee.watcher)
+            fdWatches -= 1
+            wait.deinitialize(count: 1)
+            releaseWaitRecord(wait, of: g)
         }
+        let block = {
+            while !wait.pointee.fired && !wait.pointee.closed {
+                try self.park(g, on: what)
+            }
+        }
+        let inTime: Bool
+        if let timeout {
+            inTime = try withDeadline(timeout, block)
+        } else {
+            try block()
+            inTime = true
+        }
+        if wait.pointee.closed { return .closed }
+        return inTime ? .ready : .timedOut
     }
 
     /// Ends a wait registered by `waitIO` because its fd is being closed:

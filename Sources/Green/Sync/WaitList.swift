@@ -1,9 +1,10 @@
 // The wait list under every lock, semaphore, condition and queue.
 //
-// A waiter is a node on the waiting greenlet's own stack (stacks never
-// move, so its address is stable for the whole wait): waiting allocates
-// nothing. A compact greenlet's node is on the heap: its stack is not
-// there while it is parked, and wakers and neighbours write into nodes.
+// A waiter is a node in the waiting greenlet's context, its wait record
+// (`Hub.takeWaitRecord`): its address is stable for the whole wait, and
+// waiting allocates nothing. Not on the greenlet's stack: a compact
+// greenlet's stack is not there while it is parked, and wakers and
+// neighbours write into nodes.
 // Nodes form a FIFO, doubly linked so that a waiter that times out or is
 // killed unlinks itself in O(1).
 //
@@ -135,25 +136,22 @@ extension Hub {
     @inline(__always)
     func wait(in list: WaitList, on what: StaticString, slot: UnsafeMutableRawPointer? = nil,
               count: Int = 0, takeDirectly: () -> Bool = { false }) throws -> WaitNode.Outcome {
-        return try withCurrentGreenlet { g in try withUnsafeTemporaryAllocation(of: WaitNode.self, capacity: 1) { buf in
-            // A compact greenlet's stack is not there while it is parked
-            // (see StackMode): its node goes on the heap.
-            let onHeap = g.isCompact
-            let node = onHeap ? UnsafeMutablePointer<WaitNode>.allocate(capacity: 1) : buf.baseAddress!
+        return try withCurrentGreenlet { g in
+            let node = takeWaitRecord(WaitNode.self, for: g)
             node.initialize(to: WaitNode(greenlet: g, slot: slot))
             node.pointee.count = count
             list.append(node)
             defer {
                 list.remove(node)
                 node.deinitialize(count: 1)
-                if onHeap { node.deallocate() }
+                releaseWaitRecord(node, of: g)
             }
             while node.pointee.outcome == .waiting {
                 if takeDirectly() { return .granted }
                 try park(g, on: what)
             }
             return node.pointee.outcome
-        } }
+        }
     }
 
     /// `wait(in:on:timeout:...)` on the calling thread's hub.
@@ -168,16 +166,39 @@ extension Hub {
 
     /// `wait(in:on:)` with an optional deadline of `timeout` seconds;
     /// returns nil if it expired first.
+    @inline(__always)
     func wait(in list: WaitList, on what: StaticString, timeout: Double?,
               slot: UnsafeMutableRawPointer? = nil, count: Int = 0,
               takeDirectly: () -> Bool = { false }) throws -> WaitNode.Outcome? {
         guard let timeout else {
             return try wait(in: list, on: what, slot: slot, count: count, takeDirectly: takeDirectly)
         }
-        var outcome: WaitNode.Outcome?
-        _ = try withDeadline(timeout) {
-            outcome = try wait(in: list, on: what, slot: slot, count: count, takeDirectly: takeDirectly)
+        // The deadline's setup and its error's test are out of line: a
+        // blocking call's frame stays on a parked greenlet's stack (in a
+        // compact greenlet's image), and they would take slots in it.
+        let deadline = startDeadline(timeout)
+        defer { deadline.cancel() }
+        do {
+            return try wait(in: list, on: what, slot: slot, count: count, takeDirectly: takeDirectly)
+        } catch {
+            if deadline.raised(error) { return nil }
+            throw error
         }
-        return outcome
+    }
+
+    /// A started `Timeout` for a wait with a deadline.
+    @inline(never)
+    func startDeadline(_ seconds: Double) -> Timeout {
+        let t = Timeout(seconds)
+        t.start()
+        return t
+    }
+}
+
+extension Timeout {
+    /// Whether `error` is this timeout's expiry.
+    @inline(never)
+    func raised(_ error: any Error) -> Bool {
+        (error as? TimeoutError)?.isFrom(self) ?? false
     }
 }
