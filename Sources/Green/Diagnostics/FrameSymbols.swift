@@ -55,6 +55,10 @@ enum FrameSymbols {
             // their demangled name tells).
             let isCore = f.isSystem || f.isSwiftThunk || s.rawName.hasPrefix("green_") || s.rawName.hasPrefix("__")
                 || s.name.hasPrefix("__")
+                // A PLT stub has no symbol of its own: the nearest one
+                // before it is the image's `_init` (a signal taken in the
+                // stub of clock_gettime named `_init` as the user's code).
+                || s.name == "_init" || s.name == "_fini"
                 || s.rawName.hasPrefix("swift_") || s.rawName.hasPrefix("ev_")
                 || module.map { $0 == "Swift" || $0 == "Green" } ?? false
             let isLibrary = isCore || module.map { libraryModules.contains($0) } ?? false
