@@ -58,16 +58,24 @@ public struct JobContext: Sendable {
 
     public init(model: ModelKind) { self.model = model }
 
-    /// Waits `seconds`.
+    /// Waits `seconds`. Inlinable, and a thread's sleep out of line: a
+    /// greenlet's job that waits keeps no frame of this function in its
+    /// stack (a parked compact greenlet's image) beyond its own.
+    @inlinable
     public func sleep(_ seconds: Double) throws {
-        switch model {
-        case .greenlets:
+        if model == .greenlets {
             try Green.sleep(seconds)
-        case .threads, .processes:
-            var t = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
-            var left = timespec()
-            while nanosleep(&t, &left) != 0 && errno == EINTR { t = left }
+        } else {
+            Self.sleepThread(seconds)
         }
+    }
+
+    /// Blocks the calling thread for `seconds`.
+    @usableFromInline @inline(never)
+    static func sleepThread(_ seconds: Double) {
+        var t = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
+        var left = timespec()
+        while nanosleep(&t, &left) != 0 && errno == EINTR { t = left }
     }
 }
 
@@ -95,6 +103,14 @@ public struct JobError: Error, CustomStringConvertible, Equatable {
     public init(job: String, kind: Kind) {
         self.job = job
         self.kind = kind
+    }
+
+    /// `error` as a pool reports a job's failure: itself if it is a
+    /// `JobError`, else `.failed` with its description. Out of line: the
+    /// description's buffers would take room in every worker's frame.
+    @usableFromInline @inline(never)
+    static func wrapping(_ error: any Error, job: String) -> any Error {
+        error is JobError ? error : JobError(job: job, kind: .failed(message: "\(error)"))
     }
 
     public var description: String {

@@ -136,14 +136,10 @@ public final class ModelTask<Output: Codable & Sendable> {
         let outcome: Result<Output, Error>
         switch backend {
         case .greenlet(let g):
-            outcome = Result { try g.get() }.mapError { error in
-                error is JobError ? error : JobError(job: job, kind: .failed(message: "\(error)"))
-            }
+            outcome = Result { try g.get() }.mapError { JobError.wrapping($0, job: job) }
         case .thread(let thread, let box):
             thread.join()
-            outcome = box.take().mapError { error in
-                error is JobError ? error : JobError(job: job, kind: .failed(message: "\(error)"))
-            }
+            outcome = box.take().mapError { JobError.wrapping($0, job: job) }
         case .process(let worker, let decode):
             outcome = Result { try decode(try worker.receive(job: job)) }
             worker.close()

@@ -18,7 +18,7 @@ public final class ModelPool {
     public let model: Model
     public let size: Int
     /// Greenlets: the pool's slots, shared by every map on it.
-    private let green: Green.Semaphore?
+    @usableFromInline let green: Green.Semaphore?
     private let workers: ThreadWorkers?
 
     init(model: Model, size: Int) throws {
@@ -39,6 +39,7 @@ public final class ModelPool {
 
     /// Every input's output, in input order; throws the first failure (in
     /// input order) once every item has finished.
+    @inlinable
     public func map<I, O>(_ job: Job<I, O>, _ inputs: [I]) throws -> [O] {
         var results = imap(job, inputs)
         var outputs: [O] = []
@@ -56,9 +57,23 @@ public final class ModelPool {
 
     /// The outputs in input order, each as soon as it and those before it
     /// are ready; a failed item is a `.failure` and the others still come.
+    ///
+    /// Inlinable, with the greenlets' path: specialized in the caller for
+    /// the job's types. Unspecialized, a worker greenlet's frames hold
+    /// generic value buffers while its job waits, a parked compact
+    /// greenlet keeps them in its image (io-sleep's were 1,520 bytes
+    /// each, 3.5 times a specialized one's), and each item looks up
+    /// `Result` and `Optional` metadata at run time.
+    @inlinable
     public func imap<I, O>(_ job: Job<I, O>, _ inputs: [I]) -> ModelResults<O> {
+        if let green { return greenImap(job, inputs, slots: green, context: model.context) }
+        return workerImap(job, inputs)
+    }
+
+    /// `imap` on the pool's threads, or its worker processes.
+    @usableFromInline
+    func workerImap<I, O>(_ job: Job<I, O>, _ inputs: [I]) -> ModelResults<O> {
         let context = model.context
-        if let green { return greenImap(job, inputs, slots: green, context: context) }
         let box = OrderedResults<O>(count: inputs.count)
         let processes = model.kind == .processes
         for (i, input) in inputs.enumerated() {
@@ -69,9 +84,7 @@ public final class ModelPool {
                         return try JSONDecoder().decode(O.self, from: try worker.call(job: job.name, input: encoded))
                     }
                     return try job.run(input, in: context)
-                }.mapError { error in
-                    error is JobError ? error : JobError(job: job.name, kind: .failed(message: "\(error)"))
-                })
+                }.mapError { JobError.wrapping($0, job: job.name) })
             }
         }
         var next = 0
@@ -88,24 +101,14 @@ public final class ModelPool {
     /// on `Green.Pool.imap` so that it is specialized for the job's types
     /// (a generic map in another module looks up `Result` and `Optional`
     /// metadata at run time for every item, the largest cost of 10,000
-    /// short tasks).
-    private func greenImap<I, O>(_ job: Job<I, O>, _ inputs: [I], slots: Green.Semaphore,
+    /// short tasks; see `imap`).
+    @inlinable
+    func greenImap<I, O>(_ job: Job<I, O>, _ inputs: [I], slots: Green.Semaphore,
                                  context: JobContext) -> ModelResults<O> {
         let count = inputs.count
-        let state = GreenMapState<O>(count: count)
+        let state = GreenMapState(job, inputs, slots: slots, context: context)
         for _ in 0..<min(size, count) {
-            Green.spawn(stackMode: model.stackMode) {
-                try slots.acquire()
-                defer { slots.release() }
-                while state.next < count {
-                    let i = state.next
-                    state.next += 1
-                    state.results[i] = Result { try job.run(inputs[i], in: context) }.mapError { error -> Error in
-                        error is JobError ? error : JobError(job: job.name, kind: .failed(message: "\(error)"))
-                    }
-                    if state.waitingFor == i { state.ready.set() }
-                }
-            }
+            Green.spawn(stackMode: model.stackMode) { try state.work() }
         }
         var taken = 0
         var ended = false
@@ -144,24 +147,58 @@ public final class ModelPool {
 }
 
 /// A greenlets map's shared state: confined to one hub (not `Sendable`).
-final class GreenMapState<O> {
-    var results: [Result<O, Error>?]
-    var next = 0
-    var waitingFor = -1
-    let ready = Green.Event()
-    init(count: Int) { results = Array(repeating: nil, count: count) }
+/// It holds what the workers use, so that a worker's frame, which stays
+/// on its stack while its job waits, holds little more than this object.
+@usableFromInline
+final class GreenMapState<I: Codable & Sendable, O: Codable & Sendable> {
+    @usableFromInline let job: Job<I, O>
+    @usableFromInline let inputs: [I]
+    @usableFromInline let slots: Green.Semaphore
+    @usableFromInline let context: JobContext
+    @usableFromInline var results: [Result<O, Error>?]
+    @usableFromInline var next = 0
+    @usableFromInline var waitingFor = -1
+    @usableFromInline let ready = Green.Event()
+
+    @inlinable
+    init(_ job: Job<I, O>, _ inputs: [I], slots: Green.Semaphore, context: JobContext) {
+        self.job = job
+        self.inputs = inputs
+        self.slots = slots
+        self.context = context
+        results = Array(repeating: nil, count: inputs.count)
+    }
+
+    /// A worker: takes a slot, then the next input while there is one.
+    @inlinable
+    func work() throws {
+        try slots.acquire()
+        defer { slots.release() }
+        while next < inputs.count {
+            let i = next
+            next += 1
+            do {
+                results[i] = .success(try job.run(inputs[i], in: context))
+            } catch {
+                results[i] = .failure(JobError.wrapping(error, job: job.name))
+            }
+            if waitingFor == i { ready.set() }
+        }
+    }
 }
 
 /// Outputs of `imap`, in order.
 public struct ModelResults<Output>: Sequence, IteratorProtocol {
     public let count: Int
-    private let nextResult: () -> Result<Output, Error>?
+    @usableFromInline let nextResult: () -> Result<Output, Error>?
 
+    @inlinable
     init(count: Int, _ next: @escaping () -> Result<Output, Error>?) {
         self.count = count
         nextResult = next
     }
 
+    @inlinable
     public mutating func next() -> Result<Output, Error>? { nextResult() }
 }
 

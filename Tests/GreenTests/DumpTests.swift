@@ -53,7 +53,10 @@ final class DumpTests: GreenTestCase {
         defer { try? marker.kill() }
         try Green.sleep(0)
         raise(SIGUSR2)
-        let text = try captured.get(timeout: 5)
+        // A full dump looks up every frame's line: the first lookup in a
+        // process reads the binary's line tables, seconds under a
+        // sanitizer.
+        let text = try captured.get(timeout: 120)
         XCTAssertTrue(text.contains("marked: parked on sleep"), text)
     }
 
