@@ -3,7 +3,9 @@
 # threads and processes, on this machine. Prints each table, writes each
 # chart to OUT/<workload>.svg and the JSON to OUT/<workload>.json (each
 # model's memory per task, user+kernel, in its line), and ends with a
-# Markdown summary (the README's "Which model when" table).
+# Markdown summary (the README's "Which model when" table). io-sleep runs
+# twice: the greenlets on dedicated stacks (the default), then on compact
+# ones beside threads (io-sleep-compact.*).
 #
 #   Benchmarks/compare-models.sh [--out DIR] [--quick]
 #
@@ -30,6 +32,7 @@ if [ $quick = 1 ]; then
     "cpu-hash --tasks 4 --concurrency 2 --bytes 1000000"
     "cpu-primes --tasks 4 --concurrency 2 --limit 50000"
     "io-sleep --tasks 500 --concurrency 500 --latency 0.05 --process-limit 8"
+    "io-sleep-compact=io-sleep --tasks 500 --concurrency 500 --latency 0.05 --models greenlets,threads --stack-mode compact"
     "http-fetch --tasks 200 --concurrency 50 --latency 0.01 --process-limit 8"
     "echo --tasks 20 --concurrency 10 --round-trips 50"
     "mixed --tasks 40 --concurrency 20 --latency 0.02 --bytes 800000 --process-limit 8"
@@ -41,6 +44,7 @@ else
     "cpu-hash --tasks 16 --concurrency 2 --bytes 16000000"
     "cpu-primes --tasks 16 --concurrency 2 --limit 400000"
     "io-sleep --tasks 10000 --concurrency 10000 --latency 0.1 --process-limit 64"
+    "io-sleep-compact=io-sleep --tasks 10000 --concurrency 10000 --latency 0.1 --models greenlets,threads --stack-mode compact"
     "http-fetch --tasks 2000 --concurrency 200 --latency 0.02 --process-limit 64"
     "echo --tasks 100 --concurrency 100 --round-trips 200 --process-limit 64"
     "mixed --tasks 400 --concurrency 100 --latency 0.05 --bytes 4000000 --process-limit 64"
@@ -51,6 +55,11 @@ fi
 
 for r in "${runs[@]}"; do
   name=${r%% *}
+  # "LABEL=WORKLOAD ARGS": a second run of a workload, under its own name.
+  if [[ $name == *=* ]]; then
+    r=${r#*=}
+    name=${name%%=*}
+  fi
   echo "== green-compare --workload $r" >&2
   # shellcheck disable=SC2086
   "$bin" --workload $r --svg "$out/$name.svg" --json > "$out/$name.json"
@@ -82,7 +91,9 @@ for f in sorted(os.listdir(out)):
         if not x:
             return "-"
         return f'{x["throughput"]:,.0f}/s ({x["throughput"] / g:.2f}x), {x["peak_rss_bytes"] / 2**20:.0f} MiB'
-    rows.append(f'| {o["workload"]} | {cell("greenlets")} | {cell("threads")} | {cell("processes")} |')
+    mode = o.get("greenlet_stack_mode", "dedicated")
+    label = o["workload"] + (f" ({mode} greenlets)" if mode != "dedicated" else "")
+    rows.append(f'| {label} | {cell("greenlets")} | {cell("threads")} | {cell("processes")} |')
 print("| workload | greenlets | threads | processes |")
 print("|---|---|---|---|")
 print("\n".join(rows))

@@ -170,7 +170,8 @@ struct GreenCompareCommand: ParsableCommand {
         }
         if json {
             let object: [String: Any] = ["workload": workload, "results": results.map(\.json),
-                                         "kernel_source": KernelMemory.primary.source]
+                                         "kernel_source": KernelMemory.primary.source,
+                                         "greenlet_stack_mode": greenletStackMode == .compact ? "compact" : "dedicated"]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
