@@ -56,25 +56,11 @@ hub_executor_yield_ns task_yield_ns"
 work=$(mktemp -d /tmp/bridge-peers.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# Prints the value of $1 in the one-line JSON object on stdin.
-value() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
-# Appends each key's value in JSON $1 to $work/KEY, one line per round.
-keep() {
-  local k v
-  for k in $2; do
-    v=$(echo "$1" | value "$k")
-    [ -n "$v" ] || die "no $k in: $1"
-    echo "$v" >> "$work/$k"
-  done
-}
 green() { keep "$("$bench" --only "$(echo $green_keys | tr ' ' ,)" ${runs:+--runs "$runs"} --json)" "$green_keys"; }
 nio() { keep "$("$peer" ${runs:+--runs "$runs"} --json)" "$nio_keys"; }
 
-range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
 # ns as green-bench prints them: whole above 1000, else two decimals.
 ns() { awk '{ if ($1 >= 1000) printf "%d\n", $1 + 0.5; else printf "%.2f\n", $1 }'; }
-# The median over the rounds of $1 / $2, each round's own.
-ratio() { paste "$work/$1" "$work/$2" | awk '{ print $1 / $2 }' | median | awk '{ printf "%.3f\n", $1 }'; }
 
 for r in $(seq 1 "$rounds"); do
   if [ $((r % 2)) = 1 ]; then green; nio; else nio; green; fi

@@ -68,3 +68,21 @@ build_swift_pair() {
 
 # median: the median of the numbers on stdin, one a line.
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# Rounds of figures kept in files, one per key, in the directory $work
+# (the script makes it): the scripts that run two programs in turns.
+# value KEY: the value of KEY in the one-line JSON object on stdin.
+value() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
+# keep JSON KEYS: appends each key's value in JSON to $work/KEY.
+keep() {
+  local k v
+  for k in $2; do
+    v=$(echo "$1" | value "$k")
+    [ -n "$v" ] || die "no $k in: $1"
+    echo "$v" >> "$work/$k"
+  done
+}
+# range: "lowest-highest" of the numbers on stdin.
+range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
+# ratio A B: the median over the rounds of A / B, each round's own.
+ratio() { paste "$work/$1" "$work/$2" | awk '{ print $1 / $2 }' | median | awk '{ printf "%.3f\n", $1 }'; }

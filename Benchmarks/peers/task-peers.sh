@@ -59,23 +59,9 @@ quick_flag=()
 work=$(mktemp -d /tmp/task-peers.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# Prints the value of $1 in the one-line JSON object on stdin.
-value() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
-# Appends each key's value in JSON $1 to $work/KEY, one line per round.
-keep() {
-  local k v
-  for k in $2; do
-    v=$(echo "$1" | value "$k")
-    [ -n "$v" ] || die "no $k in: $1"
-    echo "$v" >> "$work/$k"
-  done
-}
 green() { keep "$("$ours" --only "=$green_key" "${quick_flag[@]}" --json 2>/dev/null | tail -1)" "$green_key"; }
 tasks() { keep "$("$peer" "${quick_flag[@]}" --json | tail -1)" "$task_keys"; }
 
-range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
-# The median over the rounds of $1 / $2, each round's own.
-ratio() { paste "$work/$1" "$work/$2" | awk '{ print $1 / $2 }' | median | awk '{ printf "%.3f\n", $1 }'; }
 
 for r in $(seq 1 "$rounds"); do
   if [ $((r % 2)) = 1 ]; then green; tasks; else tasks; green; fi
