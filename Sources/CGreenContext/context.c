@@ -1,9 +1,11 @@
 // swift-green: setting up contexts, and the ucontext fallback.
 #define _GNU_SOURCE
+#include "green_frames.h"
 #include "green_switch.h"
 #include "green_tools.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,15 @@ void green_context_init_current(green_context *ctx, int kind) {
 #if defined(GREEN_ANNOTATE_SWITCHES)
     green_tools_init_current(ctx);
 #endif
+}
+
+// The return address makecontext gives a context's first frame (the same
+// for every context: the C library's start of a context), for backtraces.
+// Atomic: every hub's thread stores it, a dump's reads it.
+static _Atomic uintptr_t ucontext_entry_return;
+
+uintptr_t green_ucontext_entry_return(void) {
+    return atomic_load_explicit(&ucontext_entry_return, memory_order_relaxed);
 }
 
 // makecontext passes int arguments only, so the context pointer travels
@@ -150,6 +161,20 @@ int green_context_init(green_context *ctx, int kind, green_stack *stack,
         uintptr_t p = (uintptr_t)ctx;
         makecontext(uc, (void (*)(void))ucontext_start, 2,
                     (unsigned int)(p >> 32), (unsigned int)(p & 0xffffffffu));
+        // A null frame pointer in the first frame, as the assembly entry
+        // leaves: makecontext keeps the one getcontext saved (this
+        // function's caller's), and a backtrace of the greenlet (frames.c,
+        // gdb) would walk on into this thread's stack.
+#if defined(__x86_64__)
+        uc->uc_mcontext.gregs[REG_RBP] = 0;
+        // The first frame's return address, at the stack pointer
+        // makecontext left: the C library's start of a context.
+        atomic_store_explicit(&ucontext_entry_return, *(const uintptr_t *)uc->uc_mcontext.gregs[REG_RSP],
+                              memory_order_relaxed);
+#elif defined(__aarch64__)
+        uc->uc_mcontext.regs[29] = 0;
+        atomic_store_explicit(&ucontext_entry_return, (uintptr_t)uc->uc_mcontext.regs[30], memory_order_relaxed);
+#endif
 #if defined(GREEN_ANNOTATE_SWITCHES)
         green_tools_init(ctx);
 #endif

@@ -69,6 +69,7 @@ int green_context_frame_start(const green_context *ctx, uintptr_t own_low, uintp
 #else
         return -1;
 #endif
+        out->end_pc = green_ucontext_entry_return();
         return out->pc != 0 ? 0 : -1;
     }
     uintptr_t sp = (uintptr_t)ctx->sp;
@@ -96,7 +97,7 @@ int green_frames_walk(const green_frame_start *start, uint64_t *out, int max) {
     while (n < max && fp != 0 && (fp & (sizeof(uintptr_t) - 1)) == 0) {
         uintptr_t record[2];   // the caller's frame pointer, the return address
         if (green_frame_read(start, fp, record, sizeof record) != 0) break;
-        if (record[1] == 0) break;
+        if (record[1] == 0 || record[1] == start->end_pc) break;
         out[n++] = (uint64_t)(record[1] - 1);
         if (record[0] <= fp) break;   // frames move up the stack
         fp = record[0];

@@ -150,6 +150,25 @@ final class DumpTests: GreenTestCase {
         }
     }
 
+    /// A parked greenlet's backtrace ends where its stack begins: at the
+    /// runtime's entry (and the C library's start of a ucontext context),
+    /// with nothing read past it.
+    func testAFullBacktraceEndsAtTheGreenletsEntry() throws {
+        try whileParkedInFiveWays(5, .dedicated) {
+            let snapshot = try GreenletDump.snapshot(full: true)
+            let parked = snapshot.greenlets.filter { $0.waitingOn == "sleep" }
+            XCTAssertEqual(parked.count, 1)
+            for g in parked {
+                let entry = try XCTUnwrap(g.frames.lastIndex { $0.function.contains("Hub.prepare") },
+                                          "\(g.name): \(g.frames)")
+                let below = g.frames[(entry + 1)...].map(\.function)
+                let starts = ["green_start", "annotated_start", "ucontext_start", "__start_context"]
+                XCTAssertLessThanOrEqual(below.count, 2, "\(below)")
+                XCTAssertTrue(below.allSatisfy { f in starts.contains { f.hasPrefix($0) } }, "\(below)")
+            }
+        }
+    }
+
     func testTheJSONDumpHasTheGroupsAndOnRequestEveryGreenlet() throws {
         try whileParkedInFiveWays(50, .dedicated) {
             let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(GreenletDump.json(full: true).utf8))

@@ -41,7 +41,15 @@ typedef struct green_frame_start {
     const void *image;
     uintptr_t image_base;
     size_t image_size;
+    /// A return address that ends the walk, not listed (0: none): where a
+    /// ucontext context's first frame returns to, the C library's start
+    /// of a context, below the runtime's entry.
+    uintptr_t end_pc;
 } green_frame_start;
+
+/// The return address makecontext gives a ucontext context's first frame
+/// (0 until a ucontext context was made).
+uintptr_t green_ucontext_entry_return(void);
 
 /// Fills `out` for a suspended context; 0 on success, -1 if it cannot be
 /// told (never switched out, or a thread's own stack whose bounds are not
