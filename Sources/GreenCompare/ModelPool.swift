@@ -62,7 +62,7 @@ public final class ModelPool {
     /// the job's types. Unspecialized, a worker greenlet's frames hold
     /// generic value buffers while its job waits, a parked compact
     /// greenlet keeps them in its image (io-sleep's were 1,520 bytes
-    /// each, 3.5 times a specialized one's), and each item looks up
+    /// each, 736 specialized), and each item looks up
     /// `Result` and `Optional` metadata at run time.
     @inlinable
     public func imap<I, O>(_ job: Job<I, O>, _ inputs: [I]) -> ModelResults<O> {
@@ -104,7 +104,7 @@ public final class ModelPool {
     /// short tasks; see `imap`).
     @inlinable
     func greenImap<I, O>(_ job: Job<I, O>, _ inputs: [I], slots: Green.Semaphore,
-                                 context: JobContext) -> ModelResults<O> {
+                         context: JobContext) -> ModelResults<O> {
         let count = inputs.count
         let state = GreenMapState(job, inputs, slots: slots, context: context)
         for _ in 0..<min(size, count) {
