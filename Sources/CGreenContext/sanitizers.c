@@ -53,6 +53,22 @@ int green_context_tool_annotations(void) {
     return mask;
 }
 
+void green_tsan_release(const void *key) {
+#if GREEN_TSAN
+    __tsan_release((void *)key);
+#else
+    (void)key;
+#endif
+}
+
+void green_tsan_acquire(const void *key) {
+#if GREEN_TSAN
+    __tsan_acquire((void *)key);
+#else
+    (void)key;
+#endif
+}
+
 #if defined(GREEN_ANNOTATE_SWITCHES)
 
 #include <stdio.h>

@@ -100,6 +100,14 @@ void green_context_exit_to(green_context *from, green_context *to) {
 /// 1 (AddressSanitizer), 2 (ThreadSanitizer), 4 (Valgrind).
 int green_context_tool_annotations(void);
 
+/// A happens-before edge ThreadSanitizer cannot see by itself, from a
+/// release on `key` to an acquire of it (no-ops in other builds). Swift's
+/// concurrency runtime is not instrumented: a continuation resumed before
+/// its task reached the await hands the task everything the resumer wrote
+/// through atomics of the runtime's that the tool does not know.
+void green_tsan_release(const void *key);
+void green_tsan_acquire(const void *key);
+
 /// The bare switch without the runtime's bookkeeping, for the baseline
 /// figure `c_switch_ns`: a C ping-pong between two contexts, `count` round
 /// trips. Returns 0, or -1 if the assembly switch is not built.

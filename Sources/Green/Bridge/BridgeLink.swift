@@ -1,3 +1,4 @@
+import CGreenContext
 import Synchronization
 
 /// Links an async caller to the greenlet it waits for, so that cancelling
@@ -30,9 +31,20 @@ final class BridgeLink: @unchecked Sendable {
     /// Hub thread: spawns the greenlet.
     private func start(name: String?, body: @escaping () throws -> Void,
                        continuation: UnsafeContinuation<Void, any Error>) {
-        let g = BridgeGreenlet.spawn(name: name, body: body, continuation: continuation)
+        let g = BridgeGreenlet.spawn(name: name, body: body, continuation: continuation, link: key)
         greenlet = g
         if cancelled.load(ordering: .acquiring) { try? g.kill(block: false) }
+    }
+
+    /// This link's key for ThreadSanitizer's edge from the greenlet's
+    /// resumption of the task to the task (`green_tsan_release`).
+    var key: UnsafeRawPointer { UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    /// The task, resumed: what the greenlet wrote before it resumed the
+    /// task is visible here (it is; this tells ThreadSanitizer so).
+    @usableFromInline
+    func resumed() {
+        green_tsan_acquire(key)
     }
 
     /// Any thread: the task was cancelled.

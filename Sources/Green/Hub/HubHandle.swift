@@ -50,13 +50,19 @@ public struct HubHandle: Sendable {
         let store: @Sendable () throws -> Void = {
             address.raw.assumingMemoryBound(to: T?.self).pointee = try body()
         }
-        try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                link.start(name: name, body: store, continuation: continuation, through: mailbox)
+        do {
+            try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                    link.start(name: name, body: store, continuation: continuation, through: mailbox)
+                }
+            } onCancel: {
+                link.cancel(through: mailbox)
             }
-        } onCancel: {
-            link.cancel(through: mailbox)
+        } catch {
+            link.resumed()
+            throw error
         }
+        link.resumed()
         // Taken out, leaving nil for the `defer` to deinitialize (a
         // `move()` would leave the memory uninitialized, and the `defer`
         // would release the result a second time).
